@@ -1,0 +1,94 @@
+//! An mTLS client for your own PEM files.
+//!
+//! ```text
+//! cargo run --example client -- --url https://localhost:8443/ \
+//!     --cert client.pem --key client.key --ca ca.pem
+//! ```
+//!
+//! Prints the status, the body and the server's verified identity. On failure it prints the
+//! named reason and exits 1.
+
+use std::process::ExitCode;
+
+use http_body_util::BodyExt;
+use mtls::{Client, PeerIdentity};
+
+const USAGE: &str = "usage: client --url URL --cert FILE --key FILE --ca FILE";
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let args = match Args::parse(std::env::args().skip(1)) {
+        Ok(args) => args,
+        Err(e) => {
+            eprintln!("{e}\n{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    match run(args).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
+    let client = Client::builder()
+        .identity_files(&args.cert, &args.key)
+        .trust_file(&args.ca)
+        .build()?;
+    let url = args
+        .url
+        .parse()
+        .map_err(|e| format!("`{}` is not a URL: {e}", args.url))?;
+    let resp = client.get(url).await?;
+    let status = resp.status();
+    if let Some(server) = resp.extensions().get::<PeerIdentity>() {
+        println!("server: {server}");
+        println!("  subject: {}", server.subject());
+        println!("  issuer:  {}", server.issuer());
+        println!("  DNS:     {:?}", server.dns_names());
+        if let Some(version) = server.tls_version() {
+            println!("  TLS:     {version}");
+        }
+    }
+    println!("status: {status}");
+    let body = resp.into_body().collect().await?.to_bytes();
+    print!("{}", String::from_utf8_lossy(&body));
+    if !status.is_success() {
+        return Err(format!("the server answered {status}").into());
+    }
+    Ok(())
+}
+
+struct Args {
+    url: String,
+    cert: String,
+    key: String,
+    ca: String,
+}
+
+impl Args {
+    fn parse(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
+        let (mut url, mut cert, mut key, mut ca) = (None, None, None, None);
+        while let Some(flag) = args.next() {
+            let slot = match flag.as_str() {
+                "--url" => &mut url,
+                "--cert" => &mut cert,
+                "--key" => &mut key,
+                "--ca" => &mut ca,
+                "-h" | "--help" => return Err("mTLS example client".to_owned()),
+                other => return Err(format!("unknown argument `{other}`")),
+            };
+            *slot = Some(args.next().ok_or(format!("`{flag}` needs a value"))?);
+        }
+        let need = |v: Option<String>, name: &str| v.ok_or(format!("missing `--{name}`"));
+        Ok(Args {
+            url: need(url, "url")?,
+            cert: need(cert, "cert")?,
+            key: need(key, "key")?,
+            ca: need(ca, "ca")?,
+        })
+    }
+}

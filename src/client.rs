@@ -1,0 +1,471 @@
+//! [`Client`]: a pooled HTTPS client that presents our certificate, verifies the server, and
+//! puts the server's [`PeerIdentity`] into every response.
+
+use std::fmt;
+use std::future::Future;
+use std::io;
+use std::path::Path;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use bytes::Bytes;
+use http::{Request, Response, Uri};
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper_util::client::legacy::connect::{Connected, Connection};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use rustls::ClientConfig;
+use rustls_pki_types::ServerName;
+use tokio::net::TcpStream;
+use tokio_rustls::TlsConnector;
+
+use crate::error::{
+    ClientError, Error, HandshakeFailure, LoadError, alert_name, is_certificate_alert,
+};
+use crate::identity::PeerIdentity;
+use crate::material::{Identity, TrustBundle};
+use crate::provider::crypto_provider;
+use crate::tls::client_config;
+
+/// Default limit on TCP connect plus TLS handshake.
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Configures a [`Client`].
+///
+/// # Examples
+///
+/// ```no_run
+/// # fn build() -> Result<mtls::Client, mtls::Error> {
+/// let client = mtls::Client::builder()
+///     .identity_files("certs/orders.pem", "certs/orders.key")
+///     .trust_file("certs/ca.pem")
+///     .build()?;
+/// # Ok(client) }
+/// ```
+#[must_use = "a builder does nothing until `.build()` is called"]
+#[derive(Debug)]
+pub struct ClientBuilder {
+    identity: Option<Result<Identity, LoadError>>,
+    trust: Option<Result<TrustBundle, LoadError>>,
+    connect_timeout: Duration,
+    pool_idle_timeout: Option<Duration>,
+    pool_max_idle_per_host: usize,
+}
+
+impl ClientBuilder {
+    fn new() -> Self {
+        ClientBuilder {
+            identity: None,
+            trust: None,
+            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+            pool_idle_timeout: Some(Duration::from_secs(90)),
+            pool_max_idle_per_host: usize::MAX,
+        }
+    }
+
+    /// The certificate chain and key we present to servers.
+    pub fn identity(mut self, identity: Identity) -> Self {
+        self.identity = Some(Ok(identity));
+        self
+    }
+
+    /// Loads our chain and key from PEM files; a load error is returned by [`ClientBuilder::build`].
+    pub fn identity_files(mut self, cert: impl AsRef<Path>, key: impl AsRef<Path>) -> Self {
+        self.identity = Some(Identity::from_pem_files(cert, key));
+        self
+    }
+
+    /// The CAs a server's certificate must chain to.
+    pub fn trust(mut self, trust: TrustBundle) -> Self {
+        self.trust = Some(Ok(trust));
+        self
+    }
+
+    /// Loads the CAs from a PEM file; a load error is returned by [`ClientBuilder::build`].
+    pub fn trust_file(mut self, path: impl AsRef<Path>) -> Self {
+        self.trust = Some(TrustBundle::from_pem_file(path));
+        self
+    }
+
+    /// Limit on TCP connect plus TLS handshake for a new connection. Default: 10 seconds.
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout;
+        self
+    }
+
+    /// How long an idle pooled connection is kept. `None` keeps it until the server closes it.
+    /// Default: 90 seconds.
+    pub fn pool_idle_timeout(mut self, timeout: Option<Duration>) -> Self {
+        self.pool_idle_timeout = timeout;
+        self
+    }
+
+    /// Most idle connections kept per host. `0` disables pooling: every request opens a new
+    /// connection (resuming the TLS session where the server allows). Default: unlimited.
+    pub fn pool_max_idle_per_host(mut self, max: usize) -> Self {
+        self.pool_max_idle_per_host = max;
+        self
+    }
+
+    /// Builds the client.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::MissingIdentity`] and [`Error::MissingTrust`] when material was not given,
+    /// [`Error::Load`] when it could not be loaded, and [`Error::Tls`] when rustls refuses it.
+    pub fn build(self) -> Result<Client, Error> {
+        let identity = self.identity.ok_or(Error::MissingIdentity)??;
+        let trust = self.trust.ok_or(Error::MissingTrust)??;
+        let config = client_config(&crypto_provider(), &identity, &trust)?;
+        let connector = Connector {
+            config: Arc::new(ArcSwap::from_pointee(config)),
+            connect_timeout: self.connect_timeout,
+        };
+        let mut builder = hyper_util::client::legacy::Client::builder(TokioExecutor::new());
+        builder
+            .pool_idle_timeout(self.pool_idle_timeout)
+            .pool_max_idle_per_host(self.pool_max_idle_per_host)
+            .pool_timer(hyper_util::rt::TokioTimer::new());
+        Ok(Client {
+            inner: builder.build(connector),
+        })
+    }
+}
+
+/// A pooled HTTPS client that authenticates with our certificate.
+///
+/// Each response carries the server's verified [`PeerIdentity`] in its extensions. Cloning is
+/// cheap and clones share the connection pool and the TLS session cache.
+///
+/// # Examples
+///
+/// ```no_run
+/// # async fn call(client: mtls::Client) -> Result<(), mtls::ClientError> {
+/// let resp = client.get("https://inventory.internal:8443/stock".parse().unwrap()).await?;
+/// let server = resp.extensions().get::<mtls::PeerIdentity>().expect("set on every response");
+/// println!("{} answered {}", server, resp.status());
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct Client {
+    inner: hyper_util::client::legacy::Client<Connector, Full<Bytes>>,
+}
+
+impl fmt::Debug for Client {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Client").finish_non_exhaustive()
+    }
+}
+
+impl Client {
+    /// Starts configuring a client.
+    pub fn builder() -> ClientBuilder {
+        ClientBuilder::new()
+    }
+
+    /// Sends a `GET` request to `uri`, which must be `https`.
+    ///
+    /// # Errors
+    ///
+    /// As [`Client::request`].
+    pub async fn get(&self, uri: Uri) -> Result<Response<Incoming>, ClientError> {
+        let mut req = Request::new(Full::default());
+        *req.uri_mut() = uri;
+        self.request(req).await
+    }
+
+    /// Sends a request. Its URI must be absolute and `https`.
+    ///
+    /// # Errors
+    ///
+    /// - [`ClientError::InvalidUri`]: not `https`, or no host;
+    /// - [`ClientError::Connect`]: connection refused, unreachable, or the name does not resolve;
+    /// - [`ClientError::Timeout`]: connect plus handshake took longer than the connect timeout;
+    /// - [`ClientError::ServerCertificate`]: we refused the server's certificate (unknown CA,
+    ///   expired, wrong name...);
+    /// - [`ClientError::ServerRejectedCertificate`]: the server refused ours;
+    /// - [`ClientError::Handshake`]: another TLS failure;
+    /// - [`ClientError::Http`]: the HTTP exchange failed.
+    pub async fn request(
+        &self,
+        req: Request<Full<Bytes>>,
+    ) -> Result<Response<Incoming>, ClientError> {
+        check_uri(req.uri())?;
+        self.inner.request(req).await.map_err(classify)
+    }
+}
+
+fn check_uri(uri: &Uri) -> Result<(), ClientError> {
+    let invalid = |reason| ClientError::InvalidUri {
+        uri: uri.to_string(),
+        reason,
+    };
+    match uri.scheme_str() {
+        Some("https") => {}
+        Some(_) => return Err(invalid("mutual TLS needs an `https://` URL")),
+        None => {
+            return Err(invalid(
+                "the URL must be absolute, like `https://host:port/path`",
+            ));
+        }
+    }
+    if uri.host().is_none_or(str::is_empty) {
+        return Err(invalid("the URL has no host"));
+    }
+    Ok(())
+}
+
+/// Names the failure inside a hyper-util client error.
+fn classify(error: hyper_util::client::legacy::Error) -> ClientError {
+    // HTTP/2 turns I/O errors into strings, so a TLS alert read after the handshake is found
+    // through the connection's own record of it, not through the error chain.
+    if let Some(connected) = error.connect_info() {
+        let mut extras = http::Extensions::new();
+        connected.get_extras(&mut extras);
+        if let Some(tls) = extras.get::<TlsFailure>().and_then(TlsFailure::get) {
+            return from_tls(&tls);
+        }
+    }
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(&error);
+    while let Some(e) = cause {
+        if let Some(ours) = e.downcast_ref::<ClientError>() {
+            return ours.duplicate();
+        }
+        if let Some(tls) = e.downcast_ref::<rustls::Error>() {
+            return from_tls(tls);
+        }
+        // io::Error::source skips the error it wraps, so look inside explicitly.
+        if let Some(tls) = e
+            .downcast_ref::<io::Error>()
+            .and_then(io::Error::get_ref)
+            .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+        {
+            return from_tls(tls);
+        }
+        cause = e.source();
+    }
+    ClientError::Http(Box::new(error))
+}
+
+/// A rustls error seen by the client, during or right after the handshake.
+fn from_tls(error: &rustls::Error) -> ClientError {
+    match error {
+        rustls::Error::AlertReceived(alert) if is_certificate_alert(*alert) => {
+            ClientError::ServerRejectedCertificate {
+                alert: alert_name(*alert),
+            }
+        }
+        rustls::Error::InvalidCertificate(_) => ClientError::ServerCertificate {
+            reason: HandshakeFailure::from_rustls(error),
+            detail: error.to_string(),
+        },
+        _ => ClientError::Handshake {
+            reason: HandshakeFailure::from_rustls(error),
+            detail: error.to_string(),
+        },
+    }
+}
+
+impl ClientError {
+    /// A copy of a connector error found by reference in an error chain.
+    fn duplicate(&self) -> ClientError {
+        match self {
+            ClientError::InvalidUri { uri, reason } => ClientError::InvalidUri {
+                uri: uri.clone(),
+                reason,
+            },
+            ClientError::Connect { authority, source } => ClientError::Connect {
+                authority: authority.clone(),
+                source: io::Error::new(source.kind(), source.to_string()),
+            },
+            ClientError::ServerRejectedCertificate { alert } => {
+                ClientError::ServerRejectedCertificate {
+                    alert: alert.clone(),
+                }
+            }
+            ClientError::ServerCertificate { reason, detail } => ClientError::ServerCertificate {
+                reason: *reason,
+                detail: detail.clone(),
+            },
+            ClientError::Handshake { reason, detail } => ClientError::Handshake {
+                reason: *reason,
+                detail: detail.clone(),
+            },
+            ClientError::Timeout { authority, after } => ClientError::Timeout {
+                authority: authority.clone(),
+                after: *after,
+            },
+            ClientError::Http(e) => ClientError::Handshake {
+                reason: HandshakeFailure::Other,
+                detail: e.to_string(),
+            },
+        }
+    }
+}
+
+/// Opens TCP, then TLS with our identity, for the hyper-util client.
+#[derive(Clone)]
+struct Connector {
+    /// Each connection loads the current config, so a swap affects new connections only.
+    config: Arc<ArcSwap<ClientConfig>>,
+    connect_timeout: Duration,
+}
+
+impl Connector {
+    async fn connect(self, uri: Uri) -> Result<TlsConnection, ClientError> {
+        check_uri(&uri)?;
+        let host = uri.host().unwrap_or_default();
+        // `Uri::host` keeps the brackets of an IPv6 literal.
+        let host = host
+            .strip_prefix('[')
+            .and_then(|h| h.strip_suffix(']'))
+            .unwrap_or(host)
+            .to_owned();
+        let port = uri.port_u16().unwrap_or(443);
+        let authority = format!("{host}:{port}");
+        let server_name =
+            ServerName::try_from(host.clone()).map_err(|_| ClientError::InvalidUri {
+                uri: uri.to_string(),
+                reason: "the host is neither a DNS name nor an IP address",
+            })?;
+        let connector = TlsConnector::from(self.config.load_full());
+        let timeout = self.connect_timeout;
+        let attempt = async {
+            let tcp = TcpStream::connect((host.as_str(), port))
+                .await
+                .map_err(|source| ClientError::Connect {
+                    authority: authority.clone(),
+                    source,
+                })?;
+            let _ = tcp.set_nodelay(true);
+            connector.connect(server_name, tcp).await.map_err(|e| {
+                match e.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()) {
+                    Some(tls) => from_tls(tls),
+                    None => ClientError::Handshake {
+                        reason: HandshakeFailure::from_io(&e),
+                        detail: e.to_string(),
+                    },
+                }
+            })
+        };
+        let tls =
+            tokio::time::timeout(timeout, attempt)
+                .await
+                .map_err(|_| ClientError::Timeout {
+                    authority: authority.clone(),
+                    after: timeout,
+                })??;
+        let peer = PeerIdentity::from_connection(tls.get_ref().1).ok_or_else(|| {
+            ClientError::ServerCertificate {
+                reason: HandshakeFailure::BadCertificate,
+                detail: "the verified server certificate could not be parsed".to_owned(),
+            }
+        })?;
+        Ok(TlsConnection {
+            io: TokioIo::new(tls),
+            peer,
+            failure: TlsFailure::default(),
+        })
+    }
+}
+
+impl tower_service::Service<Uri> for Connector {
+    type Response = TlsConnection;
+    type Error = ClientError;
+    type Future = Pin<Box<dyn Future<Output = Result<TlsConnection, ClientError>> + Send>>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, uri: Uri) -> Self::Future {
+        Box::pin(self.clone().connect(uri))
+    }
+}
+
+/// A client TLS connection that knows the server's identity.
+struct TlsConnection {
+    io: TokioIo<tokio_rustls::client::TlsStream<TcpStream>>,
+    peer: PeerIdentity,
+    failure: TlsFailure,
+}
+
+/// The fatal TLS error a connection hit after its handshake, such as the alert a TLS 1.3
+/// server sends when it rejects our certificate.
+#[derive(Clone, Default)]
+struct TlsFailure(Arc<Mutex<Option<rustls::Error>>>);
+
+impl TlsFailure {
+    fn get(&self) -> Option<rustls::Error> {
+        self.0.lock().ok().and_then(|slot| slot.clone())
+    }
+
+    fn record<T>(&self, result: Poll<io::Result<T>>) -> Poll<io::Result<T>> {
+        if let Poll::Ready(Err(e)) = &result
+            && let Some(tls) = e.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>())
+            && let Ok(mut slot) = self.0.lock()
+        {
+            slot.get_or_insert_with(|| tls.clone());
+        }
+        result
+    }
+}
+
+impl Connection for TlsConnection {
+    fn connected(&self) -> Connected {
+        // `extra` puts the server's identity into every response from this connection.
+        let connected = Connected::new()
+            .extra(self.peer.clone())
+            .extra(self.failure.clone());
+        if self.peer.alpn_protocol() == Some(b"h2") {
+            connected.negotiated_h2()
+        } else {
+            connected
+        }
+    }
+}
+
+impl hyper::rt::Read for TlsConnection {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: hyper::rt::ReadBufCursor<'_>,
+    ) -> Poll<io::Result<()>> {
+        let result = Pin::new(&mut self.io).poll_read(cx, buf);
+        self.failure.record(result)
+    }
+}
+
+impl hyper::rt::Write for TlsConnection {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let result = Pin::new(&mut self.io).poll_write(cx, buf);
+        self.failure.record(result)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.io).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.io).poll_shutdown(cx)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.io).poll_write_vectored(cx, bufs)
+    }
+}

@@ -1,0 +1,525 @@
+//! Errors: loading material ([`LoadError`]), building and running ([`Error`]), calling out
+//! ([`ClientError`]), and why a handshake failed ([`HandshakeFailure`]).
+
+use std::fmt;
+use std::io;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use rustls::{AlertDescription, CertificateError, PeerIncompatible};
+
+/// Where a piece of material came from, so that an error can point at it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Origin {
+    /// A file on disk.
+    File(PathBuf),
+    /// Bytes handed over in memory; the label says what they were meant to be.
+    Memory(&'static str),
+}
+
+impl fmt::Display for Origin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Origin::File(path) => write!(f, "`{}`", path.display()),
+            Origin::Memory(label) => write!(f, "the in-memory {label}"),
+        }
+    }
+}
+
+/// Why certificate, key or CA material could not be loaded.
+///
+/// Every variant names where the material came from and ends with a hint on how to fix it.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum LoadError {
+    /// The file is missing or this process may not read it.
+    #[error("cannot read `{}`: {source}; check that the path exists and that this process may read it", path.display())]
+    Read {
+        /// The file that could not be read.
+        path: PathBuf,
+        /// What the operating system said.
+        source: io::Error,
+    },
+    /// The bytes are not well-formed PEM.
+    #[error(
+        "{origin} is not valid PEM: {detail}; expected `-----BEGIN ...-----` / `-----END ...-----` blocks"
+    )]
+    Pem {
+        /// Where the bytes came from.
+        origin: Origin,
+        /// What the PEM reader reported.
+        detail: String,
+    },
+    /// No `CERTIFICATE` block was found.
+    #[error(
+        "no certificate found in {origin}; expected at least one `-----BEGIN CERTIFICATE-----` block"
+    )]
+    NoCertificate {
+        /// Where the bytes came from.
+        origin: Origin,
+    },
+    /// A `CERTIFICATE` block holds something that is not an X.509 certificate.
+    #[error(
+        "certificate #{index} in {origin} cannot be parsed: {detail}; re-export it as a PEM X.509 certificate"
+    )]
+    InvalidCertificate {
+        /// Where the bytes came from.
+        origin: Origin,
+        /// Position of the certificate in the file, from 1.
+        index: usize,
+        /// What the parser reported.
+        detail: String,
+    },
+    /// No private key block was found.
+    #[error(
+        "no private key found in {origin}; expected a `-----BEGIN PRIVATE KEY-----` (PKCS#8), `RSA PRIVATE KEY` or `EC PRIVATE KEY` block"
+    )]
+    NoPrivateKey {
+        /// Where the bytes came from.
+        origin: Origin,
+    },
+    /// A private key was found but the crypto provider cannot use it.
+    #[error(
+        "the private key in {origin} is not supported: {detail}; use an ECDSA (P-256, P-384), Ed25519 or RSA (2048 bits or more) key, for example converted with `openssl pkcs8 -topk8 -nocrypt`"
+    )]
+    UnsupportedKey {
+        /// Where the bytes came from.
+        origin: Origin,
+        /// What the crypto provider reported.
+        detail: String,
+    },
+    /// The private key does not belong to the first (leaf) certificate.
+    #[error(
+        "the private key in {key} does not match the certificate in {cert}; the key must belong to the first (leaf) certificate of the chain, so check that both files come from the same issuance"
+    )]
+    KeyMismatch {
+        /// Where the certificate chain came from.
+        cert: Origin,
+        /// Where the key came from.
+        key: Origin,
+    },
+    /// A trust bundle without any certificate.
+    #[error(
+        "no CA certificate found in {origin}; a trust bundle needs at least one `-----BEGIN CERTIFICATE-----` block holding the CA that issues your peers' certificates"
+    )]
+    EmptyTrustBundle {
+        /// Where the bytes came from.
+        origin: Origin,
+    },
+    /// A trust bundle holds a certificate that is not a CA.
+    #[error(
+        "certificate #{index} in {origin} ({subject}) is not a CA certificate (basicConstraints does not say cA=true); a trust bundle holds the CA that issued your peers' certificates, not a leaf certificate"
+    )]
+    NotCa {
+        /// Where the bytes came from.
+        origin: Origin,
+        /// Position of the certificate in the file, from 1.
+        index: usize,
+        /// The subject of the offending certificate.
+        subject: String,
+    },
+}
+
+/// An error building or running a [`Server`](crate::Server) or [`Client`](crate::Client).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// Certificates, key or CAs could not be loaded.
+    #[error(transparent)]
+    Load(#[from] LoadError),
+    /// The builder was not given our own certificate and key.
+    #[error(
+        "no identity configured; call `.identity(Identity::from_pem_files(cert, key)?)` or `.identity_files(cert, key)` on the builder"
+    )]
+    MissingIdentity,
+    /// The builder was not given the CAs to verify peers against.
+    #[error(
+        "no trust bundle configured; call `.trust(TrustBundle::from_pem_file(ca)?)` or `.trust_file(ca)` on the builder, since mutual TLS verifies every peer against the CAs you trust"
+    )]
+    MissingTrust,
+    /// The listening socket could not be bound.
+    #[error(
+        "cannot listen on {addr}: {source}; check that the address is local and the port is free"
+    )]
+    Bind {
+        /// The address asked for.
+        addr: String,
+        /// What the operating system said.
+        source: io::Error,
+    },
+    /// rustls refused the configuration.
+    #[error("TLS configuration rejected: {0}")]
+    Tls(#[from] rustls::Error),
+    /// rustls refused to build a certificate verifier from the trust bundle.
+    #[error("cannot build the certificate verifier: {0}")]
+    Verifier(#[from] rustls::server::VerifierBuilderError),
+    /// Accepting connections failed in a way the server cannot recover from.
+    #[error("the listener failed: {0}")]
+    Accept(#[source] io::Error),
+}
+
+/// Why a TLS handshake with a peer failed.
+///
+/// The server reports it in a `tracing` event and counts it in [`ServerStats`](crate::ServerStats);
+/// the client reports it in [`ClientError::ServerCertificate`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum HandshakeFailure {
+    /// The peer sent no certificate, but one is required.
+    NoCertificate,
+    /// The peer's certificate does not chain to a CA we trust.
+    UnknownIssuer,
+    /// The peer's certificate (or one in its chain) has expired.
+    Expired,
+    /// The peer's certificate (or one in its chain) is not valid yet.
+    NotYetValid,
+    /// The peer's certificate has been revoked.
+    Revoked,
+    /// A signature in the peer's chain does not verify, or uses an unsupported algorithm.
+    BadSignature,
+    /// The peer's certificate is not allowed for this use (extended key usage).
+    WrongKeyUsage,
+    /// The server's certificate is not valid for the name we connected to.
+    WrongName,
+    /// The peer is valid but not allowed by the policy.
+    NotAuthorized,
+    /// The peer's certificate could not be parsed.
+    BadCertificate,
+    /// The peer rejected our certificate (it sent a certificate alert).
+    RejectedByPeer,
+    /// No TLS version in common (we speak TLS 1.2 and 1.3 only).
+    ProtocolVersion,
+    /// No cipher suite, key exchange group or signature scheme in common.
+    NoSharedCipher,
+    /// The handshake took longer than the configured timeout.
+    Timeout,
+    /// The peer closed the connection during the handshake.
+    PeerClosed,
+    /// The peer sent something that is not a valid TLS handshake.
+    Malformed,
+    /// Any other failure; the event carries the detail.
+    Other,
+}
+
+impl HandshakeFailure {
+    /// Every reason, in a stable order (used for counters).
+    pub const ALL: [HandshakeFailure; 17] = [
+        HandshakeFailure::NoCertificate,
+        HandshakeFailure::UnknownIssuer,
+        HandshakeFailure::Expired,
+        HandshakeFailure::NotYetValid,
+        HandshakeFailure::Revoked,
+        HandshakeFailure::BadSignature,
+        HandshakeFailure::WrongKeyUsage,
+        HandshakeFailure::WrongName,
+        HandshakeFailure::NotAuthorized,
+        HandshakeFailure::BadCertificate,
+        HandshakeFailure::RejectedByPeer,
+        HandshakeFailure::ProtocolVersion,
+        HandshakeFailure::NoSharedCipher,
+        HandshakeFailure::Timeout,
+        HandshakeFailure::PeerClosed,
+        HandshakeFailure::Malformed,
+        HandshakeFailure::Other,
+    ];
+
+    /// A short `snake_case` name, stable for logs and metrics labels.
+    ///
+    /// ```
+    /// assert_eq!(mtls::HandshakeFailure::UnknownIssuer.as_str(), "unknown_issuer");
+    /// ```
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HandshakeFailure::NoCertificate => "no_certificate",
+            HandshakeFailure::UnknownIssuer => "unknown_issuer",
+            HandshakeFailure::Expired => "expired",
+            HandshakeFailure::NotYetValid => "not_yet_valid",
+            HandshakeFailure::Revoked => "revoked",
+            HandshakeFailure::BadSignature => "bad_signature",
+            HandshakeFailure::WrongKeyUsage => "wrong_key_usage",
+            HandshakeFailure::WrongName => "wrong_name",
+            HandshakeFailure::NotAuthorized => "not_authorized",
+            HandshakeFailure::BadCertificate => "bad_certificate",
+            HandshakeFailure::RejectedByPeer => "rejected_by_peer",
+            HandshakeFailure::ProtocolVersion => "protocol_version",
+            HandshakeFailure::NoSharedCipher => "no_shared_cipher",
+            HandshakeFailure::Timeout => "timeout",
+            HandshakeFailure::PeerClosed => "peer_closed",
+            HandshakeFailure::Malformed => "malformed",
+            HandshakeFailure::Other => "other",
+        }
+    }
+
+    pub(crate) fn index(self) -> usize {
+        HandshakeFailure::ALL
+            .iter()
+            .position(|r| *r == self)
+            .unwrap_or(HandshakeFailure::ALL.len() - 1)
+    }
+
+    /// Classifies a rustls error.
+    pub fn from_rustls(error: &rustls::Error) -> Self {
+        use rustls::Error as E;
+        match error {
+            E::NoCertificatesPresented => HandshakeFailure::NoCertificate,
+            E::InvalidCertificate(cert) => Self::from_certificate_error(cert),
+            E::PeerIncompatible(p) => match p {
+                PeerIncompatible::NoCipherSuitesInCommon
+                | PeerIncompatible::NoKxGroupsInCommon
+                | PeerIncompatible::NoSignatureSchemesInCommon
+                | PeerIncompatible::NoCertificateRequestSignatureSchemesInCommon => {
+                    HandshakeFailure::NoSharedCipher
+                }
+                PeerIncompatible::ServerDoesNotSupportTls12Or13
+                | PeerIncompatible::SupportedVersionsExtensionRequired
+                | PeerIncompatible::Tls12NotOffered
+                | PeerIncompatible::Tls12NotOfferedOrEnabled
+                | PeerIncompatible::ServerTlsVersionIsDisabledByOurConfig
+                // Signature algorithms arrived with TLS 1.2: a hello without them is older.
+                | PeerIncompatible::SignatureAlgorithmsExtensionRequired => {
+                    HandshakeFailure::ProtocolVersion
+                }
+                _ => HandshakeFailure::Other,
+            },
+            E::AlertReceived(alert) => match alert {
+                AlertDescription::ProtocolVersion => HandshakeFailure::ProtocolVersion,
+                AlertDescription::HandshakeFailure | AlertDescription::InsufficientSecurity => {
+                    HandshakeFailure::NoSharedCipher
+                }
+                a if is_certificate_alert(*a) => HandshakeFailure::RejectedByPeer,
+                _ => HandshakeFailure::Other,
+            },
+            E::InvalidMessage(_)
+            | E::InappropriateMessage { .. }
+            | E::InappropriateHandshakeMessage { .. }
+            | E::PeerMisbehaved(_)
+            | E::PeerSentOversizedRecord => HandshakeFailure::Malformed,
+            E::DecryptError => HandshakeFailure::BadSignature,
+            _ => HandshakeFailure::Other,
+        }
+    }
+
+    fn from_certificate_error(error: &CertificateError) -> Self {
+        #[allow(deprecated)]
+        match error {
+            CertificateError::UnknownIssuer => HandshakeFailure::UnknownIssuer,
+            CertificateError::Expired | CertificateError::ExpiredContext { .. } => {
+                HandshakeFailure::Expired
+            }
+            CertificateError::NotValidYet | CertificateError::NotValidYetContext { .. } => {
+                HandshakeFailure::NotYetValid
+            }
+            CertificateError::Revoked => HandshakeFailure::Revoked,
+            CertificateError::BadSignature
+            | CertificateError::UnsupportedSignatureAlgorithm
+            | CertificateError::UnsupportedSignatureAlgorithmContext { .. }
+            | CertificateError::UnsupportedSignatureAlgorithmForPublicKeyContext { .. } => {
+                HandshakeFailure::BadSignature
+            }
+            CertificateError::InvalidPurpose | CertificateError::InvalidPurposeContext { .. } => {
+                HandshakeFailure::WrongKeyUsage
+            }
+            CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. } => {
+                HandshakeFailure::WrongName
+            }
+            CertificateError::ApplicationVerificationFailure => HandshakeFailure::NotAuthorized,
+            CertificateError::BadEncoding | CertificateError::UnhandledCriticalExtension => {
+                HandshakeFailure::BadCertificate
+            }
+            _ => HandshakeFailure::Other,
+        }
+    }
+
+    /// Classifies an I/O error from a handshake, looking inside it for a rustls error.
+    pub fn from_io(error: &io::Error) -> Self {
+        if let Some(tls) = error
+            .get_ref()
+            .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+        {
+            return Self::from_rustls(tls);
+        }
+        match error.kind() {
+            io::ErrorKind::UnexpectedEof
+            | io::ErrorKind::ConnectionReset
+            | io::ErrorKind::ConnectionAborted
+            | io::ErrorKind::BrokenPipe => HandshakeFailure::PeerClosed,
+            io::ErrorKind::TimedOut => HandshakeFailure::Timeout,
+            io::ErrorKind::InvalidData => HandshakeFailure::Malformed,
+            _ => HandshakeFailure::Other,
+        }
+    }
+}
+
+impl fmt::Display for HandshakeFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            HandshakeFailure::NoCertificate => "no certificate presented",
+            HandshakeFailure::UnknownIssuer => "certificate issued by an unknown CA",
+            HandshakeFailure::Expired => "certificate expired",
+            HandshakeFailure::NotYetValid => "certificate not yet valid",
+            HandshakeFailure::Revoked => "certificate revoked",
+            HandshakeFailure::BadSignature => "bad signature",
+            HandshakeFailure::WrongKeyUsage => {
+                "certificate not valid for this use (extended key usage)"
+            }
+            HandshakeFailure::WrongName => "certificate not valid for the requested name",
+            HandshakeFailure::NotAuthorized => "peer not authorized by policy",
+            HandshakeFailure::BadCertificate => "certificate cannot be parsed",
+            HandshakeFailure::RejectedByPeer => "peer rejected our certificate",
+            HandshakeFailure::ProtocolVersion => "no TLS version in common",
+            HandshakeFailure::NoSharedCipher => "no cipher suite in common",
+            HandshakeFailure::Timeout => "handshake timed out",
+            HandshakeFailure::PeerClosed => "peer closed the connection",
+            HandshakeFailure::Malformed => "malformed TLS message",
+            HandshakeFailure::Other => "other handshake failure",
+        })
+    }
+}
+
+/// Whether an alert is about the certificate we sent.
+pub(crate) fn is_certificate_alert(alert: AlertDescription) -> bool {
+    matches!(
+        alert,
+        AlertDescription::BadCertificate
+            | AlertDescription::UnsupportedCertificate
+            | AlertDescription::CertificateRevoked
+            | AlertDescription::CertificateExpired
+            | AlertDescription::CertificateUnknown
+            | AlertDescription::UnknownCA
+            | AlertDescription::AccessDenied
+            | AlertDescription::CertificateRequired
+            | AlertDescription::NoCertificate
+            | AlertDescription::DecryptError
+    )
+}
+
+/// The TLS name of an alert, as written in the RFCs (`unknown_ca`, `certificate_required`).
+pub(crate) fn alert_name(alert: AlertDescription) -> String {
+    let debug = format!("{alert:?}");
+    if debug == "UnknownCA" {
+        return "unknown_ca".to_owned();
+    }
+    let mut out = String::with_capacity(debug.len() + 4);
+    for (i, ch) in debug.chars().enumerate() {
+        if ch.is_ascii_uppercase() {
+            if i > 0 {
+                out.push('_');
+            }
+            out.push(ch.to_ascii_lowercase());
+        } else {
+            out.push(ch);
+        }
+    }
+    out
+}
+
+/// Why a call through [`Client`](crate::Client) failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ClientError {
+    /// The URL cannot be called: not `https`, or no host.
+    #[error("cannot call `{uri}`: {reason}")]
+    InvalidUri {
+        /// The URL as given.
+        uri: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// The TCP connection could not be made (refused, unreachable, name does not resolve).
+    #[error("cannot connect to {authority}: {source}")]
+    Connect {
+        /// `host:port` we tried.
+        authority: String,
+        /// What the operating system said.
+        source: io::Error,
+    },
+    /// The server refused the certificate we presented.
+    ///
+    /// In TLS 1.3 this arrives after our side of the handshake finished, on the first read.
+    #[error(
+        "server rejected our client certificate (alert: {alert}); check that the server trusts the CA that issued our certificate and that our certificate is valid"
+    )]
+    ServerRejectedCertificate {
+        /// The TLS alert the server sent, in RFC spelling, e.g. `unknown_ca`.
+        alert: String,
+    },
+    /// We refused the server's certificate.
+    #[error("server certificate rejected: {reason} ({detail})")]
+    ServerCertificate {
+        /// Why we refused it.
+        reason: HandshakeFailure,
+        /// The verifier's own words.
+        detail: String,
+    },
+    /// The TLS handshake failed for another reason.
+    #[error("TLS handshake with the server failed: {reason} ({detail})")]
+    Handshake {
+        /// The classified reason.
+        reason: HandshakeFailure,
+        /// The detail from the TLS library.
+        detail: String,
+    },
+    /// The connection or the handshake took too long.
+    #[error("connecting to {authority} timed out after {after:?}")]
+    Timeout {
+        /// `host:port` we tried.
+        authority: String,
+        /// The configured connect timeout.
+        after: Duration,
+    },
+    /// The HTTP exchange failed after a working TLS connection.
+    #[error("HTTP request failed: {0}")]
+    Http(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn alert_names_follow_the_rfc_spelling() {
+        assert_eq!(alert_name(AlertDescription::UnknownCA), "unknown_ca");
+        assert_eq!(
+            alert_name(AlertDescription::CertificateRequired),
+            "certificate_required"
+        );
+        assert_eq!(
+            alert_name(AlertDescription::BadCertificate),
+            "bad_certificate"
+        );
+    }
+
+    #[test]
+    fn every_reason_has_a_distinct_index_and_name() {
+        let mut names: Vec<_> = HandshakeFailure::ALL.iter().map(|r| r.as_str()).collect();
+        for (i, r) in HandshakeFailure::ALL.iter().enumerate() {
+            assert_eq!(r.index(), i);
+        }
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), HandshakeFailure::ALL.len());
+    }
+
+    #[test]
+    fn rustls_errors_are_classified() {
+        use rustls::Error as E;
+        assert_eq!(
+            HandshakeFailure::from_rustls(&E::NoCertificatesPresented),
+            HandshakeFailure::NoCertificate
+        );
+        assert_eq!(
+            HandshakeFailure::from_rustls(&E::InvalidCertificate(CertificateError::UnknownIssuer)),
+            HandshakeFailure::UnknownIssuer
+        );
+        let io = io::Error::new(
+            io::ErrorKind::InvalidData,
+            E::InvalidCertificate(CertificateError::Expired),
+        );
+        assert_eq!(HandshakeFailure::from_io(&io), HandshakeFailure::Expired);
+        let eof = io::Error::from(io::ErrorKind::UnexpectedEof);
+        assert_eq!(
+            HandshakeFailure::from_io(&eof),
+            HandshakeFailure::PeerClosed
+        );
+    }
+}

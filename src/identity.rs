@@ -1,0 +1,577 @@
+//! The verified peer: [`PeerIdentity`], parsed once per connection from its leaf certificate, and
+//! [`SpiffeId`].
+
+use std::fmt;
+use std::net::IpAddr;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use rustls::{CommonState, HandshakeKind, ProtocolVersion};
+use rustls_pki_types::CertificateDer;
+use x509_parser::extensions::GeneralName;
+use x509_parser::prelude::{FromDer, X509Certificate};
+
+use crate::error::{LoadError, Origin};
+use crate::provider::sha256;
+
+/// The verified identity of the peer on a connection.
+///
+/// The server puts one into the extensions of every request from an authenticated client; the
+/// client puts the server's into the extensions of every response. It is parsed once per
+/// connection and cloning it is cheap (an `Arc`).
+///
+/// Its [`Display`](fmt::Display) is the SPIFFE ID when there is one, else the subject DN.
+///
+/// # Examples
+///
+/// ```
+/// use http::Request;
+/// use mtls::PeerIdentity;
+///
+/// fn caller(req: &Request<()>) -> String {
+///     match req.extensions().get::<PeerIdentity>() {
+///         Some(peer) => format!("hello {peer}"),
+///         None => "anonymous".to_owned(),
+///     }
+/// }
+/// # assert_eq!(caller(&Request::new(())), "anonymous");
+/// ```
+#[derive(Clone)]
+pub struct PeerIdentity(Arc<Inner>);
+
+struct Inner {
+    subject: String,
+    issuer: String,
+    common_name: Option<String>,
+    dns_names: Vec<String>,
+    uris: Vec<String>,
+    ip_addresses: Vec<IpAddr>,
+    emails: Vec<String>,
+    spiffe_id: Option<SpiffeId>,
+    serial: String,
+    not_before: SystemTime,
+    not_after: SystemTime,
+    fingerprint: Fingerprint,
+    chain: Vec<CertificateDer<'static>>,
+    tls_version: Option<TlsVersion>,
+    alpn: Option<Vec<u8>>,
+    resumed: bool,
+}
+
+impl PeerIdentity {
+    /// Parses the identity of a certificate chain (leaf first), with no connection facts.
+    ///
+    /// This does not verify anything: the crate builds a `PeerIdentity` only from chains rustls
+    /// has verified, and this constructor exists for tools and tests that describe a certificate.
+    ///
+    /// # Errors
+    ///
+    /// [`LoadError::NoCertificate`] for an empty chain and [`LoadError::InvalidCertificate`] when
+    /// the leaf cannot be parsed.
+    pub fn from_chain(chain: &[CertificateDer<'static>]) -> Result<Self, LoadError> {
+        Self::parse(chain, None, None, false)
+    }
+
+    /// Builds the identity of the peer of an established connection, if it presented a chain.
+    pub(crate) fn from_connection(conn: &CommonState) -> Option<Self> {
+        let chain = conn.peer_certificates()?;
+        let version = match conn.protocol_version() {
+            Some(ProtocolVersion::TLSv1_3) => Some(TlsVersion::Tls13),
+            Some(ProtocolVersion::TLSv1_2) => Some(TlsVersion::Tls12),
+            _ => None,
+        };
+        let resumed = conn.handshake_kind() == Some(HandshakeKind::Resumed);
+        // rustls has verified this chain, so a parse failure here means x509-parser is
+        // stricter than webpki; the connection then carries no identity and fails closed.
+        Self::parse(
+            chain,
+            version,
+            conn.alpn_protocol().map(<[u8]>::to_vec),
+            resumed,
+        )
+        .map_err(|e| tracing::warn!(error = %e, "verified peer certificate could not be parsed"))
+        .ok()
+    }
+
+    fn parse(
+        chain: &[CertificateDer<'static>],
+        tls_version: Option<TlsVersion>,
+        alpn: Option<Vec<u8>>,
+        resumed: bool,
+    ) -> Result<Self, LoadError> {
+        let origin = Origin::Memory("peer certificate chain");
+        let leaf = chain.first().ok_or(LoadError::NoCertificate {
+            origin: origin.clone(),
+        })?;
+        let invalid = |detail: String| LoadError::InvalidCertificate {
+            origin: origin.clone(),
+            index: 1,
+            detail,
+        };
+        let (_, cert) = X509Certificate::from_der(leaf).map_err(|e| invalid(e.to_string()))?;
+
+        let mut dns_names = Vec::new();
+        let mut uris = Vec::new();
+        let mut ip_addresses = Vec::new();
+        let mut emails = Vec::new();
+        let san = cert
+            .subject_alternative_name()
+            .map_err(|e| invalid(format!("subjectAltName: {e}")))?;
+        if let Some(san) = san {
+            for name in &san.value.general_names {
+                match name {
+                    GeneralName::DNSName(d) => dns_names.push((*d).to_owned()),
+                    GeneralName::URI(u) => uris.push((*u).to_owned()),
+                    GeneralName::RFC822Name(e) => emails.push((*e).to_owned()),
+                    GeneralName::IPAddress(bytes) => {
+                        if let Some(ip) = ip_from_bytes(bytes) {
+                            ip_addresses.push(ip);
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }
+        let spiffe_id = spiffe_id_of(&uris);
+        let common_name = cert
+            .subject()
+            .iter_common_name()
+            .next()
+            .and_then(|cn| cn.as_str().ok())
+            .map(str::to_owned);
+        let validity = cert.validity();
+
+        Ok(PeerIdentity(Arc::new(Inner {
+            subject: cert.subject().to_string(),
+            issuer: cert.issuer().to_string(),
+            common_name,
+            dns_names,
+            uris,
+            ip_addresses,
+            emails,
+            spiffe_id,
+            serial: serial_hex(cert.raw_serial()),
+            not_before: system_time(validity.not_before.timestamp()),
+            not_after: system_time(validity.not_after.timestamp()),
+            fingerprint: Fingerprint(sha256(leaf)),
+            chain: chain.to_vec(),
+            tls_version,
+            alpn,
+            resumed,
+        })))
+    }
+
+    /// The subject distinguished name, e.g. `CN=orders, O=Example`.
+    pub fn subject(&self) -> &str {
+        &self.0.subject
+    }
+
+    /// The issuer distinguished name.
+    pub fn issuer(&self) -> &str {
+        &self.0.issuer
+    }
+
+    /// The first common name (CN) of the subject, if any.
+    pub fn common_name(&self) -> Option<&str> {
+        self.0.common_name.as_deref()
+    }
+
+    /// DNS names from the subjectAltName extension.
+    pub fn dns_names(&self) -> &[String] {
+        &self.0.dns_names
+    }
+
+    /// URIs from the subjectAltName extension (including any SPIFFE ID).
+    pub fn uris(&self) -> &[String] {
+        &self.0.uris
+    }
+
+    /// IP addresses from the subjectAltName extension.
+    pub fn ip_addresses(&self) -> &[IpAddr] {
+        &self.0.ip_addresses
+    }
+
+    /// Email addresses (rfc822Name) from the subjectAltName extension.
+    pub fn emails(&self) -> &[String] {
+        &self.0.emails
+    }
+
+    /// The SPIFFE ID: present when the certificate has exactly one URI SAN with the `spiffe`
+    /// scheme and that URI is a valid SPIFFE ID.
+    pub fn spiffe_id(&self) -> Option<&SpiffeId> {
+        self.0.spiffe_id.as_ref()
+    }
+
+    /// The serial number in upper-case hex, as `openssl x509 -serial` prints it.
+    pub fn serial(&self) -> &str {
+        &self.0.serial
+    }
+
+    /// Start of the leaf's validity.
+    pub fn not_before(&self) -> SystemTime {
+        self.0.not_before
+    }
+
+    /// End of the leaf's validity.
+    pub fn not_after(&self) -> SystemTime {
+        self.0.not_after
+    }
+
+    /// SHA-256 fingerprint of the leaf certificate's DER.
+    pub fn fingerprint(&self) -> &Fingerprint {
+        &self.0.fingerprint
+    }
+
+    /// The chain the peer presented, leaf first, as DER.
+    pub fn chain(&self) -> &[CertificateDer<'static>] {
+        &self.0.chain
+    }
+
+    /// The leaf certificate as DER.
+    pub fn leaf(&self) -> &CertificateDer<'static> {
+        &self.0.chain[0]
+    }
+
+    /// The negotiated TLS version (absent for identities built with [`PeerIdentity::from_chain`]).
+    pub fn tls_version(&self) -> Option<TlsVersion> {
+        self.0.tls_version
+    }
+
+    /// The negotiated ALPN protocol, e.g. `b"h2"`.
+    pub fn alpn_protocol(&self) -> Option<&[u8]> {
+        self.0.alpn.as_deref()
+    }
+
+    /// Whether the TLS session was resumed rather than fully negotiated.
+    ///
+    /// On a resumed session the identity is the one verified in the original handshake.
+    pub fn resumed(&self) -> bool {
+        self.0.resumed
+    }
+}
+
+impl fmt::Display for PeerIdentity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.0.spiffe_id {
+            Some(id) => fmt::Display::fmt(id, f),
+            None => f.write_str(&self.0.subject),
+        }
+    }
+}
+
+impl fmt::Debug for PeerIdentity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PeerIdentity")
+            .field("subject", &self.0.subject)
+            .field("spiffe_id", &self.0.spiffe_id)
+            .field("dns_names", &self.0.dns_names)
+            .field("serial", &self.0.serial)
+            .field("fingerprint", &self.0.fingerprint)
+            .field("tls_version", &self.0.tls_version)
+            .field("resumed", &self.0.resumed)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A negotiated TLS version. Only TLS 1.2 and 1.3 are ever negotiated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum TlsVersion {
+    /// TLS 1.2.
+    Tls12,
+    /// TLS 1.3.
+    Tls13,
+}
+
+impl fmt::Display for TlsVersion {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            TlsVersion::Tls12 => "TLSv1.2",
+            TlsVersion::Tls13 => "TLSv1.3",
+        })
+    }
+}
+
+/// A SHA-256 certificate fingerprint. Displays as lower-case hex.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Fingerprint([u8; 32]);
+
+impl Fingerprint {
+    /// The raw digest.
+    pub fn as_bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
+}
+
+impl fmt::Display for Fingerprint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for b in self.0 {
+            write!(f, "{b:02x}")?;
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for Fingerprint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Fingerprint({self})")
+    }
+}
+
+/// A SPIFFE ID, `spiffe://trust-domain/path`, validated per the SPIFFE ID specification.
+///
+/// # Examples
+///
+/// ```
+/// let id: mtls::SpiffeId = "spiffe://example.org/ns/prod/sa/orders".parse()?;
+/// assert_eq!(id.trust_domain(), "example.org");
+/// assert_eq!(id.path(), "/ns/prod/sa/orders");
+/// assert!("spiffe://Example.org/x".parse::<mtls::SpiffeId>().is_err());
+/// # Ok::<(), mtls::SpiffeIdError>(())
+/// ```
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SpiffeId {
+    id: String,
+    path_start: usize,
+}
+
+/// Why a string is not a valid SPIFFE ID.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum SpiffeIdError {
+    /// It does not start with `spiffe://`.
+    #[error("`{0}` is not a SPIFFE ID: it must start with `spiffe://` (lower case)")]
+    WrongScheme(String),
+    /// The trust domain is empty.
+    #[error("`{0}` has an empty trust domain; expected `spiffe://trust-domain/path`")]
+    EmptyTrustDomain(String),
+    /// The trust domain holds a character other than `a-z 0-9 . - _`.
+    #[error(
+        "`{id}` has a trust domain with the character {ch:?}; trust domains allow only lower-case letters, digits, `.`, `-` and `_` (no ports, no user info)"
+    )]
+    BadTrustDomainChar {
+        /// The whole input.
+        id: String,
+        /// The offending character.
+        ch: char,
+    },
+    /// The path has an empty segment (`//`) or ends with `/`.
+    #[error("`{0}` has an empty path segment or a trailing `/`")]
+    EmptySegment(String),
+    /// The path has a `.` or `..` segment.
+    #[error("`{0}` has a `.` or `..` path segment")]
+    DotSegment(String),
+    /// The path holds a character other than `a-z A-Z 0-9 . - _`.
+    #[error(
+        "`{id}` has the character {ch:?} in its path; paths allow only letters, digits, `.`, `-` and `_` (no query or fragment)"
+    )]
+    BadPathChar {
+        /// The whole input.
+        id: String,
+        /// The offending character.
+        ch: char,
+    },
+    /// Longer than 2048 bytes.
+    #[error("SPIFFE ID is longer than 2048 bytes")]
+    TooLong,
+}
+
+impl SpiffeId {
+    /// Parses and validates a SPIFFE ID.
+    ///
+    /// # Errors
+    ///
+    /// A [`SpiffeIdError`] naming the rule the input breaks.
+    pub fn parse(input: &str) -> Result<Self, SpiffeIdError> {
+        const SCHEME: &str = "spiffe://";
+        if input.len() > 2048 {
+            return Err(SpiffeIdError::TooLong);
+        }
+        let rest = input
+            .strip_prefix(SCHEME)
+            .ok_or_else(|| SpiffeIdError::WrongScheme(input.to_owned()))?;
+        let td_len = rest.find('/').unwrap_or(rest.len());
+        let (td, path) = rest.split_at(td_len);
+        if td.is_empty() {
+            return Err(SpiffeIdError::EmptyTrustDomain(input.to_owned()));
+        }
+        if let Some(ch) = td
+            .chars()
+            .find(|c| !(c.is_ascii_lowercase() || c.is_ascii_digit() || "-._".contains(*c)))
+        {
+            return Err(SpiffeIdError::BadTrustDomainChar {
+                id: input.to_owned(),
+                ch,
+            });
+        }
+        if !path.is_empty() {
+            for segment in path[1..].split('/') {
+                if segment.is_empty() {
+                    return Err(SpiffeIdError::EmptySegment(input.to_owned()));
+                }
+                if segment == "." || segment == ".." {
+                    return Err(SpiffeIdError::DotSegment(input.to_owned()));
+                }
+                if let Some(ch) = segment
+                    .chars()
+                    .find(|c| !(c.is_ascii_alphanumeric() || "-._".contains(*c)))
+                {
+                    return Err(SpiffeIdError::BadPathChar {
+                        id: input.to_owned(),
+                        ch,
+                    });
+                }
+            }
+        }
+        Ok(SpiffeId {
+            id: input.to_owned(),
+            path_start: SCHEME.len() + td_len,
+        })
+    }
+
+    /// The trust domain, e.g. `example.org`.
+    pub fn trust_domain(&self) -> &str {
+        &self.id["spiffe://".len()..self.path_start]
+    }
+
+    /// The path, e.g. `/ns/prod/sa/orders`; empty for a trust domain's own ID.
+    pub fn path(&self) -> &str {
+        &self.id[self.path_start..]
+    }
+
+    /// The whole ID.
+    pub fn as_str(&self) -> &str {
+        &self.id
+    }
+}
+
+impl FromStr for SpiffeId {
+    type Err = SpiffeIdError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        SpiffeId::parse(s)
+    }
+}
+
+impl fmt::Display for SpiffeId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.id)
+    }
+}
+
+impl fmt::Debug for SpiffeId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "SpiffeId({})", self.id)
+    }
+}
+
+/// The SPIFFE ID of an X.509-SVID: exactly one URI SAN with the spiffe scheme, and valid.
+fn spiffe_id_of(uris: &[String]) -> Option<SpiffeId> {
+    let mut spiffe = uris.iter().filter(|u| {
+        u.get(..9)
+            .is_some_and(|s| s.eq_ignore_ascii_case("spiffe://"))
+    });
+    let first = spiffe.next()?;
+    if spiffe.next().is_some() {
+        return None;
+    }
+    SpiffeId::parse(first).ok()
+}
+
+fn ip_from_bytes(bytes: &[u8]) -> Option<IpAddr> {
+    match bytes.len() {
+        4 => <[u8; 4]>::try_from(bytes).ok().map(IpAddr::from),
+        16 => <[u8; 16]>::try_from(bytes).ok().map(IpAddr::from),
+        _ => None,
+    }
+}
+
+fn serial_hex(raw: &[u8]) -> String {
+    let start = raw
+        .iter()
+        .position(|b| *b != 0)
+        .unwrap_or(raw.len().saturating_sub(1));
+    raw[start..].iter().map(|b| format!("{b:02X}")).collect()
+}
+
+fn system_time(unix: i64) -> SystemTime {
+    if unix >= 0 {
+        UNIX_EPOCH + Duration::from_secs(unix.unsigned_abs())
+    } else {
+        UNIX_EPOCH - Duration::from_secs(unix.unsigned_abs())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn valid_spiffe_ids_parse() {
+        let id = SpiffeId::parse("spiffe://example.org").unwrap();
+        assert_eq!(id.trust_domain(), "example.org");
+        assert_eq!(id.path(), "");
+        let id = SpiffeId::parse("spiffe://td-1_x.y/a/B.c-d_e").unwrap();
+        assert_eq!(id.path(), "/a/B.c-d_e");
+    }
+
+    type Check = fn(&SpiffeIdError) -> bool;
+
+    #[test]
+    fn invalid_spiffe_ids_are_refused_with_the_rule() {
+        let cases: &[(&str, Check)] = &[
+            ("http://example.org/a", |e| {
+                matches!(e, SpiffeIdError::WrongScheme(_))
+            }),
+            ("SPIFFE://example.org/a", |e| {
+                matches!(e, SpiffeIdError::WrongScheme(_))
+            }),
+            ("spiffe:///a", |e| {
+                matches!(e, SpiffeIdError::EmptyTrustDomain(_))
+            }),
+            ("spiffe://Example.org/a", |e| {
+                matches!(e, SpiffeIdError::BadTrustDomainChar { ch: 'E', .. })
+            }),
+            ("spiffe://example.org:443/a", |e| {
+                matches!(e, SpiffeIdError::BadTrustDomainChar { ch: ':', .. })
+            }),
+            ("spiffe://example.org/a/", |e| {
+                matches!(e, SpiffeIdError::EmptySegment(_))
+            }),
+            ("spiffe://example.org//a", |e| {
+                matches!(e, SpiffeIdError::EmptySegment(_))
+            }),
+            ("spiffe://example.org/a/../b", |e| {
+                matches!(e, SpiffeIdError::DotSegment(_))
+            }),
+            ("spiffe://example.org/a?x=1", |e| {
+                matches!(e, SpiffeIdError::BadPathChar { ch: '?', .. })
+            }),
+            ("spiffe://example.org/a#f", |e| {
+                matches!(e, SpiffeIdError::BadPathChar { ch: '#', .. })
+            }),
+        ];
+        for (input, check) in cases {
+            let err = SpiffeId::parse(input).expect_err(input);
+            assert!(check(&err), "{input}: {err:?}");
+        }
+        let long = format!("spiffe://example.org/{}", "a".repeat(2048));
+        assert_eq!(SpiffeId::parse(&long), Err(SpiffeIdError::TooLong));
+    }
+
+    #[test]
+    fn spiffe_id_needs_exactly_one_spiffe_uri() {
+        let one = vec!["spiffe://a.org/x".to_owned(), "https://a.org".to_owned()];
+        assert!(spiffe_id_of(&one).is_some());
+        let two = vec!["spiffe://a.org/x".to_owned(), "spiffe://a.org/y".to_owned()];
+        assert!(spiffe_id_of(&two).is_none());
+        let bad = vec!["spiffe://A.org/x".to_owned()];
+        assert!(spiffe_id_of(&bad).is_none());
+    }
+
+    #[test]
+    fn serial_is_upper_hex_without_leading_zeros() {
+        assert_eq!(serial_hex(&[0x00, 0x8a, 0x01]), "8A01");
+        assert_eq!(serial_hex(&[0x00]), "00");
+    }
+}

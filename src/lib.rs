@@ -1,0 +1,68 @@
+//! # mtls: mutual TLS for Rust services
+//!
+//! A server that demands and verifies client certificates, a client that presents one, and the
+//! verified peer's identity in every handler — on rustls, tokio-rustls and hyper 1.
+//!
+//! **Concepts**
+//! - [`Identity`]: our certificate chain and private key (checked against each other on load).
+//! - [`TrustBundle`]: the CAs peers must chain to.
+//! - [`Server`]: binds, requires a verified client certificate by default ([`ClientAuth`]),
+//!   serves any hyper `Service` over HTTP/1.1 or HTTP/2 (by ALPN), shuts down gracefully.
+//! - [`Client`]: pooled HTTPS client presenting our identity and verifying the server by name.
+//! - [`PeerIdentity`]: the verified peer — subject, SANs, [`SpiffeId`], serial, validity,
+//!   fingerprint, chain — in each request's (and response's) extensions.
+//! - [`HandshakeFailure`]: why a handshake failed, in `tracing` events and [`ServerStats`].
+//!
+//! **Features**
+//!
+//! | feature    | default | what it does |
+//! |------------|---------|--------------|
+//! | `aws-lc-rs`| yes     | rustls crypto provider aws-lc-rs (wins when both are on) |
+//! | `ring`     | no      | rustls crypto provider ring |
+//!
+//! The provider is passed explicitly to every rustls config; the process-wide default is never
+//! used. See [`CRYPTO_PROVIDER`].
+//!
+//! **Example**
+//!
+//! ```no_run
+//! use std::convert::Infallible;
+//! use http_body_util::Full;
+//! use hyper::{Request, Response, body::{Bytes, Incoming}, service::service_fn};
+//! use mtls::{PeerIdentity, Server};
+//!
+//! # async fn run() -> Result<(), mtls::Error> {
+//! let server = Server::builder()
+//!     .identity_files("certs/inventory.pem", "certs/inventory.key")
+//!     .trust_file("certs/ca.pem")
+//!     .bind("127.0.0.1:8443")
+//!     .await?;
+//! server.serve(service_fn(|req: Request<Incoming>| async move {
+//!     let peer = req.extensions().get::<PeerIdentity>().expect("client auth is required");
+//!     Ok::<_, Infallible>(Response::new(Full::new(Bytes::from(format!("hello {peer}")))))
+//! })).await
+//! # }
+//! ```
+#![deny(missing_docs)]
+#![forbid(unsafe_code)]
+
+mod client;
+mod error;
+mod identity;
+mod material;
+mod provider;
+mod server;
+mod stats;
+mod tls;
+
+pub use client::{Client, ClientBuilder, DEFAULT_CONNECT_TIMEOUT};
+pub use error::{ClientError, Error, HandshakeFailure, LoadError, Origin};
+pub use identity::{Fingerprint, PeerIdentity, SpiffeId, SpiffeIdError, TlsVersion};
+pub use material::{Identity, TrustBundle};
+pub use provider::{CRYPTO_PROVIDER, crypto_provider};
+pub use server::{DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_SHUTDOWN_TIMEOUT, Server, ServerBuilder};
+pub use stats::ServerStats;
+pub use tls::ClientAuth;
+
+/// Re-exported so that users name the same versions this crate was built with.
+pub use rustls_pki_types::{CertificateDer, PrivateKeyDer};

@@ -1,0 +1,377 @@
+//! Our own identity ([`Identity`]: certificate chain and private key) and the CAs we trust
+//! ([`TrustBundle`]), loaded from PEM files, PEM bytes or DER, and checked as they load.
+
+use std::fmt;
+use std::path::Path;
+use std::sync::Arc;
+
+use rustls::RootCertStore;
+use rustls::sign::CertifiedKey;
+use rustls_pki_types::pem::{self, PemObject};
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+use x509_parser::prelude::{FromDer, X509Certificate};
+
+use crate::error::{LoadError, Origin};
+use crate::provider::crypto_provider;
+
+/// Our own certificate chain and the private key of its leaf.
+///
+/// The key is checked against the leaf certificate when the identity is built, so a mismatched
+/// pair fails at start-up, not at the first handshake. Cloning is cheap.
+///
+/// # Examples
+///
+/// ```no_run
+/// # fn main() -> Result<(), mtls::LoadError> {
+/// let identity = mtls::Identity::from_pem_files("certs/orders.pem", "certs/orders.key")?;
+/// assert!(!identity.chain().is_empty());
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct Identity {
+    certified: Arc<CertifiedKey>,
+}
+
+impl Identity {
+    /// Loads the chain (leaf first) from `cert` and the private key from `key`, both PEM files.
+    ///
+    /// Both may be the same file. Keys may be PKCS#8, PKCS#1 (RSA) or SEC1 (EC).
+    ///
+    /// # Errors
+    ///
+    /// [`LoadError::Read`] when a file is missing or unreadable, [`LoadError::NoCertificate`],
+    /// [`LoadError::NoPrivateKey`], [`LoadError::UnsupportedKey`], [`LoadError::KeyMismatch`],
+    /// [`LoadError::Pem`] or [`LoadError::InvalidCertificate`] for bad content.
+    pub fn from_pem_files(
+        cert: impl AsRef<Path>,
+        key: impl AsRef<Path>,
+    ) -> Result<Self, LoadError> {
+        let (cert, key) = (cert.as_ref(), key.as_ref());
+        let cert_pem = read(cert)?;
+        let key_pem = read(key)?;
+        Self::load(
+            &cert_pem,
+            Origin::File(cert.to_owned()),
+            &key_pem,
+            Origin::File(key.to_owned()),
+        )
+    }
+
+    /// Builds an identity from PEM bytes: the chain (leaf first) and the private key.
+    ///
+    /// # Errors
+    ///
+    /// As [`Identity::from_pem_files`], without [`LoadError::Read`].
+    pub fn from_pem(cert_pem: &[u8], key_pem: &[u8]) -> Result<Self, LoadError> {
+        Self::load(
+            cert_pem,
+            Origin::Memory("certificate chain"),
+            key_pem,
+            Origin::Memory("private key"),
+        )
+    }
+
+    /// Builds an identity from DER: the chain (leaf first) and the private key.
+    ///
+    /// # Errors
+    ///
+    /// [`LoadError::NoCertificate`] for an empty chain, [`LoadError::InvalidCertificate`],
+    /// [`LoadError::UnsupportedKey`] and [`LoadError::KeyMismatch`].
+    pub fn from_der(
+        chain: Vec<CertificateDer<'static>>,
+        key: PrivateKeyDer<'static>,
+    ) -> Result<Self, LoadError> {
+        Self::build(
+            chain,
+            key,
+            Origin::Memory("certificate chain"),
+            Origin::Memory("private key"),
+        )
+    }
+
+    fn load(
+        cert_pem: &[u8],
+        cert_origin: Origin,
+        key_pem: &[u8],
+        key_origin: Origin,
+    ) -> Result<Self, LoadError> {
+        let chain = parse_certificates(cert_pem, &cert_origin)?;
+        let key = parse_private_key(key_pem, &key_origin)?;
+        Self::build(chain, key, cert_origin, key_origin)
+    }
+
+    fn build(
+        chain: Vec<CertificateDer<'static>>,
+        key: PrivateKeyDer<'static>,
+        cert_origin: Origin,
+        key_origin: Origin,
+    ) -> Result<Self, LoadError> {
+        if chain.is_empty() {
+            return Err(LoadError::NoCertificate {
+                origin: cert_origin,
+            });
+        }
+        for (i, cert) in chain.iter().enumerate() {
+            parse_x509(cert, &cert_origin, i + 1)?;
+        }
+        let provider = crypto_provider();
+        let signing_key =
+            provider
+                .key_provider
+                .load_private_key(key)
+                .map_err(|e| LoadError::UnsupportedKey {
+                    origin: key_origin.clone(),
+                    detail: e.to_string(),
+                })?;
+        let certified = CertifiedKey::new(chain, signing_key);
+        match certified.keys_match() {
+            Ok(()) => {}
+            Err(rustls::Error::InconsistentKeys(rustls::InconsistentKeys::KeyMismatch)) => {
+                return Err(LoadError::KeyMismatch {
+                    cert: cert_origin,
+                    key: key_origin,
+                });
+            }
+            // Both providers report the public key of every key type they load, so an
+            // unknown answer means a key we cannot vouch for: refuse it rather than guess.
+            Err(e) => {
+                return Err(LoadError::UnsupportedKey {
+                    origin: key_origin,
+                    detail: format!("cannot check the key against the certificate: {e}"),
+                });
+            }
+        }
+        Ok(Identity {
+            certified: Arc::new(certified),
+        })
+    }
+
+    /// The certificate chain, leaf first.
+    pub fn chain(&self) -> &[CertificateDer<'static>] {
+        &self.certified.cert
+    }
+
+    pub(crate) fn certified_key(&self) -> Arc<CertifiedKey> {
+        Arc::clone(&self.certified)
+    }
+}
+
+impl fmt::Debug for Identity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let subject = self
+            .chain()
+            .first()
+            .and_then(|c| X509Certificate::from_der(c).ok())
+            .map(|(_, c)| c.subject().to_string())
+            .unwrap_or_default();
+        // The private key never appears here.
+        f.debug_struct("Identity")
+            .field("leaf", &subject)
+            .field("chain_len", &self.chain().len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// The CA certificates we verify peers against.
+///
+/// Every certificate must be a CA (basicConstraints `cA=true`): a leaf in a trust bundle is almost
+/// always a mistake that would trust exactly one peer, so it is refused with a clear error.
+///
+/// # Examples
+///
+/// ```no_run
+/// # fn main() -> Result<(), mtls::LoadError> {
+/// let trust = mtls::TrustBundle::from_pem_file("certs/ca.pem")?;
+/// assert!(!trust.certificates().is_empty());
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct TrustBundle {
+    certs: Vec<CertificateDer<'static>>,
+    roots: Arc<RootCertStore>,
+}
+
+impl TrustBundle {
+    /// Loads every certificate of a PEM file as a trust anchor.
+    ///
+    /// # Errors
+    ///
+    /// [`LoadError::Read`], [`LoadError::EmptyTrustBundle`], [`LoadError::NotCa`],
+    /// [`LoadError::Pem`] and [`LoadError::InvalidCertificate`].
+    pub fn from_pem_file(path: impl AsRef<Path>) -> Result<Self, LoadError> {
+        let path = path.as_ref();
+        let pem = read(path)?;
+        Self::load(&pem, Origin::File(path.to_owned()))
+    }
+
+    /// Loads every certificate of several PEM files as trust anchors.
+    ///
+    /// # Errors
+    ///
+    /// As [`TrustBundle::from_pem_file`], for the first file that fails.
+    pub fn from_pem_files<P: AsRef<Path>>(
+        paths: impl IntoIterator<Item = P>,
+    ) -> Result<Self, LoadError> {
+        let mut certs = Vec::new();
+        let mut last = Origin::Memory("CA bundle");
+        for path in paths {
+            let path = path.as_ref();
+            let bundle = Self::from_pem_file(path)?;
+            certs.extend(bundle.certs);
+            last = Origin::File(path.to_owned());
+        }
+        Self::build(certs, last)
+    }
+
+    /// Loads every certificate of PEM bytes as a trust anchor.
+    ///
+    /// # Errors
+    ///
+    /// As [`TrustBundle::from_pem_file`], without [`LoadError::Read`].
+    pub fn from_pem(pem: &[u8]) -> Result<Self, LoadError> {
+        Self::load(pem, Origin::Memory("CA bundle"))
+    }
+
+    /// Builds a bundle from DER certificates.
+    ///
+    /// # Errors
+    ///
+    /// [`LoadError::EmptyTrustBundle`], [`LoadError::NotCa`] and [`LoadError::InvalidCertificate`].
+    pub fn from_der(certs: Vec<CertificateDer<'static>>) -> Result<Self, LoadError> {
+        Self::build(certs, Origin::Memory("CA bundle"))
+    }
+
+    fn load(pem: &[u8], origin: Origin) -> Result<Self, LoadError> {
+        let certs = match parse_certificates(pem, &origin) {
+            Err(LoadError::NoCertificate { origin }) => {
+                return Err(LoadError::EmptyTrustBundle { origin });
+            }
+            other => other?,
+        };
+        Self::build(certs, origin)
+    }
+
+    fn build(certs: Vec<CertificateDer<'static>>, origin: Origin) -> Result<Self, LoadError> {
+        if certs.is_empty() {
+            return Err(LoadError::EmptyTrustBundle { origin });
+        }
+        let mut roots = RootCertStore::empty();
+        for (i, cert) in certs.iter().enumerate() {
+            let parsed = parse_x509(cert, &origin, i + 1)?;
+            if !parsed.is_ca() {
+                return Err(LoadError::NotCa {
+                    origin,
+                    index: i + 1,
+                    subject: parsed.subject().to_string(),
+                });
+            }
+            roots
+                .add(cert.clone())
+                .map_err(|e| LoadError::InvalidCertificate {
+                    origin: origin.clone(),
+                    index: i + 1,
+                    detail: e.to_string(),
+                })?;
+        }
+        Ok(TrustBundle {
+            certs,
+            roots: Arc::new(roots),
+        })
+    }
+
+    /// The CA certificates, in the order they were loaded.
+    pub fn certificates(&self) -> &[CertificateDer<'static>] {
+        &self.certs
+    }
+
+    pub(crate) fn root_store(&self) -> Arc<RootCertStore> {
+        Arc::clone(&self.roots)
+    }
+}
+
+impl fmt::Debug for TrustBundle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let subjects: Vec<String> = self
+            .certs
+            .iter()
+            .filter_map(|c| X509Certificate::from_der(c).ok())
+            .map(|(_, c)| c.subject().to_string())
+            .collect();
+        f.debug_struct("TrustBundle")
+            .field("cas", &subjects)
+            .finish()
+    }
+}
+
+fn read(path: &Path) -> Result<Vec<u8>, LoadError> {
+    std::fs::read(path).map_err(|source| LoadError::Read {
+        path: path.to_owned(),
+        source,
+    })
+}
+
+fn pem_error(origin: &Origin, error: pem::Error) -> LoadError {
+    LoadError::Pem {
+        origin: origin.clone(),
+        detail: error.to_string(),
+    }
+}
+
+/// Every `CERTIFICATE` block, in order. Other blocks (keys, CRLs) are skipped.
+pub(crate) fn parse_certificates(
+    pem: &[u8],
+    origin: &Origin,
+) -> Result<Vec<CertificateDer<'static>>, LoadError> {
+    let certs = CertificateDer::pem_slice_iter(pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| pem_error(origin, e))?;
+    if certs.is_empty() {
+        return Err(LoadError::NoCertificate {
+            origin: origin.clone(),
+        });
+    }
+    Ok(certs)
+}
+
+fn parse_private_key(pem: &[u8], origin: &Origin) -> Result<PrivateKeyDer<'static>, LoadError> {
+    match PrivateKeyDer::from_pem_slice(pem) {
+        Ok(key) => Ok(key),
+        Err(pem::Error::NoItemsFound) => {
+            if contains(pem, b"ENCRYPTED PRIVATE KEY") {
+                Err(LoadError::UnsupportedKey {
+                    origin: origin.clone(),
+                    detail: "the key is encrypted; decrypt it first, for example with `openssl pkcs8 -in KEY -out KEY.plain`".to_owned(),
+                })
+            } else {
+                Err(LoadError::NoPrivateKey {
+                    origin: origin.clone(),
+                })
+            }
+        }
+        Err(e) => Err(pem_error(origin, e)),
+    }
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+fn parse_x509<'a>(
+    cert: &'a CertificateDer<'_>,
+    origin: &Origin,
+    index: usize,
+) -> Result<X509Certificate<'a>, LoadError> {
+    match X509Certificate::from_der(cert) {
+        Ok(([], parsed)) => Ok(parsed),
+        Ok(_) => Err(LoadError::InvalidCertificate {
+            origin: origin.clone(),
+            index,
+            detail: "trailing bytes after the certificate".to_owned(),
+        }),
+        Err(e) => Err(LoadError::InvalidCertificate {
+            origin: origin.clone(),
+            index,
+            detail: e.to_string(),
+        }),
+    }
+}

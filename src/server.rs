@@ -1,0 +1,504 @@
+//! [`Server`]: the accept loop, a handshake task per connection, HTTP/1.1 and HTTP/2 by ALPN,
+//! the peer's identity in every request, and graceful shutdown.
+
+use std::fmt;
+use std::future::{Future, pending};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use http::{Request, Response};
+use hyper::body::{Body, Incoming};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use rustls::ServerConfig;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream, ToSocketAddrs};
+use tokio::task::JoinSet;
+use tokio_rustls::TlsAcceptor;
+
+use crate::error::{Error, HandshakeFailure, LoadError};
+use crate::identity::PeerIdentity;
+use crate::material::{Identity, TrustBundle};
+use crate::provider::crypto_provider;
+use crate::stats::ServerStats;
+use crate::tls::{ClientAuth, server_config};
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Default time a client has to complete its TLS handshake.
+pub const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Default time in-flight requests get to finish after shutdown begins.
+pub const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Configures and binds a [`Server`].
+///
+/// A client certificate is required by default; see [`ServerBuilder::client_auth`].
+///
+/// # Examples
+///
+/// ```no_run
+/// # async fn run() -> Result<(), mtls::Error> {
+/// let server = mtls::Server::builder()
+///     .identity_files("certs/inventory.pem", "certs/inventory.key")
+///     .trust_file("certs/ca.pem")
+///     .bind("127.0.0.1:8443")
+///     .await?;
+/// println!("listening on {}", server.local_addr());
+/// # Ok(()) }
+/// ```
+#[must_use = "a builder does nothing until `.bind(...)` is awaited"]
+pub struct ServerBuilder {
+    identity: Option<Result<Identity, LoadError>>,
+    trust: Option<Result<TrustBundle, LoadError>>,
+    client_auth: ClientAuth,
+    handshake_timeout: Duration,
+    shutdown_timeout: Duration,
+}
+
+impl fmt::Debug for ServerBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ServerBuilder")
+            .field("identity", &self.identity)
+            .field("trust", &self.trust)
+            .field("client_auth", &self.client_auth)
+            .field("handshake_timeout", &self.handshake_timeout)
+            .field("shutdown_timeout", &self.shutdown_timeout)
+            .finish()
+    }
+}
+
+impl ServerBuilder {
+    fn new() -> Self {
+        ServerBuilder {
+            identity: None,
+            trust: None,
+            client_auth: ClientAuth::Required,
+            handshake_timeout: DEFAULT_HANDSHAKE_TIMEOUT,
+            shutdown_timeout: DEFAULT_SHUTDOWN_TIMEOUT,
+        }
+    }
+
+    /// The certificate chain and key the server presents.
+    pub fn identity(mut self, identity: Identity) -> Self {
+        self.identity = Some(Ok(identity));
+        self
+    }
+
+    /// Loads the server's chain and key from PEM files; a load error is returned by
+    /// [`ServerBuilder::bind`].
+    pub fn identity_files(mut self, cert: impl AsRef<Path>, key: impl AsRef<Path>) -> Self {
+        self.identity = Some(Identity::from_pem_files(cert, key));
+        self
+    }
+
+    /// The CAs client certificates must chain to.
+    pub fn trust(mut self, trust: TrustBundle) -> Self {
+        self.trust = Some(Ok(trust));
+        self
+    }
+
+    /// Loads the CAs from a PEM file; a load error is returned by [`ServerBuilder::bind`].
+    pub fn trust_file(mut self, path: impl AsRef<Path>) -> Self {
+        self.trust = Some(TrustBundle::from_pem_file(path));
+        self
+    }
+
+    /// Whether clients must present a certificate. Default: [`ClientAuth::Required`].
+    ///
+    /// With [`ClientAuth::Optional`], clients without a certificate are served and their
+    /// requests carry no [`PeerIdentity`]; a certificate that is presented must still verify.
+    pub fn client_auth(mut self, mode: ClientAuth) -> Self {
+        self.client_auth = mode;
+        self
+    }
+
+    /// How long a client has to complete the TLS handshake. Default: 10 seconds.
+    pub fn handshake_timeout(mut self, timeout: Duration) -> Self {
+        self.handshake_timeout = timeout;
+        self
+    }
+
+    /// How long in-flight requests may run once shutdown begins. Default: 30 seconds.
+    /// Connections still open after it are closed.
+    pub fn shutdown_timeout(mut self, timeout: Duration) -> Self {
+        self.shutdown_timeout = timeout;
+        self
+    }
+
+    /// Builds the TLS configuration and binds the listening socket.
+    ///
+    /// Port 0 picks a free port; read it back with [`Server::local_addr`].
+    ///
+    /// # Errors
+    ///
+    /// [`Error::MissingIdentity`] and [`Error::MissingTrust`] when material was not given,
+    /// [`Error::Load`] when it could not be loaded, [`Error::Verifier`] or [`Error::Tls`] when
+    /// rustls refuses it, and [`Error::Bind`] when the address cannot be bound.
+    pub async fn bind(self, addr: impl ToSocketAddrs + fmt::Display) -> Result<Server, Error> {
+        let identity = self.identity.ok_or(Error::MissingIdentity)??;
+        let trust = self.trust.ok_or(Error::MissingTrust)??;
+        let provider = crypto_provider();
+        let config = server_config(&provider, &identity, &trust, self.client_auth)?;
+        let shown = addr.to_string();
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|source| Error::Bind {
+                addr: shown.clone(),
+                source,
+            })?;
+        let local_addr = listener.local_addr().map_err(|source| Error::Bind {
+            addr: shown,
+            source,
+        })?;
+        Ok(Server {
+            listener,
+            local_addr,
+            shared: Arc::new(Shared {
+                config: ArcSwap::from_pointee(config),
+                stats: Arc::default(),
+                client_auth: self.client_auth,
+                handshake_timeout: self.handshake_timeout,
+            }),
+            shutdown_timeout: self.shutdown_timeout,
+        })
+    }
+}
+
+/// An mTLS server bound to a socket. Start it with [`Server::serve`] or
+/// [`Server::serve_with_shutdown`].
+///
+/// Every connection is handled in its own task: the TLS handshake (with a timeout), then
+/// HTTP/1.1 or HTTP/2 as negotiated by ALPN. Each request's extensions carry the client's
+/// [`PeerIdentity`], parsed once per connection.
+pub struct Server {
+    listener: TcpListener,
+    local_addr: SocketAddr,
+    shared: Arc<Shared>,
+    shutdown_timeout: Duration,
+}
+
+/// What every connection task reads.
+struct Shared {
+    /// Each handshake loads the current config, so swapping it changes new handshakes only.
+    config: ArcSwap<ServerConfig>,
+    stats: Arc<ServerStats>,
+    client_auth: ClientAuth,
+    handshake_timeout: Duration,
+}
+
+impl fmt::Debug for Server {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Server")
+            .field("local_addr", &self.local_addr)
+            .field("client_auth", &self.shared.client_auth)
+            .field("handshake_timeout", &self.shared.handshake_timeout)
+            .field("shutdown_timeout", &self.shutdown_timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Server {
+    /// Starts configuring a server.
+    pub fn builder() -> ServerBuilder {
+        ServerBuilder::new()
+    }
+
+    /// The address the server listens on (with the real port when bound to port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// The server's handshake counters. The handle stays valid while and after the server runs.
+    pub fn stats(&self) -> Arc<ServerStats> {
+        Arc::clone(&self.shared.stats)
+    }
+
+    /// Serves `service` until the process ends.
+    ///
+    /// `service` is any hyper [`Service`](hyper::service::Service), for example one made with
+    /// [`hyper::service::service_fn`]. It is cloned once per connection.
+    ///
+    /// # Errors
+    ///
+    /// This only returns when the server stops; accept errors (such as running out of file
+    /// descriptors) are logged and retried, never fatal.
+    pub async fn serve<S, B>(self, service: S) -> Result<(), Error>
+    where
+        S: hyper::service::Service<Request<Incoming>, Response = Response<B>>
+            + Clone
+            + Send
+            + Sync
+            + 'static,
+        S::Future: Send + 'static,
+        S::Error: Into<BoxError>,
+        B: Body + Send + 'static,
+        B::Data: Send,
+        B::Error: Into<BoxError>,
+    {
+        self.serve_with_shutdown(service, pending()).await
+    }
+
+    /// Serves `service` until `signal` completes, then shuts down gracefully.
+    ///
+    /// On shutdown the server stops accepting, lets in-flight requests finish and closes idle
+    /// connections. Connections still busy after the shutdown timeout
+    /// ([`ServerBuilder::shutdown_timeout`]) are closed.
+    ///
+    /// # Errors
+    ///
+    /// None at present: the signature leaves room for fatal listener errors.
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping the returned future stops accepting at once and abandons connection tasks
+    /// without draining them.
+    pub async fn serve_with_shutdown<S, B, F>(self, service: S, signal: F) -> Result<(), Error>
+    where
+        S: hyper::service::Service<Request<Incoming>, Response = Response<B>>
+            + Clone
+            + Send
+            + Sync
+            + 'static,
+        S::Future: Send + 'static,
+        S::Error: Into<BoxError>,
+        B: Body + Send + 'static,
+        B::Data: Send,
+        B::Error: Into<BoxError>,
+        F: Future<Output = ()> + Send,
+    {
+        let Server {
+            listener,
+            shared,
+            shutdown_timeout,
+            ..
+        } = self;
+        let http = Arc::new(HttpBuilders::new());
+        let graceful = GracefulShutdown::new();
+        let mut tasks = JoinSet::new();
+        tokio::pin!(signal);
+
+        loop {
+            tokio::select! {
+                () = &mut signal => break,
+                Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
+                accepted = listener.accept() => match accepted {
+                    Ok((tcp, addr)) => {
+                        let watcher = graceful.watcher();
+                        let connection = Connection {
+                            shared: Arc::clone(&shared),
+                            http: Arc::clone(&http),
+                            addr,
+                        };
+                        let service = service.clone();
+                        tasks.spawn(async move {
+                            if let Some(io) = connection.handshake(tcp).await {
+                                connection.serve(io, service, watcher).await;
+                            }
+                        });
+                    }
+                    Err(e) => accept_error(e).await,
+                },
+            }
+        }
+
+        drop(listener);
+        tracing::info!(
+            in_flight = graceful.count(),
+            "shutting down: stopped accepting, draining connections"
+        );
+        if tokio::time::timeout(shutdown_timeout, graceful.shutdown())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                timeout = ?shutdown_timeout,
+                "shutdown timeout reached; closing the remaining connections"
+            );
+        }
+        tasks.shutdown().await;
+        Ok(())
+    }
+}
+
+/// Accept errors are per connection (the peer reset before we accepted it) or per process
+/// (out of file descriptors); neither should stop the server.
+async fn accept_error(error: std::io::Error) {
+    use std::io::ErrorKind::*;
+    match error.kind() {
+        ConnectionAborted | ConnectionReset | Interrupted | WouldBlock => {}
+        _ => {
+            tracing::error!(%error, "accept failed; retrying in 100 ms");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+/// One HTTP connection builder per ALPN outcome, shared by every connection.
+struct HttpBuilders {
+    h1: auto::Builder<TokioExecutor>,
+    h2: auto::Builder<TokioExecutor>,
+    /// Without ALPN the protocol is detected from the first bytes.
+    detect: auto::Builder<TokioExecutor>,
+}
+
+impl HttpBuilders {
+    fn new() -> Self {
+        HttpBuilders {
+            h1: auto::Builder::new(TokioExecutor::new()).http1_only(),
+            h2: auto::Builder::new(TokioExecutor::new()).http2_only(),
+            detect: auto::Builder::new(TokioExecutor::new()),
+        }
+    }
+
+    fn for_alpn(&self, alpn: Option<&[u8]>) -> &auto::Builder<TokioExecutor> {
+        match alpn {
+            Some(b"h2") => &self.h2,
+            Some(_) => &self.h1,
+            None => &self.detect,
+        }
+    }
+}
+
+struct Connection {
+    shared: Arc<Shared>,
+    http: Arc<HttpBuilders>,
+    addr: SocketAddr,
+}
+
+type TlsStream = tokio_rustls::server::TlsStream<TcpStream>;
+
+impl Connection {
+    /// Runs the handshake with a timeout; on failure, records and logs the reason.
+    async fn handshake(&self, tcp: TcpStream) -> Option<(TlsStream, Option<PeerIdentity>)> {
+        let _ = tcp.set_nodelay(true);
+        let acceptor = TlsAcceptor::from(self.shared.config.load_full());
+        let accept = acceptor.accept(tcp).into_fallible();
+        let tls = match tokio::time::timeout(self.shared.handshake_timeout, accept).await {
+            Ok(Ok(tls)) => tls,
+            Ok(Err((error, tcp))) => {
+                let reason = HandshakeFailure::from_io(&error);
+                self.failed(reason, &error);
+                linger(tcp).await;
+                return None;
+            }
+            Err(_) => {
+                self.failed(
+                    HandshakeFailure::Timeout,
+                    &format_args!(
+                        "no complete handshake within {:?}",
+                        self.shared.handshake_timeout
+                    ),
+                );
+                return None;
+            }
+        };
+        let peer = PeerIdentity::from_connection(tls.get_ref().1);
+        if peer.is_none() && self.shared.client_auth == ClientAuth::Required {
+            // rustls verified a chain we cannot describe: refuse rather than serve anonymously.
+            self.failed(
+                HandshakeFailure::BadCertificate,
+                &"the verified client certificate could not be parsed",
+            );
+            return None;
+        }
+        self.shared.stats.record_accepted();
+        match &peer {
+            Some(p) => {
+                tracing::debug!(peer.addr = %self.addr, peer.identity = %p, resumed = p.resumed(), "mTLS handshake accepted")
+            }
+            None => {
+                tracing::debug!(peer.addr = %self.addr, "TLS handshake accepted without a client certificate")
+            }
+        }
+        Some((tls, peer))
+    }
+
+    fn failed(&self, reason: HandshakeFailure, detail: &dyn fmt::Display) {
+        self.shared.stats.record_failure(reason);
+        match reason {
+            HandshakeFailure::PeerClosed => tracing::info!(
+                peer.addr = %self.addr, reason = %reason.as_str(), detail = %detail,
+                "TLS handshake failed: {reason}"
+            ),
+            _ => tracing::warn!(
+                peer.addr = %self.addr, reason = %reason.as_str(), detail = %detail,
+                "TLS handshake failed: {reason}"
+            ),
+        }
+    }
+
+    async fn serve<S, B>(
+        &self,
+        (tls, peer): (TlsStream, Option<PeerIdentity>),
+        service: S,
+        watcher: hyper_util::server::graceful::Watcher,
+    ) where
+        S: hyper::service::Service<Request<Incoming>, Response = Response<B>>
+            + Send
+            + Sync
+            + 'static,
+        S::Future: Send + 'static,
+        S::Error: Into<BoxError>,
+        B: Body + Send + 'static,
+        B::Data: Send,
+        B::Error: Into<BoxError>,
+    {
+        let builder = self.http.for_alpn(tls.get_ref().1.alpn_protocol());
+        let service = WithPeer {
+            inner: service,
+            peer,
+        };
+        let conn = builder
+            .serve_connection_with_upgrades(TokioIo::new(tls), service)
+            .into_owned();
+        if let Err(error) = watcher.watch(conn).await {
+            tracing::debug!(peer.addr = %self.addr, %error, "connection ended with an error");
+        }
+    }
+}
+
+/// After a failed handshake, the alert is written; closing at once while the client's data is
+/// still arriving makes the kernel send a reset, which destroys the alert before the client
+/// reads it. So we half-close and drain briefly, as nginx's lingering close does, so that the
+/// client sees "unknown_ca", not "connection reset".
+async fn linger(mut tcp: TcpStream) {
+    let _ = tcp.shutdown().await;
+    let mut buf = [0u8; 1024];
+    let drain = async {
+        let mut total = 0usize;
+        while let Ok(n) = tcp.read(&mut buf).await {
+            total += n;
+            if n == 0 || total > 64 * 1024 {
+                break;
+            }
+        }
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(1), drain).await;
+}
+
+/// Inserts the connection's peer identity into each request's extensions.
+#[derive(Clone)]
+struct WithPeer<S> {
+    inner: S,
+    peer: Option<PeerIdentity>,
+}
+
+impl<S, B> hyper::service::Service<Request<Incoming>> for WithPeer<S>
+where
+    S: hyper::service::Service<Request<Incoming>, Response = Response<B>>,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = S::Future;
+
+    fn call(&self, mut req: Request<Incoming>) -> Self::Future {
+        if let Some(peer) = &self.peer {
+            req.extensions_mut().insert(peer.clone());
+        }
+        self.inner.call(req)
+    }
+}

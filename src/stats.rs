@@ -1,0 +1,51 @@
+//! Counters of handshake outcomes, by reason.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::error::HandshakeFailure;
+
+/// Live counters of a [`Server`](crate::Server)'s handshakes.
+///
+/// Read them with [`Server::stats`](crate::Server::stats); every read is a relaxed atomic load,
+/// cheap enough for a metrics scrape.
+#[derive(Debug, Default)]
+pub struct ServerStats {
+    accepted: AtomicU64,
+    failures: [AtomicU64; HandshakeFailure::ALL.len()],
+}
+
+impl ServerStats {
+    /// Handshakes that completed with a verified (or, in optional mode, absent) client certificate.
+    pub fn handshakes_accepted(&self) -> u64 {
+        self.accepted.load(Ordering::Relaxed)
+    }
+
+    /// Handshakes that failed for `reason`.
+    pub fn handshake_failures(&self, reason: HandshakeFailure) -> u64 {
+        self.failures[reason.index()].load(Ordering::Relaxed)
+    }
+
+    /// Every failure reason with its count, in [`HandshakeFailure::ALL`] order.
+    pub fn failures(&self) -> Vec<(HandshakeFailure, u64)> {
+        HandshakeFailure::ALL
+            .iter()
+            .map(|r| (*r, self.handshake_failures(*r)))
+            .collect()
+    }
+
+    /// All failed handshakes, whatever the reason.
+    pub fn handshake_failures_total(&self) -> u64 {
+        self.failures
+            .iter()
+            .map(|c| c.load(Ordering::Relaxed))
+            .sum()
+    }
+
+    pub(crate) fn record_accepted(&self) {
+        self.accepted.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn record_failure(&self, reason: HandshakeFailure) {
+        self.failures[reason.index()].fetch_add(1, Ordering::Relaxed);
+    }
+}

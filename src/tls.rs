@@ -1,0 +1,71 @@
+//! The rustls configs our [`Server`](crate::Server) and [`Client`](crate::Client) run on.
+//!
+//! Both are built with the explicit crypto provider and TLS 1.3 + 1.2 only.
+
+use std::sync::Arc;
+
+use rustls::crypto::CryptoProvider;
+use rustls::server::WebPkiClientVerifier;
+use rustls::sign::SingleCertAndKey;
+use rustls::{ClientConfig, ServerConfig, SupportedProtocolVersion};
+
+use crate::error::Error;
+use crate::material::{Identity, TrustBundle};
+
+/// TLS 1.3 and 1.2; nothing older is ever negotiated.
+pub(crate) static PROTOCOL_VERSIONS: &[&SupportedProtocolVersion] =
+    &[&rustls::version::TLS13, &rustls::version::TLS12];
+
+/// ALPN ids the server offers and the client asks for, most preferred first.
+pub(crate) fn alpn_protocols() -> Vec<Vec<u8>> {
+    vec![b"h2".to_vec(), b"http/1.1".to_vec()]
+}
+
+/// Whether the server demands a client certificate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum ClientAuth {
+    /// Every client must present a certificate that chains to the trust bundle (the default).
+    #[default]
+    Required,
+    /// A client may connect without a certificate; its requests then carry no
+    /// [`PeerIdentity`](crate::PeerIdentity). A certificate that *is* presented must still verify.
+    Optional,
+}
+
+pub(crate) fn server_config(
+    provider: &Arc<CryptoProvider>,
+    identity: &Identity,
+    trust: &TrustBundle,
+    client_auth: ClientAuth,
+) -> Result<ServerConfig, Error> {
+    let mut verifier =
+        WebPkiClientVerifier::builder_with_provider(trust.root_store(), Arc::clone(provider));
+    if client_auth == ClientAuth::Optional {
+        verifier = verifier.allow_unauthenticated();
+    }
+    let verifier = verifier.build()?;
+    let mut config = ServerConfig::builder_with_provider(Arc::clone(provider))
+        .with_protocol_versions(PROTOCOL_VERSIONS)?
+        .with_client_cert_verifier(verifier)
+        .with_cert_resolver(Arc::new(SingleCertAndKey::from(identity.certified_key())));
+    config.alpn_protocols = alpn_protocols();
+    // 0-RTT data is replayable and would reach a handler before the client is verified.
+    config.max_early_data_size = 0;
+    Ok(config)
+}
+
+pub(crate) fn client_config(
+    provider: &Arc<CryptoProvider>,
+    identity: &Identity,
+    trust: &TrustBundle,
+) -> Result<ClientConfig, Error> {
+    let mut config = ClientConfig::builder_with_provider(Arc::clone(provider))
+        .with_protocol_versions(PROTOCOL_VERSIONS)?
+        .with_root_certificates(trust.root_store())
+        // The resolver always answers with our certificate, whatever CA names the server
+        // hints in its CertificateRequest: a hint mismatch must not silently drop client auth.
+        .with_client_cert_resolver(Arc::new(SingleCertAndKey::from(identity.certified_key())));
+    config.alpn_protocols = alpn_protocols();
+    Ok(config)
+}

@@ -1,0 +1,348 @@
+//! Test fixtures: a throwaway CA that issues certificates in memory, a server that records the
+//! identity it saw, and raw TLS clients for the cases our own `Client` refuses to produce.
+#![allow(dead_code)]
+
+use std::convert::Infallible;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use http_body_util::Full;
+use hyper::body::{Bytes, Incoming};
+use hyper::service::service_fn;
+use hyper::{Request, Response};
+use mtls::{Client, Identity, PeerIdentity, Server, ServerBuilder, ServerStats, TrustBundle};
+use rcgen::{
+    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
+    KeyUsagePurpose, SanType, SerialNumber,
+};
+use time::OffsetDateTime;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+/// A CA (root or intermediate) that issues certificates.
+pub struct Ca {
+    params: CertificateParams,
+    key: KeyPair,
+    pub pem: String,
+    /// PEM of the intermediates between this CA and its root, this CA first (empty for a root).
+    chain_pem: String,
+}
+
+fn ca_params(name: &str) -> CertificateParams {
+    let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    params.distinguished_name.push(DnType::CommonName, name);
+    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    params.key_usages = vec![
+        KeyUsagePurpose::KeyCertSign,
+        KeyUsagePurpose::CrlSign,
+        KeyUsagePurpose::DigitalSignature,
+    ];
+    params
+}
+
+impl Ca {
+    pub fn new(name: &str) -> Ca {
+        let key = KeyPair::generate().unwrap();
+        let params = ca_params(name);
+        let pem = params.self_signed(&key).unwrap().pem();
+        Ca {
+            params,
+            key,
+            pem,
+            chain_pem: String::new(),
+        }
+    }
+
+    pub fn intermediate(&self, name: &str) -> Ca {
+        let key = KeyPair::generate().unwrap();
+        let params = ca_params(name);
+        let pem = params.signed_by(&key, &self.issuer()).unwrap().pem();
+        let chain_pem = format!("{pem}{}", self.chain_pem);
+        Ca {
+            params,
+            key,
+            pem,
+            chain_pem,
+        }
+    }
+
+    fn issuer(&self) -> Issuer<'_, &KeyPair> {
+        Issuer::from_params(&self.params, &self.key)
+    }
+
+    pub fn trust(&self) -> TrustBundle {
+        TrustBundle::from_pem(self.pem.as_bytes()).unwrap()
+    }
+
+    /// Issues a leaf from `spec`.
+    pub fn issue(&self, spec: Leaf) -> Issued {
+        let key = KeyPair::generate().unwrap();
+        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.distinguished_name.push(DnType::CommonName, spec.cn);
+        params
+            .distinguished_name
+            .push(DnType::OrganizationName, "Example");
+        for dns in &spec.dns {
+            params
+                .subject_alt_names
+                .push(SanType::DnsName((*dns).try_into().unwrap()));
+        }
+        for ip in &spec.ips {
+            params.subject_alt_names.push(SanType::IpAddress(*ip));
+        }
+        for uri in &spec.uris {
+            params
+                .subject_alt_names
+                .push(SanType::URI((*uri).try_into().unwrap()));
+        }
+        for email in &spec.emails {
+            params
+                .subject_alt_names
+                .push(SanType::Rfc822Name((*email).try_into().unwrap()));
+        }
+        params.extended_key_usages = spec.ekus.clone();
+        params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+        params.serial_number = spec.serial.map(SerialNumber::from_slice);
+        let now = OffsetDateTime::now_utc();
+        params.not_before = now + spec.not_before;
+        params.not_after = now + spec.not_after;
+        let cert = params.signed_by(&key, &self.issuer()).unwrap();
+        Issued {
+            cert_pem: format!("{}{}", cert.pem(), self.chain_pem),
+            key_pem: key.serialize_pem(),
+            der: cert.der().to_vec(),
+        }
+    }
+
+    /// A client certificate with a SPIFFE ID.
+    pub fn client(&self, cn: &'static str) -> Issued {
+        self.issue(Leaf::client(cn))
+    }
+
+    /// A server certificate for localhost and 127.0.0.1.
+    pub fn server(&self) -> Issued {
+        self.issue(Leaf::server())
+    }
+}
+
+/// What to put in a leaf certificate.
+#[derive(Clone)]
+pub struct Leaf {
+    pub cn: &'static str,
+    pub dns: Vec<&'static str>,
+    pub ips: Vec<IpAddr>,
+    pub uris: Vec<&'static str>,
+    pub emails: Vec<&'static str>,
+    pub ekus: Vec<ExtendedKeyUsagePurpose>,
+    pub serial: Option<&'static [u8]>,
+    pub not_before: time::Duration,
+    pub not_after: time::Duration,
+}
+
+impl Leaf {
+    pub fn client(cn: &'static str) -> Leaf {
+        Leaf {
+            cn,
+            dns: vec![],
+            ips: vec![],
+            uris: vec![],
+            emails: vec![],
+            ekus: vec![ExtendedKeyUsagePurpose::ClientAuth],
+            serial: None,
+            not_before: time::Duration::hours(-1),
+            not_after: time::Duration::hours(24),
+        }
+    }
+
+    pub fn server() -> Leaf {
+        Leaf {
+            dns: vec!["localhost"],
+            ips: vec!["127.0.0.1".parse().unwrap()],
+            ekus: vec![ExtendedKeyUsagePurpose::ServerAuth],
+            ..Leaf::client("server")
+        }
+    }
+}
+
+/// An issued leaf: PEM chain (leaf first), PEM key, leaf DER.
+pub struct Issued {
+    pub cert_pem: String,
+    pub key_pem: String,
+    pub der: Vec<u8>,
+}
+
+impl Issued {
+    pub fn identity(&self) -> Identity {
+        Identity::from_pem(self.cert_pem.as_bytes(), self.key_pem.as_bytes()).unwrap()
+    }
+}
+
+/// A running test server.
+pub struct Running {
+    pub addr: SocketAddr,
+    pub stats: Arc<ServerStats>,
+    /// The identity of the last request's peer, as the handler saw it.
+    pub seen: Arc<Mutex<Vec<Option<PeerIdentity>>>>,
+    shutdown: Option<oneshot::Sender<()>>,
+    pub task: JoinHandle<Result<(), mtls::Error>>,
+}
+
+impl Running {
+    pub fn url(&self, path: &str) -> hyper::Uri {
+        format!("https://localhost:{}{path}", self.addr.port())
+            .parse()
+            .unwrap()
+    }
+
+    pub fn last_peer(&self) -> Option<PeerIdentity> {
+        self.seen.lock().unwrap().last().cloned().flatten()
+    }
+
+    /// Starts graceful shutdown and waits for the server to stop.
+    pub async fn shutdown(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        tokio::time::timeout(Duration::from_secs(20), &mut self.task)
+            .await
+            .expect("server stops within the deadline")
+            .unwrap()
+            .unwrap();
+    }
+
+    pub fn begin_shutdown(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+/// Binds `builder` on 127.0.0.1:0 and serves a handler that records the peer identity and
+/// answers with it. `/slow` sleeps 500 ms first.
+pub async fn serve(builder: ServerBuilder) -> Running {
+    let server = builder.bind("127.0.0.1:0").await.unwrap();
+    start(server)
+}
+
+pub fn start(server: Server) -> Running {
+    let addr = server.local_addr();
+    let stats = server.stats();
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let record = Arc::clone(&seen);
+    let service = service_fn(move |req: Request<Incoming>| {
+        let record = Arc::clone(&record);
+        async move {
+            let peer = req.extensions().get::<PeerIdentity>().cloned();
+            record.lock().unwrap().push(peer.clone());
+            if req.uri().path() == "/slow" {
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+            let body = match peer {
+                Some(p) => format!("hello {p} over {:?}", req.version()),
+                None => "hello anonymous".to_owned(),
+            };
+            Ok::<_, Infallible>(Response::new(Full::new(Bytes::from(body))))
+        }
+    });
+    let (tx, rx) = oneshot::channel();
+    let task = tokio::spawn(server.serve_with_shutdown(service, async move {
+        let _ = rx.await;
+    }));
+    Running {
+        addr,
+        stats,
+        seen,
+        shutdown: Some(tx),
+        task,
+    }
+}
+
+/// A server on `ca` with a localhost certificate, client auth required.
+pub fn server_builder(ca: &Ca) -> ServerBuilder {
+    Server::builder()
+        .identity(ca.server().identity())
+        .trust(ca.trust())
+}
+
+pub fn client(trust: &Ca, leaf: &Issued) -> Client {
+    Client::builder()
+        .identity(leaf.identity())
+        .trust(trust.trust())
+        .connect_timeout(Duration::from_secs(5))
+        .build()
+        .unwrap()
+}
+
+pub async fn body_string(resp: Response<Incoming>) -> String {
+    use http_body_util::BodyExt;
+    let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+    String::from_utf8(bytes.to_vec()).unwrap()
+}
+
+/// A plain tokio-rustls client config: trusts `ca`, presents `leaf` if given.
+pub fn raw_config(
+    ca: &Ca,
+    leaf: Option<&Issued>,
+    versions: &[&'static rustls::SupportedProtocolVersion],
+    alpn: &[&[u8]],
+) -> Arc<rustls::ClientConfig> {
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in mtls::TrustBundle::from_pem(ca.pem.as_bytes())
+        .unwrap()
+        .certificates()
+    {
+        roots.add(cert.clone()).unwrap();
+    }
+    let builder = rustls::ClientConfig::builder_with_provider(mtls::crypto_provider())
+        .with_protocol_versions(versions)
+        .unwrap()
+        .with_root_certificates(roots);
+    let mut config = match leaf {
+        Some(leaf) => {
+            let id = leaf.identity();
+            let key = rustls_pki_types_key(&leaf.key_pem);
+            builder
+                .with_client_auth_cert(id.chain().to_vec(), key)
+                .unwrap()
+        }
+        None => builder.with_no_client_auth(),
+    };
+    config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+    Arc::new(config)
+}
+
+fn rustls_pki_types_key(pem: &str) -> mtls::PrivateKeyDer<'static> {
+    use rustls::pki_types::pem::PemObject;
+    mtls::PrivateKeyDer::from_pem_slice(pem.as_bytes()).unwrap()
+}
+
+/// Connects with a raw config, sends one HTTP/1.1 GET and returns the response text, or the
+/// I/O error of the handshake or of the exchange.
+pub async fn raw_get(
+    addr: SocketAddr,
+    config: Arc<rustls::ClientConfig>,
+) -> std::io::Result<String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let tcp = tokio::net::TcpStream::connect(addr).await?;
+    let connector = tokio_rustls::TlsConnector::from(config);
+    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+    let mut tls = connector.connect(name, tcp).await?;
+    tls.write_all(b"GET / HTTP/1.1\r\nhost: localhost\r\nconnection: close\r\n\r\n")
+        .await?;
+    let mut out = Vec::new();
+    tls.read_to_end(&mut out).await?;
+    Ok(String::from_utf8_lossy(&out).into_owned())
+}
+
+/// Waits until `check` holds, for up to two seconds (server-side counters are updated by the
+/// connection task, a moment after the client sees the result).
+pub async fn eventually(check: impl Fn() -> bool) -> bool {
+    for _ in 0..200 {
+        if check() {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    check()
+}

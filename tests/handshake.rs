@@ -1,0 +1,350 @@
+//! Who gets in: verified clients are served with their identity, everyone else is rejected
+//! with a named reason. Real TLS over 127.0.0.1 with certificates made in each test.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use mtls::{ClientError, HandshakeFailure, TlsVersion};
+use rcgen::ExtendedKeyUsagePurpose;
+
+async fn assert_rejected_by_server(ca: &Ca, leaf: Issued, reason: HandshakeFailure, alert: &str) {
+    let server = serve(server_builder(ca)).await;
+    let err = client(ca, &leaf)
+        .get(server.url("/"))
+        .await
+        .expect_err("the server must reject this client");
+    match &err {
+        ClientError::ServerRejectedCertificate { alert: got } => assert_eq!(got, alert),
+        other => panic!("expected a named rejection, got {other:?}"),
+    }
+    assert!(
+        err.to_string().contains(&format!(
+            "server rejected our client certificate (alert: {alert})"
+        )),
+        "{err}"
+    );
+    let stats = server.stats.clone();
+    assert!(
+        eventually(|| stats.handshake_failures(reason) == 1).await,
+        "server counted {:?}",
+        stats.failures()
+    );
+    assert!(server.seen.lock().unwrap().is_empty(), "no handler ran");
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn good_client_gets_200_with_identity_over_http2() {
+    let ca = Ca::new("root");
+    let server = serve(server_builder(&ca)).await;
+    let leaf = ca.issue(Leaf {
+        uris: vec!["spiffe://example.org/orders"],
+        ..Leaf::client("orders")
+    });
+    let resp = client(&ca, &leaf).get(server.url("/")).await.unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.version(), http::Version::HTTP_2);
+    assert_eq!(
+        body_string(resp).await,
+        "hello spiffe://example.org/orders over HTTP/2.0"
+    );
+    let peer = server.last_peer().expect("handler saw an identity");
+    assert_eq!(peer.alpn_protocol(), Some(&b"h2"[..]));
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn good_client_gets_200_with_identity_over_http1() {
+    let ca = Ca::new("root");
+    let server = serve(server_builder(&ca)).await;
+    let leaf = ca.client("orders");
+    let config = raw_config(&ca, Some(&leaf), &[&rustls::version::TLS13], &[b"http/1.1"]);
+    let text = raw_get(server.addr, config).await.unwrap();
+    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+    assert!(
+        text.ends_with("hello CN=orders, O=Example over HTTP/1.1"),
+        "{text}"
+    );
+    let peer = server.last_peer().unwrap();
+    assert_eq!(peer.alpn_protocol(), Some(&b"http/1.1"[..]));
+    assert_eq!(peer.common_name(), Some("orders"));
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn client_without_alpn_is_served_http1() {
+    let ca = Ca::new("root");
+    let server = serve(server_builder(&ca)).await;
+    let leaf = ca.client("orders");
+    let config = raw_config(&ca, Some(&leaf), &[&rustls::version::TLS13], &[]);
+    let text = raw_get(server.addr, config).await.unwrap();
+    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+    assert_eq!(server.last_peer().unwrap().alpn_protocol(), None);
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn tls12_client_is_served() {
+    let ca = Ca::new("root");
+    let server = serve(server_builder(&ca)).await;
+    let leaf = ca.client("orders");
+    let config = raw_config(&ca, Some(&leaf), &[&rustls::version::TLS12], &[b"http/1.1"]);
+    let text = raw_get(server.addr, config).await.unwrap();
+    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+    assert_eq!(
+        server.last_peer().unwrap().tls_version(),
+        Some(TlsVersion::Tls12)
+    );
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn client_without_certificate_is_rejected() {
+    let ca = Ca::new("root");
+    let server = serve(server_builder(&ca)).await;
+    let config = raw_config(&ca, None, &[&rustls::version::TLS13], &[b"http/1.1"]);
+    let err = raw_get(server.addr, config)
+        .await
+        .expect_err("anonymous client must not be served");
+    let tls = err
+        .get_ref()
+        .and_then(|e| e.downcast_ref::<rustls::Error>())
+        .unwrap_or_else(|| panic!("expected a TLS alert, got {err:?}"));
+    assert_eq!(
+        tls,
+        &rustls::Error::AlertReceived(rustls::AlertDescription::CertificateRequired)
+    );
+    let stats = server.stats.clone();
+    assert!(eventually(|| stats.handshake_failures(HandshakeFailure::NoCertificate) == 1).await);
+    assert!(server.seen.lock().unwrap().is_empty());
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn client_from_foreign_ca_is_rejected() {
+    let ca = Ca::new("root");
+    let foreign = Ca::new("foreign root");
+    assert_rejected_by_server(
+        &ca,
+        foreign.client("intruder"),
+        HandshakeFailure::UnknownIssuer,
+        "unknown_ca",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn expired_client_certificate_is_rejected() {
+    let ca = Ca::new("root");
+    let leaf = ca.issue(Leaf {
+        not_before: time::Duration::days(-10),
+        not_after: time::Duration::days(-1),
+        ..Leaf::client("old")
+    });
+    assert_rejected_by_server(&ca, leaf, HandshakeFailure::Expired, "certificate_expired").await;
+}
+
+#[tokio::test]
+async fn not_yet_valid_client_certificate_is_rejected() {
+    let ca = Ca::new("root");
+    let leaf = ca.issue(Leaf {
+        not_before: time::Duration::days(1),
+        not_after: time::Duration::days(10),
+        ..Leaf::client("early")
+    });
+    assert_rejected_by_server(
+        &ca,
+        leaf,
+        HandshakeFailure::NotYetValid,
+        "certificate_expired",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn server_auth_only_certificate_is_rejected_as_client() {
+    let ca = Ca::new("root");
+    let leaf = ca.issue(Leaf {
+        ekus: vec![ExtendedKeyUsagePurpose::ServerAuth],
+        ..Leaf::client("server-only")
+    });
+    assert_rejected_by_server(
+        &ca,
+        leaf,
+        HandshakeFailure::WrongKeyUsage,
+        "unsupported_certificate",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn intermediate_ca_chain_is_accepted() {
+    let root = Ca::new("root");
+    let intermediate = root.intermediate("issuing ca");
+    let server = serve(server_builder(&root)).await;
+    let leaf = intermediate.client("orders");
+    let resp = client(&root, &leaf).get(server.url("/")).await.unwrap();
+    assert_eq!(resp.status(), 200);
+    let peer = server.last_peer().unwrap();
+    assert_eq!(peer.chain().len(), 2, "leaf and intermediate");
+    assert_eq!(peer.issuer(), "CN=issuing ca");
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn plaintext_http_client_is_rejected_as_malformed() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let ca = Ca::new("root");
+    let server = serve(server_builder(&ca)).await;
+    let mut tcp = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    tcp.write_all(b"GET / HTTP/1.1\r\nhost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let mut buf = Vec::new();
+    let _ = tcp.read_to_end(&mut buf).await;
+    assert!(!String::from_utf8_lossy(&buf).contains("HTTP/1.1 200"));
+    let stats = server.stats.clone();
+    assert!(eventually(|| stats.handshake_failures(HandshakeFailure::Malformed) == 1).await);
+    assert!(server.seen.lock().unwrap().is_empty());
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn tls11_client_is_rejected_for_protocol_version() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let ca = Ca::new("root");
+    let server = serve(server_builder(&ca)).await;
+    // A TLS 1.1 ClientHello: legacy version 3.2, no supported_versions extension.
+    let mut hello = vec![0x03, 0x02];
+    hello.extend_from_slice(&[7u8; 32]); // random
+    hello.push(0); // session id
+    hello.extend_from_slice(&[0x00, 0x02, 0xc0, 0x13]); // ECDHE_RSA_WITH_AES_128_CBC_SHA
+    hello.extend_from_slice(&[0x01, 0x00]); // null compression
+    // signature_algorithms (ecdsa_secp256r1_sha256), so that the version is what fails.
+    hello.extend_from_slice(&[0x00, 0x08, 0x00, 0x0d, 0x00, 0x04, 0x00, 0x02, 0x04, 0x03]);
+    let mut handshake = vec![0x01, 0x00, 0x00, hello.len() as u8];
+    handshake.extend_from_slice(&hello);
+    let mut record = vec![0x16, 0x03, 0x01, 0x00, handshake.len() as u8];
+    record.extend_from_slice(&handshake);
+    let mut tcp = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    tcp.write_all(&record).await.unwrap();
+    let mut buf = Vec::new();
+    let _ = tcp.read_to_end(&mut buf).await;
+    assert_eq!(
+        buf.first(),
+        Some(&0x15),
+        "the server answers with an alert record"
+    );
+    let stats = server.stats.clone();
+    assert!(
+        eventually(|| stats.handshake_failures(HandshakeFailure::ProtocolVersion) == 1).await,
+        "{:?}",
+        stats.failures()
+    );
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn stalled_handshake_does_not_block_others_and_times_out() {
+    let ca = Ca::new("root");
+    let server = serve(server_builder(&ca).handshake_timeout(Duration::from_millis(300))).await;
+    // Connect and say nothing.
+    let _stalled = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    let leaf = ca.client("orders");
+    let resp = tokio::time::timeout(
+        Duration::from_secs(2),
+        client(&ca, &leaf).get(server.url("/")),
+    )
+    .await
+    .expect("a stalled client must not block the accept loop")
+    .unwrap();
+    assert_eq!(resp.status(), 200);
+    let stats = server.stats.clone();
+    assert!(eventually(|| stats.handshake_failures(HandshakeFailure::Timeout) == 1).await);
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn optional_mode_serves_anonymous_clients_without_identity() {
+    let ca = Ca::new("root");
+    let server = serve(server_builder(&ca).client_auth(mtls::ClientAuth::Optional)).await;
+    let config = raw_config(&ca, None, &[&rustls::version::TLS13], &[b"http/1.1"]);
+    let text = raw_get(server.addr, config).await.unwrap();
+    assert!(text.ends_with("hello anonymous"), "{text}");
+    assert!(server.last_peer().is_none());
+    // A client with a certificate is still identified.
+    let leaf = ca.client("orders");
+    let resp = client(&ca, &leaf).get(server.url("/")).await.unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(server.last_peer().unwrap().common_name(), Some("orders"));
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn optional_mode_still_rejects_an_untrusted_certificate() {
+    let ca = Ca::new("root");
+    let foreign = Ca::new("foreign");
+    let server = serve(server_builder(&ca).client_auth(mtls::ClientAuth::Optional)).await;
+    let err = client(&ca, &foreign.client("intruder"))
+        .get(server.url("/"))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, ClientError::ServerRejectedCertificate { .. }),
+        "{err:?}"
+    );
+    assert!(server.seen.lock().unwrap().is_empty());
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn handshake_failure_emits_a_tracing_event_with_the_reason() {
+    use std::sync::{Arc, Mutex};
+    use tracing_subscriber::layer::SubscriberExt;
+
+    #[derive(Clone, Default)]
+    struct Capture(Arc<Mutex<Vec<String>>>);
+    impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for Capture {
+        fn on_event(
+            &self,
+            event: &tracing::Event<'_>,
+            _ctx: tracing_subscriber::layer::Context<'_, S>,
+        ) {
+            struct Fields(String);
+            impl tracing::field::Visit for Fields {
+                fn record_debug(&mut self, f: &tracing::field::Field, v: &dyn std::fmt::Debug) {
+                    self.0.push_str(&format!("{}={:?};", f.name(), v));
+                }
+                fn record_str(&mut self, f: &tracing::field::Field, v: &str) {
+                    self.0.push_str(&format!("{}={};", f.name(), v));
+                }
+            }
+            let mut fields = Fields(String::new());
+            event.record(&mut fields);
+            self.0.lock().unwrap().push(fields.0);
+        }
+    }
+
+    let capture = Capture::default();
+    let subscriber = tracing_subscriber::registry().with(capture.clone());
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let ca = Ca::new("root");
+    let foreign = Ca::new("foreign");
+    let server = serve(server_builder(&ca)).await;
+    let _ = client(&ca, &foreign.client("intruder"))
+        .get(server.url("/"))
+        .await
+        .unwrap_err();
+    let stats = server.stats.clone();
+    assert!(eventually(|| stats.handshake_failures_total() == 1).await);
+    let events = capture.0.lock().unwrap().clone();
+    let event = events
+        .iter()
+        .find(|e| e.contains("reason=unknown_issuer"))
+        .unwrap_or_else(|| panic!("no failure event in {events:?}"));
+    assert!(event.contains("peer.addr=127.0.0.1:"), "{event}");
+    server.shutdown().await;
+}
