@@ -5,15 +5,17 @@
 //!     --cert client.pem --key client.key --ca ca.pem
 //! ```
 //!
-//! Prints the status, the body and the server's verified identity. On failure it prints the
-//! named reason and exits 1.
+//! With `--expect-server SPIFFE_ID` the server is verified by its SPIFFE ID instead of the URL's
+//! host name. Prints the status, the body and the server's verified identity. On failure it
+//! prints the named reason and exits 1.
 
 use std::process::ExitCode;
 
 use http_body_util::BodyExt;
-use mtls::{Client, PeerIdentity};
+use mtls::{Authorizer, Client, PeerIdentity};
 
-const USAGE: &str = "usage: client --url URL --cert FILE --key FILE --ca FILE";
+const USAGE: &str =
+    "usage: client --url URL --cert FILE --key FILE --ca FILE [--expect-server SPIFFE_ID]";
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -34,10 +36,13 @@ async fn main() -> ExitCode {
 }
 
 async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
-    let client = Client::builder()
+    let mut builder = Client::builder()
         .identity_files(&args.cert, &args.key)
-        .trust_file(&args.ca)
-        .build()?;
+        .trust_file(&args.ca);
+    if let Some(id) = &args.expect_server {
+        builder = builder.expect_server(Authorizer::spiffe_id(id)?);
+    }
+    let client = builder.build()?;
     let url = args
         .url
         .parse()
@@ -67,13 +72,16 @@ struct Args {
     cert: String,
     key: String,
     ca: String,
+    expect_server: Option<String>,
 }
 
 impl Args {
     fn parse(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
         let (mut url, mut cert, mut key, mut ca) = (None, None, None, None);
+        let mut expect_server = None;
         while let Some(flag) = args.next() {
             let slot = match flag.as_str() {
+                "--expect-server" => &mut expect_server,
                 "--url" => &mut url,
                 "--cert" => &mut cert,
                 "--key" => &mut key,
@@ -89,6 +97,7 @@ impl Args {
             cert: need(cert, "cert")?,
             key: need(key, "key")?,
             ca: need(ca, "ca")?,
+            expect_server,
         })
     }
 }

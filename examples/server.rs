@@ -5,8 +5,13 @@
 //!     --cert server.pem --key server.key --ca ca.pem
 //! ```
 //!
-//! `GET /` answers 200 with the caller's SPIFFE ID (or subject) and SANs. Ctrl-C shuts down
-//! gracefully.
+//! Without `--allow` flags any client whose certificate chains to the CA is let in. With
+//! `--allow SPIFFE_ID` (repeatable) or `--allow-domain TRUST_DOMAIN`, only those identities are:
+//! the others are refused in the handshake with the `access_denied` alert.
+//!
+//! `GET /` answers 200 with the caller's SPIFFE ID (or subject) and SANs. `GET /admin` is a
+//! narrower route: only `spiffe://<the caller's trust domain>/admin` may call it; others get a
+//! 403 naming the policy. Ctrl-C shuts down gracefully.
 
 use std::convert::Infallible;
 use std::process::ExitCode;
@@ -15,9 +20,10 @@ use http_body_util::Full;
 use hyper::body::{Bytes, Incoming};
 use hyper::service::service_fn;
 use hyper::{Request, Response, StatusCode};
-use mtls::{PeerIdentity, Server};
+use mtls::{Authorizer, Denied, PeerIdentity, PolicyError, Server};
 
-const USAGE: &str = "usage: server --listen ADDR --cert FILE --key FILE --ca FILE";
+const USAGE: &str = "usage: server --listen ADDR --cert FILE --key FILE --ca FILE \
+[--allow SPIFFE_ID]... [--allow-domain TRUST_DOMAIN]...";
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -34,9 +40,18 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    let policy = match args.policy() {
+        Ok(policy) => policy,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    println!("policy: {policy}");
     let server = match Server::builder()
         .identity_files(&args.cert, &args.key)
         .trust_file(&args.ca)
+        .authorize(policy)
         .bind(args.listen.as_str())
         .await
     {
@@ -72,6 +87,24 @@ async fn handle(req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infalli
         *resp.status_mut() = StatusCode::UNAUTHORIZED;
         return Ok(resp);
     };
+    if req.uri().path() == "/admin" {
+        // A per-route policy, narrower than the server's.
+        let admin = peer
+            .spiffe_id()
+            .map(|id| format!("spiffe://{}/admin", id.trust_domain()))
+            .and_then(|id| Authorizer::spiffe_id(&id).ok());
+        return Ok(match admin.map(|policy| policy.check_request(&req)) {
+            Some(Ok(())) => {
+                Response::new(Full::new(Bytes::from(format!("welcome, admin {peer}\n"))))
+            }
+            Some(Err(denied)) => denied.into_response(),
+            None => Denied {
+                policy: "spiffe_id(spiffe://<trust domain>/admin)".to_owned(),
+                presented: peer.to_string(),
+            }
+            .into_response(),
+        });
+    }
     if req.uri().path() != "/" {
         let mut resp = Response::new(Full::new(Bytes::from_static(b"not found\n")));
         *resp.status_mut() = StatusCode::NOT_FOUND;
@@ -90,13 +123,25 @@ struct Args {
     cert: String,
     key: String,
     ca: String,
+    allow: Vec<String>,
+    allow_domain: Vec<String>,
 }
 
 impl Args {
     fn parse(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
         let (mut listen, mut cert, mut key, mut ca) = (None, None, None, None);
+        let (mut allow, mut allow_domain) = (Vec::new(), Vec::new());
         while let Some(flag) = args.next() {
             let slot = match flag.as_str() {
+                "--allow" | "--allow-domain" => {
+                    let value = args.next().ok_or(format!("`{flag}` needs a value"))?;
+                    if flag == "--allow" {
+                        allow.push(value)
+                    } else {
+                        allow_domain.push(value)
+                    }
+                    continue;
+                }
                 "--listen" => &mut listen,
                 "--cert" => &mut cert,
                 "--key" => &mut key,
@@ -112,6 +157,24 @@ impl Args {
             cert: need(cert, "cert")?,
             key: need(key, "key")?,
             ca: need(ca, "ca")?,
+            allow,
+            allow_domain,
         })
+    }
+
+    /// `--allow` and `--allow-domain` combined with `any_of`; no flags: any verified client.
+    fn policy(&self) -> Result<Authorizer, PolicyError> {
+        let mut rules = Vec::new();
+        if !self.allow.is_empty() {
+            rules.push(Authorizer::spiffe_ids(&self.allow)?);
+        }
+        for td in &self.allow_domain {
+            rules.push(Authorizer::trust_domain(td)?);
+        }
+        match rules.len() {
+            0 => Ok(Authorizer::any_verified()),
+            1 => Ok(rules.remove(0)),
+            _ => Authorizer::any_of(rules),
+        }
     }
 }

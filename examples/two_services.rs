@@ -2,9 +2,10 @@
 //!
 //! A throwaway CA is made in memory. `inventory` serves HTTPS and demands client certificates;
 //! `orders` calls it with its own certificate. Each side prints what it verified about the
-//! other. Then two callers that must fail try their luck: one without a certificate, one with a
-//! certificate from a CA inventory does not trust. The example checks every outcome and exits
-//! non-zero if any is wrong.
+//! other. Then three callers that must fail try their luck: one without a certificate, one with
+//! a certificate from a CA inventory does not trust, and `reporting`, whose certificate is
+//! perfectly valid but whose SPIFFE ID inventory's policy does not allow. The example checks
+//! every outcome and exits non-zero if any is wrong.
 //!
 //! Run it with `cargo run --example two_services`.
 
@@ -15,7 +16,7 @@ use http_body_util::{BodyExt, Full};
 use hyper::body::{Bytes, Incoming};
 use hyper::service::service_fn;
 use hyper::{Request, Response};
-use mtls::{Client, HandshakeFailure, Identity, PeerIdentity, Server, TrustBundle};
+use mtls::{Authorizer, Client, HandshakeFailure, Identity, PeerIdentity, Server, TrustBundle};
 use rcgen::{
     BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
     SanType,
@@ -37,10 +38,14 @@ async fn main() -> Result<(), Failure> {
     let inventory_cert = ca.issue("inventory", "spiffe://example.org/inventory", true)?;
     let orders_cert = ca.issue("orders", "spiffe://example.org/orders", false)?;
 
-    // 2. inventory: an mTLS server whose handler reads the caller's verified identity.
+    // 2. inventory: an mTLS server that lets only orders in, and whose handler reads the
+    //    caller's verified identity.
+    let policy = Authorizer::spiffe_id("spiffe://example.org/orders")?;
+    println!("[inventory] policy: {policy}");
     let server = Server::builder()
         .identity(inventory_cert)
         .trust(ca.trust()?)
+        .authorize(policy)
         .bind("127.0.0.1:0")
         .await?;
     let addr = server.local_addr();
@@ -124,7 +129,25 @@ async fn main() -> Result<(), Failure> {
     wait_for(|| stats.handshake_failures(HandshakeFailure::UnknownIssuer) == 1).await;
     println!("[inventory] counted: {}", HandshakeFailure::UnknownIssuer);
 
-    // 6. Graceful shutdown.
+    // 6. reporting: same CA, valid certificate, but not allowed by inventory's policy.
+    let reporting = Client::builder()
+        .identity(ca.issue("reporting", "spiffe://example.org/reporting", false)?)
+        .trust(ca.trust()?)
+        .build()?;
+    let err = reporting
+        .get(url.parse()?)
+        .await
+        .err()
+        .ok_or("reporting was served despite the policy")?;
+    println!("[reporting] rejected: {err}");
+    check(
+        matches!(&err, mtls::ClientError::ServerRejectedCertificate { alert } if alert == "access_denied"),
+        "reporting is denied by policy",
+    )?;
+    wait_for(|| stats.handshake_failures(HandshakeFailure::NotAuthorized) == 1).await;
+    println!("[inventory] counted: {}", HandshakeFailure::NotAuthorized);
+
+    // 7. Graceful shutdown.
     let _ = stop.send(());
     inventory.await??;
     println!(

@@ -22,6 +22,7 @@ use rustls_pki_types::ServerName;
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 
+use crate::authorize::Authorizer;
 use crate::error::{
     ClientError, Error, HandshakeFailure, LoadError, alert_name, is_certificate_alert,
 };
@@ -29,6 +30,7 @@ use crate::identity::PeerIdentity;
 use crate::material::{Identity, TrustBundle};
 use crate::provider::crypto_provider;
 use crate::tls::client_config;
+use crate::verify::ServerNotAllowed;
 
 /// Default limit on TCP connect plus TLS handshake.
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -49,7 +51,8 @@ pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 #[derive(Debug)]
 pub struct ClientBuilder {
     identity: Option<Result<Identity, LoadError>>,
-    trust: Option<Result<TrustBundle, LoadError>>,
+    trust: Vec<Result<TrustBundle, LoadError>>,
+    expect_server: Option<Authorizer>,
     connect_timeout: Duration,
     pool_idle_timeout: Option<Duration>,
     pool_max_idle_per_host: usize,
@@ -59,7 +62,8 @@ impl ClientBuilder {
     fn new() -> Self {
         ClientBuilder {
             identity: None,
-            trust: None,
+            trust: Vec::new(),
+            expect_server: None,
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
             pool_idle_timeout: Some(Duration::from_secs(90)),
             pool_max_idle_per_host: usize::MAX,
@@ -78,15 +82,27 @@ impl ClientBuilder {
         self
     }
 
-    /// The CAs a server's certificate must chain to.
+    /// Adds CAs a server's certificate may chain to. Call it once per bundle; a bundle bound
+    /// with [`TrustBundle::for_trust_domain`] only validates identities of its trust domain.
     pub fn trust(mut self, trust: TrustBundle) -> Self {
-        self.trust = Some(Ok(trust));
+        self.trust.push(Ok(trust));
         self
     }
 
-    /// Loads the CAs from a PEM file; a load error is returned by [`ClientBuilder::build`].
+    /// Adds the CAs of a PEM file; a load error is returned by [`ClientBuilder::build`].
     pub fn trust_file(mut self, path: impl AsRef<Path>) -> Self {
-        self.trust = Some(TrustBundle::from_pem_file(path));
+        self.trust.push(TrustBundle::from_pem_file(path));
+        self
+    }
+
+    /// Verifies the server by identity instead of by the URL's host name.
+    ///
+    /// The server's chain is validated (trust anchors, validity, EKU serverAuth), then its
+    /// leaf must match `policy`, typically [`Authorizer::spiffe_id`]. This suits SPIFFE
+    /// workloads whose certificates carry no DNS names. Without it, the DNS name or IP of the
+    /// URL is checked as usual.
+    pub fn expect_server(mut self, policy: Authorizer) -> Self {
+        self.expect_server = Some(policy);
         self
     }
 
@@ -114,12 +130,14 @@ impl ClientBuilder {
     ///
     /// # Errors
     ///
-    /// [`Error::MissingIdentity`] and [`Error::MissingTrust`] when material was not given,
-    /// [`Error::Load`] when it could not be loaded, and [`Error::Tls`] when rustls refuses it.
+    /// [`Error::MissingIdentity`] and [`Error::MissingTrust`] when material was not given (a
+    /// client without [`ClientBuilder::expect_server`] needs a bundle not bound to a trust
+    /// domain), [`Error::Load`] when it could not be loaded, and [`Error::Tls`] or
+    /// [`Error::Verifier`] when rustls refuses it.
     pub fn build(self) -> Result<Client, Error> {
         let identity = self.identity.ok_or(Error::MissingIdentity)??;
-        let trust = self.trust.ok_or(Error::MissingTrust)??;
-        let config = client_config(&crypto_provider(), &identity, &trust)?;
+        let trust = self.trust.into_iter().collect::<Result<Vec<_>, _>>()?;
+        let config = client_config(&crypto_provider(), &identity, &trust, self.expect_server)?;
         let connector = Connector {
             config: Arc::new(ArcSwap::from_pointee(config)),
             connect_timeout: self.connect_timeout,
@@ -258,6 +276,15 @@ fn from_tls(error: &rustls::Error) -> ClientError {
                 alert: alert_name(*alert),
             }
         }
+        rustls::Error::InvalidCertificate(rustls::CertificateError::Other(other))
+            if other.0.downcast_ref::<ServerNotAllowed>().is_some() =>
+        {
+            let denied = other.0.downcast_ref::<ServerNotAllowed>().map(|n| &n.0);
+            ClientError::ServerNotAllowed {
+                expected: denied.map(|d| d.policy.clone()).unwrap_or_default(),
+                presented: denied.map(|d| d.presented.clone()).unwrap_or_default(),
+            }
+        }
         rustls::Error::InvalidCertificate(_) => ClientError::ServerCertificate {
             reason: HandshakeFailure::from_rustls(error),
             detail: error.to_string(),
@@ -286,6 +313,13 @@ impl ClientError {
                     alert: alert.clone(),
                 }
             }
+            ClientError::ServerNotAllowed {
+                expected,
+                presented,
+            } => ClientError::ServerNotAllowed {
+                expected: expected.clone(),
+                presented: presented.clone(),
+            },
             ClientError::ServerCertificate { reason, detail } => ClientError::ServerCertificate {
                 reason: *reason,
                 detail: detail.clone(),

@@ -137,6 +137,14 @@ pub enum Error {
         "no trust bundle configured; call `.trust(TrustBundle::from_pem_file(ca)?)` or `.trust_file(ca)` on the builder, since mutual TLS verifies every peer against the CAs you trust"
     )]
     MissingTrust,
+    /// The server builder was not given a policy.
+    #[error(
+        "no authorization policy configured; call `.authorize(...)` on the builder, for example `.authorize(Authorizer::any_verified())` to admit every client whose certificate chains to your CAs, or `Authorizer::trust_domain(\"example.org\")?` for a narrower policy"
+    )]
+    MissingPolicy,
+    /// A policy could not be built.
+    #[error(transparent)]
+    Policy(#[from] crate::authorize::PolicyError),
     /// The listening socket could not be bound.
     #[error(
         "cannot listen on {addr}: {source}; check that the address is local and the port is free"
@@ -153,9 +161,6 @@ pub enum Error {
     /// rustls refused to build a certificate verifier from the trust bundle.
     #[error("cannot build the certificate verifier: {0}")]
     Verifier(#[from] rustls::server::VerifierBuilderError),
-    /// Accepting connections failed in a way the server cannot recover from.
-    #[error("the listener failed: {0}")]
-    Accept(#[source] io::Error),
 }
 
 /// Why a TLS handshake with a peer failed.
@@ -323,6 +328,14 @@ impl HandshakeFailure {
                 HandshakeFailure::WrongName
             }
             CertificateError::ApplicationVerificationFailure => HandshakeFailure::NotAuthorized,
+            CertificateError::Other(other)
+                if other
+                    .0
+                    .downcast_ref::<crate::verify::ServerNotAllowed>()
+                    .is_some() =>
+            {
+                HandshakeFailure::NotAuthorized
+            }
             CertificateError::BadEncoding | CertificateError::UnhandledCriticalExtension => {
                 HandshakeFailure::BadCertificate
             }
@@ -393,6 +406,23 @@ pub(crate) fn is_certificate_alert(alert: AlertDescription) -> bool {
     )
 }
 
+/// What a certificate alert from the server most likely means for us.
+fn rejection_hint(alert: &str) -> &'static str {
+    match alert {
+        "unknown_ca" => "the server does not trust the CA that issued our certificate",
+        "certificate_expired" => "our certificate is expired or not yet valid",
+        "certificate_revoked" => "our certificate has been revoked",
+        "access_denied" => {
+            "our certificate is valid but the server's policy does not allow our identity"
+        }
+        "certificate_required" | "no_certificate" => "we sent no certificate",
+        "unsupported_certificate" => {
+            "our certificate is not valid for client authentication (check its extended key usage)"
+        }
+        _ => "check that the server trusts our CA and that our certificate is valid",
+    }
+}
+
 /// The TLS name of an alert, as written in the RFCs (`unknown_ca`, `certificate_required`).
 pub(crate) fn alert_name(alert: AlertDescription) -> String {
     let debug = format!("{alert:?}");
@@ -437,7 +467,8 @@ pub enum ClientError {
     ///
     /// In TLS 1.3 this arrives after our side of the handshake finished, on the first read.
     #[error(
-        "server rejected our client certificate (alert: {alert}); check that the server trusts the CA that issued our certificate and that our certificate is valid"
+        "server rejected our client certificate (alert: {alert}); {}",
+        rejection_hint(alert)
     )]
     ServerRejectedCertificate {
         /// The TLS alert the server sent, in RFC spelling, e.g. `unknown_ca`.
@@ -450,6 +481,15 @@ pub enum ClientError {
         reason: HandshakeFailure,
         /// The verifier's own words.
         detail: String,
+    },
+    /// The server's certificate is valid but not the identity we expect
+    /// ([`ClientBuilder::expect_server`](crate::ClientBuilder::expect_server)).
+    #[error("server {presented} is not the expected identity: {expected}")]
+    ServerNotAllowed {
+        /// The policy the server had to match.
+        expected: String,
+        /// The identity the server presented.
+        presented: String,
     },
     /// The TLS handshake failed for another reason.
     #[error("TLS handshake with the server failed: {reason} ({detail})")]

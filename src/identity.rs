@@ -198,7 +198,7 @@ impl PeerIdentity {
     }
 
     /// The SPIFFE ID: present when the certificate has exactly one URI SAN with the `spiffe`
-    /// scheme and that URI is a valid SPIFFE ID.
+    /// scheme and that URI is a valid SPIFFE ID with a workload path.
     pub fn spiffe_id(&self) -> Option<&SpiffeId> {
         self.0.spiffe_id.as_ref()
     }
@@ -475,7 +475,10 @@ fn spiffe_id_of(uris: &[String]) -> Option<SpiffeId> {
     if spiffe.next().is_some() {
         return None;
     }
-    SpiffeId::parse(first).ok()
+    // A leaf SVID names a workload; the bare trust domain ID is not one.
+    SpiffeId::parse(first)
+        .ok()
+        .filter(|id| !id.path().is_empty())
 }
 
 fn ip_from_bytes(bytes: &[u8]) -> Option<IpAddr> {
@@ -567,6 +570,11 @@ mod tests {
         assert!(spiffe_id_of(&two).is_none());
         let bad = vec!["spiffe://A.org/x".to_owned()];
         assert!(spiffe_id_of(&bad).is_none());
+        let bare = vec!["spiffe://a.org".to_owned()];
+        assert!(
+            spiffe_id_of(&bare).is_none(),
+            "a trust domain ID is not a workload"
+        );
     }
 
     #[test]

@@ -11,6 +11,8 @@
 //! - [`Client`]: pooled HTTPS client presenting our identity and verifying the server by name.
 //! - [`PeerIdentity`]: the verified peer — subject, SANs, [`SpiffeId`], serial, validity,
 //!   fingerprint, chain — in each request's (and response's) extensions.
+//! - [`Authorizer`]: which verified peers are allowed — SPIFFE IDs, trust domains, path
+//!   prefixes, DNS SANs, closures — enforced inside the handshake, failing closed.
 //! - [`HandshakeFailure`]: why a handshake failed, in `tracing` events and [`ServerStats`].
 //!
 //! **Features**
@@ -29,23 +31,25 @@
 //! use std::convert::Infallible;
 //! use http_body_util::Full;
 //! use hyper::{Request, Response, body::{Bytes, Incoming}, service::service_fn};
-//! use mtls::{PeerIdentity, Server};
+//! use mtls::{Authorizer, PeerIdentity, Server};
 //!
-//! # async fn run() -> Result<(), mtls::Error> {
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
 //! let server = Server::builder()
 //!     .identity_files("certs/inventory.pem", "certs/inventory.key")
 //!     .trust_file("certs/ca.pem")
+//!     .authorize(Authorizer::trust_domain("example.org")?)
 //!     .bind("127.0.0.1:8443")
 //!     .await?;
 //! server.serve(service_fn(|req: Request<Incoming>| async move {
 //!     let peer = req.extensions().get::<PeerIdentity>().expect("client auth is required");
 //!     Ok::<_, Infallible>(Response::new(Full::new(Bytes::from(format!("hello {peer}")))))
-//! })).await
-//! # }
+//! })).await?;
+//! # Ok(()) }
 //! ```
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
+mod authorize;
 mod client;
 mod error;
 mod identity;
@@ -54,13 +58,17 @@ mod provider;
 mod server;
 mod stats;
 mod tls;
+pub mod verify;
 
+pub use authorize::{Authorizer, Denied, PolicyError};
 pub use client::{Client, ClientBuilder, DEFAULT_CONNECT_TIMEOUT};
 pub use error::{ClientError, Error, HandshakeFailure, LoadError, Origin};
 pub use identity::{Fingerprint, PeerIdentity, SpiffeId, SpiffeIdError, TlsVersion};
 pub use material::{Identity, TrustBundle};
 pub use provider::{CRYPTO_PROVIDER, crypto_provider};
-pub use server::{DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_SHUTDOWN_TIMEOUT, Server, ServerBuilder};
+pub use server::{
+    DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_SHUTDOWN_TIMEOUT, Server, ServerBuilder, ServerHandle,
+};
 pub use stats::ServerStats;
 pub use tls::ClientAuth;
 

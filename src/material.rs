@@ -11,6 +11,7 @@ use rustls_pki_types::pem::{self, PemObject};
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use x509_parser::prelude::{FromDer, X509Certificate};
 
+use crate::authorize::{Authorizer, PolicyError};
 use crate::error::{LoadError, Origin};
 use crate::provider::crypto_provider;
 
@@ -189,6 +190,7 @@ impl fmt::Debug for Identity {
 pub struct TrustBundle {
     certs: Vec<CertificateDer<'static>>,
     roots: Arc<RootCertStore>,
+    trust_domain: Option<String>,
 }
 
 impl TrustBundle {
@@ -276,7 +278,40 @@ impl TrustBundle {
         Ok(TrustBundle {
             certs,
             roots: Arc::new(roots),
+            trust_domain: None,
         })
+    }
+
+    /// Binds this bundle to a SPIFFE trust domain (federation).
+    ///
+    /// Once any bundle given to a builder is bound, a certificate with a SPIFFE ID is
+    /// validated only against the bundle of its own trust domain, so one domain's CA cannot
+    /// mint identities for another. Certificates without a SPIFFE ID are validated against the
+    /// unbound bundles.
+    ///
+    /// # Errors
+    ///
+    /// [`PolicyError::TrustDomain`] when `trust_domain` is not a valid trust domain name.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let partner = mtls::TrustBundle::from_pem_file("partner-ca.pem")?
+    ///     .for_trust_domain("partner.example")?;
+    /// assert_eq!(partner.trust_domain(), Some("partner.example"));
+    /// # Ok(()) }
+    /// ```
+    pub fn for_trust_domain(mut self, trust_domain: &str) -> Result<Self, PolicyError> {
+        // Reuse the policy's validation so both accept exactly the same names.
+        Authorizer::trust_domain(trust_domain)?;
+        self.trust_domain = Some(trust_domain.to_owned());
+        Ok(self)
+    }
+
+    /// The SPIFFE trust domain this bundle is bound to, if any.
+    pub fn trust_domain(&self) -> Option<&str> {
+        self.trust_domain.as_deref()
     }
 
     /// The CA certificates, in the order they were loaded.
@@ -299,6 +334,7 @@ impl fmt::Debug for TrustBundle {
             .collect();
         f.debug_struct("TrustBundle")
             .field("cas", &subjects)
+            .field("trust_domain", &self.trust_domain)
             .finish()
     }
 }

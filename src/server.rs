@@ -5,7 +5,7 @@ use std::fmt;
 use std::future::{Future, pending};
 use std::net::SocketAddr;
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
@@ -15,11 +15,14 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use rustls::ServerConfig;
+use rustls::crypto::CryptoProvider;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream, ToSocketAddrs};
 use tokio::task::JoinSet;
 use tokio_rustls::TlsAcceptor;
+use tracing::Instrument;
 
+use crate::authorize::Authorizer;
 use crate::error::{Error, HandshakeFailure, LoadError};
 use crate::identity::PeerIdentity;
 use crate::material::{Identity, TrustBundle};
@@ -41,10 +44,11 @@ pub const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(30);
 /// # Examples
 ///
 /// ```no_run
-/// # async fn run() -> Result<(), mtls::Error> {
+/// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
 /// let server = mtls::Server::builder()
 ///     .identity_files("certs/inventory.pem", "certs/inventory.key")
 ///     .trust_file("certs/ca.pem")
+///     .authorize(mtls::Authorizer::trust_domain("example.org")?)
 ///     .bind("127.0.0.1:8443")
 ///     .await?;
 /// println!("listening on {}", server.local_addr());
@@ -53,7 +57,8 @@ pub const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(30);
 #[must_use = "a builder does nothing until `.bind(...)` is awaited"]
 pub struct ServerBuilder {
     identity: Option<Result<Identity, LoadError>>,
-    trust: Option<Result<TrustBundle, LoadError>>,
+    trust: Vec<Result<TrustBundle, LoadError>>,
+    policy: Option<Authorizer>,
     client_auth: ClientAuth,
     handshake_timeout: Duration,
     shutdown_timeout: Duration,
@@ -64,6 +69,7 @@ impl fmt::Debug for ServerBuilder {
         f.debug_struct("ServerBuilder")
             .field("identity", &self.identity)
             .field("trust", &self.trust)
+            .field("policy", &self.policy)
             .field("client_auth", &self.client_auth)
             .field("handshake_timeout", &self.handshake_timeout)
             .field("shutdown_timeout", &self.shutdown_timeout)
@@ -75,7 +81,8 @@ impl ServerBuilder {
     fn new() -> Self {
         ServerBuilder {
             identity: None,
-            trust: None,
+            trust: Vec::new(),
+            policy: None,
             client_auth: ClientAuth::Required,
             handshake_timeout: DEFAULT_HANDSHAKE_TIMEOUT,
             shutdown_timeout: DEFAULT_SHUTDOWN_TIMEOUT,
@@ -95,15 +102,27 @@ impl ServerBuilder {
         self
     }
 
-    /// The CAs client certificates must chain to.
+    /// Adds CAs that client certificates may chain to. Call it once per bundle; a bundle bound
+    /// with [`TrustBundle::for_trust_domain`] only validates identities of its trust domain.
     pub fn trust(mut self, trust: TrustBundle) -> Self {
-        self.trust = Some(Ok(trust));
+        self.trust.push(Ok(trust));
         self
     }
 
-    /// Loads the CAs from a PEM file; a load error is returned by [`ServerBuilder::bind`].
+    /// Adds the CAs of a PEM file; a load error is returned by [`ServerBuilder::bind`].
     pub fn trust_file(mut self, path: impl AsRef<Path>) -> Self {
-        self.trust = Some(TrustBundle::from_pem_file(path));
+        self.trust.push(TrustBundle::from_pem_file(path));
+        self
+    }
+
+    /// Which verified clients may connect. Required: a server without a policy does not bind.
+    ///
+    /// The policy runs inside the handshake, before any HTTP byte is read. A client it denies
+    /// gets the `access_denied` alert and never reaches a handler. Use
+    /// [`Authorizer::any_verified`] to admit every client whose certificate chains to the
+    /// trust bundle.
+    pub fn authorize(mut self, policy: Authorizer) -> Self {
+        self.policy = Some(policy);
         self
     }
 
@@ -135,14 +154,25 @@ impl ServerBuilder {
     ///
     /// # Errors
     ///
-    /// [`Error::MissingIdentity`] and [`Error::MissingTrust`] when material was not given,
-    /// [`Error::Load`] when it could not be loaded, [`Error::Verifier`] or [`Error::Tls`] when
-    /// rustls refuses it, and [`Error::Bind`] when the address cannot be bound.
+    /// [`Error::MissingIdentity`], [`Error::MissingTrust`] and [`Error::MissingPolicy`] when
+    /// one was not given, [`Error::Load`] when material could not be loaded,
+    /// [`Error::Verifier`] or [`Error::Tls`] when rustls refuses it, and [`Error::Bind`] when
+    /// the address cannot be bound.
     pub async fn bind(self, addr: impl ToSocketAddrs + fmt::Display) -> Result<Server, Error> {
         let identity = self.identity.ok_or(Error::MissingIdentity)??;
-        let trust = self.trust.ok_or(Error::MissingTrust)??;
+        let trust = self.trust.into_iter().collect::<Result<Vec<_>, _>>()?;
+        if trust.is_empty() {
+            return Err(Error::MissingTrust);
+        }
+        let policy = self.policy.ok_or(Error::MissingPolicy)?;
+        let material = Material {
+            identity,
+            trust,
+            policy,
+            client_auth: self.client_auth,
+        };
         let provider = crypto_provider();
-        let config = server_config(&provider, &identity, &trust, self.client_auth)?;
+        let snapshot = material.snapshot(&provider)?;
         let shown = addr.to_string();
         let listener = TcpListener::bind(addr)
             .await
@@ -158,9 +188,10 @@ impl ServerBuilder {
             listener,
             local_addr,
             shared: Arc::new(Shared {
-                config: ArcSwap::from_pointee(config),
+                snapshot: ArcSwap::from_pointee(snapshot),
+                material: Mutex::new(material),
+                provider,
                 stats: Arc::default(),
-                client_auth: self.client_auth,
                 handshake_timeout: self.handshake_timeout,
             }),
             shutdown_timeout: self.shutdown_timeout,
@@ -183,18 +214,107 @@ pub struct Server {
 
 /// What every connection task reads.
 struct Shared {
-    /// Each handshake loads the current config, so swapping it changes new handshakes only.
-    config: ArcSwap<ServerConfig>,
+    /// Each handshake loads the current snapshot, so swapping it changes new handshakes only.
+    snapshot: ArcSwap<Snapshot>,
+    /// What the snapshot was built from, to rebuild it when one part changes.
+    material: Mutex<Material>,
+    provider: Arc<CryptoProvider>,
     stats: Arc<ServerStats>,
-    client_auth: ClientAuth,
     handshake_timeout: Duration,
+}
+
+/// The rustls config and the policy it enforces, swapped together.
+struct Snapshot {
+    config: Arc<ServerConfig>,
+    policy: Authorizer,
+}
+
+struct Material {
+    identity: Identity,
+    trust: Vec<TrustBundle>,
+    policy: Authorizer,
+    client_auth: ClientAuth,
+}
+
+impl Material {
+    fn snapshot(&self, provider: &Arc<CryptoProvider>) -> Result<Snapshot, Error> {
+        let config = server_config(
+            provider,
+            &self.identity,
+            &self.trust,
+            self.client_auth,
+            &self.policy,
+        )?;
+        Ok(Snapshot {
+            config: Arc::new(config),
+            policy: self.policy.clone(),
+        })
+    }
+}
+
+/// Changes a running [`Server`]: get one with [`Server::handle`] before serving.
+///
+/// Each change builds and validates a complete new TLS configuration first; on error nothing
+/// changes. New handshakes use the new configuration; established connections keep theirs.
+/// Sessions issued under the old configuration cannot resume under the new one.
+#[derive(Clone)]
+pub struct ServerHandle {
+    shared: Arc<Shared>,
+}
+
+impl fmt::Debug for ServerHandle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ServerHandle")
+            .field("policy", &self.shared.snapshot.load().policy)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ServerHandle {
+    /// Replaces the policy for new handshakes, and re-checks resumed sessions against it.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Verifier`] or [`Error::Tls`] if the new configuration cannot be built (the
+    /// old one stays).
+    pub fn set_authorizer(&self, policy: Authorizer) -> Result<(), Error> {
+        self.update(|m| m.policy = policy)
+    }
+
+    /// The policy new handshakes are checked against.
+    pub fn authorizer(&self) -> Authorizer {
+        self.shared.snapshot.load().policy.clone()
+    }
+
+    /// The server's counters.
+    pub fn stats(&self) -> Arc<ServerStats> {
+        Arc::clone(&self.shared.stats)
+    }
+
+    fn update(&self, change: impl FnOnce(&mut Material)) -> Result<(), Error> {
+        let mut material = self
+            .shared
+            .material
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut candidate = Material {
+            identity: material.identity.clone(),
+            trust: material.trust.clone(),
+            policy: material.policy.clone(),
+            client_auth: material.client_auth,
+        };
+        change(&mut candidate);
+        let snapshot = candidate.snapshot(&self.shared.provider)?;
+        self.shared.snapshot.store(Arc::new(snapshot));
+        *material = candidate;
+        Ok(())
+    }
 }
 
 impl fmt::Debug for Server {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Server")
             .field("local_addr", &self.local_addr)
-            .field("client_auth", &self.shared.client_auth)
             .field("handshake_timeout", &self.shared.handshake_timeout)
             .field("shutdown_timeout", &self.shutdown_timeout)
             .finish_non_exhaustive()
@@ -215,6 +335,13 @@ impl Server {
     /// The server's handshake counters. The handle stays valid while and after the server runs.
     pub fn stats(&self) -> Arc<ServerStats> {
         Arc::clone(&self.shared.stats)
+    }
+
+    /// A handle to change the running server (its policy) after [`Server::serve`] took it.
+    pub fn handle(&self) -> ServerHandle {
+        ServerHandle {
+            shared: Arc::clone(&self.shared),
+        }
     }
 
     /// Serves `service` until the process ends.
@@ -294,11 +421,12 @@ impl Server {
                             addr,
                         };
                         let service = service.clone();
+                        let span = tracing::info_span!("mtls.connection", peer.addr = %addr);
                         tasks.spawn(async move {
                             if let Some(io) = connection.handshake(tcp).await {
                                 connection.serve(io, service, watcher).await;
                             }
-                        });
+                        }.instrument(span));
                     }
                     Err(e) => accept_error(e).await,
                 },
@@ -375,13 +503,19 @@ impl Connection {
     /// Runs the handshake with a timeout; on failure, records and logs the reason.
     async fn handshake(&self, tcp: TcpStream) -> Option<(TlsStream, Option<PeerIdentity>)> {
         let _ = tcp.set_nodelay(true);
-        let acceptor = TlsAcceptor::from(self.shared.config.load_full());
+        let snapshot = self.shared.snapshot.load_full();
+        let acceptor = TlsAcceptor::from(Arc::clone(&snapshot.config));
         let accept = acceptor.accept(tcp).into_fallible();
         let tls = match tokio::time::timeout(self.shared.handshake_timeout, accept).await {
             Ok(Ok(tls)) => tls,
             Ok(Err((error, tcp))) => {
                 let reason = HandshakeFailure::from_io(&error);
-                self.failed(reason, &error);
+                if reason == HandshakeFailure::NotAuthorized {
+                    // The verifier logged the identity and the policy it failed.
+                    self.shared.stats.record_failure(reason);
+                } else {
+                    self.failed(reason, &error);
+                }
                 linger(tcp).await;
                 return None;
             }
@@ -396,14 +530,37 @@ impl Connection {
                 return None;
             }
         };
-        let peer = PeerIdentity::from_connection(tls.get_ref().1);
-        if peer.is_none() && self.shared.client_auth == ClientAuth::Required {
+        let conn = tls.get_ref().1;
+        let presented = conn.peer_certificates().is_some();
+        let peer = PeerIdentity::from_connection(conn);
+        if presented && peer.is_none() {
             // rustls verified a chain we cannot describe: refuse rather than serve anonymously.
             self.failed(
                 HandshakeFailure::BadCertificate,
                 &"the verified client certificate could not be parsed",
             );
             return None;
+        }
+        // rustls does not run the verifier on a resumed session, and an anonymous peer never
+        // reaches it: both are checked here against the current policy.
+        let resumed = conn.handshake_kind() == Some(rustls::HandshakeKind::Resumed);
+        if resumed || peer.is_none() {
+            let policy = &self.shared.snapshot.load().policy;
+            if let Err(denied) = policy.check(peer.as_ref()) {
+                self.shared
+                    .stats
+                    .record_failure(HandshakeFailure::NotAuthorized);
+                tracing::warn!(
+                    reason = %HandshakeFailure::NotAuthorized.as_str(),
+                    peer.identity = %denied.presented,
+                    policy = %denied.policy,
+                    resumed,
+                    "TLS handshake failed: peer not authorized by policy"
+                );
+                let mut tls = tls;
+                let _ = tokio::time::timeout(Duration::from_secs(1), tls.shutdown()).await;
+                return None;
+            }
         }
         self.shared.stats.record_accepted();
         match &peer {

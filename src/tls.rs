@@ -5,12 +5,13 @@
 use std::sync::Arc;
 
 use rustls::crypto::CryptoProvider;
-use rustls::server::WebPkiClientVerifier;
 use rustls::sign::SingleCertAndKey;
 use rustls::{ClientConfig, ServerConfig, SupportedProtocolVersion};
 
+use crate::authorize::Authorizer;
 use crate::error::Error;
 use crate::material::{Identity, TrustBundle};
+use crate::verify::{ClientIdentityVerifier, ServerIdentityVerifier};
 
 /// TLS 1.3 and 1.2; nothing older is ever negotiated.
 pub(crate) static PROTOCOL_VERSIONS: &[&SupportedProtocolVersion] =
@@ -30,21 +31,27 @@ pub enum ClientAuth {
     Required,
     /// A client may connect without a certificate; its requests then carry no
     /// [`PeerIdentity`](crate::PeerIdentity). A certificate that *is* presented must still verify.
+    ///
+    /// The server's policy still decides: an anonymous client is only let in when the policy
+    /// admits [`Authorizer::anonymous`](crate::Authorizer::anonymous).
     Optional,
 }
 
+/// A fresh config: new session cache and tickets, so sessions from an older config (another
+/// policy or trust) cannot resume under this one.
 pub(crate) fn server_config(
     provider: &Arc<CryptoProvider>,
     identity: &Identity,
-    trust: &TrustBundle,
+    trust: &[TrustBundle],
     client_auth: ClientAuth,
+    policy: &Authorizer,
 ) -> Result<ServerConfig, Error> {
-    let mut verifier =
-        WebPkiClientVerifier::builder_with_provider(trust.root_store(), Arc::clone(provider));
-    if client_auth == ClientAuth::Optional {
-        verifier = verifier.allow_unauthenticated();
-    }
-    let verifier = verifier.build()?;
+    let verifier = ClientIdentityVerifier::new(
+        Arc::clone(provider),
+        trust,
+        policy.clone(),
+        client_auth == ClientAuth::Optional,
+    )?;
     let mut config = ServerConfig::builder_with_provider(Arc::clone(provider))
         .with_protocol_versions(PROTOCOL_VERSIONS)?
         .with_client_cert_verifier(verifier)
@@ -58,11 +65,14 @@ pub(crate) fn server_config(
 pub(crate) fn client_config(
     provider: &Arc<CryptoProvider>,
     identity: &Identity,
-    trust: &TrustBundle,
+    trust: &[TrustBundle],
+    expect_server: Option<Authorizer>,
 ) -> Result<ClientConfig, Error> {
+    let verifier = ServerIdentityVerifier::new(Arc::clone(provider), trust, expect_server)?;
     let mut config = ClientConfig::builder_with_provider(Arc::clone(provider))
         .with_protocol_versions(PROTOCOL_VERSIONS)?
-        .with_root_certificates(trust.root_store())
+        .dangerous()
+        .with_custom_certificate_verifier(verifier)
         // The resolver always answers with our certificate, whatever CA names the server
         // hints in its CertificateRequest: a hint mismatch must not silently drop client auth.
         .with_client_cert_resolver(Arc::new(SingleCertAndKey::from(identity.certified_key())));

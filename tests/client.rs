@@ -15,7 +15,8 @@ async fn client_rejects_a_server_from_another_ca() {
     let server = serve(
         mtls::Server::builder()
             .identity(other.server().identity())
-            .trust(ca.trust()),
+            .trust(ca.trust())
+            .authorize(mtls::Authorizer::any_verified()),
     )
     .await;
     let err = client(&ca, &ca.client("orders"))
@@ -46,7 +47,8 @@ async fn client_rejects_a_wrong_hostname() {
                 })
                 .identity(),
             )
-            .trust(ca.trust()),
+            .trust(ca.trust())
+            .authorize(mtls::Authorizer::any_verified()),
     )
     .await;
     let err = client(&ca, &ca.client("orders"))
@@ -88,7 +90,8 @@ async fn response_carries_the_servers_identity() {
                 })
                 .identity(),
             )
-            .trust(ca.trust()),
+            .trust(ca.trust())
+            .authorize(mtls::Authorizer::any_verified()),
     )
     .await;
     let resp = client(&ca, &ca.client("orders"))
@@ -235,16 +238,29 @@ async fn builders_require_identity_and_trust() {
     assert!(matches!(err, mtls::Error::MissingTrust), "{err:?}");
     let err = mtls::Server::builder()
         .identity(ca.server().identity())
+        .authorize(mtls::Authorizer::any_verified())
         .bind("127.0.0.1:0")
         .await
         .unwrap_err();
     assert!(matches!(err, mtls::Error::MissingTrust), "{err:?}");
     let err = mtls::Server::builder()
         .trust(ca.trust())
+        .authorize(mtls::Authorizer::any_verified())
         .bind("127.0.0.1:0")
         .await
         .unwrap_err();
     assert!(matches!(err, mtls::Error::MissingIdentity), "{err:?}");
+    let err = mtls::Server::builder()
+        .identity(ca.server().identity())
+        .trust(ca.trust())
+        .bind("127.0.0.1:0")
+        .await
+        .unwrap_err();
+    assert!(matches!(err, mtls::Error::MissingPolicy), "{err:?}");
+    assert!(
+        err.to_string().contains("Authorizer::any_verified()"),
+        "{err}"
+    );
 }
 
 #[tokio::test]

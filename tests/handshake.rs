@@ -269,7 +269,17 @@ async fn stalled_handshake_does_not_block_others_and_times_out() {
 #[tokio::test]
 async fn optional_mode_serves_anonymous_clients_without_identity() {
     let ca = Ca::new("root");
-    let server = serve(server_builder(&ca).client_auth(mtls::ClientAuth::Optional)).await;
+    let policy = mtls::Authorizer::any_of([
+        mtls::Authorizer::anonymous(),
+        mtls::Authorizer::any_verified(),
+    ])
+    .unwrap();
+    let server = serve(
+        server_builder(&ca)
+            .client_auth(mtls::ClientAuth::Optional)
+            .authorize(policy),
+    )
+    .await;
     let config = raw_config(&ca, None, &[&rustls::version::TLS13], &[b"http/1.1"]);
     let text = raw_get(server.addr, config).await.unwrap();
     assert!(text.ends_with("hello anonymous"), "{text}");

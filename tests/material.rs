@@ -183,6 +183,7 @@ async fn builder_surfaces_file_errors_at_bind() {
     let err = mtls::Server::builder()
         .identity_files("/nonexistent/tls.crt", "/nonexistent/tls.key")
         .trust_file("/nonexistent/ca.crt")
+        .authorize(mtls::Authorizer::any_verified())
         .bind("127.0.0.1:0")
         .await
         .unwrap_err();

@@ -258,11 +258,13 @@ pub fn start(server: Server) -> Running {
     }
 }
 
-/// A server on `ca` with a localhost certificate, client auth required.
+/// A server on `ca` with a localhost certificate, client auth required, any verified client
+/// allowed.
 pub fn server_builder(ca: &Ca) -> ServerBuilder {
     Server::builder()
         .identity(ca.server().identity())
         .trust(ca.trust())
+        .authorize(mtls::Authorizer::any_verified())
 }
 
 pub fn client(trust: &Ca, leaf: &Issued) -> Client {

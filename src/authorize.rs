@@ -1,0 +1,440 @@
+//! [`Authorizer`]: who may connect, as a small value checked inside the handshake.
+//!
+//! Being authenticated by a CA we trust is not the same as being allowed: in a mesh every
+//! workload holds a valid certificate from the same CA. An `Authorizer` says which of them may
+//! call us (on a [`Server`](crate::Server)) or which one we expect to reach (on a
+//! [`Client`](crate::Client)).
+
+use std::collections::BTreeSet;
+use std::fmt;
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use http::{Request, Response, StatusCode};
+use http_body_util::Full;
+use hyper::body::Bytes;
+use rustls::server::ParsedCertificate;
+use rustls_pki_types::ServerName;
+
+use crate::identity::{PeerIdentity, SpiffeId, SpiffeIdError};
+
+/// A policy over a peer's verified identity.
+///
+/// Policies are built from named constructors and combined with [`Authorizer::any_of`],
+/// [`Authorizer::all_of`] and [`Authorizer::not`]. Every constructor that takes a name parses
+/// and validates it, so a typo fails at start-up instead of silently denying everyone.
+/// `Display` prints the policy readably for logs. Cloning is cheap.
+///
+/// Policies fail closed: a peer without a certificate matches no rule except
+/// [`Authorizer::anonymous`], and `not(...)` of anything never admits it.
+///
+/// # Examples
+///
+/// ```
+/// use mtls::Authorizer;
+///
+/// let policy = Authorizer::any_of([
+///     Authorizer::spiffe_id("spiffe://example.org/orders")?,
+///     Authorizer::spiffe_path_prefix("spiffe://example.org/ns/billing")?,
+/// ])?;
+/// assert_eq!(
+///     policy.to_string(),
+///     "any_of(spiffe_id(spiffe://example.org/orders), spiffe_path_prefix(spiffe://example.org/ns/billing))"
+/// );
+/// assert!(Authorizer::spiffe_id("spiffe://Example.org/orders").is_err());
+/// # Ok::<(), mtls::PolicyError>(())
+/// ```
+#[derive(Clone)]
+pub struct Authorizer(Arc<Rule>);
+
+type Predicate = dyn Fn(&PeerIdentity) -> bool + Send + Sync;
+
+enum Rule {
+    AnyVerified,
+    Anonymous,
+    SpiffeId(SpiffeId),
+    SpiffeIds(BTreeSet<SpiffeId>),
+    TrustDomain(String),
+    PathPrefix(SpiffeId),
+    DnsName(DnsPattern),
+    IpAddress(IpAddr),
+    CommonName(String),
+    Predicate(String, Box<Predicate>),
+    AnyOf(Vec<Authorizer>),
+    AllOf(Vec<Authorizer>),
+    Not(Authorizer),
+}
+
+enum DnsPattern {
+    Exact(String),
+    /// `*.rest`: exactly one label in front of `rest`.
+    Wildcard(String),
+}
+
+/// Why a policy could not be built.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum PolicyError {
+    /// A SPIFFE ID in the policy is invalid.
+    #[error("invalid SPIFFE ID in policy: {0}")]
+    SpiffeId(#[from] SpiffeIdError),
+    /// A workload SPIFFE ID was expected but the ID has no path.
+    #[error(
+        "`{0}` is a trust domain ID, not a workload ID; add the workload path (spiffe://domain/path), or use `Authorizer::trust_domain`"
+    )]
+    MissingPath(String),
+    /// The trust domain name is invalid.
+    #[error(
+        "`{0}` is not a valid trust domain; use lower-case letters, digits, `.`, `-` and `_`, without `spiffe://`"
+    )]
+    TrustDomain(String),
+    /// The DNS name or pattern is invalid.
+    #[error(
+        "`{0}` is not a valid DNS name pattern; use `host.example.org` or `*.example.org` (one wildcard label, leftmost, followed by at least two labels)"
+    )]
+    DnsName(String),
+    /// An empty name, list or combinator.
+    #[error("{0} needs at least one entry; an empty policy would deny everyone silently")]
+    Empty(&'static str),
+}
+
+/// Why a peer was denied: the policy and the identity it was checked against.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("peer {presented} is not allowed by policy {policy}")]
+pub struct Denied {
+    /// The policy that denied, in its `Display` form.
+    pub policy: String,
+    /// The peer's identity (SPIFFE ID, else subject), or `anonymous`.
+    pub presented: String,
+}
+
+impl Denied {
+    /// A `403 Forbidden` response with a short plain-text reason.
+    pub fn into_response(self) -> Response<Full<Bytes>> {
+        let mut resp = Response::new(Full::new(Bytes::from(format!("forbidden: {self}\n"))));
+        *resp.status_mut() = StatusCode::FORBIDDEN;
+        resp.headers_mut().insert(
+            http::header::CONTENT_TYPE,
+            http::HeaderValue::from_static("text/plain; charset=utf-8"),
+        );
+        resp
+    }
+}
+
+impl Authorizer {
+    fn new(rule: Rule) -> Self {
+        Authorizer(Arc::new(rule))
+    }
+
+    /// Any peer whose certificate chains to a trusted CA. Anonymous peers are not matched.
+    pub fn any_verified() -> Self {
+        Self::new(Rule::AnyVerified)
+    }
+
+    /// A peer that presented no certificate (only reachable with
+    /// [`ClientAuth::Optional`](crate::ClientAuth::Optional)). Combine it with `any_of` to let
+    /// anonymous clients in beside identified ones.
+    pub fn anonymous() -> Self {
+        Self::new(Rule::Anonymous)
+    }
+
+    /// Exactly this SPIFFE ID.
+    ///
+    /// # Errors
+    ///
+    /// [`PolicyError::SpiffeId`] when the ID is invalid, [`PolicyError::MissingPath`] when it is a
+    /// bare trust domain.
+    pub fn spiffe_id(id: &str) -> Result<Self, PolicyError> {
+        Ok(Self::new(Rule::SpiffeId(workload_id(id)?)))
+    }
+
+    /// Any one of these SPIFFE IDs.
+    ///
+    /// # Errors
+    ///
+    /// As [`Authorizer::spiffe_id`] for each ID, and [`PolicyError::Empty`] for no IDs.
+    pub fn spiffe_ids<I, S>(ids: I) -> Result<Self, PolicyError>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        let set = ids
+            .into_iter()
+            .map(|id| workload_id(id.as_ref()))
+            .collect::<Result<BTreeSet<_>, _>>()?;
+        if set.is_empty() {
+            return Err(PolicyError::Empty("Authorizer::spiffe_ids"));
+        }
+        Ok(Self::new(Rule::SpiffeIds(set)))
+    }
+
+    /// Any workload of a SPIFFE trust domain, e.g. `example.org`.
+    ///
+    /// # Errors
+    ///
+    /// [`PolicyError::TrustDomain`] when the name is not a valid trust domain.
+    pub fn trust_domain(trust_domain: &str) -> Result<Self, PolicyError> {
+        let id = SpiffeId::parse(&format!("spiffe://{trust_domain}"))
+            .map_err(|_| PolicyError::TrustDomain(trust_domain.to_owned()))?;
+        if !id.path().is_empty() {
+            return Err(PolicyError::TrustDomain(trust_domain.to_owned()));
+        }
+        Ok(Self::new(Rule::TrustDomain(trust_domain.to_owned())))
+    }
+
+    /// SPIFFE IDs in the same trust domain whose path is `prefix`'s path or lies under it, on
+    /// segment boundaries: `spiffe://example.org/ns/prod` matches `.../ns/prod` and
+    /// `.../ns/prod/sa/x`, never `.../ns/production`.
+    ///
+    /// # Errors
+    ///
+    /// As [`Authorizer::spiffe_id`].
+    pub fn spiffe_path_prefix(prefix: &str) -> Result<Self, PolicyError> {
+        Ok(Self::new(Rule::PathPrefix(workload_id(prefix)?)))
+    }
+
+    /// A DNS SAN: exactly `name`, or with `*.example.org` any name with exactly one label in
+    /// front of `example.org`. Matching is case-insensitive; an exact name also matches a
+    /// wildcard certificate the way TLS server name checks do.
+    ///
+    /// # Errors
+    ///
+    /// [`PolicyError::DnsName`] for a malformed name or a wildcard anywhere but a whole leftmost
+    /// label.
+    pub fn dns_name(name: &str) -> Result<Self, PolicyError> {
+        let invalid = || PolicyError::DnsName(name.to_owned());
+        let lower = name.to_ascii_lowercase();
+        let pattern = match lower.strip_prefix("*.") {
+            Some(rest) => {
+                if rest.split('.').count() < 2 {
+                    return Err(invalid());
+                }
+                DnsPattern::Wildcard(rest.to_owned())
+            }
+            None => DnsPattern::Exact(lower.clone()),
+        };
+        let base = match &pattern {
+            DnsPattern::Exact(n) | DnsPattern::Wildcard(n) => n,
+        };
+        if base.contains('*')
+            || ServerName::try_from(base.as_str()).is_err()
+            || base.parse::<IpAddr>().is_ok()
+        {
+            return Err(invalid());
+        }
+        Ok(Self::new(Rule::DnsName(pattern)))
+    }
+
+    /// An IP address SAN.
+    pub fn ip_address(ip: IpAddr) -> Self {
+        Self::new(Rule::IpAddress(ip))
+    }
+
+    /// The subject common name (CN), for legacy PKIs without SANs. Prefer SPIFFE IDs or DNS
+    /// SANs: a CN is free text that any CA you trust can put in any certificate.
+    ///
+    /// # Errors
+    ///
+    /// [`PolicyError::Empty`] for an empty name.
+    pub fn common_name(cn: &str) -> Result<Self, PolicyError> {
+        if cn.is_empty() {
+            return Err(PolicyError::Empty("Authorizer::common_name"));
+        }
+        Ok(Self::new(Rule::CommonName(cn.to_owned())))
+    }
+
+    /// A closure over the verified identity; `description` is what `Display` shows.
+    ///
+    /// The closure runs inside the TLS handshake, so it must be quick and must not block.
+    pub fn from_fn(
+        description: impl Into<String>,
+        predicate: impl Fn(&PeerIdentity) -> bool + Send + Sync + 'static,
+    ) -> Self {
+        Self::new(Rule::Predicate(description.into(), Box::new(predicate)))
+    }
+
+    /// Matches when any of `policies` matches.
+    ///
+    /// # Errors
+    ///
+    /// [`PolicyError::Empty`] for no policies.
+    pub fn any_of(policies: impl IntoIterator<Item = Authorizer>) -> Result<Self, PolicyError> {
+        let list: Vec<_> = policies.into_iter().collect();
+        if list.is_empty() {
+            return Err(PolicyError::Empty("Authorizer::any_of"));
+        }
+        Ok(Self::new(Rule::AnyOf(list)))
+    }
+
+    /// Matches when all of `policies` match.
+    ///
+    /// # Errors
+    ///
+    /// [`PolicyError::Empty`] for no policies.
+    pub fn all_of(policies: impl IntoIterator<Item = Authorizer>) -> Result<Self, PolicyError> {
+        let list: Vec<_> = policies.into_iter().collect();
+        if list.is_empty() {
+            return Err(PolicyError::Empty("Authorizer::all_of"));
+        }
+        Ok(Self::new(Rule::AllOf(list)))
+    }
+
+    /// Matches a verified peer that `policy` does not match. Never matches an anonymous peer.
+    #[allow(clippy::should_implement_trait)]
+    pub fn not(policy: Authorizer) -> Self {
+        Self::new(Rule::Not(policy))
+    }
+
+    /// Whether `peer` (`None` for a peer without a certificate) is allowed.
+    pub fn allows(&self, peer: Option<&PeerIdentity>) -> bool {
+        match peer {
+            Some(peer) => self.matches(peer),
+            None => self.admits_anonymous(),
+        }
+    }
+
+    /// Checks `peer`, saying why on denial.
+    ///
+    /// # Errors
+    ///
+    /// [`Denied`], naming the policy and the identity presented.
+    pub fn check(&self, peer: Option<&PeerIdentity>) -> Result<(), Denied> {
+        if self.allows(peer) {
+            Ok(())
+        } else {
+            Err(Denied {
+                policy: self.to_string(),
+                presented: peer.map_or_else(|| "anonymous".to_owned(), |p| p.to_string()),
+            })
+        }
+    }
+
+    /// Checks the identity a [`Server`](crate::Server) put into a request, for a per-route
+    /// policy narrower than the server's. A request without an identity is checked as
+    /// anonymous.
+    ///
+    /// # Errors
+    ///
+    /// [`Denied`]; turn it into a `403` with [`Denied::into_response`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use http::Request;
+    /// use mtls::Authorizer;
+    ///
+    /// let admins = Authorizer::spiffe_id("spiffe://example.org/admin")?;
+    /// let req = Request::new(()); // no identity: an anonymous caller
+    /// let resp = admins.check_request(&req).unwrap_err().into_response();
+    /// assert_eq!(resp.status(), 403);
+    /// # Ok::<(), mtls::PolicyError>(())
+    /// ```
+    pub fn check_request<B>(&self, req: &Request<B>) -> Result<(), Denied> {
+        self.check(req.extensions().get::<PeerIdentity>())
+    }
+
+    /// Whether a peer without a certificate is allowed. It does not depend on any peer, so the
+    /// server uses it to decide whether a certificate is mandatory in the handshake.
+    pub(crate) fn admits_anonymous(&self) -> bool {
+        match &*self.0 {
+            Rule::Anonymous => true,
+            Rule::AnyOf(list) => list.iter().any(Authorizer::admits_anonymous),
+            Rule::AllOf(list) => list.iter().all(Authorizer::admits_anonymous),
+            _ => false,
+        }
+    }
+
+    fn matches(&self, peer: &PeerIdentity) -> bool {
+        match &*self.0 {
+            Rule::AnyVerified => true,
+            Rule::Anonymous => false,
+            Rule::SpiffeId(id) => peer.spiffe_id() == Some(id),
+            Rule::SpiffeIds(ids) => peer.spiffe_id().is_some_and(|id| ids.contains(id)),
+            Rule::TrustDomain(td) => peer.spiffe_id().is_some_and(|id| id.trust_domain() == td),
+            Rule::PathPrefix(prefix) => peer.spiffe_id().is_some_and(|id| {
+                id.trust_domain() == prefix.trust_domain()
+                    && id
+                        .path()
+                        .strip_prefix(prefix.path())
+                        .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+            }),
+            Rule::DnsName(DnsPattern::Exact(name)) => name_matches(peer, name),
+            Rule::DnsName(DnsPattern::Wildcard(rest)) => peer.dns_names().iter().any(|san| {
+                san.split_once('.').is_some_and(|(label, tail)| {
+                    !label.is_empty() && !label.contains('*') && tail.eq_ignore_ascii_case(rest)
+                })
+            }),
+            Rule::IpAddress(ip) => peer.ip_addresses().contains(ip),
+            Rule::CommonName(cn) => peer.common_name() == Some(cn.as_str()),
+            Rule::Predicate(_, f) => f(peer),
+            Rule::AnyOf(list) => list.iter().any(|a| a.matches(peer)),
+            Rule::AllOf(list) => list.iter().all(|a| a.matches(peer)),
+            Rule::Not(inner) => !inner.matches(peer),
+        }
+    }
+}
+
+/// A DNS SAN check with exactly the name-matching rules rustls applies to server names
+/// (including wildcard certificates), so a policy is never looser than a hostname check.
+fn name_matches(peer: &PeerIdentity, name: &str) -> bool {
+    let Ok(server_name) = ServerName::try_from(name) else {
+        return false;
+    };
+    ParsedCertificate::try_from(peer.leaf())
+        .is_ok_and(|cert| rustls::client::verify_server_name(&cert, &server_name).is_ok())
+}
+
+/// A SPIFFE ID naming a workload: valid and with a path.
+fn workload_id(id: &str) -> Result<SpiffeId, PolicyError> {
+    let parsed = SpiffeId::parse(id)?;
+    if parsed.path().is_empty() {
+        return Err(PolicyError::MissingPath(id.to_owned()));
+    }
+    Ok(parsed)
+}
+
+impl fmt::Display for Authorizer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let list = |f: &mut fmt::Formatter<'_>, name: &str, items: &[Authorizer]| {
+            write!(f, "{name}(")?;
+            for (i, a) in items.iter().enumerate() {
+                if i > 0 {
+                    f.write_str(", ")?;
+                }
+                write!(f, "{a}")?;
+            }
+            f.write_str(")")
+        };
+        match &*self.0 {
+            Rule::AnyVerified => f.write_str("any_verified"),
+            Rule::Anonymous => f.write_str("anonymous"),
+            Rule::SpiffeId(id) => write!(f, "spiffe_id({id})"),
+            Rule::SpiffeIds(ids) => {
+                f.write_str("spiffe_ids(")?;
+                for (i, id) in ids.iter().enumerate() {
+                    if i > 0 {
+                        f.write_str(", ")?;
+                    }
+                    write!(f, "{id}")?;
+                }
+                f.write_str(")")
+            }
+            Rule::TrustDomain(td) => write!(f, "trust_domain({td})"),
+            Rule::PathPrefix(p) => write!(f, "spiffe_path_prefix({p})"),
+            Rule::DnsName(DnsPattern::Exact(n)) => write!(f, "dns_name({n})"),
+            Rule::DnsName(DnsPattern::Wildcard(n)) => write!(f, "dns_name(*.{n})"),
+            Rule::IpAddress(ip) => write!(f, "ip_address({ip})"),
+            Rule::CommonName(cn) => write!(f, "common_name({cn})"),
+            Rule::Predicate(d, _) => write!(f, "fn({d})"),
+            Rule::AnyOf(l) => list(f, "any_of", l),
+            Rule::AllOf(l) => list(f, "all_of", l),
+            Rule::Not(a) => write!(f, "not({a})"),
+        }
+    }
+}
+
+impl fmt::Debug for Authorizer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Authorizer({self})")
+    }
+}

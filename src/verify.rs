@@ -1,0 +1,384 @@
+//! rustls certificate verifiers that add identity policy and per-trust-domain bundles to
+//! rustls' own chain validation, and never replace it with anything weaker.
+//!
+//! - [`ClientIdentityVerifier`] runs on a server: it validates a client's chain with rustls'
+//!   `WebPkiClientVerifier` against the bundle of the client's trust domain, then applies the
+//!   server's [`Authorizer`].
+//! - [`ServerIdentityVerifier`] runs on a client: without a policy it is rustls'
+//!   `WebPkiServerVerifier` (chain plus DNS name or IP); with one it validates the chain only
+//!   (anchors, validity, EKU serverAuth) and then matches the leaf against the policy.
+//!
+//! Our [`Server`](crate::Server) and [`Client`](crate::Client) use them; they are public so that
+//! any rustls-based library can run the same checks.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::Arc;
+
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::client::{WebPkiServerVerifier, verify_server_cert_signed_by_trust_anchor};
+use rustls::crypto::{CryptoProvider, verify_tls12_signature, verify_tls13_signature};
+use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
+use rustls::server::{ParsedCertificate, WebPkiClientVerifier};
+use rustls::{
+    CertificateError, DigitallySignedStruct, DistinguishedName, OtherError, RootCertStore,
+    SignatureScheme,
+};
+use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
+
+use crate::authorize::{Authorizer, Denied};
+use crate::error::{Error, HandshakeFailure};
+use crate::identity::PeerIdentity;
+use crate::material::TrustBundle;
+
+/// Trust bundles sorted by use: one plain bundle (merged) and one per SPIFFE trust domain.
+struct Anchors {
+    plain: Option<Arc<RootCertStore>>,
+    domains: HashMap<String, Arc<RootCertStore>>,
+}
+
+impl Anchors {
+    fn new(bundles: &[TrustBundle]) -> Result<Self, Error> {
+        let mut plain: Option<RootCertStore> = None;
+        let mut domains: HashMap<String, RootCertStore> = HashMap::new();
+        for bundle in bundles {
+            let store = match bundle.trust_domain() {
+                Some(td) => domains
+                    .entry(td.to_owned())
+                    .or_insert_with(RootCertStore::empty),
+                None => plain.get_or_insert_with(RootCertStore::empty),
+            };
+            store
+                .roots
+                .extend(bundle.root_store().roots.iter().cloned());
+        }
+        if plain.is_none() && domains.is_empty() {
+            return Err(Error::MissingTrust);
+        }
+        Ok(Anchors {
+            plain: plain.map(Arc::new),
+            domains: domains.into_iter().map(|(k, v)| (k, Arc::new(v))).collect(),
+        })
+    }
+
+    fn for_peer(&self, peer: &PeerIdentity) -> Result<&Arc<RootCertStore>, rustls::Error> {
+        pick(peer, &self.plain, &self.domains)
+    }
+
+    fn all(&self) -> impl Iterator<Item = &Arc<RootCertStore>> {
+        self.plain.iter().chain(self.domains.values())
+    }
+}
+
+/// The only anchors (or verifier) `peer` may be checked against. A SPIFFE identity is checked
+/// against its own trust domain's bundle alone when bundles are bound to domains, so one
+/// domain's CA cannot mint identities for another; anything else uses the plain bundle.
+fn pick<'a, T>(
+    peer: &PeerIdentity,
+    plain: &'a Option<T>,
+    domains: &'a HashMap<String, T>,
+) -> Result<&'a T, rustls::Error> {
+    let chosen = match peer.spiffe_id() {
+        Some(id) if !domains.is_empty() => domains.get(id.trust_domain()),
+        _ => plain.as_ref(),
+    };
+    chosen.ok_or(rustls::Error::InvalidCertificate(
+        CertificateError::UnknownIssuer,
+    ))
+}
+
+/// Parses the leaf for policy and bundle selection. rustls has not validated it yet, so a
+/// parse failure is a bad certificate.
+fn leaf_identity(end_entity: &CertificateDer<'_>) -> Result<PeerIdentity, rustls::Error> {
+    PeerIdentity::from_chain(&[end_entity.clone().into_owned()])
+        .map_err(|_| rustls::Error::InvalidCertificate(CertificateError::BadEncoding))
+}
+
+/// Verifies client certificates on a server: chain per trust domain, then policy.
+pub struct ClientIdentityVerifier {
+    provider: Arc<CryptoProvider>,
+    plain: Option<Arc<dyn ClientCertVerifier>>,
+    domains: HashMap<String, Arc<dyn ClientCertVerifier>>,
+    policy: Authorizer,
+    mandatory: bool,
+    hints: Vec<DistinguishedName>,
+}
+
+impl ClientIdentityVerifier {
+    /// Builds a verifier over `trust` that admits peers allowed by `policy`.
+    ///
+    /// A certificate is mandatory unless `optional` is set *and* the policy admits anonymous
+    /// peers ([`Authorizer::anonymous`]); a policy that can never admit an anonymous peer turns
+    /// the missing certificate into a handshake failure.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::MissingTrust`] for no bundles, [`Error::Verifier`] when rustls refuses them.
+    pub fn new(
+        provider: Arc<CryptoProvider>,
+        trust: &[TrustBundle],
+        policy: Authorizer,
+        optional: bool,
+    ) -> Result<Arc<Self>, Error> {
+        let anchors = Anchors::new(trust)?;
+        let build = |roots: &Arc<RootCertStore>| {
+            WebPkiClientVerifier::builder_with_provider(Arc::clone(roots), Arc::clone(&provider))
+                // Whether a certificate is required is decided by `client_auth_mandatory` below.
+                .allow_unauthenticated()
+                .build()
+        };
+        let plain = anchors.plain.as_ref().map(build).transpose()?;
+        let mut domains = HashMap::new();
+        for (td, roots) in &anchors.domains {
+            domains.insert(td.clone(), build(roots)?);
+        }
+        let hints = anchors.all().flat_map(|store| store.subjects()).collect();
+        let mandatory = !(optional && policy.admits_anonymous());
+        Ok(Arc::new(ClientIdentityVerifier {
+            provider,
+            plain,
+            domains,
+            policy,
+            mandatory,
+            hints,
+        }))
+    }
+
+    /// The policy this verifier applies.
+    pub fn policy(&self) -> &Authorizer {
+        &self.policy
+    }
+}
+
+impl fmt::Debug for ClientIdentityVerifier {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ClientIdentityVerifier")
+            .field("policy", &self.policy)
+            .field("trust_domains", &self.domains.keys().collect::<Vec<_>>())
+            .field("plain_bundle", &self.plain.is_some())
+            .field("mandatory", &self.mandatory)
+            .finish()
+    }
+}
+
+impl ClientCertVerifier for ClientIdentityVerifier {
+    fn offer_client_auth(&self) -> bool {
+        true
+    }
+
+    fn client_auth_mandatory(&self) -> bool {
+        self.mandatory
+    }
+
+    fn root_hint_subjects(&self) -> &[DistinguishedName] {
+        &self.hints
+    }
+
+    fn verify_client_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        now: UnixTime,
+    ) -> Result<ClientCertVerified, rustls::Error> {
+        let peer = leaf_identity(end_entity)?;
+        pick(&peer, &self.plain, &self.domains)?.verify_client_cert(
+            end_entity,
+            intermediates,
+            now,
+        )?;
+        if let Err(denied) = self.policy.check(Some(&peer)) {
+            // Runs inside the connection's span, which carries the peer address.
+            tracing::warn!(
+                reason = %HandshakeFailure::NotAuthorized.as_str(),
+                peer.identity = %denied.presented,
+                policy = %denied.policy,
+                "TLS handshake failed: peer not authorized by policy"
+            );
+            // rustls answers this error with the access_denied alert.
+            return Err(rustls::Error::InvalidCertificate(
+                CertificateError::ApplicationVerificationFailure,
+            ));
+        }
+        Ok(ClientCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.provider
+            .signature_verification_algorithms
+            .supported_schemes()
+    }
+}
+
+/// The server's certificate is valid but not the identity we expected.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("server {} is not the expected identity {}", .0.presented, .0.policy)]
+pub struct ServerNotAllowed(pub Denied);
+
+/// Verifies server certificates on a client: by DNS name / IP, or by identity policy.
+pub struct ServerIdentityVerifier {
+    provider: Arc<CryptoProvider>,
+    anchors: Anchors,
+    /// Name checking, used when no policy is set.
+    by_name: Option<Arc<WebPkiServerVerifier>>,
+    policy: Option<Authorizer>,
+}
+
+impl ServerIdentityVerifier {
+    /// Builds a verifier over `trust`.
+    ///
+    /// With `policy` `None`, it is rustls' `WebPkiServerVerifier` over the plain bundles: the
+    /// chain and the DNS name or IP we connect to. With a policy, the chain is validated alone
+    /// (trust anchors of the server's trust domain, validity, EKU serverAuth), then the leaf is
+    /// matched against the policy; the name we connect to is not checked, which suits SPIFFE
+    /// workloads whose certificates carry no DNS names.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::MissingTrust`] for no bundles (or, without a policy, no plain bundle), and
+    /// [`Error::Verifier`] when rustls refuses them.
+    pub fn new(
+        provider: Arc<CryptoProvider>,
+        trust: &[TrustBundle],
+        policy: Option<Authorizer>,
+    ) -> Result<Arc<Self>, Error> {
+        let anchors = Anchors::new(trust)?;
+        let by_name = match (&policy, &anchors.plain) {
+            (Some(_), _) => None,
+            (None, Some(roots)) => Some(
+                WebPkiServerVerifier::builder_with_provider(
+                    Arc::clone(roots),
+                    Arc::clone(&provider),
+                )
+                .build()
+                .map_err(|e| Error::Tls(rustls::Error::General(e.to_string())))?,
+            ),
+            (None, None) => return Err(Error::MissingTrust),
+        };
+        Ok(Arc::new(ServerIdentityVerifier {
+            provider,
+            anchors,
+            by_name,
+            policy,
+        }))
+    }
+}
+
+impl fmt::Debug for ServerIdentityVerifier {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ServerIdentityVerifier")
+            .field("policy", &self.policy)
+            .field(
+                "trust_domains",
+                &self.anchors.domains.keys().collect::<Vec<_>>(),
+            )
+            .field("plain_bundle", &self.anchors.plain.is_some())
+            .finish()
+    }
+}
+
+impl ServerCertVerifier for ServerIdentityVerifier {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        let Some(policy) = &self.policy else {
+            let by_name = self
+                .by_name
+                .as_ref()
+                .ok_or(rustls::Error::InvalidCertificate(
+                    CertificateError::UnknownIssuer,
+                ))?;
+            return by_name.verify_server_cert(
+                end_entity,
+                intermediates,
+                server_name,
+                ocsp_response,
+                now,
+            );
+        };
+        let peer = leaf_identity(end_entity)?;
+        let roots = self.anchors.for_peer(&peer)?;
+        // Chain only: the name check is replaced by the policy below, never skipped after
+        // the fact, so a real chain failure can't hide behind an ignored name mismatch.
+        let cert = ParsedCertificate::try_from(end_entity)?;
+        verify_server_cert_signed_by_trust_anchor(
+            &cert,
+            roots,
+            intermediates,
+            now,
+            self.provider.signature_verification_algorithms.all,
+        )?;
+        policy.check(Some(&peer)).map_err(|denied| {
+            rustls::Error::InvalidCertificate(CertificateError::Other(OtherError(Arc::new(
+                ServerNotAllowed(denied),
+            ))))
+        })?;
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.provider
+            .signature_verification_algorithms
+            .supported_schemes()
+    }
+}
