@@ -175,8 +175,10 @@ impl fmt::Debug for Identity {
 
 /// The CA certificates we verify peers against.
 ///
-/// Every certificate must be a CA (basicConstraints `cA=true`): a leaf in a trust bundle is almost
-/// always a mistake that would trust exactly one peer, so it is refused with a clear error.
+/// Every certificate must be a CA: a leaf in a trust bundle is almost always a mistake that would
+/// trust exactly one peer, so it is refused with a clear error. A certificate counts as a leaf
+/// when its basicConstraints say `cA=false`, or when it has none and was issued by another
+/// certificate; a self-issued root without basicConstraints is accepted.
 ///
 /// # Examples
 ///
@@ -260,7 +262,7 @@ impl TrustBundle {
         let mut roots = RootCertStore::empty();
         for (i, cert) in certs.iter().enumerate() {
             let parsed = parse_x509(cert, &origin, i + 1)?;
-            if !parsed.is_ca() {
+            if is_leaf(&parsed) {
                 return Err(LoadError::NotCa {
                     origin,
                     index: i + 1,
@@ -336,6 +338,17 @@ impl fmt::Debug for TrustBundle {
             .field("cas", &subjects)
             .field("trust_domain", &self.trust_domain)
             .finish()
+    }
+}
+
+/// A certificate that cannot be a trust anchor: basicConstraints says it is not a CA, or it
+/// has no basicConstraints and was issued by someone else. A self-issued certificate without
+/// basicConstraints (an old v1-style root) is accepted, as rustls accepts it.
+fn is_leaf(cert: &X509Certificate<'_>) -> bool {
+    match cert.basic_constraints() {
+        Ok(Some(bc)) => !bc.value.ca,
+        Ok(None) => cert.subject().as_raw() != cert.issuer().as_raw(),
+        Err(_) => true,
     }
 }
 

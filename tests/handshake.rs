@@ -311,35 +311,8 @@ async fn optional_mode_still_rejects_an_untrusted_certificate() {
 
 #[tokio::test]
 async fn handshake_failure_emits_a_tracing_event_with_the_reason() {
-    use std::sync::{Arc, Mutex};
-    use tracing_subscriber::layer::SubscriberExt;
-
-    #[derive(Clone, Default)]
-    struct Capture(Arc<Mutex<Vec<String>>>);
-    impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for Capture {
-        fn on_event(
-            &self,
-            event: &tracing::Event<'_>,
-            _ctx: tracing_subscriber::layer::Context<'_, S>,
-        ) {
-            struct Fields(String);
-            impl tracing::field::Visit for Fields {
-                fn record_debug(&mut self, f: &tracing::field::Field, v: &dyn std::fmt::Debug) {
-                    self.0.push_str(&format!("{}={:?};", f.name(), v));
-                }
-                fn record_str(&mut self, f: &tracing::field::Field, v: &str) {
-                    self.0.push_str(&format!("{}={};", f.name(), v));
-                }
-            }
-            let mut fields = Fields(String::new());
-            event.record(&mut fields);
-            self.0.lock().unwrap().push(fields.0);
-        }
-    }
-
     let capture = Capture::default();
-    let subscriber = tracing_subscriber::registry().with(capture.clone());
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let _guard = capture.install();
 
     let ca = Ca::new("root");
     let foreign = Ca::new("foreign");
@@ -350,7 +323,7 @@ async fn handshake_failure_emits_a_tracing_event_with_the_reason() {
         .unwrap_err();
     let stats = server.stats.clone();
     assert!(eventually(|| stats.handshake_failures_total() == 1).await);
-    let events = capture.0.lock().unwrap().clone();
+    let events = capture.events();
     let event = events
         .iter()
         .find(|e| e.contains("reason=unknown_issuer"))

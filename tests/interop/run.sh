@@ -95,7 +95,31 @@ step "our example client"
 "$root/target/debug/examples/client" --url "$url" --cert client.pem --key client.key --ca ca.pem | tee rs.out
 grep -q "$expect" rs.out || fail "example client"
 
+step "our example client pins the server by identity"
+if "$root/target/debug/examples/client" --url "$url" --cert client.pem --key client.key --ca ca.pem \
+    --expect-server spiffe://example.org/inventory > pin.out 2>&1; then
+    fail "client accepted a server without the expected SPIFFE ID"
+fi
+cat pin.out
+grep -q "is not the expected identity" pin.out || fail "pinning error not named"
+
 step "server log names each refusal"
 grep "TLS handshake failed" server.log || fail "no failure events"
 grep -q 'reason=no_certificate' server.log || fail "no_certificate not logged"
+step "a server whose policy does not allow this client refuses it with access_denied"
+kill "$server_pid"; wait "$server_pid" 2>/dev/null || true
+"$root/target/debug/examples/server" --listen "127.0.0.1:$port" \
+    --cert server.pem --key server.key --ca ca.pem --allow spiffe://example.org/someone-else > server2.log 2>&1 &
+server_pid=$!
+for _ in $(seq 50); do
+    grep -q listening server2.log 2>/dev/null && break
+    sleep 0.1
+done
+if curl -sS --max-time 10 --cert client.pem --key client.key --cacert ca.pem "$url" 2> curl2.err; then
+    fail "a client outside the policy was served"
+fi
+cat curl2.err
+grep -qi "access denied" curl2.err || fail "curl did not see access_denied"
+grep -q "policy=spiffe_ids(spiffe://example.org/someone-else)" server2.log || { cat server2.log; fail "denial not logged with the policy"; }
+grep -q "peer.identity=spiffe://example.org/interop" server2.log || fail "denial not logged with the identity"
 echo "interop: all passed"
