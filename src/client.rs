@@ -6,7 +6,7 @@ use std::future::Future;
 use std::io;
 use std::path::Path;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -23,12 +23,13 @@ use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 
 use crate::authorize::Authorizer;
-use crate::error::{
-    ClientError, Error, HandshakeFailure, LoadError, alert_name, is_certificate_alert,
-};
+use crate::error::{ClientError, Error, HandshakeFailure, alert_name, is_certificate_alert};
 use crate::identity::PeerIdentity;
 use crate::material::{Identity, TrustBundle};
 use crate::provider::crypto_provider;
+use crate::source::{
+    CertificateStatus, MaterialSpec, ReloadState, Role, Rotate, Target, rotate, status,
+};
 use crate::tls::client_config;
 use crate::verify::ServerNotAllowed;
 
@@ -50,8 +51,7 @@ pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 #[must_use = "a builder does nothing until `.build()` is called"]
 #[derive(Debug)]
 pub struct ClientBuilder {
-    identity: Option<Result<Identity, LoadError>>,
-    trust: Vec<Result<TrustBundle, LoadError>>,
+    material: MaterialSpec,
     expect_server: Option<Authorizer>,
     connect_timeout: Duration,
     pool_idle_timeout: Option<Duration>,
@@ -61,8 +61,7 @@ pub struct ClientBuilder {
 impl ClientBuilder {
     fn new() -> Self {
         ClientBuilder {
-            identity: None,
-            trust: Vec::new(),
+            material: MaterialSpec::default(),
             expect_server: None,
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
             pool_idle_timeout: Some(Duration::from_secs(90)),
@@ -72,26 +71,37 @@ impl ClientBuilder {
 
     /// The certificate chain and key we present to servers.
     pub fn identity(mut self, identity: Identity) -> Self {
-        self.identity = Some(Ok(identity));
+        self.material.identity(identity);
         self
     }
 
     /// Loads our chain and key from PEM files; a load error is returned by [`ClientBuilder::build`].
     pub fn identity_files(mut self, cert: impl AsRef<Path>, key: impl AsRef<Path>) -> Self {
-        self.identity = Some(Identity::from_pem_files(cert, key));
+        self.material.identity_files(cert.as_ref(), key.as_ref());
         self
     }
 
     /// Adds CAs a server's certificate may chain to. Call it once per bundle; a bundle bound
     /// with [`TrustBundle::for_trust_domain`] only validates identities of its trust domain.
     pub fn trust(mut self, trust: TrustBundle) -> Self {
-        self.trust.push(Ok(trust));
+        self.material.trust(trust);
         self
     }
 
     /// Adds the CAs of a PEM file; a load error is returned by [`ClientBuilder::build`].
     pub fn trust_file(mut self, path: impl AsRef<Path>) -> Self {
-        self.trust.push(TrustBundle::from_pem_file(path));
+        self.material.trust_file(path.as_ref());
+        self
+    }
+
+    /// How often certificate, key and CA files are checked for changes; `None` turns
+    /// reloading off. Default: every 5 seconds. Reloading needs the client to be built inside
+    /// a tokio runtime.
+    ///
+    /// A changed set is validated as a whole ([`Rotate`]) before it is swapped in; new
+    /// connections present the new certificate, pooled ones keep theirs until they close.
+    pub fn reload_interval(mut self, interval: Option<Duration>) -> Self {
+        self.material.reload_interval = interval;
         self
     }
 
@@ -135,11 +145,23 @@ impl ClientBuilder {
     /// domain), [`Error::Load`] when it could not be loaded, and [`Error::Tls`] or
     /// [`Error::Verifier`] when rustls refuses it.
     pub fn build(self) -> Result<Client, Error> {
-        let identity = self.identity.ok_or(Error::MissingIdentity)??;
-        let trust = self.trust.into_iter().collect::<Result<Vec<_>, _>>()?;
-        let config = client_config(&crypto_provider(), &identity, &trust, self.expect_server)?;
-        let connector = Connector {
+        let interval = self.material.reload_interval;
+        let (identity, trust, files) = self.material.resolve()?;
+        let provider = crypto_provider();
+        let config = client_config(&provider, &identity, &trust, self.expect_server.clone())?;
+        let shared = Arc::new(ClientShared {
             config: Arc::new(ArcSwap::from_pointee(config)),
+            material: Mutex::new(ClientMaterial {
+                identity,
+                trust,
+                expect_server: self.expect_server,
+            }),
+            provider,
+            reload: ReloadState::default(),
+        });
+        MaterialSpec::watch(&shared, files, interval);
+        let connector = Connector {
+            config: Arc::clone(&shared.config),
             connect_timeout: self.connect_timeout,
         };
         let mut builder = hyper_util::client::legacy::Client::builder(TokioExecutor::new());
@@ -149,6 +171,7 @@ impl ClientBuilder {
             .pool_timer(hyper_util::rt::TokioTimer::new());
         Ok(Client {
             inner: builder.build(connector),
+            shared,
         })
     }
 }
@@ -170,6 +193,65 @@ impl ClientBuilder {
 #[derive(Clone)]
 pub struct Client {
     inner: hyper_util::client::legacy::Client<Connector, Full<Bytes>>,
+    shared: Arc<ClientShared>,
+}
+
+/// The client's live TLS configuration and what it was built from.
+struct ClientShared {
+    /// Shared with the connector, which loads it for each new connection.
+    config: Arc<ArcSwap<ClientConfig>>,
+    material: Mutex<ClientMaterial>,
+    provider: Arc<rustls::crypto::CryptoProvider>,
+    reload: ReloadState,
+}
+
+struct ClientMaterial {
+    identity: Identity,
+    trust: Vec<TrustBundle>,
+    expect_server: Option<Authorizer>,
+}
+
+impl Target for ClientShared {
+    fn role(&self) -> Role {
+        Role::Client
+    }
+
+    fn current(&self) -> (Identity, Vec<TrustBundle>) {
+        let m = self.material.lock().unwrap_or_else(PoisonError::into_inner);
+        (m.identity.clone(), m.trust.clone())
+    }
+
+    fn install(&self, identity: Identity, trust: Vec<TrustBundle>) -> Result<(), Error> {
+        let mut m = self.material.lock().unwrap_or_else(PoisonError::into_inner);
+        // The server check (`expect_server` or the host name) is kept as it was.
+        let config = client_config(&self.provider, &identity, &trust, m.expect_server.clone())?;
+        self.config.store(Arc::new(config));
+        m.identity = identity;
+        m.trust = trust;
+        Ok(())
+    }
+
+    fn reload_state(&self) -> &ReloadState {
+        &self.reload
+    }
+}
+
+impl Rotate for Client {
+    fn set_identity(&self, identity: Identity) -> Result<(), Error> {
+        rotate(&*self.shared, Some(identity), None)
+    }
+
+    fn set_trust(&self, trust: Vec<TrustBundle>) -> Result<(), Error> {
+        rotate(&*self.shared, None, Some(trust))
+    }
+
+    fn set_material(&self, identity: Identity, trust: Vec<TrustBundle>) -> Result<(), Error> {
+        rotate(&*self.shared, Some(identity), Some(trust))
+    }
+
+    fn certificate_status(&self) -> CertificateStatus {
+        status(&*self.shared)
+    }
 }
 
 impl fmt::Debug for Client {

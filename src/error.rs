@@ -145,6 +145,25 @@ pub enum Error {
     /// A policy could not be built.
     #[error(transparent)]
     Policy(#[from] crate::authorize::PolicyError),
+    /// A new certificate is not valid at this moment (rotation refuses it).
+    #[error("the certificate `{subject}` is not valid now (valid from {} to {}); keeping the current one until a valid certificate arrives", crate::source::humantime(*not_before), crate::source::humantime(*not_after))]
+    NotValidNow {
+        /// Subject of the refused leaf.
+        subject: String,
+        /// Its start of validity.
+        not_before: std::time::SystemTime,
+        /// Its end of validity.
+        not_after: std::time::SystemTime,
+    },
+    /// Our new certificate (or the current one, with a new trust bundle) does not chain to the
+    /// trust bundle, although the current one did.
+    #[error(
+        "the certificate `{subject}` does not chain to the trust bundle, although the current one does; keeping the current material (during a CA rotation, add the new CA to the bundle before issuing from it, and remove the old CA last)"
+    )]
+    DoesNotChain {
+        /// Subject of the refused leaf.
+        subject: String,
+    },
     /// The listening socket could not be bound.
     #[error(
         "cannot listen on {addr}: {source}; check that the address is local and the port is free"

@@ -56,6 +56,7 @@ mod identity;
 mod material;
 mod provider;
 mod server;
+mod source;
 mod stats;
 mod tls;
 pub mod verify;
@@ -69,6 +70,7 @@ pub use provider::{CRYPTO_PROVIDER, crypto_provider};
 pub use server::{
     DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_SHUTDOWN_TIMEOUT, Server, ServerBuilder, ServerHandle,
 };
+pub use source::{CertificateInfo, CertificateStatus, DEFAULT_RELOAD_INTERVAL, Rotate};
 pub use stats::ServerStats;
 pub use tls::ClientAuth;
 

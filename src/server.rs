@@ -23,10 +23,13 @@ use tokio_rustls::TlsAcceptor;
 use tracing::Instrument;
 
 use crate::authorize::Authorizer;
-use crate::error::{Error, HandshakeFailure, LoadError};
+use crate::error::{Error, HandshakeFailure};
 use crate::identity::PeerIdentity;
 use crate::material::{Identity, TrustBundle};
 use crate::provider::crypto_provider;
+use crate::source::{
+    CertificateStatus, MaterialSpec, ReloadState, Role, Rotate, Target, rotate, status,
+};
 use crate::stats::ServerStats;
 use crate::tls::{ClientAuth, server_config};
 
@@ -56,8 +59,7 @@ pub const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(30);
 /// ```
 #[must_use = "a builder does nothing until `.bind(...)` is awaited"]
 pub struct ServerBuilder {
-    identity: Option<Result<Identity, LoadError>>,
-    trust: Vec<Result<TrustBundle, LoadError>>,
+    material: MaterialSpec,
     policy: Option<Authorizer>,
     client_auth: ClientAuth,
     handshake_timeout: Duration,
@@ -67,8 +69,7 @@ pub struct ServerBuilder {
 impl fmt::Debug for ServerBuilder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ServerBuilder")
-            .field("identity", &self.identity)
-            .field("trust", &self.trust)
+            .field("material", &self.material)
             .field("policy", &self.policy)
             .field("client_auth", &self.client_auth)
             .field("handshake_timeout", &self.handshake_timeout)
@@ -80,8 +81,7 @@ impl fmt::Debug for ServerBuilder {
 impl ServerBuilder {
     fn new() -> Self {
         ServerBuilder {
-            identity: None,
-            trust: Vec::new(),
+            material: MaterialSpec::default(),
             policy: None,
             client_auth: ClientAuth::Required,
             handshake_timeout: DEFAULT_HANDSHAKE_TIMEOUT,
@@ -91,27 +91,41 @@ impl ServerBuilder {
 
     /// The certificate chain and key the server presents.
     pub fn identity(mut self, identity: Identity) -> Self {
-        self.identity = Some(Ok(identity));
+        self.material.identity(identity);
         self
     }
 
     /// Loads the server's chain and key from PEM files; a load error is returned by
-    /// [`ServerBuilder::bind`].
+    /// [`ServerBuilder::bind`]. The files are re-read when they change (see
+    /// [`ServerBuilder::reload_interval`]).
     pub fn identity_files(mut self, cert: impl AsRef<Path>, key: impl AsRef<Path>) -> Self {
-        self.identity = Some(Identity::from_pem_files(cert, key));
+        self.material.identity_files(cert.as_ref(), key.as_ref());
         self
     }
 
     /// Adds CAs that client certificates may chain to. Call it once per bundle; a bundle bound
     /// with [`TrustBundle::for_trust_domain`] only validates identities of its trust domain.
     pub fn trust(mut self, trust: TrustBundle) -> Self {
-        self.trust.push(Ok(trust));
+        self.material.trust(trust);
         self
     }
 
-    /// Adds the CAs of a PEM file; a load error is returned by [`ServerBuilder::bind`].
+    /// Adds the CAs of a PEM file; a load error is returned by [`ServerBuilder::bind`]. The
+    /// file is re-read when it changes (see [`ServerBuilder::reload_interval`]).
     pub fn trust_file(mut self, path: impl AsRef<Path>) -> Self {
-        self.trust.push(TrustBundle::from_pem_file(path));
+        self.material.trust_file(path.as_ref());
+        self
+    }
+
+    /// How often certificate, key and CA files are checked for changes; `None` turns
+    /// reloading off. Default: every 5 seconds.
+    ///
+    /// Files are re-read through their paths, so a Kubernetes `..data` symlink swap or a
+    /// rename is picked up. A changed set is validated as a whole ([`Rotate`]) before it is
+    /// swapped in; a broken or half-written set leaves the last good material in use and is
+    /// retried on the next tick.
+    pub fn reload_interval(mut self, interval: Option<Duration>) -> Self {
+        self.material.reload_interval = interval;
         self
     }
 
@@ -159,11 +173,8 @@ impl ServerBuilder {
     /// [`Error::Verifier`] or [`Error::Tls`] when rustls refuses it, and [`Error::Bind`] when
     /// the address cannot be bound.
     pub async fn bind(self, addr: impl ToSocketAddrs + fmt::Display) -> Result<Server, Error> {
-        let identity = self.identity.ok_or(Error::MissingIdentity)??;
-        let trust = self.trust.into_iter().collect::<Result<Vec<_>, _>>()?;
-        if trust.is_empty() {
-            return Err(Error::MissingTrust);
-        }
+        let interval = self.material.reload_interval;
+        let (identity, trust, files) = self.material.resolve()?;
         let policy = self.policy.ok_or(Error::MissingPolicy)?;
         let material = Material {
             identity,
@@ -184,16 +195,19 @@ impl ServerBuilder {
             addr: shown,
             source,
         })?;
+        let shared = Arc::new(Shared {
+            snapshot: ArcSwap::from_pointee(snapshot),
+            material: Mutex::new(material),
+            provider,
+            stats: Arc::default(),
+            reload: ReloadState::default(),
+            handshake_timeout: self.handshake_timeout,
+        });
+        MaterialSpec::watch(&shared, files, interval);
         Ok(Server {
             listener,
             local_addr,
-            shared: Arc::new(Shared {
-                snapshot: ArcSwap::from_pointee(snapshot),
-                material: Mutex::new(material),
-                provider,
-                stats: Arc::default(),
-                handshake_timeout: self.handshake_timeout,
-            }),
+            shared,
             shutdown_timeout: self.shutdown_timeout,
         })
     }
@@ -220,7 +234,51 @@ struct Shared {
     material: Mutex<Material>,
     provider: Arc<CryptoProvider>,
     stats: Arc<ServerStats>,
+    reload: ReloadState,
     handshake_timeout: Duration,
+}
+
+impl Shared {
+    fn material(&self) -> std::sync::MutexGuard<'_, Material> {
+        self.material
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Builds a snapshot from the changed material and swaps it in; on error nothing changes.
+    fn update(&self, change: impl FnOnce(&mut Material)) -> Result<(), Error> {
+        let mut material = self.material();
+        let mut candidate = material.clone();
+        change(&mut candidate);
+        let snapshot = candidate.snapshot(&self.provider)?;
+        self.snapshot.store(Arc::new(snapshot));
+        *material = candidate;
+        Ok(())
+    }
+}
+
+impl Target for Shared {
+    fn role(&self) -> Role {
+        Role::Server
+    }
+
+    fn current(&self) -> (Identity, Vec<TrustBundle>) {
+        let material = self.material();
+        (material.identity.clone(), material.trust.clone())
+    }
+
+    fn install(&self, identity: Identity, trust: Vec<TrustBundle>) -> Result<(), Error> {
+        // Only identity and trust change: the policy and client-auth mode are kept, so a
+        // reload can never turn client authentication off.
+        self.update(|m| {
+            m.identity = identity;
+            m.trust = trust;
+        })
+    }
+
+    fn reload_state(&self) -> &ReloadState {
+        &self.reload
+    }
 }
 
 /// The rustls config and the policy it enforces, swapped together.
@@ -229,6 +287,7 @@ struct Snapshot {
     policy: Authorizer,
 }
 
+#[derive(Clone)]
 struct Material {
     identity: Identity,
     trust: Vec<TrustBundle>,
@@ -270,6 +329,24 @@ impl fmt::Debug for ServerHandle {
     }
 }
 
+impl Rotate for ServerHandle {
+    fn set_identity(&self, identity: Identity) -> Result<(), Error> {
+        rotate(&*self.shared, Some(identity), None)
+    }
+
+    fn set_trust(&self, trust: Vec<TrustBundle>) -> Result<(), Error> {
+        rotate(&*self.shared, None, Some(trust))
+    }
+
+    fn set_material(&self, identity: Identity, trust: Vec<TrustBundle>) -> Result<(), Error> {
+        rotate(&*self.shared, Some(identity), Some(trust))
+    }
+
+    fn certificate_status(&self) -> CertificateStatus {
+        status(&*self.shared)
+    }
+}
+
 impl ServerHandle {
     /// Replaces the policy for new handshakes, and re-checks resumed sessions against it.
     ///
@@ -278,7 +355,7 @@ impl ServerHandle {
     /// [`Error::Verifier`] or [`Error::Tls`] if the new configuration cannot be built (the
     /// old one stays).
     pub fn set_authorizer(&self, policy: Authorizer) -> Result<(), Error> {
-        self.update(|m| m.policy = policy)
+        self.shared.update(|m| m.policy = policy)
     }
 
     /// The policy new handshakes are checked against.
@@ -289,25 +366,6 @@ impl ServerHandle {
     /// The server's counters.
     pub fn stats(&self) -> Arc<ServerStats> {
         Arc::clone(&self.shared.stats)
-    }
-
-    fn update(&self, change: impl FnOnce(&mut Material)) -> Result<(), Error> {
-        let mut material = self
-            .shared
-            .material
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let mut candidate = Material {
-            identity: material.identity.clone(),
-            trust: material.trust.clone(),
-            policy: material.policy.clone(),
-            client_auth: material.client_auth,
-        };
-        change(&mut candidate);
-        let snapshot = candidate.snapshot(&self.shared.provider)?;
-        self.shared.snapshot.store(Arc::new(snapshot));
-        *material = candidate;
-        Ok(())
     }
 }
 
@@ -337,7 +395,13 @@ impl Server {
         Arc::clone(&self.shared.stats)
     }
 
-    /// A handle to change the running server (its policy) after [`Server::serve`] took it.
+    /// Our certificate and trust anchors with their expiry, and how reloading went.
+    pub fn certificate_status(&self) -> CertificateStatus {
+        status(&*self.shared)
+    }
+
+    /// A handle to change the running server (policy, certificates, trust) after
+    /// [`Server::serve`] took it.
     pub fn handle(&self) -> ServerHandle {
         ServerHandle {
             shared: Arc::clone(&self.shared),

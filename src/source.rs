@@ -1,0 +1,570 @@
+//! Rotation: new certificates, keys and trust bundles swapped into a running server or client,
+//! validated first, from files that are polled for changes or from code ([`Rotate`]); and the
+//! expiry status of what is in use ([`CertificateStatus`]).
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, PoisonError, Weak};
+use std::time::{Duration, SystemTime};
+
+use rustls::client::danger::ServerCertVerifier;
+use rustls::server::danger::ClientCertVerifier;
+use rustls_pki_types::{ServerName, UnixTime};
+
+use crate::authorize::Authorizer;
+use crate::error::{Error, LoadError};
+use crate::identity::PeerIdentity;
+use crate::material::{Identity, TrustBundle};
+use crate::provider::{crypto_provider, sha256};
+use crate::verify::{ClientIdentityVerifier, ServerIdentityVerifier};
+
+/// Default interval at which certificate, key and CA files are checked for changes.
+pub const DEFAULT_RELOAD_INTERVAL: Duration = Duration::from_secs(5);
+
+/// Swaps new material into a running [`ServerHandle`](crate::ServerHandle) or
+/// [`Client`](crate::Client), with the same validation the file watcher applies.
+///
+/// Use it to push certificates from Vault, SPIRE or your own control plane. A candidate is
+/// installed only when every check passes: it parsed (that is, it is an [`Identity`] or
+/// [`TrustBundle`] at all), the key matches the leaf, the leaf is valid now, and the chain
+/// builds to the trust bundle (when the current identity's did). Otherwise the current material
+/// stays, the failure is logged and counted, and the error is returned. Client authentication
+/// is never turned off by a swap: only the identity and trust change.
+///
+/// New handshakes use the new material; established connections keep theirs. Sessions issued
+/// before the swap do not resume after it.
+///
+/// # Examples
+///
+/// ```no_run
+/// use mtls::{Identity, Rotate};
+///
+/// fn on_new_certificate(target: &impl Rotate, cert_pem: &[u8], key_pem: &[u8]) -> Result<(), mtls::Error> {
+///     target.set_identity(Identity::from_pem(cert_pem, key_pem)?)
+/// }
+/// ```
+pub trait Rotate {
+    /// Replaces our certificate chain and key.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NotValidNow`] or [`Error::DoesNotChain`] when the candidate fails validation,
+    /// [`Error::Tls`] when rustls refuses it. The current material stays in use.
+    fn set_identity(&self, identity: Identity) -> Result<(), Error>;
+
+    /// Replaces every trust bundle.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::MissingTrust`] for an empty list, [`Error::DoesNotChain`] when our own
+    /// certificate would no longer chain to the new trust (it did to the old), and
+    /// [`Error::Tls`] or [`Error::Verifier`] when rustls refuses it.
+    fn set_trust(&self, trust: Vec<TrustBundle>) -> Result<(), Error>;
+
+    /// Replaces identity and trust together, as one candidate (as for a CA rotation where
+    /// both change at once).
+    ///
+    /// # Errors
+    ///
+    /// As [`Rotate::set_identity`] and [`Rotate::set_trust`].
+    fn set_material(&self, identity: Identity, trust: Vec<TrustBundle>) -> Result<(), Error>;
+
+    /// Our leaf and trust anchors, with their expiry, and how the last reload went.
+    fn certificate_status(&self) -> CertificateStatus;
+}
+
+/// Which side of the connection our identity is for, to check its chain with the right usage.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Role {
+    Server,
+    Client,
+}
+
+/// What the server and client expose to the rotation machinery.
+pub(crate) trait Target: Send + Sync + 'static {
+    fn role(&self) -> Role;
+    fn current(&self) -> (Identity, Vec<TrustBundle>);
+    /// Builds the TLS configuration from this material and swaps it in.
+    fn install(&self, identity: Identity, trust: Vec<TrustBundle>) -> Result<(), Error>;
+    fn reload_state(&self) -> &ReloadState;
+}
+
+/// Validates and installs a candidate; records and logs the outcome.
+pub(crate) fn rotate(
+    target: &dyn Target,
+    identity: Option<Identity>,
+    trust: Option<Vec<TrustBundle>>,
+) -> Result<(), Error> {
+    let (current_identity, current_trust) = target.current();
+    let result = (|| {
+        let identity = identity.unwrap_or_else(|| current_identity.clone());
+        let trust = trust.unwrap_or_else(|| current_trust.clone());
+        if trust.is_empty() {
+            return Err(Error::MissingTrust);
+        }
+        check_valid_now(&identity, SystemTime::now())?;
+        let was_chained = chains(&current_identity, &current_trust, target.role());
+        if was_chained && !chains(&identity, &trust, target.role()) {
+            return Err(Error::DoesNotChain {
+                subject: subject_of(&identity),
+            });
+        }
+        target.install(identity, trust)
+    })();
+    let state = target.reload_state();
+    match &result {
+        Ok(()) => {
+            state.succeeded();
+            tracing::info!("certificate material reloaded");
+        }
+        Err(e) => {
+            state.failed(e.to_string());
+            tracing::warn!(error = %e, "certificate reload rejected; keeping the last good material");
+        }
+    }
+    result
+}
+
+fn subject_of(identity: &Identity) -> String {
+    PeerIdentity::from_chain(identity.chain())
+        .map(|p| p.subject().to_owned())
+        .unwrap_or_default()
+}
+
+fn check_valid_now(identity: &Identity, now: SystemTime) -> Result<(), Error> {
+    let leaf = PeerIdentity::from_chain(identity.chain())?;
+    if now < leaf.not_before() || now > leaf.not_after() {
+        return Err(Error::NotValidNow {
+            subject: leaf.subject().to_owned(),
+            not_before: leaf.not_before(),
+            not_after: leaf.not_after(),
+        });
+    }
+    Ok(())
+}
+
+/// Whether our chain validates against `trust` for our role, as a peer would check it.
+fn chains(identity: &Identity, trust: &[TrustBundle], role: Role) -> bool {
+    let provider = crypto_provider();
+    let chain = identity.chain();
+    let Some((leaf, intermediates)) = chain.split_first() else {
+        return false;
+    };
+    let now = UnixTime::now();
+    match role {
+        Role::Server => {
+            ServerIdentityVerifier::new(provider, trust, Some(Authorizer::any_verified()))
+                .is_ok_and(|v| {
+                    let name = ServerName::try_from("mtls.invalid").expect("static DNS name");
+                    v.verify_server_cert(leaf, intermediates, &name, &[], now)
+                        .is_ok()
+                })
+        }
+        Role::Client => {
+            ClientIdentityVerifier::new(provider, trust, Authorizer::any_verified(), false)
+                .is_ok_and(|v| v.verify_client_cert(leaf, intermediates, now).is_ok())
+        }
+    }
+}
+
+/// What a builder was given: material (loaded eagerly, errors kept for `bind`/`build`) and the
+/// files it came from.
+#[derive(Debug)]
+pub(crate) struct MaterialSpec {
+    identity: Option<Result<Identity, LoadError>>,
+    trust: Vec<Result<TrustBundle, LoadError>>,
+    files: Files,
+    pub(crate) reload_interval: Option<Duration>,
+}
+
+impl Default for MaterialSpec {
+    fn default() -> Self {
+        MaterialSpec {
+            identity: None,
+            trust: Vec::new(),
+            files: Files::default(),
+            reload_interval: Some(DEFAULT_RELOAD_INTERVAL),
+        }
+    }
+}
+
+impl MaterialSpec {
+    pub(crate) fn identity(&mut self, identity: Identity) {
+        self.identity = Some(Ok(identity));
+        self.files.identity = None;
+    }
+
+    pub(crate) fn identity_files(&mut self, cert: &std::path::Path, key: &std::path::Path) {
+        self.identity = Some(Identity::from_pem_files(cert, key));
+        self.files.identity = Some((cert.to_owned(), key.to_owned()));
+    }
+
+    pub(crate) fn trust(&mut self, bundle: TrustBundle) {
+        self.files.static_trust.push(bundle.clone());
+        self.trust.push(Ok(bundle));
+    }
+
+    pub(crate) fn trust_file(&mut self, path: &std::path::Path) {
+        self.trust.push(TrustBundle::from_pem_file(path));
+        self.files.trust.push(path.to_owned());
+    }
+
+    /// The loaded material and the files to watch (none when reloading is off).
+    pub(crate) fn resolve(self) -> Result<(Identity, Vec<TrustBundle>, Files), Error> {
+        let identity = self.identity.ok_or(Error::MissingIdentity)??;
+        let trust = self.trust.into_iter().collect::<Result<Vec<_>, _>>()?;
+        if trust.is_empty() {
+            return Err(Error::MissingTrust);
+        }
+        // An expired certificate at start-up is not refused (a test or a doctor may want to
+        // present one); the watcher's first tick logs it as an error.
+        let files = match self.reload_interval {
+            Some(_) => self.files,
+            None => Files::default(),
+        };
+        Ok((identity, trust, files))
+    }
+
+    /// Starts the watcher for `target`: file changes every reload interval, and expiry.
+    pub(crate) fn watch<T: Target>(target: &Arc<T>, files: Files, interval: Option<Duration>) {
+        // Without reloading, expiry is still watched, once a minute.
+        let every = interval.unwrap_or(Duration::from_secs(60));
+        spawn_watcher(weak(target), files, every);
+    }
+}
+
+/// Files that material was loaded from, re-read when their content changes.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Files {
+    pub(crate) identity: Option<(PathBuf, PathBuf)>,
+    pub(crate) trust: Vec<PathBuf>,
+    /// Bundles given as values, kept beside the reloaded files.
+    pub(crate) static_trust: Vec<TrustBundle>,
+}
+
+impl Files {
+    pub(crate) fn is_empty(&self) -> bool {
+        self.identity.is_none() && self.trust.is_empty()
+    }
+
+    fn paths(&self) -> impl Iterator<Item = &PathBuf> {
+        self.identity
+            .iter()
+            .flat_map(|(c, k)| [c, k])
+            .chain(self.trust.iter())
+    }
+
+    /// A digest of every file's current content (a missing file hashes as its error), read
+    /// through the paths each time so that a swapped `..data` symlink is followed.
+    fn digest(&self) -> Vec<[u8; 32]> {
+        self.paths()
+            .map(|p| match std::fs::read(p) {
+                Ok(bytes) => sha256(&bytes),
+                Err(e) => sha256(e.to_string().as_bytes()),
+            })
+            .collect()
+    }
+
+    fn load(&self) -> Result<(Option<Identity>, Option<Vec<TrustBundle>>), LoadError> {
+        let identity = self
+            .identity
+            .as_ref()
+            .map(|(cert, key)| Identity::from_pem_files(cert, key))
+            .transpose()?;
+        let trust = if self.trust.is_empty() {
+            None
+        } else {
+            let mut all = self.static_trust.clone();
+            for path in &self.trust {
+                all.push(TrustBundle::from_pem_file(path)?);
+            }
+            Some(all)
+        };
+        Ok((identity, trust))
+    }
+}
+
+/// Polls `files` every `interval` and checks expiry, until the target is dropped.
+pub(crate) fn spawn_watcher(target: Weak<dyn Target>, files: Files, interval: Duration) {
+    let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+        tracing::warn!("no tokio runtime: certificate files will not be reloaded");
+        return;
+    };
+    runtime.spawn(async move {
+        let mut seen = files.digest();
+        let mut pending_failure = false;
+        let mut ticker = tokio::time::interval(interval);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            ticker.tick().await;
+            let Some(target) = target.upgrade() else {
+                break;
+            };
+            if !files.is_empty() {
+                let now = files.digest();
+                // A failed candidate is retried on every tick until it loads (a not-yet-valid
+                // certificate becomes valid without its file changing).
+                if now != seen || pending_failure {
+                    let changed = now != seen;
+                    seen = now;
+                    pending_failure = reload_files(&*target, &files, changed).is_err();
+                }
+            }
+            check_expiry(&*target, SystemTime::now());
+        }
+    });
+}
+
+fn reload_files(target: &dyn Target, files: &Files, changed: bool) -> Result<(), ()> {
+    match files.load() {
+        Ok((identity, trust)) => rotate(target, identity, trust).map_err(|_| ()),
+        Err(e) => {
+            let message = e.to_string();
+            let state = target.reload_state();
+            // cert-manager writes files one by one: log a half-written state once, not per tick.
+            if changed || state.last_error().as_deref() != Some(&message) {
+                tracing::warn!(error = %message, "certificate files could not be loaded; keeping the last good material");
+                state.failed(message);
+            }
+            Err(())
+        }
+    }
+}
+
+/// Logs once when our leaf passes 2/3 of its lifetime or has under 24 h left, and once when
+/// it has expired.
+pub(crate) fn check_expiry(target: &dyn Target, now: SystemTime) {
+    let (identity, _) = target.current();
+    let Ok(leaf) = PeerIdentity::from_chain(identity.chain()) else {
+        return;
+    };
+    let level = expiry_level(leaf.not_before(), leaf.not_after(), now);
+    let state = target.reload_state();
+    let mut alarm = state.alarm.lock().unwrap_or_else(PoisonError::into_inner);
+    let key = (*leaf.fingerprint().as_bytes(), level);
+    if alarm.as_ref() == Some(&key) || level == ExpiryLevel::Fresh {
+        *alarm = Some(key);
+        return;
+    }
+    *alarm = Some(key);
+    let remaining = leaf.not_after().duration_since(now).unwrap_or_default();
+    match level {
+        ExpiryLevel::Fresh => {}
+        ExpiryLevel::Renew => tracing::warn!(
+            subject = leaf.subject(),
+            not_after = %humantime(leaf.not_after()),
+            remaining_secs = remaining.as_secs(),
+            "our certificate is due for renewal (past 2/3 of its lifetime or under 24 h left)"
+        ),
+        ExpiryLevel::Expired => tracing::error!(
+            subject = leaf.subject(),
+            not_after = %humantime(leaf.not_after()),
+            "our certificate has expired; peers will reject it until it is renewed"
+        ),
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ExpiryLevel {
+    Fresh,
+    Renew,
+    Expired,
+}
+
+pub(crate) fn expiry_level(
+    not_before: SystemTime,
+    not_after: SystemTime,
+    now: SystemTime,
+) -> ExpiryLevel {
+    if now > not_after {
+        return ExpiryLevel::Expired;
+    }
+    let lifetime = not_after.duration_since(not_before).unwrap_or_default();
+    let age = now.duration_since(not_before).unwrap_or_default();
+    let remaining = not_after.duration_since(now).unwrap_or_default();
+    if age * 3 >= lifetime * 2 || remaining < Duration::from_secs(24 * 3600) {
+        ExpiryLevel::Renew
+    } else {
+        ExpiryLevel::Fresh
+    }
+}
+
+/// RFC 3339 in UTC, for log fields.
+pub(crate) fn humantime(t: SystemTime) -> String {
+    let secs = match t.duration_since(SystemTime::UNIX_EPOCH) {
+        Ok(d) => d.as_secs() as i64,
+        Err(e) => -(e.duration().as_secs() as i64),
+    };
+    time::OffsetDateTime::from_unix_timestamp(secs)
+        .ok()
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_else(|| format!("{secs} seconds after the Unix epoch"))
+}
+
+/// How reloads went, and which expiry alarm last fired.
+#[derive(Debug, Default)]
+pub(crate) struct ReloadState {
+    status: Mutex<ReloadStatus>,
+    alarm: Mutex<Option<([u8; 32], ExpiryLevel)>>,
+}
+
+#[derive(Debug, Default, Clone)]
+struct ReloadStatus {
+    last_reload: Option<SystemTime>,
+    last_error: Option<String>,
+    succeeded: u64,
+    failed: u64,
+}
+
+impl ReloadState {
+    fn lock(&self) -> std::sync::MutexGuard<'_, ReloadStatus> {
+        self.status.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn succeeded(&self) {
+        let mut s = self.lock();
+        s.last_reload = Some(SystemTime::now());
+        s.last_error = None;
+        s.succeeded += 1;
+    }
+
+    fn failed(&self, error: String) {
+        let mut s = self.lock();
+        s.last_error = Some(error);
+        s.failed += 1;
+    }
+
+    fn last_error(&self) -> Option<String> {
+        self.lock().last_error.clone()
+    }
+}
+
+/// One certificate's expiry facts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CertificateInfo {
+    /// Subject distinguished name.
+    pub subject: String,
+    /// SPIFFE ID, if the certificate carries one.
+    pub spiffe_id: Option<String>,
+    /// Start of validity.
+    pub not_before: SystemTime,
+    /// End of validity.
+    pub not_after: SystemTime,
+    /// Time left until `not_after` (zero once expired).
+    pub remaining: Duration,
+    /// Past 2/3 of its lifetime or under 24 h left: renewal is due.
+    pub renewal_due: bool,
+    /// Expired.
+    pub expired: bool,
+}
+
+impl CertificateInfo {
+    fn of(peer: &PeerIdentity, now: SystemTime) -> Self {
+        let level = expiry_level(peer.not_before(), peer.not_after(), now);
+        CertificateInfo {
+            subject: peer.subject().to_owned(),
+            spiffe_id: peer.spiffe_id().map(|id| id.to_string()),
+            not_before: peer.not_before(),
+            not_after: peer.not_after(),
+            remaining: peer.not_after().duration_since(now).unwrap_or_default(),
+            renewal_due: level != ExpiryLevel::Fresh,
+            expired: level == ExpiryLevel::Expired,
+        }
+    }
+}
+
+/// Our own leaf and trust anchors with their expiry, and the state of reloading.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct CertificateStatus {
+    /// Our leaf certificate.
+    pub identity: CertificateInfo,
+    /// Each trust anchor, in bundle order.
+    pub trust_anchors: Vec<CertificateInfo>,
+    /// When material was last swapped in successfully (`None`: never since start).
+    pub last_reload: Option<SystemTime>,
+    /// Why the last reload attempt failed, if it did (cleared by a success).
+    pub last_reload_error: Option<String>,
+    /// Successful reloads since start.
+    pub reloads: u64,
+    /// Rejected reload candidates since start.
+    pub reload_failures: u64,
+}
+
+impl CertificateStatus {
+    /// Whether the service can keep serving: our certificate is not expired, not due for
+    /// renewal, and the last reload did not fail. A `/healthz` route can answer from this.
+    pub fn healthy(&self) -> bool {
+        !self.identity.renewal_due && self.last_reload_error.is_none()
+    }
+}
+
+pub(crate) fn status(target: &dyn Target) -> CertificateStatus {
+    let now = SystemTime::now();
+    let (identity, trust) = target.current();
+    let info = |chain: &[rustls_pki_types::CertificateDer<'static>]| {
+        PeerIdentity::from_chain(chain)
+            .ok()
+            .map(|p| CertificateInfo::of(&p, now))
+    };
+    let status = target.reload_state().lock().clone();
+    CertificateStatus {
+        identity: info(identity.chain()).unwrap_or(CertificateInfo {
+            subject: String::new(),
+            spiffe_id: None,
+            not_before: now,
+            not_after: now,
+            remaining: Duration::ZERO,
+            renewal_due: true,
+            expired: true,
+        }),
+        trust_anchors: trust
+            .iter()
+            .flat_map(|b| b.certificates().iter())
+            .filter_map(|c| info(std::slice::from_ref(c)))
+            .collect(),
+        last_reload: status.last_reload,
+        last_reload_error: status.last_error,
+        reloads: status.succeeded,
+        reload_failures: status.failed,
+    }
+}
+
+fn weak<T: Target>(target: &Arc<T>) -> Weak<dyn Target> {
+    let as_dyn: Arc<dyn Target> = Arc::clone(target) as Arc<dyn Target>;
+    Arc::downgrade(&as_dyn)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn expiry_levels_follow_two_thirds_and_one_day() {
+        let t0 = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000);
+        let day = Duration::from_secs(86_400);
+        let end = t0 + day * 30;
+        assert_eq!(expiry_level(t0, end, t0 + day), ExpiryLevel::Fresh);
+        assert_eq!(expiry_level(t0, end, t0 + day * 20), ExpiryLevel::Renew);
+        assert_eq!(expiry_level(t0, end, t0 + day * 19), ExpiryLevel::Fresh);
+        // A short-lived certificate is due a day before it ends, whatever its age.
+        let short = t0 + Duration::from_secs(20 * 3600);
+        assert_eq!(
+            expiry_level(t0, short, t0 + Duration::from_secs(3600)),
+            ExpiryLevel::Renew
+        );
+        assert_eq!(
+            expiry_level(t0, end, end + Duration::from_secs(1)),
+            ExpiryLevel::Expired
+        );
+    }
+
+    #[test]
+    fn times_print_as_rfc3339() {
+        assert_eq!(humantime(SystemTime::UNIX_EPOCH), "1970-01-01T00:00:00Z");
+        let t = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        assert_eq!(humantime(t), "2023-11-14T22:13:20Z");
+    }
+}
