@@ -217,10 +217,12 @@ impl MaterialSpec {
         }
         // An expired certificate at start-up is not refused (a test or a doctor may want to
         // present one); the watcher's first tick logs it as an error.
-        let files = match self.reload_interval {
+        let mut files = match self.reload_interval {
             Some(_) => self.files,
             None => Files::default(),
         };
+        // What was just loaded is the baseline: a change from here on is a reload.
+        files.loaded = files.digest();
         Ok((identity, trust, files))
     }
 
@@ -239,6 +241,8 @@ pub(crate) struct Files {
     pub(crate) trust: Vec<PathBuf>,
     /// Bundles given as values, kept beside the reloaded files.
     pub(crate) static_trust: Vec<TrustBundle>,
+    /// Content digests of the files as last loaded.
+    loaded: Vec<[u8; 32]>,
 }
 
 impl Files {
@@ -290,7 +294,7 @@ pub(crate) fn spawn_watcher(target: Weak<dyn Target>, files: Files, interval: Du
         return;
     };
     runtime.spawn(async move {
-        let mut seen = files.digest();
+        let mut seen = files.loaded.clone();
         let mut pending_failure = false;
         let mut ticker = tokio::time::interval(interval);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);

@@ -1,0 +1,528 @@
+//! Rotation without restarts: file swaps as Kubernetes and cert-manager make them, validated
+//! before use, with client auth kept on every path and no failed request.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use common::*;
+use mtls::{Authorizer, Client, ClientError, PeerIdentity, Rotate, Server};
+
+const TICK: Duration = Duration::from_millis(50);
+
+struct Dir(PathBuf);
+
+impl Dir {
+    fn new(name: &str) -> Dir {
+        static NEXT: AtomicU64 = AtomicU64::new(0);
+        let dir = std::env::temp_dir().join(format!(
+            "mtls-rotation-{name}-{}-{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        Dir(dir)
+    }
+    fn path(&self, name: &str) -> PathBuf {
+        self.0.join(name)
+    }
+    /// Writes through a temporary file and a rename, as atomic writers do.
+    fn put(&self, name: &str, contents: &str) {
+        let tmp = self.0.join(format!(".{name}.tmp"));
+        std::fs::write(&tmp, contents).unwrap();
+        std::fs::rename(&tmp, self.path(name)).unwrap();
+    }
+}
+
+impl Drop for Dir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn unpooled(ca: &Ca, leaf: &Issued) -> Client {
+    Client::builder()
+        .identity(leaf.identity())
+        .trust(ca.trust())
+        .pool_max_idle_per_host(0)
+        .build()
+        .unwrap()
+}
+
+/// The server certificate a new connection sees.
+async fn served_leaf(client: &Client, server: &Running) -> Vec<u8> {
+    let resp = client.get(server.url("/")).await.unwrap();
+    let leaf = resp
+        .extensions()
+        .get::<PeerIdentity>()
+        .unwrap()
+        .leaf()
+        .to_vec();
+    body_string(resp).await;
+    leaf
+}
+
+async fn wait_for_leaf(client: &Client, server: &Running, der: &[u8]) -> bool {
+    for _ in 0..100 {
+        if served_leaf(client, server).await == der {
+            return true;
+        }
+        tokio::time::sleep(TICK).await;
+    }
+    false
+}
+
+/// An anonymous client must still be refused with certificate_required.
+async fn assert_client_auth_kept(ca: &Ca, server: &Running) {
+    let config = raw_config(ca, None, &[&rustls::version::TLS13], &[b"http/1.1"]);
+    let err = raw_get(server.addr, config)
+        .await
+        .expect_err("client auth must survive every reload");
+    assert_eq!(
+        err.get_ref()
+            .and_then(|e| e.downcast_ref::<rustls::Error>()),
+        Some(&rustls::Error::AlertReceived(
+            rustls::AlertDescription::CertificateRequired
+        ))
+    );
+}
+
+async fn file_server(dir: &Dir, ca: &Ca, leaf: &Issued) -> (Running, mtls::ServerHandle) {
+    dir.put("tls.crt", &leaf.cert_pem);
+    dir.put("tls.key", &leaf.key_pem);
+    dir.put("ca.crt", &ca.pem);
+    let server = Server::builder()
+        .identity_files(dir.path("tls.crt"), dir.path("tls.key"))
+        .trust_file(dir.path("ca.crt"))
+        .authorize(Authorizer::any_verified())
+        .reload_interval(Some(TICK))
+        .bind("127.0.0.1:0")
+        .await
+        .unwrap();
+    let handle = server.handle();
+    (start(server), handle)
+}
+
+#[tokio::test]
+async fn rename_swap_is_picked_up() {
+    let ca = Ca::new("root");
+    let dir = Dir::new("rename");
+    let (server, handle) = file_server(&dir, &ca, &ca.server()).await;
+    let client = unpooled(&ca, &ca.client("orders"));
+    let next = ca.server();
+    dir.put("tls.key", &next.key_pem);
+    dir.put("tls.crt", &next.cert_pem);
+    assert!(
+        wait_for_leaf(&client, &server, &next.der).await,
+        "new certificate served"
+    );
+    let status = handle.certificate_status();
+    assert!(status.last_reload.is_some());
+    assert_client_auth_kept(&ca, &server).await;
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn kubernetes_data_symlink_swap_is_picked_up() {
+    use std::os::unix::fs::symlink;
+    let ca = Ca::new("root");
+    let dir = Dir::new("symlink");
+    let write_version = |name: &str, leaf: &Issued| {
+        let version = dir.path(name);
+        std::fs::create_dir(&version).unwrap();
+        std::fs::write(version.join("tls.crt"), &leaf.cert_pem).unwrap();
+        std::fs::write(version.join("tls.key"), &leaf.key_pem).unwrap();
+        std::fs::write(version.join("ca.crt"), &ca.pem).unwrap();
+    };
+    let first = ca.server();
+    write_version("..2026_01", &first);
+    symlink("..2026_01", dir.path("..data")).unwrap();
+    for f in ["tls.crt", "tls.key", "ca.crt"] {
+        symlink(Path::new("..data").join(f), dir.path(f)).unwrap();
+    }
+    let server = Server::builder()
+        .identity_files(dir.path("tls.crt"), dir.path("tls.key"))
+        .trust_file(dir.path("ca.crt"))
+        .authorize(Authorizer::any_verified())
+        .reload_interval(Some(TICK))
+        .bind("127.0.0.1:0")
+        .await
+        .unwrap();
+    let server = start(server);
+    let client = unpooled(&ca, &ca.client("orders"));
+    assert_eq!(served_leaf(&client, &server).await, first.der);
+
+    // The kubelet's swap: a new version directory, then `..data` renamed over atomically.
+    for (i, leaf) in [ca.server(), ca.server()].iter().enumerate() {
+        let version = format!("..2026_0{}", i + 2);
+        write_version(&version, leaf);
+        symlink(&version, dir.path("..data_tmp")).unwrap();
+        std::fs::rename(dir.path("..data_tmp"), dir.path("..data")).unwrap();
+        assert!(
+            wait_for_leaf(&client, &server, &leaf.der).await,
+            "swap {} picked up",
+            i + 1
+        );
+    }
+    assert_client_auth_kept(&ca, &server).await;
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn half_written_pair_is_rejected_then_accepted() {
+    let ca = Ca::new("root");
+    let dir = Dir::new("half");
+    let first = ca.server();
+    let (server, handle) = file_server(&dir, &ca, &first).await;
+    let client = unpooled(&ca, &ca.client("orders"));
+    let next = ca.server();
+    // cert-manager wrote the certificate; the key is not there yet.
+    dir.put("tls.crt", &next.cert_pem);
+    let stalled = async {
+        for _ in 0..100 {
+            if handle.certificate_status().last_reload_error.is_some() {
+                return true;
+            }
+            tokio::time::sleep(TICK).await;
+        }
+        false
+    };
+    assert!(stalled.await, "the mismatched pair is refused");
+    let status = handle.certificate_status();
+    assert!(
+        status
+            .last_reload_error
+            .as_deref()
+            .is_some_and(|e| e.contains("does not match")),
+        "{status:?}"
+    );
+    assert!(status.reload_failures >= 1);
+    assert_eq!(
+        served_leaf(&client, &server).await,
+        first.der,
+        "last good kept"
+    );
+    assert_client_auth_kept(&ca, &server).await;
+    // The key arrives.
+    dir.put("tls.key", &next.key_pem);
+    assert!(wait_for_leaf(&client, &server, &next.der).await);
+    assert_eq!(handle.certificate_status().last_reload_error, None);
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn broken_replacement_leaves_the_last_good_certificate() {
+    let ca = Ca::new("root");
+    let dir = Dir::new("broken");
+    let first = ca.server();
+    let (server, handle) = file_server(&dir, &ca, &first).await;
+    let client = unpooled(&ca, &ca.client("orders"));
+    dir.put("tls.crt", "not a certificate\n");
+    dir.put("ca.crt", "");
+    for _ in 0..100 {
+        if handle.certificate_status().reload_failures > 0 {
+            break;
+        }
+        tokio::time::sleep(TICK).await;
+    }
+    assert!(handle.certificate_status().reload_failures > 0);
+    tokio::time::sleep(TICK * 4).await;
+    assert_eq!(served_leaf(&client, &server).await, first.der);
+    assert_client_auth_kept(&ca, &server).await;
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn every_programmatic_reload_path_keeps_client_auth() {
+    let ca = Ca::new("root");
+    let server = Server::builder()
+        .identity(ca.server().identity())
+        .trust(ca.trust())
+        .authorize(Authorizer::any_verified())
+        .bind("127.0.0.1:0")
+        .await
+        .unwrap();
+    let handle = server.handle();
+    let server = start(server);
+    let client = unpooled(&ca, &ca.client("orders"));
+    handle.set_identity(ca.server().identity()).unwrap();
+    assert_client_auth_kept(&ca, &server).await;
+    handle.set_trust(vec![ca.trust()]).unwrap();
+    assert_client_auth_kept(&ca, &server).await;
+    let next = ca.server();
+    handle
+        .set_material(next.identity(), vec![ca.trust()])
+        .unwrap();
+    assert_client_auth_kept(&ca, &server).await;
+    assert_eq!(served_leaf(&client, &server).await, next.der);
+    assert_eq!(handle.certificate_status().reloads, 3);
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn invalid_candidates_are_refused_and_the_current_material_stays() {
+    let ca = Ca::new("root");
+    let foreign = Ca::new("foreign");
+    let first = ca.server();
+    let server = serve_with(&ca, &first).await;
+    let (server, handle) = server;
+    let client = unpooled(&ca, &ca.client("orders"));
+
+    let expired = ca.issue(Leaf {
+        not_before: time::Duration::days(-3),
+        not_after: time::Duration::days(-1),
+        ..Leaf::server()
+    });
+    let err = handle.set_identity(expired.identity()).unwrap_err();
+    assert!(matches!(err, mtls::Error::NotValidNow { .. }), "{err:?}");
+    let early = ca.issue(Leaf {
+        not_before: time::Duration::days(1),
+        not_after: time::Duration::days(3),
+        ..Leaf::server()
+    });
+    assert!(matches!(
+        handle.set_identity(early.identity()).unwrap_err(),
+        mtls::Error::NotValidNow { .. }
+    ));
+    // Our certificate chained to our trust; one from a CA outside it does not.
+    let err = handle
+        .set_identity(foreign.server().identity())
+        .unwrap_err();
+    assert!(matches!(err, mtls::Error::DoesNotChain { .. }), "{err:?}");
+    // Nor may the trust change so that our own certificate no longer chains.
+    let err = handle.set_trust(vec![foreign.trust()]).unwrap_err();
+    assert!(matches!(err, mtls::Error::DoesNotChain { .. }), "{err:?}");
+    assert!(matches!(
+        handle.set_trust(vec![]).unwrap_err(),
+        mtls::Error::MissingTrust
+    ));
+    let status = handle.certificate_status();
+    assert_eq!(status.reload_failures, 5);
+    assert!(status.last_reload_error.is_some());
+    assert_eq!(served_leaf(&client, &server).await, first.der);
+    server.shutdown().await;
+}
+
+async fn serve_with(ca: &Ca, leaf: &Issued) -> (Running, mtls::ServerHandle) {
+    let server = Server::builder()
+        .identity(leaf.identity())
+        .trust(ca.trust())
+        .authorize(Authorizer::any_verified())
+        .bind("127.0.0.1:0")
+        .await
+        .unwrap();
+    let handle = server.handle();
+    (start(server), handle)
+}
+
+#[tokio::test]
+async fn ca_rotation_overlap_accepts_both_then_drops_the_old() {
+    let old = Ca::new("old root");
+    let new = Ca::new("new root");
+    let (server, handle) = serve_with(&new, &new.server()).await;
+    let both = vec![old.trust(), new.trust()];
+    handle.set_trust(both).unwrap();
+    let old_client = unpooled(&new, &old.client("still-old"));
+    let new_client = unpooled(&new, &new.client("already-new"));
+    assert_eq!(old_client.get(server.url("/")).await.unwrap().status(), 200);
+    assert_eq!(new_client.get(server.url("/")).await.unwrap().status(), 200);
+    // The old CA leaves the bundle: its clients are refused, even when resuming a session.
+    handle.set_trust(vec![new.trust()]).unwrap();
+    let err = old_client.get(server.url("/")).await.unwrap_err();
+    assert!(
+        matches!(&err, ClientError::ServerRejectedCertificate { alert } if alert == "unknown_ca"),
+        "{err:?}"
+    );
+    assert_eq!(new_client.get(server.url("/")).await.unwrap().status(), 200);
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn client_rotates_its_own_certificate() {
+    let ca = Ca::new("root");
+    let server = serve(server_builder(&ca)).await;
+    let dir = Dir::new("client");
+    let first = ca.client("orders");
+    dir.put("client.crt", &first.cert_pem);
+    dir.put("client.key", &first.key_pem);
+    dir.put("ca.crt", &ca.pem);
+    let client = Client::builder()
+        .identity_files(dir.path("client.crt"), dir.path("client.key"))
+        .trust_file(dir.path("ca.crt"))
+        .pool_max_idle_per_host(0)
+        .reload_interval(Some(TICK))
+        .build()
+        .unwrap();
+    body_string(client.get(server.url("/")).await.unwrap()).await;
+    assert_eq!(
+        server.last_peer().unwrap().leaf().as_ref(),
+        first.der.as_slice()
+    );
+    // Through the files.
+    let second = ca.client("orders");
+    dir.put("client.key", &second.key_pem);
+    dir.put("client.crt", &second.cert_pem);
+    let mut seen = false;
+    for _ in 0..100 {
+        body_string(client.get(server.url("/")).await.unwrap()).await;
+        if server.last_peer().unwrap().leaf().as_ref() == second.der.as_slice() {
+            seen = true;
+            break;
+        }
+        tokio::time::sleep(TICK).await;
+    }
+    assert!(
+        seen,
+        "the server sees the new certificate on new connections"
+    );
+    // Through code.
+    let third = ca.client("orders");
+    client.set_identity(third.identity()).unwrap();
+    body_string(client.get(server.url("/")).await.unwrap()).await;
+    let peer = server.last_peer().unwrap();
+    assert_eq!(peer.leaf().as_ref(), third.der.as_slice());
+    assert!(!peer.resumed(), "a new identity means a full handshake");
+    assert!(client.certificate_status().reloads >= 2);
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn zero_failed_requests_across_rotations() {
+    let ca = Ca::new("root");
+    let dir = Dir::new("load");
+    let (server, handle) = file_server(&dir, &ca, &ca.server()).await;
+    let ok = Arc::new(AtomicU64::new(0));
+    let failed = Arc::new(AtomicU64::new(0));
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut workers = Vec::new();
+    for i in 0..4 {
+        // Half the workers reuse pooled connections, half open a new one per request.
+        let client = if i % 2 == 0 {
+            client(&ca, &ca.client("worker"))
+        } else {
+            unpooled(&ca, &ca.client("worker"))
+        };
+        let url = server.url("/");
+        let (ok, failed, stop) = (ok.clone(), failed.clone(), stop.clone());
+        workers.push(tokio::spawn(async move {
+            let mut n = 0;
+            while !stop.load(Ordering::Relaxed) && n < 2_000 {
+                n += 1;
+                match client.get(url.clone()).await {
+                    Ok(resp) if resp.status() == 200 => {
+                        body_string(resp).await;
+                        ok.fetch_add(1, Ordering::Relaxed);
+                    }
+                    _ => {
+                        failed.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            }
+        }));
+    }
+    let rotations = 5;
+    for _ in 0..rotations {
+        let next = ca.server();
+        dir.put("tls.key", &next.key_pem);
+        dir.put("tls.crt", &next.cert_pem);
+        tokio::time::sleep(TICK * 4).await;
+    }
+    stop.store(true, Ordering::Relaxed);
+    for w in workers {
+        w.await.unwrap();
+    }
+    let (ok, failed) = (ok.load(Ordering::Relaxed), failed.load(Ordering::Relaxed));
+    println!(
+        "{ok} requests succeeded, {failed} failed, across {} reloads",
+        handle.certificate_status().reloads
+    );
+    assert!(ok > 0);
+    assert_eq!(failed, 0);
+    assert!(handle.certificate_status().reloads >= 1);
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn status_reports_exact_times_and_anchors() {
+    let ca = Ca::new("root");
+    let leaf = ca.issue(Leaf {
+        uris: vec!["spiffe://example.org/inventory"],
+        not_before: time::Duration::hours(-1),
+        not_after: time::Duration::hours(72),
+        ..Leaf::server()
+    });
+    let (server, handle) = serve_with(&ca, &leaf).await;
+    let expected = PeerIdentity::from_chain(leaf.identity().chain()).unwrap();
+    let status = handle.certificate_status();
+    assert_eq!(status.identity.not_after, expected.not_after());
+    assert_eq!(status.identity.not_before, expected.not_before());
+    assert_eq!(
+        status.identity.spiffe_id.as_deref(),
+        Some("spiffe://example.org/inventory")
+    );
+    let remaining = status.identity.remaining.as_secs();
+    assert!((71 * 3600..=72 * 3600).contains(&remaining), "{remaining}");
+    assert!(!status.identity.renewal_due);
+    assert!(status.healthy());
+    assert_eq!(status.trust_anchors.len(), 1);
+    assert_eq!(status.trust_anchors[0].subject, "CN=root");
+    assert_eq!(status.last_reload, None);
+    assert_eq!(status.reloads, 0);
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn expiry_warnings_fire_at_the_thresholds() {
+    let capture = Capture::default();
+    let _guard = capture.install();
+    let ca = Ca::new("root");
+    // Past 2/3 of a 30 s lifetime, and ending in 3 s.
+    let leaf = ca.issue(Leaf {
+        not_before: time::Duration::seconds(-27),
+        not_after: time::Duration::seconds(3),
+        ..Leaf::server()
+    });
+    let server = Server::builder()
+        .identity(leaf.identity())
+        .trust(ca.trust())
+        .authorize(Authorizer::any_verified())
+        .reload_interval(Some(TICK))
+        .bind("127.0.0.1:0")
+        .await
+        .unwrap();
+    let handle = server.handle();
+    let server = start(server);
+    let renew = |events: &[String]| {
+        events
+            .iter()
+            .filter(|e| e.contains("due for renewal"))
+            .count()
+    };
+    assert!(
+        eventually(|| renew(&capture.events()) == 1).await,
+        "{:?}",
+        capture.events()
+    );
+    let status = handle.certificate_status();
+    assert!(status.identity.renewal_due);
+    assert!(!status.healthy());
+    // The warning fires once, not on every tick.
+    tokio::time::sleep(TICK * 4).await;
+    assert_eq!(renew(&capture.events()), 1);
+    // Then it expires.
+    let mut expired = false;
+    for _ in 0..80 {
+        if capture.events().iter().any(|e| e.contains("has expired")) {
+            expired = true;
+            break;
+        }
+        tokio::time::sleep(TICK).await;
+    }
+    assert!(expired, "{:?}", capture.events());
+    assert!(handle.certificate_status().identity.expired);
+    server.shutdown().await;
+}
