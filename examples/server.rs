@@ -11,7 +11,13 @@
 //!
 //! `GET /` answers 200 with the caller's SPIFFE ID (or subject) and SANs. `GET /admin` is a
 //! narrower route: only `spiffe://<the caller's trust domain>/admin` may call it; others get a
-//! 403 naming the policy. Ctrl-C shuts down gracefully.
+//! 403 naming the policy. `GET /healthz` answers 200 while our certificate is fresh and 503 once
+//! it is due for renewal (past 2/3 of its lifetime or under 24 h left) or a reload failed, with
+//! the facts as JSON. Ctrl-C shuts down gracefully.
+//!
+//! The `--cert`, `--key` and `--ca` files are reloaded when they change (checked every 5 s,
+//! Kubernetes `..data` symlink swaps included). A new set is validated before it is used; a
+//! broken or half-written set leaves the last good one serving. `--no-reload` turns it off.
 
 use std::convert::Infallible;
 use std::process::ExitCode;
@@ -20,10 +26,15 @@ use http_body_util::Full;
 use hyper::body::{Bytes, Incoming};
 use hyper::service::service_fn;
 use hyper::{Request, Response, StatusCode};
-use mtls::{Authorizer, Denied, PeerIdentity, PolicyError, Server};
+use mtls::{
+    Authorizer, CertificateStatus, Denied, PeerIdentity, PolicyError, Rotate, Server, ServerHandle,
+};
 
 const USAGE: &str = "usage: server --listen ADDR --cert FILE --key FILE --ca FILE \
-[--allow SPIFFE_ID]... [--allow-domain TRUST_DOMAIN]...";
+[--allow SPIFFE_ID]... [--allow-domain TRUST_DOMAIN]... [--no-reload]
+
+Certificate, key and CA files are reloaded when they change (checked every 5 s); a broken
+replacement is refused and the last good files keep serving.";
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -48,9 +59,11 @@ async fn main() -> ExitCode {
         }
     };
     println!("policy: {policy}");
+    let reload = (!args.no_reload).then_some(mtls::DEFAULT_RELOAD_INTERVAL);
     let server = match Server::builder()
         .identity_files(&args.cert, &args.key)
         .trust_file(&args.ca)
+        .reload_interval(reload)
         .authorize(policy)
         .bind(args.listen.as_str())
         .await
@@ -65,12 +78,13 @@ async fn main() -> ExitCode {
         "listening on https://{} (client certificates required)",
         server.local_addr()
     );
+    let status = server.handle();
     let shutdown = async {
         let _ = tokio::signal::ctrl_c().await;
         println!("shutting down");
     };
     match server
-        .serve_with_shutdown(service_fn(handle), shutdown)
+        .serve_with_shutdown(service_fn(move |req| handle(req, status.clone())), shutdown)
         .await
     {
         Ok(()) => ExitCode::SUCCESS,
@@ -81,7 +95,13 @@ async fn main() -> ExitCode {
     }
 }
 
-async fn handle(req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
+async fn handle(
+    req: Request<Incoming>,
+    server: ServerHandle,
+) -> Result<Response<Full<Bytes>>, Infallible> {
+    if req.uri().path() == "/healthz" {
+        return Ok(healthz(&server.certificate_status()));
+    }
     let Some(peer) = req.extensions().get::<PeerIdentity>() else {
         let mut resp = Response::new(Full::new(Bytes::from_static(b"no client identity\n")));
         *resp.status_mut() = StatusCode::UNAUTHORIZED;
@@ -118,6 +138,38 @@ async fn handle(req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infalli
     Ok(Response::new(Full::new(Bytes::from(body))))
 }
 
+/// 200 while our certificate is fresh and reloads succeed, 503 before it expires.
+fn healthz(status: &CertificateStatus) -> Response<Full<Bytes>> {
+    let not_after = status
+        .identity
+        .not_after
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let body = format!(
+        "{{\"healthy\":{},\"subject\":{:?},\"not_after_unix\":{},\"remaining_secs\":{},\"renewal_due\":{},\"expired\":{},\"last_reload_error\":{}}}\n",
+        status.healthy(),
+        status.identity.subject,
+        not_after,
+        status.identity.remaining.as_secs(),
+        status.identity.renewal_due,
+        status.identity.expired,
+        status
+            .last_reload_error
+            .as_ref()
+            .map_or("null".to_owned(), |e| format!("{e:?}")),
+    );
+    let mut resp = Response::new(Full::new(Bytes::from(body)));
+    if !status.healthy() {
+        *resp.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
+    }
+    resp.headers_mut().insert(
+        hyper::header::CONTENT_TYPE,
+        hyper::header::HeaderValue::from_static("application/json"),
+    );
+    resp
+}
+
 struct Args {
     listen: String,
     cert: String,
@@ -125,14 +177,20 @@ struct Args {
     ca: String,
     allow: Vec<String>,
     allow_domain: Vec<String>,
+    no_reload: bool,
 }
 
 impl Args {
     fn parse(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
         let (mut listen, mut cert, mut key, mut ca) = (None, None, None, None);
         let (mut allow, mut allow_domain) = (Vec::new(), Vec::new());
+        let mut no_reload = false;
         while let Some(flag) = args.next() {
             let slot = match flag.as_str() {
+                "--no-reload" => {
+                    no_reload = true;
+                    continue;
+                }
                 "--allow" | "--allow-domain" => {
                     let value = args.next().ok_or(format!("`{flag}` needs a value"))?;
                     if flag == "--allow" {
@@ -159,6 +217,7 @@ impl Args {
             ca: need(ca, "ca")?,
             allow,
             allow_domain,
+            no_reload,
         })
     }
 

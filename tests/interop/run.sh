@@ -122,4 +122,72 @@ cat curl2.err
 grep -qi "access denied" curl2.err || fail "curl did not see access_denied"
 grep -q "policy=spiffe_ids(spiffe://example.org/someone-else)" server2.log || { cat server2.log; fail "denial not logged with the policy"; }
 grep -q "peer.identity=spiffe://example.org/interop" server2.log || fail "denial not logged with the identity"
+step "Kubernetes-style rotation behind a running server: no restart, no failed request"
+kill "$server_pid"; wait "$server_pid" 2>/dev/null || true
+issue_server() { # $1: directory to write tls.crt/tls.key/ca.crt into
+    mkdir -p "$1"
+    openssl genrsa -traditional -out "$1/tls.key" 2048 2>/dev/null
+    openssl req -new -key "$1/tls.key" -subj "/CN=localhost" -out "$1/tls.csr"
+    openssl x509 -req -in "$1/tls.csr" -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 \
+        -extfile server.ext -out "$1/tls.crt" 2>/dev/null
+    cp ca.pem "$1/ca.crt"
+}
+serial_of() { openssl x509 -noout -serial -in "$1" | cut -d= -f2; }
+served_serial() {
+    openssl s_client -connect "127.0.0.1:$port" -servername localhost -cert client.pem -key client.key \
+        -CAfile ca.pem </dev/null 2>/dev/null | openssl x509 -noout -serial 2>/dev/null | cut -d= -f2
+}
+mkdir -p secret
+issue_server secret/..v1
+ln -s ..v1 secret/..data
+for f in tls.crt tls.key ca.crt; do ln -s "..data/$f" "secret/$f"; done
+"$root/target/debug/examples/server" --listen "127.0.0.1:$port" \
+    --cert secret/tls.crt --key secret/tls.key --ca secret/ca.crt > server3.log 2>&1 &
+server_pid=$!
+for _ in $(seq 50); do
+    grep -q listening server3.log 2>/dev/null && break
+    sleep 0.1
+done
+[ "$(served_serial)" = "$(serial_of secret/..v1/tls.crt)" ] || fail "first certificate not served"
+out=$(curl -sS --max-time 10 --cert client.pem --key client.key --cacert ca.pem "https://localhost:$port/healthz")
+echo "healthz: $out"
+grep -q '"healthy":true' <<<"$out" || fail "healthz"
+# Requests keep flowing during the swap; each one must succeed.
+(
+    ok=0; bad=0
+    for _ in $(seq 150); do
+        if curl -s -o /dev/null --max-time 5 --cert client.pem --key client.key --cacert ca.pem "$url"; then
+            ok=$((ok + 1))
+        else
+            bad=$((bad + 1))
+        fi
+    done
+    echo "$ok $bad" > load.out
+) &
+load_pid=$!
+issue_server secret/..v2
+ln -s ..v2 secret/..data_tmp && mv -T secret/..data_tmp secret/..data
+new=$(serial_of secret/..v2/tls.crt)
+for _ in $(seq 100); do
+    [ "$(served_serial)" = "$new" ] && break
+    sleep 0.1
+done
+[ "$(served_serial)" = "$new" ] || fail "the new certificate was not served within 10 s"
+echo "new certificate $new served without a restart"
+wait "$load_pid"
+read -r ok bad < load.out
+echo "$ok requests during the swap, $bad failed"
+[ "$bad" -eq 0 ] || fail "requests failed during rotation"
+# A broken replacement: the last good certificate keeps serving.
+mkdir -p secret/..v3
+echo "garbage" > secret/..v3/tls.crt
+cp secret/..v2/tls.key secret/..v3/tls.key
+cp ca.pem secret/..v3/ca.crt
+ln -s ..v3 secret/..data_tmp && mv -T secret/..data_tmp secret/..data
+sleep 7
+[ "$(served_serial)" = "$new" ] || fail "a broken replacement changed what is served"
+grep -q "keeping the last good material" server3.log || { cat server3.log; fail "broken replacement not logged"; }
+out=$(curl -s --cert client.pem --key client.key --cacert ca.pem "https://localhost:$port/healthz" || true)
+echo "$out"
+grep -q '"healthy":false' <<<"$out" || fail "healthz should report the failed reload"
 echo "interop: all passed"

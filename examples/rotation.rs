@@ -1,0 +1,243 @@
+//! Certificates and a CA rotated under a live server while a client keeps calling it.
+//!
+//! Server and client read their certificates from files in a temporary directory and reload
+//! them when they change. While a client sends requests without pause, the example:
+//! 1. renews the server's certificate;
+//! 2. starts a CA rotation: both sides trust the old and the new CA;
+//! 3. re-issues both certificates from the new CA;
+//! 4. removes the old CA.
+//!
+//! It prints how many requests succeeded and exits non-zero if any failed.
+//! Run it with `cargo run --example rotation`.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+use http_body_util::{BodyExt, Full};
+use hyper::body::{Bytes, Incoming};
+use hyper::service::service_fn;
+use hyper::{Request, Response};
+use mtls::{Authorizer, Client, PeerIdentity, Rotate, Server};
+use rcgen::{
+    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
+};
+
+type Failure = Box<dyn std::error::Error + Send + Sync>;
+const RELOAD: Duration = Duration::from_millis(200);
+
+#[tokio::main]
+async fn main() -> Result<(), Failure> {
+    let dir = TempDir::new()?;
+    let old_ca = DevCa::new("old CA")?;
+    dir.write(
+        "server.crt",
+        "server.key",
+        &old_ca.issue("localhost", true)?,
+    )?;
+    dir.write("client.crt", "client.key", &old_ca.issue("orders", false)?)?;
+    dir.put("ca.crt", &old_ca.pem)?;
+
+    let server = Server::builder()
+        .identity_files(dir.path("server.crt"), dir.path("server.key"))
+        .trust_file(dir.path("ca.crt"))
+        .authorize(Authorizer::any_verified())
+        .reload_interval(Some(RELOAD))
+        .bind("127.0.0.1:0")
+        .await?;
+    let url: hyper::Uri = format!("https://localhost:{}/", server.local_addr().port()).parse()?;
+    let server_handle = server.handle();
+    tokio::spawn(
+        server.serve(service_fn(|req: Request<Incoming>| async move {
+            let caller = req
+                .extensions()
+                .get::<PeerIdentity>()
+                .map(|p| p.to_string());
+            Ok::<_, std::convert::Infallible>(Response::new(Full::new(Bytes::from(
+                caller.unwrap_or_default(),
+            ))))
+        })),
+    );
+    let client = Client::builder()
+        .identity_files(dir.path("client.crt"), dir.path("client.key"))
+        .trust_file(dir.path("ca.crt"))
+        .reload_interval(Some(RELOAD))
+        // A new connection per request, so every request does a handshake with current files.
+        .pool_max_idle_per_host(0)
+        .build()?;
+
+    // A client calling without pause, counting outcomes.
+    let (ok, failed, stop) = (
+        Arc::new(AtomicU64::new(0)),
+        Arc::new(AtomicU64::new(0)),
+        Arc::new(AtomicBool::new(false)),
+    );
+    let caller = {
+        let (client, url, ok, failed, stop) = (
+            client.clone(),
+            url.clone(),
+            ok.clone(),
+            failed.clone(),
+            stop.clone(),
+        );
+        tokio::spawn(async move {
+            while !stop.load(Ordering::Relaxed) {
+                match client.get(url.clone()).await {
+                    Ok(resp) if resp.status() == 200 => {
+                        let _ = resp.into_body().collect().await;
+                        ok.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Ok(resp) => {
+                        eprintln!("unexpected status {}", resp.status());
+                        failed.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Err(e) => {
+                        eprintln!("request failed: {e}");
+                        failed.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            }
+        })
+    };
+    let wait_reload = |before: (u64, u64)| {
+        let (server_handle, client) = (server_handle.clone(), client.clone());
+        async move {
+            for _ in 0..50 {
+                tokio::time::sleep(RELOAD).await;
+                if server_handle.certificate_status().reloads > before.0
+                    && client.certificate_status().reloads >= before.1
+                {
+                    return;
+                }
+            }
+        }
+    };
+    let reloads = || {
+        (
+            server_handle.certificate_status().reloads,
+            client.certificate_status().reloads,
+        )
+    };
+
+    println!("1. renewing the server certificate");
+    let before = reloads();
+    dir.write(
+        "server.crt",
+        "server.key",
+        &old_ca.issue("localhost", true)?,
+    )?;
+    wait_reload(before).await;
+
+    println!("2. CA rotation begins: both sides trust the old and the new CA");
+    let new_ca = DevCa::new("new CA")?;
+    let before = reloads();
+    dir.put("ca.crt", &format!("{}{}", old_ca.pem, new_ca.pem))?;
+    wait_reload((before.0, before.1 + 1)).await;
+
+    println!("3. both certificates re-issued by the new CA");
+    let before = reloads();
+    dir.write(
+        "server.crt",
+        "server.key",
+        &new_ca.issue("localhost", true)?,
+    )?;
+    dir.write("client.crt", "client.key", &new_ca.issue("orders", false)?)?;
+    wait_reload((before.0, before.1 + 1)).await;
+
+    println!("4. the old CA is removed");
+    let before = reloads();
+    dir.put("ca.crt", &new_ca.pem)?;
+    wait_reload((before.0, before.1 + 1)).await;
+    tokio::time::sleep(RELOAD * 3).await;
+
+    stop.store(true, Ordering::Relaxed);
+    caller.await?;
+    let status = server_handle.certificate_status();
+    println!(
+        "server now serves `{}` and trusts {:?}; {} reloads, {} rejected",
+        status.identity.subject,
+        status
+            .trust_anchors
+            .iter()
+            .map(|a| a.subject.as_str())
+            .collect::<Vec<_>>(),
+        status.reloads,
+        status.reload_failures
+    );
+    let (ok, failed) = (ok.load(Ordering::Relaxed), failed.load(Ordering::Relaxed));
+    println!("{ok} requests succeeded, {failed} failed");
+    if failed > 0 || ok == 0 {
+        return Err("requests failed during rotation".into());
+    }
+    Ok(())
+}
+
+/// A directory whose files are replaced atomically (write, then rename), as cert-manager does.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new() -> std::io::Result<TempDir> {
+        let dir =
+            std::env::temp_dir().join(format!("mtls-rotation-example-{}", std::process::id()));
+        std::fs::create_dir_all(&dir)?;
+        Ok(TempDir(dir))
+    }
+    fn path(&self, name: &str) -> PathBuf {
+        self.0.join(name)
+    }
+    fn put(&self, name: &str, contents: &str) -> std::io::Result<()> {
+        let tmp = self.0.join(format!(".{name}.tmp"));
+        std::fs::write(&tmp, contents)?;
+        std::fs::rename(&tmp, self.path(name))
+    }
+    /// Key first, then certificate: the watcher may see the pair half-written in between
+    /// and keeps the last good pair until both agree.
+    fn write(
+        &self,
+        cert: &str,
+        key: &str,
+        (cert_pem, key_pem): &(String, String),
+    ) -> std::io::Result<()> {
+        self.put(key, key_pem)?;
+        self.put(cert, cert_pem)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(Path::new(&self.0));
+    }
+}
+
+/// A throwaway certificate authority, in memory only.
+struct DevCa {
+    params: CertificateParams,
+    key: KeyPair,
+    pem: String,
+}
+
+impl DevCa {
+    fn new(name: &str) -> Result<DevCa, Failure> {
+        let key = KeyPair::generate()?;
+        let mut params = CertificateParams::new(Vec::<String>::new())?;
+        params.distinguished_name.push(DnType::CommonName, name);
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        let pem = params.self_signed(&key)?.pem();
+        Ok(DevCa { params, key, pem })
+    }
+
+    /// A leaf as (certificate PEM, key PEM).
+    fn issue(&self, name: &str, server: bool) -> Result<(String, String), Failure> {
+        let key = KeyPair::generate()?;
+        let mut params = CertificateParams::new(vec![name.to_owned()])?;
+        params.distinguished_name.push(DnType::CommonName, name);
+        params.extended_key_usages = vec![if server {
+            ExtendedKeyUsagePurpose::ServerAuth
+        } else {
+            ExtendedKeyUsagePurpose::ClientAuth
+        }];
+        let cert = params.signed_by(&key, &Issuer::from_params(&self.params, &self.key))?;
+        Ok((cert.pem(), key.serialize_pem()))
+    }
+}
