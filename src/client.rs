@@ -30,7 +30,7 @@ use crate::provider::crypto_provider;
 use crate::source::{
     CertificateStatus, MaterialSpec, ReloadState, Role, Rotate, Target, rotate, status,
 };
-use crate::tls::client_config;
+use crate::tls::{TlsOptions, client_config};
 use crate::verify::ServerNotAllowed;
 
 /// Default limit on TCP connect plus TLS handshake.
@@ -53,6 +53,7 @@ pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 pub struct ClientBuilder {
     material: MaterialSpec,
     expect_server: Option<Authorizer>,
+    tls: TlsOptions,
     connect_timeout: Duration,
     pool_idle_timeout: Option<Duration>,
     pool_max_idle_per_host: usize,
@@ -63,6 +64,7 @@ impl ClientBuilder {
         ClientBuilder {
             material: MaterialSpec::default(),
             expect_server: None,
+            tls: TlsOptions::default(),
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
             pool_idle_timeout: Some(Duration::from_secs(90)),
             pool_max_idle_per_host: usize::MAX,
@@ -116,6 +118,12 @@ impl ClientBuilder {
         self
     }
 
+    /// Negotiate TLS 1.3 only. Default: TLS 1.3 and 1.2.
+    pub fn tls13_only(mut self) -> Self {
+        self.tls.tls13_only = true;
+        self
+    }
+
     /// Limit on TCP connect plus TLS handshake for a new connection. Default: 10 seconds.
     pub fn connect_timeout(mut self, timeout: Duration) -> Self {
         self.connect_timeout = timeout;
@@ -148,13 +156,20 @@ impl ClientBuilder {
         let interval = self.material.reload_interval;
         let (identity, trust, files) = self.material.resolve()?;
         let provider = crypto_provider();
-        let config = client_config(&provider, &identity, &trust, self.expect_server.clone())?;
+        let config = client_config(
+            &provider,
+            &identity,
+            &trust,
+            self.expect_server.clone(),
+            self.tls,
+        )?;
         let shared = Arc::new(ClientShared {
             config: Arc::new(ArcSwap::from_pointee(config)),
             material: Mutex::new(ClientMaterial {
                 identity,
                 trust,
                 expect_server: self.expect_server,
+                tls: self.tls,
             }),
             provider,
             reload: ReloadState::default(),
@@ -209,6 +224,7 @@ struct ClientMaterial {
     identity: Identity,
     trust: Vec<TrustBundle>,
     expect_server: Option<Authorizer>,
+    tls: TlsOptions,
 }
 
 impl Target for ClientShared {
@@ -224,7 +240,13 @@ impl Target for ClientShared {
     fn install(&self, identity: Identity, trust: Vec<TrustBundle>) -> Result<(), Error> {
         let mut m = self.material.lock().unwrap_or_else(PoisonError::into_inner);
         // The server check (`expect_server` or the host name) is kept as it was.
-        let config = client_config(&self.provider, &identity, &trust, m.expect_server.clone())?;
+        let config = client_config(
+            &self.provider,
+            &identity,
+            &trust,
+            m.expect_server.clone(),
+            m.tls,
+        )?;
         self.config.store(Arc::new(config));
         m.identity = identity;
         m.trust = trust;

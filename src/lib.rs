@@ -51,8 +51,10 @@
 
 mod authorize;
 mod client;
+mod connection;
 mod error;
 mod identity;
+mod limits;
 mod material;
 mod provider;
 mod server;
@@ -65,11 +67,10 @@ pub use authorize::{Authorizer, Denied, PolicyError};
 pub use client::{Client, ClientBuilder, DEFAULT_CONNECT_TIMEOUT};
 pub use error::{ClientError, Error, HandshakeFailure, LoadError, Origin};
 pub use identity::{Fingerprint, PeerIdentity, SpiffeId, SpiffeIdError, TlsVersion};
+pub use limits::{DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_SHUTDOWN_TIMEOUT, Limits};
 pub use material::{Identity, TrustBundle};
 pub use provider::{CRYPTO_PROVIDER, crypto_provider};
-pub use server::{
-    DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_SHUTDOWN_TIMEOUT, Server, ServerBuilder, ServerHandle,
-};
+pub use server::{Server, ServerBuilder, ServerHandle};
 pub use source::{CertificateInfo, CertificateStatus, DEFAULT_RELOAD_INTERVAL, Rotate};
 pub use stats::ServerStats;
 pub use tls::ClientAuth;

@@ -11,34 +11,25 @@ use std::time::Duration;
 use arc_swap::ArcSwap;
 use http::{Request, Response};
 use hyper::body::{Body, Incoming};
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use rustls::ServerConfig;
 use rustls::crypto::CryptoProvider;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream, ToSocketAddrs};
+use tokio::net::{TcpListener, ToSocketAddrs};
+use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
-use tokio_rustls::TlsAcceptor;
 use tracing::Instrument;
 
 use crate::authorize::Authorizer;
-use crate::error::{Error, HandshakeFailure};
-use crate::identity::PeerIdentity;
+use crate::connection::{BoxError, Connection, HttpBuilders, PEER_ADDR};
+use crate::error::Error;
+use crate::limits::Limits;
 use crate::material::{Identity, TrustBundle};
 use crate::provider::crypto_provider;
 use crate::source::{
     CertificateStatus, MaterialSpec, ReloadState, Role, Rotate, Target, rotate, status,
 };
 use crate::stats::ServerStats;
-use crate::tls::{ClientAuth, server_config};
-
-type BoxError = Box<dyn std::error::Error + Send + Sync>;
-
-/// Default time a client has to complete its TLS handshake.
-pub const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-/// Default time in-flight requests get to finish after shutdown begins.
-pub const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(30);
+use crate::tls::{ClientAuth, TlsOptions, server_config};
 
 /// Configures and binds a [`Server`].
 ///
@@ -62,8 +53,8 @@ pub struct ServerBuilder {
     material: MaterialSpec,
     policy: Option<Authorizer>,
     client_auth: ClientAuth,
-    handshake_timeout: Duration,
-    shutdown_timeout: Duration,
+    tls: TlsOptions,
+    limits: Limits,
 }
 
 impl fmt::Debug for ServerBuilder {
@@ -72,8 +63,8 @@ impl fmt::Debug for ServerBuilder {
             .field("material", &self.material)
             .field("policy", &self.policy)
             .field("client_auth", &self.client_auth)
-            .field("handshake_timeout", &self.handshake_timeout)
-            .field("shutdown_timeout", &self.shutdown_timeout)
+            .field("tls", &self.tls)
+            .field("limits", &self.limits)
             .finish()
     }
 }
@@ -84,8 +75,8 @@ impl ServerBuilder {
             material: MaterialSpec::default(),
             policy: None,
             client_auth: ClientAuth::Required,
-            handshake_timeout: DEFAULT_HANDSHAKE_TIMEOUT,
-            shutdown_timeout: DEFAULT_SHUTDOWN_TIMEOUT,
+            tls: TlsOptions::default(),
+            limits: Limits::default(),
         }
     }
 
@@ -149,16 +140,76 @@ impl ServerBuilder {
         self
     }
 
+    /// Negotiate TLS 1.3 only. Default: TLS 1.3 and 1.2.
+    pub fn tls13_only(mut self) -> Self {
+        self.tls.tls13_only = true;
+        self
+    }
+
+    /// Whether the CertificateRequest names the CAs we trust, so that clients holding several
+    /// certificates pick the right one. Default: on. Turn it off to keep the list of trusted
+    /// CAs private or the handshake small with large bundles.
+    pub fn send_ca_hints(mut self, send: bool) -> Self {
+        self.tls.ca_hints = send;
+        self
+    }
+
+    /// All limits at once; see [`Limits`] for each default.
+    pub fn limits(mut self, limits: Limits) -> Self {
+        self.limits = limits;
+        self
+    }
+
     /// How long a client has to complete the TLS handshake. Default: 10 seconds.
     pub fn handshake_timeout(mut self, timeout: Duration) -> Self {
-        self.handshake_timeout = timeout;
+        self.limits.handshake_timeout = timeout;
+        self
+    }
+
+    /// How many handshakes may run at once; beyond it the server stops accepting until one
+    /// finishes. Default: 1,024.
+    pub fn max_handshakes(mut self, max: usize) -> Self {
+        self.limits.max_handshakes = max.max(1);
+        self
+    }
+
+    /// How many connections may be open at once; beyond it the server stops accepting until
+    /// one closes. Default: 10,000.
+    pub fn max_connections(mut self, max: usize) -> Self {
+        self.limits.max_connections = max.max(1);
+        self
+    }
+
+    /// How long a client has to send a complete HTTP/1 request head. Default: 30 seconds.
+    pub fn header_read_timeout(mut self, timeout: Duration) -> Self {
+        self.limits.header_read_timeout = timeout;
+        self
+    }
+
+    /// How long a connection may sit with no request in flight and no bytes moving before it
+    /// is closed. Default: 5 minutes.
+    pub fn idle_timeout(mut self, timeout: Duration) -> Self {
+        self.limits.idle_timeout = timeout;
+        self
+    }
+
+    /// Largest accepted request head in bytes (HTTP/1 buffer, HTTP/2 header list). Default:
+    /// 64 KiB; the HTTP/1 buffer never goes below 8 KiB.
+    pub fn max_header_size(mut self, bytes: usize) -> Self {
+        self.limits.max_header_size = bytes;
+        self
+    }
+
+    /// Concurrent HTTP/2 streams per connection. Default: 256.
+    pub fn http2_max_concurrent_streams(mut self, max: u32) -> Self {
+        self.limits.http2_max_concurrent_streams = max;
         self
     }
 
     /// How long in-flight requests may run once shutdown begins. Default: 30 seconds.
     /// Connections still open after it are closed.
     pub fn shutdown_timeout(mut self, timeout: Duration) -> Self {
-        self.shutdown_timeout = timeout;
+        self.limits.shutdown_timeout = timeout;
         self
     }
 
@@ -181,6 +232,7 @@ impl ServerBuilder {
             trust,
             policy,
             client_auth: self.client_auth,
+            tls: self.tls,
         };
         let provider = crypto_provider();
         let snapshot = material.snapshot(&provider)?;
@@ -201,14 +253,13 @@ impl ServerBuilder {
             provider,
             stats: Arc::default(),
             reload: ReloadState::default(),
-            handshake_timeout: self.handshake_timeout,
+            limits: self.limits.clone(),
         });
         MaterialSpec::watch(&shared, files, interval);
         Ok(Server {
             listener,
             local_addr,
             shared,
-            shutdown_timeout: self.shutdown_timeout,
         })
     }
 }
@@ -223,19 +274,18 @@ pub struct Server {
     listener: TcpListener,
     local_addr: SocketAddr,
     shared: Arc<Shared>,
-    shutdown_timeout: Duration,
 }
 
 /// What every connection task reads.
-struct Shared {
+pub(crate) struct Shared {
     /// Each handshake loads the current snapshot, so swapping it changes new handshakes only.
-    snapshot: ArcSwap<Snapshot>,
+    pub(crate) snapshot: ArcSwap<Snapshot>,
     /// What the snapshot was built from, to rebuild it when one part changes.
     material: Mutex<Material>,
     provider: Arc<CryptoProvider>,
-    stats: Arc<ServerStats>,
+    pub(crate) stats: Arc<ServerStats>,
     reload: ReloadState,
-    handshake_timeout: Duration,
+    pub(crate) limits: Limits,
 }
 
 impl Shared {
@@ -282,9 +332,9 @@ impl Target for Shared {
 }
 
 /// The rustls config and the policy it enforces, swapped together.
-struct Snapshot {
-    config: Arc<ServerConfig>,
-    policy: Authorizer,
+pub(crate) struct Snapshot {
+    pub(crate) config: Arc<ServerConfig>,
+    pub(crate) policy: Authorizer,
 }
 
 #[derive(Clone)]
@@ -293,6 +343,7 @@ struct Material {
     trust: Vec<TrustBundle>,
     policy: Authorizer,
     client_auth: ClientAuth,
+    tls: TlsOptions,
 }
 
 impl Material {
@@ -303,6 +354,7 @@ impl Material {
             &self.trust,
             self.client_auth,
             &self.policy,
+            self.tls,
         )?;
         Ok(Snapshot {
             config: Arc::new(config),
@@ -373,8 +425,7 @@ impl fmt::Debug for Server {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Server")
             .field("local_addr", &self.local_addr)
-            .field("handshake_timeout", &self.shared.handshake_timeout)
-            .field("shutdown_timeout", &self.shutdown_timeout)
+            .field("limits", &self.shared.limits)
             .finish_non_exhaustive()
     }
 }
@@ -462,12 +513,12 @@ impl Server {
         F: Future<Output = ()> + Send,
     {
         let Server {
-            listener,
-            shared,
-            shutdown_timeout,
-            ..
+            listener, shared, ..
         } = self;
-        let http = Arc::new(HttpBuilders::new());
+        let shutdown_timeout = shared.limits.shutdown_timeout;
+        let http = Arc::new(HttpBuilders::new(&shared.limits));
+        let connections = Arc::new(Semaphore::new(shared.limits.max_connections));
+        let handshakes = Arc::new(Semaphore::new(shared.limits.max_handshakes));
         let graceful = GracefulShutdown::new();
         let mut tasks = JoinSet::new();
         tokio::pin!(signal);
@@ -476,8 +527,10 @@ impl Server {
             tokio::select! {
                 () = &mut signal => break,
                 Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
-                accepted = listener.accept() => match accepted {
-                    Ok((tcp, addr)) => {
+                // Permits first: at a limit we stop accepting and the kernel queues (and in
+                // the end refuses) new connections, rather than piling up tasks.
+                accepted = accept(&listener, &connections, &handshakes) => match accepted {
+                    Ok((tcp, addr, connection_permit, handshake_permit)) => {
                         let watcher = graceful.watcher();
                         let connection = Connection {
                             shared: Arc::clone(&shared),
@@ -486,11 +539,16 @@ impl Server {
                         };
                         let service = service.clone();
                         let span = tracing::info_span!("mtls.connection", peer.addr = %addr);
-                        tasks.spawn(async move {
-                            if let Some(io) = connection.handshake(tcp).await {
+                        let stats = Arc::clone(&shared.stats);
+                        tasks.spawn(PEER_ADDR.scope(addr, async move {
+                            let _active = stats.connection_opened();
+                            let _connection_permit = connection_permit;
+                            let handshake = connection.handshake(tcp).await;
+                            drop(handshake_permit);
+                            if let Some(io) = handshake {
                                 connection.serve(io, service, watcher).await;
                             }
-                        }.instrument(span));
+                        }).instrument(span));
                     }
                     Err(e) => accept_error(e).await,
                 },
@@ -516,6 +574,33 @@ impl Server {
     }
 }
 
+type Accepted = (
+    tokio::net::TcpStream,
+    SocketAddr,
+    tokio::sync::OwnedSemaphorePermit,
+    tokio::sync::OwnedSemaphorePermit,
+);
+
+/// Waits for a connection slot and a handshake slot, then accepts. Cancel-safe: dropping it
+/// returns the permits and leaves the connection in the kernel's queue.
+async fn accept(
+    listener: &TcpListener,
+    connections: &Arc<Semaphore>,
+    handshakes: &Arc<Semaphore>,
+) -> std::io::Result<Accepted> {
+    let closed = |_| std::io::Error::other("limit semaphore closed");
+    let connection = Arc::clone(connections)
+        .acquire_owned()
+        .await
+        .map_err(closed)?;
+    let handshake = Arc::clone(handshakes)
+        .acquire_owned()
+        .await
+        .map_err(closed)?;
+    let (tcp, addr) = listener.accept().await?;
+    Ok((tcp, addr, connection, handshake))
+}
+
 /// Accept errors are per connection (the peer reset before we accepted it) or per process
 /// (out of file descriptors); neither should stop the server.
 async fn accept_error(error: std::io::Error) {
@@ -526,200 +611,5 @@ async fn accept_error(error: std::io::Error) {
             tracing::error!(%error, "accept failed; retrying in 100 ms");
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-    }
-}
-
-/// One HTTP connection builder per ALPN outcome, shared by every connection.
-struct HttpBuilders {
-    h1: auto::Builder<TokioExecutor>,
-    h2: auto::Builder<TokioExecutor>,
-    /// Without ALPN the protocol is detected from the first bytes.
-    detect: auto::Builder<TokioExecutor>,
-}
-
-impl HttpBuilders {
-    fn new() -> Self {
-        HttpBuilders {
-            h1: auto::Builder::new(TokioExecutor::new()).http1_only(),
-            h2: auto::Builder::new(TokioExecutor::new()).http2_only(),
-            detect: auto::Builder::new(TokioExecutor::new()),
-        }
-    }
-
-    fn for_alpn(&self, alpn: Option<&[u8]>) -> &auto::Builder<TokioExecutor> {
-        match alpn {
-            Some(b"h2") => &self.h2,
-            Some(_) => &self.h1,
-            None => &self.detect,
-        }
-    }
-}
-
-struct Connection {
-    shared: Arc<Shared>,
-    http: Arc<HttpBuilders>,
-    addr: SocketAddr,
-}
-
-type TlsStream = tokio_rustls::server::TlsStream<TcpStream>;
-
-impl Connection {
-    /// Runs the handshake with a timeout; on failure, records and logs the reason.
-    async fn handshake(&self, tcp: TcpStream) -> Option<(TlsStream, Option<PeerIdentity>)> {
-        let _ = tcp.set_nodelay(true);
-        let snapshot = self.shared.snapshot.load_full();
-        let acceptor = TlsAcceptor::from(Arc::clone(&snapshot.config));
-        let accept = acceptor.accept(tcp).into_fallible();
-        let tls = match tokio::time::timeout(self.shared.handshake_timeout, accept).await {
-            Ok(Ok(tls)) => tls,
-            Ok(Err((error, tcp))) => {
-                let reason = HandshakeFailure::from_io(&error);
-                if reason == HandshakeFailure::NotAuthorized {
-                    // The verifier logged the identity and the policy it failed.
-                    self.shared.stats.record_failure(reason);
-                } else {
-                    self.failed(reason, &error);
-                }
-                linger(tcp).await;
-                return None;
-            }
-            Err(_) => {
-                self.failed(
-                    HandshakeFailure::Timeout,
-                    &format_args!(
-                        "no complete handshake within {:?}",
-                        self.shared.handshake_timeout
-                    ),
-                );
-                return None;
-            }
-        };
-        let conn = tls.get_ref().1;
-        let presented = conn.peer_certificates().is_some();
-        let peer = PeerIdentity::from_connection(conn);
-        if presented && peer.is_none() {
-            // rustls verified a chain we cannot describe: refuse rather than serve anonymously.
-            self.failed(
-                HandshakeFailure::BadCertificate,
-                &"the verified client certificate could not be parsed",
-            );
-            return None;
-        }
-        // rustls does not run the verifier on a resumed session, and an anonymous peer never
-        // reaches it: both are checked here against the current policy.
-        let resumed = conn.handshake_kind() == Some(rustls::HandshakeKind::Resumed);
-        if resumed || peer.is_none() {
-            let policy = &self.shared.snapshot.load().policy;
-            if let Err(denied) = policy.check(peer.as_ref()) {
-                self.shared
-                    .stats
-                    .record_failure(HandshakeFailure::NotAuthorized);
-                tracing::warn!(
-                    reason = %HandshakeFailure::NotAuthorized.as_str(),
-                    peer.identity = %denied.presented,
-                    policy = %denied.policy,
-                    resumed,
-                    "TLS handshake failed: peer not authorized by policy"
-                );
-                let mut tls = tls;
-                let _ = tokio::time::timeout(Duration::from_secs(1), tls.shutdown()).await;
-                return None;
-            }
-        }
-        self.shared.stats.record_accepted();
-        match &peer {
-            Some(p) => {
-                tracing::debug!(peer.addr = %self.addr, peer.identity = %p, resumed = p.resumed(), "mTLS handshake accepted")
-            }
-            None => {
-                tracing::debug!(peer.addr = %self.addr, "TLS handshake accepted without a client certificate")
-            }
-        }
-        Some((tls, peer))
-    }
-
-    fn failed(&self, reason: HandshakeFailure, detail: &dyn fmt::Display) {
-        self.shared.stats.record_failure(reason);
-        match reason {
-            HandshakeFailure::PeerClosed => tracing::info!(
-                peer.addr = %self.addr, reason = %reason.as_str(), detail = %detail,
-                "TLS handshake failed: {reason}"
-            ),
-            _ => tracing::warn!(
-                peer.addr = %self.addr, reason = %reason.as_str(), detail = %detail,
-                "TLS handshake failed: {reason}"
-            ),
-        }
-    }
-
-    async fn serve<S, B>(
-        &self,
-        (tls, peer): (TlsStream, Option<PeerIdentity>),
-        service: S,
-        watcher: hyper_util::server::graceful::Watcher,
-    ) where
-        S: hyper::service::Service<Request<Incoming>, Response = Response<B>>
-            + Send
-            + Sync
-            + 'static,
-        S::Future: Send + 'static,
-        S::Error: Into<BoxError>,
-        B: Body + Send + 'static,
-        B::Data: Send,
-        B::Error: Into<BoxError>,
-    {
-        let builder = self.http.for_alpn(tls.get_ref().1.alpn_protocol());
-        let service = WithPeer {
-            inner: service,
-            peer,
-        };
-        let conn = builder
-            .serve_connection_with_upgrades(TokioIo::new(tls), service)
-            .into_owned();
-        if let Err(error) = watcher.watch(conn).await {
-            tracing::debug!(peer.addr = %self.addr, %error, "connection ended with an error");
-        }
-    }
-}
-
-/// After a failed handshake, the alert is written; closing at once while the client's data is
-/// still arriving makes the kernel send a reset, which destroys the alert before the client
-/// reads it. So we half-close and drain briefly, as nginx's lingering close does, so that the
-/// client sees "unknown_ca", not "connection reset".
-async fn linger(mut tcp: TcpStream) {
-    let _ = tcp.shutdown().await;
-    let mut buf = [0u8; 1024];
-    let drain = async {
-        let mut total = 0usize;
-        while let Ok(n) = tcp.read(&mut buf).await {
-            total += n;
-            if n == 0 || total > 64 * 1024 {
-                break;
-            }
-        }
-    };
-    let _ = tokio::time::timeout(Duration::from_secs(1), drain).await;
-}
-
-/// Inserts the connection's peer identity into each request's extensions.
-#[derive(Clone)]
-struct WithPeer<S> {
-    inner: S,
-    peer: Option<PeerIdentity>,
-}
-
-impl<S, B> hyper::service::Service<Request<Incoming>> for WithPeer<S>
-where
-    S: hyper::service::Service<Request<Incoming>, Response = Response<B>>,
-{
-    type Response = S::Response;
-    type Error = S::Error;
-    type Future = S::Future;
-
-    fn call(&self, mut req: Request<Incoming>) -> Self::Future {
-        if let Some(peer) = &self.peer {
-            req.extensions_mut().insert(peer.clone());
-        }
-        self.inner.call(req)
     }
 }

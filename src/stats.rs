@@ -11,6 +11,8 @@ use crate::error::HandshakeFailure;
 #[derive(Debug, Default)]
 pub struct ServerStats {
     accepted: AtomicU64,
+    resumed: AtomicU64,
+    active: AtomicU64,
     failures: [AtomicU64; HandshakeFailure::ALL.len()],
 }
 
@@ -18,6 +20,16 @@ impl ServerStats {
     /// Handshakes that completed with a verified (or, in optional mode, absent) client certificate.
     pub fn handshakes_accepted(&self) -> u64 {
         self.accepted.load(Ordering::Relaxed)
+    }
+
+    /// Accepted handshakes that resumed an earlier session.
+    pub fn handshakes_resumed(&self) -> u64 {
+        self.resumed.load(Ordering::Relaxed)
+    }
+
+    /// Connections open now, handshaking or established.
+    pub fn active_connections(&self) -> u64 {
+        self.active.load(Ordering::Relaxed)
     }
 
     /// Handshakes that failed for `reason`.
@@ -41,11 +53,29 @@ impl ServerStats {
             .sum()
     }
 
-    pub(crate) fn record_accepted(&self) {
+    pub(crate) fn record_accepted(&self, resumed: bool) {
         self.accepted.fetch_add(1, Ordering::Relaxed);
+        if resumed {
+            self.resumed.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Counts a connection as active until the returned guard is dropped.
+    pub(crate) fn connection_opened(&self) -> ActiveGuard<'_> {
+        self.active.fetch_add(1, Ordering::Relaxed);
+        ActiveGuard(&self.active)
     }
 
     pub(crate) fn record_failure(&self, reason: HandshakeFailure) {
         self.failures[reason.index()].fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// Decrements the active-connection gauge when the connection task ends.
+pub(crate) struct ActiveGuard<'a>(&'a AtomicU64);
+
+impl Drop for ActiveGuard<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
     }
 }

@@ -22,6 +22,34 @@ pub(crate) fn alpn_protocols() -> Vec<Vec<u8>> {
     vec![b"h2".to_vec(), b"http/1.1".to_vec()]
 }
 
+/// Protocol options shared by server and client configs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct TlsOptions {
+    /// TLS 1.3 only instead of 1.3 and 1.2.
+    pub(crate) tls13_only: bool,
+    /// Name our trusted CAs in the CertificateRequest (server only).
+    pub(crate) ca_hints: bool,
+}
+
+impl Default for TlsOptions {
+    fn default() -> Self {
+        TlsOptions {
+            tls13_only: false,
+            ca_hints: true,
+        }
+    }
+}
+
+impl TlsOptions {
+    fn versions(self) -> &'static [&'static SupportedProtocolVersion] {
+        if self.tls13_only {
+            &PROTOCOL_VERSIONS[..1]
+        } else {
+            PROTOCOL_VERSIONS
+        }
+    }
+}
+
 /// Whether the server demands a client certificate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
@@ -45,6 +73,7 @@ pub(crate) fn server_config(
     trust: &[TrustBundle],
     client_auth: ClientAuth,
     policy: &Authorizer,
+    options: TlsOptions,
 ) -> Result<ServerConfig, Error> {
     let verifier = ClientIdentityVerifier::new(
         Arc::clone(provider),
@@ -52,8 +81,13 @@ pub(crate) fn server_config(
         policy.clone(),
         client_auth == ClientAuth::Optional,
     )?;
+    let verifier = Arc::new(if options.ca_hints {
+        verifier
+    } else {
+        verifier.without_ca_hints()
+    });
     let mut config = ServerConfig::builder_with_provider(Arc::clone(provider))
-        .with_protocol_versions(PROTOCOL_VERSIONS)?
+        .with_protocol_versions(options.versions())?
         .with_client_cert_verifier(verifier)
         .with_cert_resolver(Arc::new(SingleCertAndKey::from(identity.certified_key())));
     config.alpn_protocols = alpn_protocols();
@@ -67,10 +101,15 @@ pub(crate) fn client_config(
     identity: &Identity,
     trust: &[TrustBundle],
     expect_server: Option<Authorizer>,
+    options: TlsOptions,
 ) -> Result<ClientConfig, Error> {
-    let verifier = ServerIdentityVerifier::new(Arc::clone(provider), trust, expect_server)?;
+    let verifier = Arc::new(ServerIdentityVerifier::new(
+        Arc::clone(provider),
+        trust,
+        expect_server,
+    )?);
     let mut config = ClientConfig::builder_with_provider(Arc::clone(provider))
-        .with_protocol_versions(PROTOCOL_VERSIONS)?
+        .with_protocol_versions(options.versions())?
         .dangerous()
         .with_custom_certificate_verifier(verifier)
         // The resolver always answers with our certificate, whatever CA names the server

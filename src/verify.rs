@@ -27,6 +27,7 @@ use rustls::{
 use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
 
 use crate::authorize::{Authorizer, Denied};
+use crate::connection::peer_addr;
 use crate::error::{Error, HandshakeFailure};
 use crate::identity::PeerIdentity;
 use crate::material::TrustBundle;
@@ -94,6 +95,26 @@ fn leaf_identity(end_entity: &CertificateDer<'_>) -> Result<PeerIdentity, rustls
         .map_err(|_| rustls::Error::InvalidCertificate(CertificateError::BadEncoding))
 }
 
+/// Logs a rejected client certificate with what it claimed. Runs inside the connection's
+/// span, which carries the peer address.
+fn log_rejected(peer: &PeerIdentity, error: &rustls::Error) {
+    let reason = HandshakeFailure::from_rustls(error);
+    let mut sans: Vec<String> = peer.uris().to_vec();
+    sans.extend(peer.dns_names().iter().map(|d| format!("DNS:{d}")));
+    sans.extend(peer.ip_addresses().iter().map(|ip| format!("IP:{ip}")));
+    tracing::warn!(
+        peer.addr = %peer_addr(),
+        reason = %reason.as_str(),
+        peer.subject = %peer.subject(),
+        peer.sans = %sans.join(","),
+        peer.issuer = %peer.issuer(),
+        peer.not_before = %crate::source::humantime(peer.not_before()),
+        peer.not_after = %crate::source::humantime(peer.not_after()),
+        detail = %error,
+        "TLS handshake failed: {reason}"
+    );
+}
+
 /// Verifies client certificates on a server: chain per trust domain, then policy.
 pub struct ClientIdentityVerifier {
     provider: Arc<CryptoProvider>,
@@ -119,7 +140,7 @@ impl ClientIdentityVerifier {
         trust: &[TrustBundle],
         policy: Authorizer,
         optional: bool,
-    ) -> Result<Arc<Self>, Error> {
+    ) -> Result<Self, Error> {
         let anchors = Anchors::new(trust)?;
         let build = |roots: &Arc<RootCertStore>| {
             WebPkiClientVerifier::builder_with_provider(Arc::clone(roots), Arc::clone(&provider))
@@ -134,14 +155,21 @@ impl ClientIdentityVerifier {
         }
         let hints = anchors.all().flat_map(|store| store.subjects()).collect();
         let mandatory = !(optional && policy.admits_anonymous());
-        Ok(Arc::new(ClientIdentityVerifier {
+        Ok(ClientIdentityVerifier {
             provider,
             plain,
             domains,
             policy,
             mandatory,
             hints,
-        }))
+        })
+    }
+
+    /// Sends an empty CA list in the CertificateRequest instead of naming our trusted CAs
+    /// (named by default). Clients send their certificate anyway.
+    pub fn without_ca_hints(mut self) -> Self {
+        self.hints.clear();
+        self
     }
 
     /// The policy this verifier applies.
@@ -180,15 +208,27 @@ impl ClientCertVerifier for ClientIdentityVerifier {
         intermediates: &[CertificateDer<'_>],
         now: UnixTime,
     ) -> Result<ClientCertVerified, rustls::Error> {
-        let peer = leaf_identity(end_entity)?;
-        pick(&peer, &self.plain, &self.domains)?.verify_client_cert(
-            end_entity,
-            intermediates,
-            now,
-        )?;
+        let peer = match leaf_identity(end_entity) {
+            Ok(peer) => peer,
+            Err(e) => {
+                tracing::warn!(
+                    peer.addr = %peer_addr(),
+                    reason = %HandshakeFailure::from_rustls(&e).as_str(),
+                    "TLS handshake failed: the client certificate cannot be parsed"
+                );
+                return Err(e);
+            }
+        };
+        if let Err(e) = pick(&peer, &self.plain, &self.domains)
+            .and_then(|v| v.verify_client_cert(end_entity, intermediates, now))
+        {
+            log_rejected(&peer, &e);
+            return Err(e);
+        }
         if let Err(denied) = self.policy.check(Some(&peer)) {
             // Runs inside the connection's span, which carries the peer address.
             tracing::warn!(
+                peer.addr = %peer_addr(),
                 reason = %HandshakeFailure::NotAuthorized.as_str(),
                 peer.identity = %denied.presented,
                 policy = %denied.policy,
@@ -268,7 +308,7 @@ impl ServerIdentityVerifier {
         provider: Arc<CryptoProvider>,
         trust: &[TrustBundle],
         policy: Option<Authorizer>,
-    ) -> Result<Arc<Self>, Error> {
+    ) -> Result<Self, Error> {
         let anchors = Anchors::new(trust)?;
         let by_name = match (&policy, &anchors.plain) {
             (Some(_), _) => None,
@@ -282,12 +322,12 @@ impl ServerIdentityVerifier {
             ),
             (None, None) => return Err(Error::MissingTrust),
         };
-        Ok(Arc::new(ServerIdentityVerifier {
+        Ok(ServerIdentityVerifier {
             provider,
             anchors,
             by_name,
             policy,
-        }))
+        })
     }
 }
 

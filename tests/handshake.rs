@@ -329,5 +329,17 @@ async fn handshake_failure_emits_a_tracing_event_with_the_reason() {
         .find(|e| e.contains("reason=unknown_issuer"))
         .unwrap_or_else(|| panic!("no failure event in {events:?}"));
     assert!(event.contains("peer.addr=127.0.0.1:"), "{event}");
+    // The certificate that was presented is described.
+    assert!(
+        event.contains("peer.subject=CN=intruder, O=Example"),
+        "{event}"
+    );
+    assert!(event.contains("peer.issuer=CN=foreign"), "{event}");
+    assert!(event.contains("peer.not_after="), "{event}");
+    assert_eq!(
+        events.iter().filter(|e| e.contains("reason=")).count(),
+        1,
+        "one event per failure: {events:?}"
+    );
     server.shutdown().await;
 }

@@ -1,0 +1,387 @@
+//! One accepted connection: the TLS handshake under a timeout, the post-handshake policy check,
+//! then HTTP/1.1 or HTTP/2 with the peer's identity in every request, closed when idle.
+
+use std::fmt;
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use http::{Request, Response};
+use hyper::body::{Body, Incoming};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::Watcher;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio_rustls::TlsAcceptor;
+
+use crate::error::HandshakeFailure;
+use crate::identity::PeerIdentity;
+use crate::limits::Limits;
+use crate::server::Shared;
+
+tokio::task_local! {
+    /// The peer address of the connection whose task is running, so that the certificate
+    /// verifier (shared by all connections) can name it in its events.
+    pub(crate) static PEER_ADDR: SocketAddr;
+}
+
+/// The current connection's peer address, for events; empty outside a connection task.
+pub(crate) fn peer_addr() -> String {
+    PEER_ADDR.try_with(ToString::to_string).unwrap_or_default()
+}
+
+pub(crate) type BoxError = Box<dyn std::error::Error + Send + Sync>;
+type TlsStream = tokio_rustls::server::TlsStream<TcpStream>;
+
+/// One HTTP connection builder per ALPN outcome, shared by every connection.
+pub(crate) struct HttpBuilders {
+    h1: auto::Builder<TokioExecutor>,
+    h2: auto::Builder<TokioExecutor>,
+    /// Without ALPN the protocol is detected from the first bytes.
+    detect: auto::Builder<TokioExecutor>,
+}
+
+impl HttpBuilders {
+    pub(crate) fn new(limits: &Limits) -> Self {
+        let configure = |mut b: auto::Builder<TokioExecutor>| {
+            b.http1()
+                .timer(TokioTimer::new())
+                .header_read_timeout(limits.header_read_timeout)
+                .max_buf_size(limits.max_header_size.max(8192));
+            b.http2()
+                .timer(TokioTimer::new())
+                .max_concurrent_streams(limits.http2_max_concurrent_streams)
+                .max_header_list_size(u32::try_from(limits.max_header_size).unwrap_or(u32::MAX))
+                // Bound streams reset by the peer before we answer (HTTP/2 rapid reset).
+                .max_pending_accept_reset_streams(Some(64));
+            b
+        };
+        HttpBuilders {
+            h1: configure(auto::Builder::new(TokioExecutor::new())).http1_only(),
+            h2: configure(auto::Builder::new(TokioExecutor::new())).http2_only(),
+            detect: configure(auto::Builder::new(TokioExecutor::new())),
+        }
+    }
+
+    fn for_alpn(&self, alpn: Option<&[u8]>) -> &auto::Builder<TokioExecutor> {
+        match alpn {
+            Some(b"h2") => &self.h2,
+            Some(_) => &self.h1,
+            None => &self.detect,
+        }
+    }
+}
+
+pub(crate) struct Connection {
+    pub(crate) shared: Arc<Shared>,
+    pub(crate) http: Arc<HttpBuilders>,
+    pub(crate) addr: SocketAddr,
+}
+
+impl Connection {
+    /// Runs the handshake with a timeout; on failure, records and logs the reason.
+    pub(crate) async fn handshake(
+        &self,
+        tcp: TcpStream,
+    ) -> Option<(TlsStream, Option<PeerIdentity>)> {
+        let _ = tcp.set_nodelay(true);
+        let snapshot = self.shared.snapshot.load_full();
+        let acceptor = TlsAcceptor::from(Arc::clone(&snapshot.config));
+        let accept = acceptor.accept(tcp).into_fallible();
+        let timeout = self.shared.limits.handshake_timeout;
+        let tls = match tokio::time::timeout(timeout, accept).await {
+            Ok(Ok(tls)) => tls,
+            Ok(Err((error, tcp))) => {
+                let reason = HandshakeFailure::from_io(&error);
+                let from_verifier = error
+                    .get_ref()
+                    .and_then(|e| e.downcast_ref::<rustls::Error>())
+                    .is_some_and(|e| matches!(e, rustls::Error::InvalidCertificate(_)));
+                if from_verifier {
+                    // The verifier already logged it, with the certificate it saw.
+                    self.shared.stats.record_failure(reason);
+                } else {
+                    self.failed(reason, &error);
+                }
+                linger(tcp).await;
+                return None;
+            }
+            Err(_) => {
+                self.failed(
+                    HandshakeFailure::Timeout,
+                    &format_args!("no complete handshake within {timeout:?}"),
+                );
+                return None;
+            }
+        };
+        let conn = tls.get_ref().1;
+        let presented = conn.peer_certificates().is_some();
+        let peer = PeerIdentity::from_connection(conn);
+        if presented && peer.is_none() {
+            // rustls verified a chain we cannot describe: refuse rather than serve anonymously.
+            self.failed(
+                HandshakeFailure::BadCertificate,
+                &"the verified client certificate could not be parsed",
+            );
+            return None;
+        }
+        // rustls does not run the verifier on a resumed session, and an anonymous peer never
+        // reaches it: both are checked here against the current policy.
+        let resumed = conn.handshake_kind() == Some(rustls::HandshakeKind::Resumed);
+        if resumed || peer.is_none() {
+            let policy = &self.shared.snapshot.load().policy;
+            if let Err(denied) = policy.check(peer.as_ref()) {
+                self.shared
+                    .stats
+                    .record_failure(HandshakeFailure::NotAuthorized);
+                tracing::warn!(
+                    peer.addr = %self.addr,
+                    reason = %HandshakeFailure::NotAuthorized.as_str(),
+                    peer.identity = %denied.presented,
+                    policy = %denied.policy,
+                    resumed,
+                    "TLS handshake failed: peer not authorized by policy"
+                );
+                let mut tls = tls;
+                let _ = tokio::time::timeout(Duration::from_secs(1), tls.shutdown()).await;
+                return None;
+            }
+        }
+        self.shared.stats.record_accepted(resumed);
+        match &peer {
+            Some(p) => {
+                tracing::debug!(peer.addr = %self.addr, peer.identity = %p, resumed, "mTLS handshake accepted")
+            }
+            None => {
+                tracing::debug!(peer.addr = %self.addr, "TLS handshake accepted without a client certificate")
+            }
+        }
+        Some((tls, peer))
+    }
+
+    fn failed(&self, reason: HandshakeFailure, detail: &dyn fmt::Display) {
+        self.shared.stats.record_failure(reason);
+        match reason {
+            HandshakeFailure::PeerClosed => tracing::info!(
+                peer.addr = %self.addr, reason = %reason.as_str(), detail = %detail,
+                "TLS handshake failed: {reason}"
+            ),
+            _ => tracing::warn!(
+                peer.addr = %self.addr, reason = %reason.as_str(), detail = %detail,
+                "TLS handshake failed: {reason}"
+            ),
+        }
+    }
+
+    /// Serves HTTP until the peer leaves, the connection idles out or shutdown drains it.
+    pub(crate) async fn serve<S, B>(
+        &self,
+        (tls, peer): (TlsStream, Option<PeerIdentity>),
+        service: S,
+        watcher: Watcher,
+    ) where
+        S: hyper::service::Service<Request<Incoming>, Response = Response<B>> + Send + 'static,
+        S::Future: Send + 'static,
+        S::Error: Into<BoxError>,
+        B: Body + Send + 'static,
+        B::Data: Send,
+        B::Error: Into<BoxError>,
+    {
+        let builder = self.http.for_alpn(tls.get_ref().1.alpn_protocol());
+        let activity = Arc::new(Activity::new());
+        let service = WithPeer {
+            inner: service,
+            peer,
+            activity: Arc::clone(&activity),
+        };
+        let io = Tracked {
+            io: TokioIo::new(tls),
+            activity: Arc::clone(&activity),
+        };
+        let conn = builder
+            .serve_connection_with_upgrades(io, service)
+            .into_owned();
+        tokio::select! {
+            result = watcher.watch(conn) => {
+                if let Err(error) = result {
+                    tracing::debug!(peer.addr = %self.addr, %error, "connection ended with an error");
+                }
+            }
+            () = activity.idle(self.shared.limits.idle_timeout) => {
+                tracing::debug!(peer.addr = %self.addr, "closing idle connection");
+            }
+        }
+    }
+}
+
+/// When a connection last moved bytes, and how many requests it has in flight.
+struct Activity {
+    start: Instant,
+    last_millis: AtomicU64,
+    in_flight: AtomicUsize,
+}
+
+impl Activity {
+    fn new() -> Self {
+        Activity {
+            start: Instant::now(),
+            last_millis: AtomicU64::new(0),
+            in_flight: AtomicUsize::new(0),
+        }
+    }
+
+    fn touch(&self) {
+        let now = self.start.elapsed().as_millis() as u64;
+        self.last_millis.store(now, Ordering::Relaxed);
+    }
+
+    /// Completes once nothing has moved for `timeout` with no request in flight.
+    async fn idle(&self, timeout: Duration) {
+        loop {
+            let last = Duration::from_millis(self.last_millis.load(Ordering::Relaxed));
+            let deadline = self.start + last + timeout;
+            if Instant::now() >= deadline && self.in_flight.load(Ordering::Relaxed) == 0 {
+                return;
+            }
+            let wake = deadline.max(Instant::now() + Duration::from_millis(10).min(timeout));
+            tokio::time::sleep_until(wake.into()).await;
+        }
+    }
+}
+
+/// The connection's I/O, noting activity for the idle timeout.
+struct Tracked<T> {
+    io: T,
+    activity: Arc<Activity>,
+}
+
+impl<T: hyper::rt::Read + Unpin> hyper::rt::Read for Tracked<T> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: hyper::rt::ReadBufCursor<'_>,
+    ) -> Poll<io::Result<()>> {
+        let result = Pin::new(&mut self.io).poll_read(cx, buf);
+        if result.is_ready() {
+            self.activity.touch();
+        }
+        result
+    }
+}
+
+impl<T: hyper::rt::Write + Unpin> hyper::rt::Write for Tracked<T> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let result = Pin::new(&mut self.io).poll_write(cx, buf);
+        if result.is_ready() {
+            self.activity.touch();
+        }
+        result
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.io).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.io).poll_shutdown(cx)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let result = Pin::new(&mut self.io).poll_write_vectored(cx, bufs);
+        if result.is_ready() {
+            self.activity.touch();
+        }
+        result
+    }
+}
+
+/// After a failed handshake, the alert is written; closing at once while the client's data is
+/// still arriving makes the kernel send a reset, which destroys the alert before the client
+/// reads it. So we half-close and drain briefly, as nginx's lingering close does, so that the
+/// client sees "unknown_ca", not "connection reset".
+async fn linger(mut tcp: TcpStream) {
+    let _ = tcp.shutdown().await;
+    let mut buf = [0u8; 1024];
+    let drain = async {
+        let mut total = 0usize;
+        while let Ok(n) = tcp.read(&mut buf).await {
+            total += n;
+            if n == 0 || total > 64 * 1024 {
+                break;
+            }
+        }
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(1), drain).await;
+}
+
+/// Inserts the connection's peer identity into each request's extensions, and counts the
+/// request as in flight until its response is ready.
+struct WithPeer<S> {
+    inner: S,
+    peer: Option<PeerIdentity>,
+    activity: Arc<Activity>,
+}
+
+impl<S, B> hyper::service::Service<Request<Incoming>> for WithPeer<S>
+where
+    S: hyper::service::Service<Request<Incoming>, Response = Response<B>>,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = InFlight<S::Future>;
+
+    fn call(&self, mut req: Request<Incoming>) -> Self::Future {
+        if let Some(peer) = &self.peer {
+            req.extensions_mut().insert(peer.clone());
+        }
+        self.activity.in_flight.fetch_add(1, Ordering::Relaxed);
+        InFlight {
+            inner: self.inner.call(req),
+            guard: InFlightGuard(Arc::clone(&self.activity)),
+        }
+    }
+}
+
+struct InFlightGuard(Arc<Activity>);
+
+impl Drop for InFlightGuard {
+    fn drop(&mut self) {
+        self.0.touch();
+        self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// A handler's future, counted as in flight until it completes or is dropped.
+    pub(crate) struct InFlight<F> {
+        #[pin]
+        inner: F,
+        guard: InFlightGuard,
+    }
+}
+
+impl<F: Future> Future for InFlight<F> {
+    type Output = F::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        self.project().inner.poll(cx)
+    }
+}
