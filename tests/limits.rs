@@ -1,0 +1,383 @@
+//! Limits and abuse: bounded resources, backpressure, timeouts, and a server that keeps serving
+//! good clients while bad ones misbehave. Loopback only, bounded in count and time.
+
+mod common;
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use common::*;
+use mtls::{Client, HandshakeFailure};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// Opens a TLS connection with a client certificate and completes the handshake.
+async fn tls_connect(
+    addr: std::net::SocketAddr,
+    ca: &Ca,
+    leaf: &Issued,
+) -> std::io::Result<tokio_rustls::client::TlsStream<TcpStream>> {
+    let config = raw_config(ca, Some(leaf), &[&rustls::version::TLS13], &[b"http/1.1"]);
+    let tcp = TcpStream::connect(addr).await?;
+    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+    let mut tls = tokio_rustls::TlsConnector::from(config)
+        .connect(name, tcp)
+        .await?;
+    // TLS 1.3: the server's verdict arrives after our Finished; a request makes it visible.
+    tls.write_all(b"GET / HTTP/1.1\r\nhost: localhost\r\n\r\n")
+        .await?;
+    let mut buf = [0u8; 512];
+    let n = tls.read(&mut buf).await?;
+    if n == 0 {
+        return Err(std::io::ErrorKind::UnexpectedEof.into());
+    }
+    Ok(tls)
+}
+
+async fn good_request(ca: &Ca, server: &Running) -> Duration {
+    let started = Instant::now();
+    let resp = client(ca, &ca.client("good"))
+        .get(server.url("/"))
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    started.elapsed()
+}
+
+#[tokio::test]
+async fn max_connections_stops_accepting_until_one_closes() {
+    let ca = Ca::new("root");
+    let server = serve(server_builder(&ca).max_connections(2)).await;
+    let leaf = ca.client("orders");
+    let first = tls_connect(server.addr, &ca, &leaf).await.unwrap();
+    let _second = tls_connect(server.addr, &ca, &leaf).await.unwrap();
+    assert_eq!(server.stats.active_connections(), 2);
+    // The third connection waits in the kernel's queue: no handshake happens.
+    let third = tokio::spawn({
+        let addr = server.addr;
+        let ca_pem = ca.pem.clone();
+        let leaf = Issued {
+            cert_pem: leaf.cert_pem.clone(),
+            key_pem: leaf.key_pem.clone(),
+            der: leaf.der.clone(),
+        };
+        async move {
+            let ca = Ca::from_pem_for_trust(&ca_pem);
+            tls_connect(addr, &ca, &leaf).await.map(|_| ())
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        !third.is_finished(),
+        "a third connection is not served while two are open"
+    );
+    assert_eq!(server.stats.handshakes_accepted(), 2);
+    drop(first);
+    tokio::time::timeout(Duration::from_secs(5), third)
+        .await
+        .expect("served once a slot frees")
+        .unwrap()
+        .unwrap();
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn max_handshakes_bounds_concurrent_handshakes_not_connections() {
+    let ca = Ca::new("root");
+    let server = serve(
+        server_builder(&ca)
+            .max_handshakes(1)
+            .handshake_timeout(Duration::from_millis(400)),
+    )
+    .await;
+    // One silent client holds the only handshake slot until it times out.
+    let _silent = TcpStream::connect(server.addr).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let started = Instant::now();
+    good_request(&ca, &server).await;
+    assert!(
+        started.elapsed() >= Duration::from_millis(250),
+        "the good client waited for the slot"
+    );
+    let stats = server.stats.clone();
+    assert!(eventually(|| stats.handshake_failures(HandshakeFailure::Timeout) == 1).await);
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn idle_connection_is_closed_but_a_slow_request_is_not() {
+    let ca = Ca::new("root");
+    let server = serve(server_builder(&ca).idle_timeout(Duration::from_millis(200))).await;
+    let leaf = ca.client("orders");
+    // A slow request (500 ms in the handler) outlives the idle timeout and still completes.
+    let client = client(&ca, &leaf);
+    let resp = client.get(server.url("/slow")).await.unwrap();
+    assert_eq!(resp.status(), 200);
+    body_string(resp).await;
+    // An established connection that says nothing is closed.
+    let mut tls = tls_connect(server.addr, &ca, &leaf).await.unwrap();
+    let mut rest = Vec::new();
+    let started = Instant::now();
+    let _ = tokio::time::timeout(Duration::from_secs(3), tls.read_to_end(&mut rest))
+        .await
+        .expect("the idle connection is closed");
+    assert!(started.elapsed() < Duration::from_secs(2));
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn oversized_headers_are_refused() {
+    let ca = Ca::new("root");
+    let server = serve(server_builder(&ca).max_header_size(8 * 1024)).await;
+    let leaf = ca.client("orders");
+    let config = raw_config(&ca, Some(&leaf), &[&rustls::version::TLS13], &[b"http/1.1"]);
+    let tcp = TcpStream::connect(server.addr).await.unwrap();
+    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+    let mut tls = tokio_rustls::TlsConnector::from(config)
+        .connect(name, tcp)
+        .await
+        .unwrap();
+    let big = "a".repeat(64 * 1024);
+    let request = format!("GET / HTTP/1.1\r\nhost: localhost\r\nx-big: {big}\r\n\r\n");
+    let _ = tls.write_all(request.as_bytes()).await;
+    let mut out = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(5), tls.read_to_end(&mut out)).await;
+    let text = String::from_utf8_lossy(&out);
+    assert!(!text.contains("200 OK"), "{text}");
+    assert!(server.seen.lock().unwrap().is_empty(), "no handler ran");
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn tls13_only_refuses_tls12() {
+    let ca = Ca::new("root");
+    let server = serve(server_builder(&ca).tls13_only()).await;
+    let leaf = ca.client("orders");
+    let config = raw_config(&ca, Some(&leaf), &[&rustls::version::TLS12], &[b"http/1.1"]);
+    assert!(raw_get(server.addr, config).await.is_err());
+    let stats = server.stats.clone();
+    assert!(
+        eventually(|| stats.handshake_failures(HandshakeFailure::ProtocolVersion) == 1).await,
+        "{:?}",
+        stats.failures()
+    );
+    good_request(&ca, &server).await;
+    server.shutdown().await;
+}
+
+/// A client certificate resolver that records the CA names the server hinted.
+#[derive(Debug)]
+struct HintRecorder {
+    inner: Arc<rustls::sign::CertifiedKey>,
+    hints: Mutex<Option<usize>>,
+}
+
+impl rustls::client::ResolvesClientCert for HintRecorder {
+    fn resolve(
+        &self,
+        root_hint_subjects: &[&[u8]],
+        _: &[rustls::SignatureScheme],
+    ) -> Option<Arc<rustls::sign::CertifiedKey>> {
+        *self.hints.lock().unwrap() = Some(root_hint_subjects.len());
+        Some(Arc::clone(&self.inner))
+    }
+    fn has_certs(&self) -> bool {
+        true
+    }
+}
+
+async fn hints_seen(send: bool) -> usize {
+    let ca = Ca::new("root");
+    let server = serve(server_builder(&ca).send_ca_hints(send)).await;
+    let leaf = ca.client("orders");
+    let provider = mtls::crypto_provider();
+    let key = rustls::sign::CertifiedKey::from_der(
+        leaf.identity().chain().to_vec(),
+        {
+            use rustls::pki_types::pem::PemObject;
+            rustls::pki_types::PrivateKeyDer::from_pem_slice(leaf.key_pem.as_bytes()).unwrap()
+        },
+        &provider,
+    )
+    .unwrap();
+    let recorder = Arc::new(HintRecorder {
+        inner: Arc::new(key),
+        hints: Mutex::new(None),
+    });
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(ca.trust().certificates()[0].clone()).unwrap();
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_client_cert_resolver(recorder.clone());
+    let text = raw_get(server.addr, Arc::new(config)).await.unwrap();
+    assert!(
+        text.starts_with("HTTP/1.1 200"),
+        "the certificate is sent either way: {text}"
+    );
+    server.shutdown().await;
+    recorder.hints.lock().unwrap().expect("resolver asked")
+}
+
+#[tokio::test]
+async fn ca_hints_are_sent_by_default_and_can_be_turned_off() {
+    assert_eq!(hints_seen(true).await, 1);
+    assert_eq!(hints_seen(false).await, 0);
+}
+
+#[tokio::test]
+async fn our_client_sends_its_certificate_whatever_the_hints_say() {
+    // The server trusts two CAs and hints only... its own CA, not ours: we still send ours.
+    let ours = Ca::new("our root");
+    let theirs = Ca::new("their root");
+    let server = serve(
+        mtls::Server::builder()
+            .identity(theirs.server().identity())
+            .trust(theirs.trust())
+            .trust(ours.trust())
+            .authorize(mtls::Authorizer::any_verified()),
+    )
+    .await;
+    let client = Client::builder()
+        .identity(ours.client("orders").identity())
+        .trust(theirs.trust())
+        .build()
+        .unwrap();
+    assert_eq!(client.get(server.url("/")).await.unwrap().status(), 200);
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn idle_sockets_and_half_sent_hellos_do_not_delay_a_good_client() {
+    let ca = Ca::new("root");
+    let server = serve(server_builder(&ca).handshake_timeout(Duration::from_millis(800))).await;
+    let mut abusers = Vec::new();
+    for i in 0..200 {
+        let mut tcp = TcpStream::connect(server.addr).await.unwrap();
+        if i % 2 == 0 {
+            // Half a ClientHello: a record header promising more than is sent.
+            tcp.write_all(&[
+                0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00, 0x01, 0xfc, 0x03, 0x03,
+            ])
+            .await
+            .unwrap();
+        }
+        abusers.push(tcp);
+    }
+    let elapsed = good_request(&ca, &server).await;
+    assert!(
+        elapsed < Duration::from_millis(700),
+        "good client took {elapsed:?}"
+    );
+    // Every abuser is cut off at the handshake timeout.
+    let started = Instant::now();
+    for tcp in &mut abusers {
+        let mut buf = [0u8; 64];
+        let closed = tokio::time::timeout(Duration::from_secs(5), async {
+            loop {
+                match tcp.read(&mut buf).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(_) => continue,
+                }
+            }
+        })
+        .await;
+        assert!(closed.is_ok(), "abuser closed by the server");
+    }
+    assert!(started.elapsed() < Duration::from_secs(3));
+    let stats = server.stats.clone();
+    assert!(eventually(|| stats.handshake_failures(HandshakeFailure::Timeout) == 200).await);
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn plaintext_http_is_closed_fast() {
+    let ca = Ca::new("root");
+    let server = serve(server_builder(&ca)).await;
+    let started = Instant::now();
+    let mut tcp = TcpStream::connect(server.addr).await.unwrap();
+    tcp.write_all(b"GET / HTTP/1.1\r\nhost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let mut buf = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(3), tcp.read_to_end(&mut buf)).await;
+    assert!(
+        started.elapsed() < Duration::from_millis(1500),
+        "{:?}",
+        started.elapsed()
+    );
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn flood_of_bad_certificates_leaves_the_server_serving() {
+    let ca = Ca::new("root");
+    let foreign = Ca::new("foreign");
+    let server = serve(server_builder(&ca)).await;
+    let intruder = foreign.client("intruder");
+    let mut attempts = Vec::new();
+    for _ in 0..50 {
+        let addr = server.addr;
+        let ca_pem = ca.pem.clone();
+        let leaf = Issued {
+            cert_pem: intruder.cert_pem.clone(),
+            key_pem: intruder.key_pem.clone(),
+            der: intruder.der.clone(),
+        };
+        attempts.push(tokio::spawn(async move {
+            tls_connect(addr, &Ca::from_pem_for_trust(&ca_pem), &leaf).await
+        }));
+    }
+    for a in attempts {
+        assert!(a.await.unwrap().is_err());
+    }
+    good_request(&ca, &server).await;
+    let stats = server.stats.clone();
+    assert!(eventually(|| stats.handshake_failures(HandshakeFailure::UnknownIssuer) == 50).await);
+    assert!(
+        server.seen.lock().unwrap().len() == 1,
+        "only the good client was served"
+    );
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn overlong_certificate_chain_is_refused() {
+    let root = Ca::new("root");
+    let mut issuing = root.intermediate("ca 1");
+    for i in 2..=8 {
+        issuing = issuing.intermediate(&format!("ca {i}"));
+    }
+    let server = serve(server_builder(&root)).await;
+    let err = client(&root, &issuing.client("deep"))
+        .get(server.url("/"))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, mtls::ClientError::ServerRejectedCertificate { .. }),
+        "{err:?}"
+    );
+    assert!(server.seen.lock().unwrap().is_empty());
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn stats_count_accepted_resumed_and_active() {
+    let ca = Ca::new("root");
+    let server = serve(server_builder(&ca)).await;
+    let client = Client::builder()
+        .identity(ca.client("orders").identity())
+        .trust(ca.trust())
+        .pool_max_idle_per_host(0)
+        .build()
+        .unwrap();
+    for _ in 0..3 {
+        body_string(client.get(server.url("/")).await.unwrap()).await;
+    }
+    let stats = server.stats.clone();
+    assert_eq!(stats.handshakes_accepted(), 3);
+    assert_eq!(stats.handshakes_resumed(), 2);
+    assert!(eventually(|| stats.active_connections() == 0).await);
+    server.shutdown().await;
+}
