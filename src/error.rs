@@ -106,6 +106,26 @@ pub enum LoadError {
         /// Where the bytes came from.
         origin: Origin,
     },
+    /// A CRL file holds no `X509 CRL` block.
+    #[error(
+        "no CRL found in {origin}; expected `-----BEGIN X509 CRL-----` blocks or a DER-encoded CRL"
+    )]
+    NoCrl {
+        /// Where the bytes came from.
+        origin: Origin,
+    },
+    /// A CRL cannot be parsed.
+    #[error(
+        "CRL #{index} in {origin} cannot be parsed ({detail}); re-export it with `openssl crl -in CRL -outform PEM`"
+    )]
+    InvalidCrl {
+        /// Where the bytes came from.
+        origin: Origin,
+        /// Position of the CRL in the file, from 1.
+        index: usize,
+        /// What the parser reported.
+        detail: String,
+    },
     /// A trust bundle holds a certificate that is not a CA.
     #[error(
         "certificate #{index} in {origin} ({subject}) is not a CA certificate (basicConstraints does not say cA=true); a trust bundle holds the CA that issued your peers' certificates, not a leaf certificate"
@@ -199,6 +219,8 @@ pub enum HandshakeFailure {
     NotYetValid,
     /// The peer's certificate has been revoked.
     Revoked,
+    /// No CRL covers the peer's certificate (or one in its chain), and unknown status is denied.
+    RevocationUnknown,
     /// A signature in the peer's chain does not verify, or uses an unsupported algorithm.
     BadSignature,
     /// The peer's certificate is not allowed for this use (extended key usage).
@@ -227,12 +249,13 @@ pub enum HandshakeFailure {
 
 impl HandshakeFailure {
     /// Every reason, in a stable order (used for counters).
-    pub const ALL: [HandshakeFailure; 17] = [
+    pub const ALL: [HandshakeFailure; 18] = [
         HandshakeFailure::NoCertificate,
         HandshakeFailure::UnknownIssuer,
         HandshakeFailure::Expired,
         HandshakeFailure::NotYetValid,
         HandshakeFailure::Revoked,
+        HandshakeFailure::RevocationUnknown,
         HandshakeFailure::BadSignature,
         HandshakeFailure::WrongKeyUsage,
         HandshakeFailure::WrongName,
@@ -259,6 +282,7 @@ impl HandshakeFailure {
             HandshakeFailure::Expired => "expired",
             HandshakeFailure::NotYetValid => "not_yet_valid",
             HandshakeFailure::Revoked => "revoked",
+            HandshakeFailure::RevocationUnknown => "revocation_unknown",
             HandshakeFailure::BadSignature => "bad_signature",
             HandshakeFailure::WrongKeyUsage => "wrong_key_usage",
             HandshakeFailure::WrongName => "wrong_name",
@@ -334,6 +358,11 @@ impl HandshakeFailure {
                 HandshakeFailure::NotYetValid
             }
             CertificateError::Revoked => HandshakeFailure::Revoked,
+            CertificateError::UnknownRevocationStatus
+            | CertificateError::ExpiredRevocationList
+            | CertificateError::ExpiredRevocationListContext { .. } => {
+                HandshakeFailure::RevocationUnknown
+            }
             CertificateError::BadSignature
             | CertificateError::UnsupportedSignatureAlgorithm
             | CertificateError::UnsupportedSignatureAlgorithmContext { .. }
@@ -390,6 +419,7 @@ impl fmt::Display for HandshakeFailure {
             HandshakeFailure::Expired => "certificate expired",
             HandshakeFailure::NotYetValid => "certificate not yet valid",
             HandshakeFailure::Revoked => "certificate revoked",
+            HandshakeFailure::RevocationUnknown => "certificate revocation status unknown",
             HandshakeFailure::BadSignature => "bad signature",
             HandshakeFailure::WrongKeyUsage => {
                 "certificate not valid for this use (extended key usage)"

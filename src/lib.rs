@@ -68,7 +68,7 @@ pub use client::{Client, ClientBuilder, DEFAULT_CONNECT_TIMEOUT};
 pub use error::{ClientError, Error, HandshakeFailure, LoadError, Origin};
 pub use identity::{Fingerprint, PeerIdentity, SpiffeId, SpiffeIdError, TlsVersion};
 pub use limits::{DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_SHUTDOWN_TIMEOUT, Limits};
-pub use material::{Identity, TrustBundle};
+pub use material::{Crls, Identity, TrustBundle};
 pub use provider::{CRYPTO_PROVIDER, crypto_provider};
 pub use server::{Server, ServerBuilder, ServerHandle};
 pub use source::{CertificateInfo, CertificateStatus, DEFAULT_RELOAD_INTERVAL, Rotate};

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use rustls::RootCertStore;
 use rustls::sign::CertifiedKey;
 use rustls_pki_types::pem::{self, PemObject};
-use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+use rustls_pki_types::{CertificateDer, CertificateRevocationListDer, PrivateKeyDer};
 use x509_parser::prelude::{FromDer, X509Certificate};
 
 use crate::authorize::{Authorizer, PolicyError};
@@ -193,6 +193,7 @@ pub struct TrustBundle {
     certs: Vec<CertificateDer<'static>>,
     roots: Arc<RootCertStore>,
     trust_domain: Option<String>,
+    crls: Vec<CertificateRevocationListDer<'static>>,
 }
 
 impl TrustBundle {
@@ -252,7 +253,22 @@ impl TrustBundle {
             }
             other => other?,
         };
-        Self::build(certs, origin)
+        // CRLs may travel in the same PEM file as the CAs that issued them.
+        let crls = Crls::parse_pem(pem, &origin, false)?;
+        Ok(Self::build(certs, origin)?.with_crls(crls))
+    }
+
+    /// Adds certificate revocation lists. Once a bundle given to a builder holds CRLs,
+    /// revocation is checked for every peer: the whole chain by default, and a certificate
+    /// whose status no CRL covers is refused unless unknown status is explicitly allowed.
+    pub fn with_crls(mut self, crls: Crls) -> Self {
+        self.crls.extend(crls.0);
+        self
+    }
+
+    /// The revocation lists this bundle carries.
+    pub fn crls(&self) -> &[CertificateRevocationListDer<'static>] {
+        &self.crls
     }
 
     fn build(certs: Vec<CertificateDer<'static>>, origin: Origin) -> Result<Self, LoadError> {
@@ -281,6 +297,7 @@ impl TrustBundle {
             certs,
             roots: Arc::new(roots),
             trust_domain: None,
+            crls: Vec::new(),
         })
     }
 
@@ -337,6 +354,7 @@ impl fmt::Debug for TrustBundle {
         f.debug_struct("TrustBundle")
             .field("cas", &subjects)
             .field("trust_domain", &self.trust_domain)
+            .field("crls", &self.crls.len())
             .finish()
     }
 }
@@ -350,6 +368,87 @@ fn is_leaf(cert: &X509Certificate<'_>) -> bool {
         Ok(None) => cert.subject().as_raw() != cert.issuer().as_raw(),
         Err(_) => true,
     }
+}
+
+/// Certificate revocation lists, checked and ready for a [`TrustBundle`].
+///
+/// # Examples
+///
+/// ```no_run
+/// # fn main() -> Result<(), mtls::LoadError> {
+/// let trust = mtls::TrustBundle::from_pem_file("ca.pem")?
+///     .with_crls(mtls::Crls::from_file("ca.crl")?);
+/// assert!(!trust.crls().is_empty());
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone, Default)]
+pub struct Crls(Vec<CertificateRevocationListDer<'static>>);
+
+impl Crls {
+    /// Loads CRLs from a file: PEM (`-----BEGIN X509 CRL-----` blocks) or a single DER CRL.
+    ///
+    /// # Errors
+    ///
+    /// [`LoadError::Read`], [`LoadError::NoCrl`] when a PEM file has no CRL block, and
+    /// [`LoadError::InvalidCrl`] when a CRL cannot be parsed.
+    pub fn from_file(path: impl AsRef<Path>) -> Result<Self, LoadError> {
+        let path = path.as_ref();
+        let bytes = read(path)?;
+        Self::load(&bytes, &Origin::File(path.to_owned()))
+    }
+
+    /// Parses CRLs from PEM or DER bytes.
+    ///
+    /// # Errors
+    ///
+    /// As [`Crls::from_file`], without [`LoadError::Read`].
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, LoadError> {
+        Self::load(bytes, &Origin::Memory("CRL"))
+    }
+
+    /// The CRLs as DER.
+    pub fn as_slice(&self) -> &[CertificateRevocationListDer<'static>] {
+        &self.0
+    }
+
+    fn load(bytes: &[u8], origin: &Origin) -> Result<Self, LoadError> {
+        if contains(bytes, b"-----BEGIN") {
+            Self::parse_pem(bytes, origin, true)
+        } else {
+            let der = CertificateRevocationListDer::from(bytes.to_vec());
+            check_crl(&der, origin, 1)?;
+            Ok(Crls(vec![der]))
+        }
+    }
+
+    fn parse_pem(pem: &[u8], origin: &Origin, required: bool) -> Result<Self, LoadError> {
+        let crls = CertificateRevocationListDer::pem_slice_iter(pem)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| pem_error(origin, e))?;
+        if required && crls.is_empty() {
+            return Err(LoadError::NoCrl {
+                origin: origin.clone(),
+            });
+        }
+        for (i, crl) in crls.iter().enumerate() {
+            check_crl(crl, origin, i + 1)?;
+        }
+        Ok(Crls(crls))
+    }
+}
+
+fn check_crl(
+    crl: &CertificateRevocationListDer<'_>,
+    origin: &Origin,
+    index: usize,
+) -> Result<(), LoadError> {
+    webpki::OwnedCertRevocationList::from_der(crl)
+        .map(|_| ())
+        .map_err(|e| LoadError::InvalidCrl {
+            origin: origin.clone(),
+            index,
+            detail: format!("{e:?}"),
+        })
 }
 
 fn read(path: &Path) -> Result<Vec<u8>, LoadError> {

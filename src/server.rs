@@ -23,7 +23,7 @@ use crate::authorize::Authorizer;
 use crate::connection::{BoxError, Connection, HttpBuilders, PEER_ADDR};
 use crate::error::Error;
 use crate::limits::Limits;
-use crate::material::{Identity, TrustBundle};
+use crate::material::{Crls, Identity, TrustBundle};
 use crate::provider::crypto_provider;
 use crate::source::{
     CertificateStatus, MaterialSpec, ReloadState, Role, Rotate, Target, rotate, status,
@@ -117,6 +117,32 @@ impl ServerBuilder {
     /// retried on the next tick.
     pub fn reload_interval(mut self, interval: Option<Duration>) -> Self {
         self.material.reload_interval = interval;
+        self
+    }
+
+    /// Adds certificate revocation lists (PEM or DER), checked for every client certificate: the whole
+    /// chain by default, and a certificate no CRL covers is refused. The file is re-read when
+    /// it changes; a load error is returned by [`ServerBuilder::bind`].
+    pub fn crl_file(mut self, path: impl AsRef<Path>) -> Self {
+        self.material.crl_file(path.as_ref());
+        self
+    }
+
+    /// Adds certificate revocation lists, as [`ServerBuilder::crl_file`] does.
+    pub fn crls(mut self, crls: Crls) -> Self {
+        self.material.crls(crls);
+        self
+    }
+
+    /// Checks revocation of the leaf only, not of intermediates. Default: the whole chain.
+    pub fn revocation_leaf_only(mut self) -> Self {
+        self.tls.revocation.leaf_only = true;
+        self
+    }
+
+    /// Accepts a certificate whose revocation status no CRL covers. Default: refuse it.
+    pub fn allow_unknown_revocation_status(mut self) -> Self {
+        self.tls.revocation.allow_unknown_status = true;
         self
     }
 

@@ -13,9 +13,9 @@ use rustls_pki_types::{ServerName, UnixTime};
 use crate::authorize::Authorizer;
 use crate::error::{Error, LoadError};
 use crate::identity::PeerIdentity;
-use crate::material::{Identity, TrustBundle};
+use crate::material::{Crls, Identity, TrustBundle};
 use crate::provider::{crypto_provider, sha256};
-use crate::verify::{ClientIdentityVerifier, ServerIdentityVerifier};
+use crate::verify::{ClientIdentityVerifier, RevocationPolicy, ServerIdentityVerifier};
 
 /// Default interval at which certificate, key and CA files are checked for changes.
 pub const DEFAULT_RELOAD_INTERVAL: Duration = Duration::from_secs(5);
@@ -150,9 +150,14 @@ fn chains(identity: &Identity, trust: &[TrustBundle], role: Role) -> bool {
         return false;
     };
     let now = UnixTime::now();
+    // Our own certificate revoked is a reason to refuse it; no CRL covering it is not.
+    let ours = RevocationPolicy {
+        allow_unknown_status: true,
+        ..RevocationPolicy::default()
+    };
     match role {
         Role::Server => {
-            ServerIdentityVerifier::new(provider, trust, Some(Authorizer::any_verified()))
+            ServerIdentityVerifier::new(provider, trust, Some(Authorizer::any_verified()), ours)
                 .is_ok_and(|v| {
                     let name = ServerName::try_from("mtls.invalid").expect("static DNS name");
                     v.verify_server_cert(leaf, intermediates, &name, &[], now)
@@ -160,7 +165,7 @@ fn chains(identity: &Identity, trust: &[TrustBundle], role: Role) -> bool {
                 })
         }
         Role::Client => {
-            ClientIdentityVerifier::new(provider, trust, Authorizer::any_verified(), false)
+            ClientIdentityVerifier::new(provider, trust, Authorizer::any_verified(), false, ours)
                 .is_ok_and(|v| v.verify_client_cert(leaf, intermediates, now).is_ok())
         }
     }
@@ -172,6 +177,7 @@ fn chains(identity: &Identity, trust: &[TrustBundle], role: Role) -> bool {
 pub(crate) struct MaterialSpec {
     identity: Option<Result<Identity, LoadError>>,
     trust: Vec<Result<TrustBundle, LoadError>>,
+    crls: Vec<Result<Crls, LoadError>>,
     files: Files,
     pub(crate) reload_interval: Option<Duration>,
 }
@@ -181,6 +187,7 @@ impl Default for MaterialSpec {
         MaterialSpec {
             identity: None,
             trust: Vec::new(),
+            crls: Vec::new(),
             files: Files::default(),
             reload_interval: Some(DEFAULT_RELOAD_INTERVAL),
         }
@@ -208,13 +215,22 @@ impl MaterialSpec {
         self.files.trust.push(path.to_owned());
     }
 
+    pub(crate) fn crls(&mut self, crls: Crls) {
+        self.files.static_crls.push(crls.clone());
+        self.crls.push(Ok(crls));
+    }
+
+    pub(crate) fn crl_file(&mut self, path: &std::path::Path) {
+        self.crls.push(Crls::from_file(path));
+        self.files.crls.push(path.to_owned());
+    }
+
     /// The loaded material and the files to watch (none when reloading is off).
     pub(crate) fn resolve(self) -> Result<(Identity, Vec<TrustBundle>, Files), Error> {
         let identity = self.identity.ok_or(Error::MissingIdentity)??;
         let trust = self.trust.into_iter().collect::<Result<Vec<_>, _>>()?;
-        if trust.is_empty() {
-            return Err(Error::MissingTrust);
-        }
+        let crls = self.crls.into_iter().collect::<Result<Vec<_>, _>>()?;
+        let trust = attach_crls(trust, crls)?;
         // An expired certificate at start-up is not refused (a test or a doctor may want to
         // present one); the watcher's first tick logs it as an error.
         let mut files = match self.reload_interval {
@@ -234,6 +250,15 @@ impl MaterialSpec {
     }
 }
 
+/// CRLs given apart from the bundles apply to all of them; they ride on the first bundle.
+fn attach_crls(mut trust: Vec<TrustBundle>, crls: Vec<Crls>) -> Result<Vec<TrustBundle>, Error> {
+    let first = trust.first_mut().ok_or(Error::MissingTrust)?;
+    for c in crls {
+        *first = first.clone().with_crls(c);
+    }
+    Ok(trust)
+}
+
 /// Files that material was loaded from, re-read when their content changes.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Files {
@@ -241,13 +266,15 @@ pub(crate) struct Files {
     pub(crate) trust: Vec<PathBuf>,
     /// Bundles given as values, kept beside the reloaded files.
     pub(crate) static_trust: Vec<TrustBundle>,
+    pub(crate) crls: Vec<PathBuf>,
+    pub(crate) static_crls: Vec<Crls>,
     /// Content digests of the files as last loaded.
     loaded: Vec<[u8; 32]>,
 }
 
 impl Files {
     pub(crate) fn is_empty(&self) -> bool {
-        self.identity.is_none() && self.trust.is_empty()
+        self.identity.is_none() && self.trust.is_empty() && self.crls.is_empty()
     }
 
     fn paths(&self) -> impl Iterator<Item = &PathBuf> {
@@ -255,6 +282,7 @@ impl Files {
             .iter()
             .flat_map(|(c, k)| [c, k])
             .chain(self.trust.iter())
+            .chain(self.crls.iter())
     }
 
     /// A digest of every file's current content (a missing file hashes as its error), read
@@ -268,20 +296,24 @@ impl Files {
             .collect()
     }
 
-    fn load(&self) -> Result<(Option<Identity>, Option<Vec<TrustBundle>>), LoadError> {
+    fn load(&self) -> Result<(Option<Identity>, Option<Vec<TrustBundle>>), Error> {
         let identity = self
             .identity
             .as_ref()
             .map(|(cert, key)| Identity::from_pem_files(cert, key))
             .transpose()?;
-        let trust = if self.trust.is_empty() {
+        let trust = if self.trust.is_empty() && self.crls.is_empty() {
             None
         } else {
             let mut all = self.static_trust.clone();
             for path in &self.trust {
                 all.push(TrustBundle::from_pem_file(path)?);
             }
-            Some(all)
+            let mut crls = self.static_crls.clone();
+            for path in &self.crls {
+                crls.push(Crls::from_file(path)?);
+            }
+            Some(attach_crls(all, crls)?)
         };
         Ok((identity, trust))
     }

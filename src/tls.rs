@@ -11,7 +11,7 @@ use rustls::{ClientConfig, ServerConfig, SupportedProtocolVersion};
 use crate::authorize::Authorizer;
 use crate::error::Error;
 use crate::material::{Identity, TrustBundle};
-use crate::verify::{ClientIdentityVerifier, ServerIdentityVerifier};
+use crate::verify::{ClientIdentityVerifier, RevocationPolicy, ServerIdentityVerifier};
 
 /// TLS 1.3 and 1.2; nothing older is ever negotiated.
 pub(crate) static PROTOCOL_VERSIONS: &[&SupportedProtocolVersion] =
@@ -29,6 +29,8 @@ pub(crate) struct TlsOptions {
     pub(crate) tls13_only: bool,
     /// Name our trusted CAs in the CertificateRequest (server only).
     pub(crate) ca_hints: bool,
+    /// How the bundles' CRLs are applied.
+    pub(crate) revocation: RevocationPolicy,
 }
 
 impl Default for TlsOptions {
@@ -36,6 +38,7 @@ impl Default for TlsOptions {
         TlsOptions {
             tls13_only: false,
             ca_hints: true,
+            revocation: RevocationPolicy::default(),
         }
     }
 }
@@ -80,6 +83,7 @@ pub(crate) fn server_config(
         trust,
         policy.clone(),
         client_auth == ClientAuth::Optional,
+        options.revocation,
     )?;
     let verifier = Arc::new(if options.ca_hints {
         verifier
@@ -107,6 +111,7 @@ pub(crate) fn client_config(
         Arc::clone(provider),
         trust,
         expect_server,
+        options.revocation,
     )?);
     let mut config = ClientConfig::builder_with_provider(Arc::clone(provider))
         .with_protocol_versions(options.versions())?

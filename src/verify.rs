@@ -24,7 +24,7 @@ use rustls::{
     CertificateError, DigitallySignedStruct, DistinguishedName, OtherError, RootCertStore,
     SignatureScheme,
 };
-use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls_pki_types::{CertificateDer, CertificateRevocationListDer, ServerName, UnixTime};
 
 use crate::authorize::{Authorizer, Denied};
 use crate::connection::peer_addr;
@@ -32,17 +32,49 @@ use crate::error::{Error, HandshakeFailure};
 use crate::identity::PeerIdentity;
 use crate::material::TrustBundle;
 
-/// Trust bundles sorted by use: one plain bundle (merged) and one per SPIFFE trust domain.
+/// How the CRLs carried by trust bundles are applied. With no CRLs, nothing is checked.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RevocationPolicy {
+    /// Check only the leaf, not the intermediates. Default: the whole chain.
+    pub leaf_only: bool,
+    /// Accept a certificate whose status no CRL covers. Default: refuse it.
+    pub allow_unknown_status: bool,
+}
+
+impl RevocationPolicy {
+    fn depth(self) -> webpki::RevocationCheckDepth {
+        if self.leaf_only {
+            webpki::RevocationCheckDepth::EndEntity
+        } else {
+            webpki::RevocationCheckDepth::Chain
+        }
+    }
+
+    fn unknown(self) -> webpki::UnknownStatusPolicy {
+        if self.allow_unknown_status {
+            webpki::UnknownStatusPolicy::Allow
+        } else {
+            webpki::UnknownStatusPolicy::Deny
+        }
+    }
+}
+
+/// Trust bundles sorted by use: one plain bundle (merged) and one per SPIFFE trust domain,
+/// and the CRLs of all of them.
 struct Anchors {
     plain: Option<Arc<RootCertStore>>,
     domains: HashMap<String, Arc<RootCertStore>>,
+    crls: Vec<CertificateRevocationListDer<'static>>,
 }
 
 impl Anchors {
     fn new(bundles: &[TrustBundle]) -> Result<Self, Error> {
         let mut plain: Option<RootCertStore> = None;
         let mut domains: HashMap<String, RootCertStore> = HashMap::new();
+        let mut crls = Vec::new();
         for bundle in bundles {
+            crls.extend(bundle.crls().iter().cloned());
             let store = match bundle.trust_domain() {
                 Some(td) => domains
                     .entry(td.to_owned())
@@ -59,6 +91,7 @@ impl Anchors {
         Ok(Anchors {
             plain: plain.map(Arc::new),
             domains: domains.into_iter().map(|(k, v)| (k, Arc::new(v))).collect(),
+            crls,
         })
     }
 
@@ -126,7 +159,8 @@ pub struct ClientIdentityVerifier {
 }
 
 impl ClientIdentityVerifier {
-    /// Builds a verifier over `trust` that admits peers allowed by `policy`.
+    /// Builds a verifier over `trust` that admits peers allowed by `policy`, checking the
+    /// bundles' CRLs (if any) as `revocation` says.
     ///
     /// A certificate is mandatory unless `optional` is set *and* the policy admits anonymous
     /// peers ([`Authorizer::anonymous`]); a policy that can never admit an anonymous peer turns
@@ -140,13 +174,24 @@ impl ClientIdentityVerifier {
         trust: &[TrustBundle],
         policy: Authorizer,
         optional: bool,
+        revocation: RevocationPolicy,
     ) -> Result<Self, Error> {
         let anchors = Anchors::new(trust)?;
         let build = |roots: &Arc<RootCertStore>| {
-            WebPkiClientVerifier::builder_with_provider(Arc::clone(roots), Arc::clone(&provider))
-                // Whether a certificate is required is decided by `client_auth_mandatory` below.
-                .allow_unauthenticated()
-                .build()
+            let mut builder = WebPkiClientVerifier::builder_with_provider(
+                Arc::clone(roots),
+                Arc::clone(&provider),
+            )
+            // Whether a certificate is required is decided by `client_auth_mandatory` below.
+            .allow_unauthenticated()
+            .with_crls(anchors.crls.iter().cloned());
+            if revocation.leaf_only {
+                builder = builder.only_check_end_entity_revocation();
+            }
+            if revocation.allow_unknown_status {
+                builder = builder.allow_unknown_revocation_status();
+            }
+            builder.build()
         };
         let plain = anchors.plain.as_ref().map(build).transpose()?;
         let mut domains = HashMap::new();
@@ -286,6 +331,9 @@ pub struct ServerNotAllowed(pub Denied);
 pub struct ServerIdentityVerifier {
     provider: Arc<CryptoProvider>,
     anchors: Anchors,
+    /// Parsed once for the identity-policy path, which calls webpki directly.
+    crls: Vec<webpki::CertRevocationList<'static>>,
+    revocation: RevocationPolicy,
     /// Name checking, used when no policy is set.
     by_name: Option<Arc<WebPkiServerVerifier>>,
     policy: Option<Authorizer>,
@@ -308,23 +356,42 @@ impl ServerIdentityVerifier {
         provider: Arc<CryptoProvider>,
         trust: &[TrustBundle],
         policy: Option<Authorizer>,
+        revocation: RevocationPolicy,
     ) -> Result<Self, Error> {
         let anchors = Anchors::new(trust)?;
         let by_name = match (&policy, &anchors.plain) {
             (Some(_), _) => None,
-            (None, Some(roots)) => Some(
-                WebPkiServerVerifier::builder_with_provider(
+            (None, Some(roots)) => {
+                let mut builder = WebPkiServerVerifier::builder_with_provider(
                     Arc::clone(roots),
                     Arc::clone(&provider),
                 )
-                .build()
-                .map_err(|e| Error::Tls(rustls::Error::General(e.to_string())))?,
-            ),
+                .with_crls(anchors.crls.iter().cloned());
+                if revocation.leaf_only {
+                    builder = builder.only_check_end_entity_revocation();
+                }
+                if revocation.allow_unknown_status {
+                    builder = builder.allow_unknown_revocation_status();
+                }
+                Some(
+                    builder
+                        .build()
+                        .map_err(|e| Error::Tls(rustls::Error::General(e.to_string())))?,
+                )
+            }
             (None, None) => return Err(Error::MissingTrust),
         };
+        let crls = anchors
+            .crls
+            .iter()
+            .map(|der| webpki::OwnedCertRevocationList::from_der(der).map(Into::into))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| Error::Tls(rustls::Error::General(format!("invalid CRL: {e:?}"))))?;
         Ok(ServerIdentityVerifier {
             provider,
             anchors,
+            crls,
+            revocation,
             by_name,
             policy,
         })
@@ -342,6 +409,73 @@ impl fmt::Debug for ServerIdentityVerifier {
             .field("plain_bundle", &self.anchors.plain.is_some())
             .finish()
     }
+}
+
+impl ServerIdentityVerifier {
+    /// Validates the chain (anchors, validity, EKU serverAuth, revocation) without any name.
+    fn verify_chain(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        roots: &RootCertStore,
+        now: UnixTime,
+    ) -> Result<(), rustls::Error> {
+        let algorithms = self.provider.signature_verification_algorithms.all;
+        if self.crls.is_empty() {
+            let cert = ParsedCertificate::try_from(end_entity)?;
+            return verify_server_cert_signed_by_trust_anchor(
+                &cert,
+                roots,
+                intermediates,
+                now,
+                algorithms,
+            );
+        }
+        // rustls has no public chain-only check with CRLs, so webpki is called directly.
+        let crls: Vec<&webpki::CertRevocationList<'_>> = self.crls.iter().collect();
+        let revocation = webpki::RevocationOptionsBuilder::new(&crls)
+            .map_err(|_| rustls::Error::General("no CRLs".to_owned()))?
+            .with_depth(self.revocation.depth())
+            .with_status_policy(self.revocation.unknown())
+            .build();
+        let cert = webpki::EndEntityCert::try_from(end_entity).map_err(webpki_error)?;
+        cert.verify_for_usage(
+            algorithms,
+            &roots.roots,
+            intermediates,
+            now,
+            webpki::KeyUsage::server_auth(),
+            Some(revocation),
+            None,
+        )
+        .map(|_| ())
+        .map_err(webpki_error)
+    }
+}
+
+/// The rustls error for a webpki error, as rustls' own verifiers report it.
+fn webpki_error(error: webpki::Error) -> rustls::Error {
+    use webpki::Error as W;
+    #[allow(deprecated)]
+    let cert = match error {
+        W::BadDer | W::BadDerTime | W::TrailingData(_) => CertificateError::BadEncoding,
+        W::CertNotValidYet { .. } => CertificateError::NotValidYet,
+        W::CertExpired { .. } | W::InvalidCertValidity => CertificateError::Expired,
+        W::UnknownIssuer => CertificateError::UnknownIssuer,
+        W::CertRevoked => CertificateError::Revoked,
+        W::UnknownRevocationStatus => CertificateError::UnknownRevocationStatus,
+        W::CrlExpired { .. } => CertificateError::ExpiredRevocationList,
+        W::InvalidSignatureForPublicKey
+        | W::UnsupportedSignatureAlgorithm
+        | W::UnsupportedSignatureAlgorithmForPublicKey
+        | W::UnsupportedSignatureAlgorithmContext(_)
+        | W::UnsupportedSignatureAlgorithmForPublicKeyContext(_) => CertificateError::BadSignature,
+        W::RequiredEkuNotFound | W::RequiredEkuNotFoundContext(_) => {
+            CertificateError::InvalidPurpose
+        }
+        other => CertificateError::Other(OtherError(Arc::new(other))),
+    };
+    rustls::Error::InvalidCertificate(cert)
 }
 
 impl ServerCertVerifier for ServerIdentityVerifier {
@@ -372,14 +506,7 @@ impl ServerCertVerifier for ServerIdentityVerifier {
         let roots = self.anchors.for_peer(&peer)?;
         // Chain only: the name check is replaced by the policy below, never skipped after
         // the fact, so a real chain failure can't hide behind an ignored name mismatch.
-        let cert = ParsedCertificate::try_from(end_entity)?;
-        verify_server_cert_signed_by_trust_anchor(
-            &cert,
-            roots,
-            intermediates,
-            now,
-            self.provider.signature_verification_algorithms.all,
-        )?;
+        self.verify_chain(end_entity, intermediates, roots, now)?;
         policy.check(Some(&peer)).map_err(|denied| {
             rustls::Error::InvalidCertificate(CertificateError::Other(OtherError(Arc::new(
                 ServerNotAllowed(denied),

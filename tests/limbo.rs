@@ -6,7 +6,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use mtls::verify::{ClientIdentityVerifier, ServerIdentityVerifier};
+use mtls::verify::{ClientIdentityVerifier, RevocationPolicy, ServerIdentityVerifier};
 use mtls::{Authorizer, TrustBundle, crypto_provider};
 use rustls::RootCertStore;
 use rustls::client::WebPkiServerVerifier;
@@ -113,11 +113,16 @@ fn verifiers_agree_with_rustls_on_x509_limbo() {
                             .is_ok()
                     });
                 let ours = bundle.is_ok_and(|bundle| {
-                    ServerIdentityVerifier::new(Arc::clone(&provider), &[bundle], Some(policy))
-                        .is_ok_and(|v| {
-                            v.verify_server_cert(&leaf, &intermediates, &server_name, &[], now)
-                                .is_ok()
-                        })
+                    ServerIdentityVerifier::new(
+                        Arc::clone(&provider),
+                        &[bundle],
+                        Some(policy),
+                        RevocationPolicy::default(),
+                    )
+                    .is_ok_and(|v| {
+                        v.verify_server_cert(&leaf, &intermediates, &server_name, &[], now)
+                            .is_ok()
+                    })
                 });
                 (theirs, ours)
             }
@@ -135,6 +140,7 @@ fn verifiers_agree_with_rustls_on_x509_limbo() {
                         &[bundle],
                         Authorizer::any_verified(),
                         false,
+                        RevocationPolicy::default(),
                     )
                     .is_ok_and(|v| v.verify_client_cert(&leaf, &intermediates, now).is_ok())
                 });

@@ -126,7 +126,29 @@ impl Ca {
         }
     }
 
-    /// A client certificate with a SPIFFE ID.
+    /// A CRL signed by this CA revoking the given serials (PEM).
+    pub fn crl(&self, revoked: &[&[u8]]) -> String {
+        let now = OffsetDateTime::now_utc();
+        let params = rcgen::CertificateRevocationListParams {
+            this_update: now - time::Duration::hours(1),
+            next_update: now + time::Duration::days(7),
+            crl_number: SerialNumber::from_slice(&[1]),
+            issuing_distribution_point: None,
+            revoked_certs: revoked
+                .iter()
+                .map(|serial| rcgen::RevokedCertParams {
+                    serial_number: SerialNumber::from_slice(serial),
+                    revocation_time: now - time::Duration::minutes(5),
+                    reason_code: Some(rcgen::RevocationReason::KeyCompromise),
+                    invalidity_date: None,
+                })
+                .collect(),
+            key_identifier_method: rcgen::KeyIdMethod::Sha256,
+        };
+        params.signed_by(&self.issuer()).unwrap().pem().unwrap()
+    }
+
+    /// A client certificate (clientAuth EKU).
     pub fn client(&self, cn: &'static str) -> Issued {
         self.issue(Leaf::client(cn))
     }

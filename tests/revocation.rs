@@ -1,0 +1,274 @@
+//! Revocation: CRLs on both sides, whole chain by default, unknown status denied, reloaded
+//! like certificates.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use mtls::{Authorizer, Client, ClientError, Crls, HandshakeFailure, Rotate, Server};
+
+const REVOKED: &[u8] = &[0x0d, 0xea, 0xd1];
+const GOOD: &[u8] = &[0x60, 0x0d];
+
+fn leaf(ca: &Ca, serial: &'static [u8]) -> Issued {
+    ca.issue(Leaf {
+        serial: Some(serial),
+        ..Leaf::client("workload")
+    })
+}
+
+async fn server_with_crl(
+    ca: &Ca,
+    crl: &str,
+    configure: impl FnOnce(mtls::ServerBuilder) -> mtls::ServerBuilder,
+) -> Running {
+    serve(configure(
+        Server::builder()
+            .identity(ca.server().identity())
+            .trust(ca.trust())
+            .crls(Crls::from_bytes(crl.as_bytes()).unwrap())
+            .authorize(Authorizer::any_verified()),
+    ))
+    .await
+}
+
+#[tokio::test]
+async fn server_rejects_a_revoked_client_and_serves_a_good_one() {
+    let ca = Ca::new("root");
+    let server = server_with_crl(&ca, &ca.crl(&[REVOKED]), |b| b).await;
+    let err = client(&ca, &leaf(&ca, REVOKED))
+        .get(server.url("/"))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, ClientError::ServerRejectedCertificate { alert } if alert == "certificate_revoked"),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("revoked"), "{err}");
+    let resp = client(&ca, &leaf(&ca, GOOD))
+        .get(server.url("/"))
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let stats = server.stats.clone();
+    assert!(eventually(|| stats.handshake_failures(HandshakeFailure::Revoked) == 1).await);
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn whole_chain_is_checked_and_unknown_status_is_denied_by_default() {
+    let root = Ca::new("root");
+    let issuing = root.intermediate("issuing");
+    // The root's CRL revokes nothing; no CRL covers the intermediate's leaves.
+    let server = server_with_crl(&root, &root.crl(&[]), |b| b).await;
+    let err = client(&root, &leaf(&issuing, GOOD))
+        .get(server.url("/"))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, ClientError::ServerRejectedCertificate { alert } if alert == "unknown_ca"),
+        "{err:?}"
+    );
+    let stats = server.stats.clone();
+    assert!(
+        eventually(|| stats.handshake_failures(HandshakeFailure::RevocationUnknown) == 1).await
+    );
+    server.shutdown().await;
+
+    // Allowing unknown status admits it.
+    let server = server_with_crl(&root, &root.crl(&[]), |b| {
+        b.allow_unknown_revocation_status()
+    })
+    .await;
+    let resp = client(&root, &leaf(&issuing, GOOD))
+        .get(server.url("/"))
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn revoked_intermediate_is_caught_unless_leaf_only() {
+    let root = Ca::new("root");
+    let issuing = root.intermediate("issuing");
+    let intermediate_serial = {
+        // The intermediate's serial, from its certificate.
+        let der = mtls::TrustBundle::from_pem(issuing.pem.as_bytes())
+            .unwrap()
+            .certificates()[0]
+            .clone();
+        let p = mtls::PeerIdentity::from_chain(&[der]).unwrap();
+        hex(p.serial())
+    };
+    let serial: &'static [u8] = Box::leak(intermediate_serial.into_boxed_slice());
+    let crls = format!("{}{}", root.crl(&[serial]), issuing.crl(&[]));
+    let server = server_with_crl(&root, &crls, |b| b).await;
+    let err = client(&root, &leaf(&issuing, GOOD))
+        .get(server.url("/"))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, ClientError::ServerRejectedCertificate { alert } if alert == "certificate_revoked"),
+        "{err:?}"
+    );
+    server.shutdown().await;
+    let server = server_with_crl(&root, &crls, |b| b.revocation_leaf_only()).await;
+    let resp = client(&root, &leaf(&issuing, GOOD))
+        .get(server.url("/"))
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    server.shutdown().await;
+}
+
+fn hex(s: &str) -> Vec<u8> {
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+        .collect()
+}
+
+#[tokio::test]
+async fn client_rejects_a_revoked_server_by_name_and_by_identity() {
+    let ca = Ca::new("root");
+    let server_leaf = ca.issue(Leaf {
+        serial: Some(REVOKED),
+        uris: vec!["spiffe://example.org/inventory"],
+        ..Leaf::server()
+    });
+    let server = serve(
+        Server::builder()
+            .identity(server_leaf.identity())
+            .trust(ca.trust())
+            .authorize(Authorizer::any_verified()),
+    )
+    .await;
+    let crl = Crls::from_bytes(ca.crl(&[REVOKED]).as_bytes()).unwrap();
+    for expect in [None, Some("spiffe://example.org/inventory")] {
+        let mut builder = Client::builder()
+            .identity(ca.client("orders").identity())
+            .trust(ca.trust())
+            .crls(crl.clone());
+        if let Some(id) = expect {
+            builder = builder.expect_server(Authorizer::spiffe_id(id).unwrap());
+        }
+        let err = builder
+            .build()
+            .unwrap()
+            .get(server.url("/"))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(
+                &err,
+                ClientError::ServerCertificate {
+                    reason: HandshakeFailure::Revoked,
+                    ..
+                }
+            ),
+            "{expect:?}: {err:?}"
+        );
+    }
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn crl_files_reload_and_revoke_without_a_restart() {
+    let ca = Ca::new("root");
+    let dir = std::env::temp_dir().join(format!("mtls-crl-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let crl_path = dir.join("ca.crl");
+    std::fs::write(&crl_path, ca.crl(&[])).unwrap();
+    let server = Server::builder()
+        .identity(ca.server().identity())
+        .trust(ca.trust())
+        .crl_file(&crl_path)
+        .authorize(Authorizer::any_verified())
+        .reload_interval(Some(Duration::from_millis(50)))
+        .bind("127.0.0.1:0")
+        .await
+        .unwrap();
+    let handle = server.handle();
+    let server = start(server);
+    let victim = Client::builder()
+        .identity(leaf(&ca, REVOKED).identity())
+        .trust(ca.trust())
+        .pool_max_idle_per_host(0)
+        .build()
+        .unwrap();
+    assert_eq!(victim.get(server.url("/")).await.unwrap().status(), 200);
+    // Revoke it, writing the new CRL atomically; even a resumption attempt is refused.
+    let tmp = dir.join(".ca.crl.tmp");
+    std::fs::write(&tmp, ca.crl(&[REVOKED])).unwrap();
+    std::fs::rename(&tmp, &crl_path).unwrap();
+    let mut revoked = false;
+    for _ in 0..100 {
+        if let Err(ClientError::ServerRejectedCertificate { alert }) =
+            victim.get(server.url("/")).await
+        {
+            assert_eq!(alert, "certificate_revoked");
+            revoked = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(revoked, "the new CRL took effect");
+    assert!(handle.certificate_status().reloads >= 1);
+    // A broken CRL keeps the last good one.
+    std::fs::write(
+        &crl_path,
+        "-----BEGIN X509 CRL-----\nAAAA\n-----END X509 CRL-----\n",
+    )
+    .unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(handle.certificate_status().last_reload_error.is_some());
+    assert!(victim.get(server.url("/")).await.is_err(), "still revoked");
+    server.shutdown().await;
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn crl_loading_errors_are_named() {
+    let err = Crls::from_bytes(b"-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n")
+        .unwrap_err();
+    assert!(matches!(err, mtls::LoadError::NoCrl { .. }), "{err:?}");
+    let err = Crls::from_bytes(&[0x30, 0x03, 0x02, 0x01, 0x00]).unwrap_err();
+    assert!(
+        matches!(err, mtls::LoadError::InvalidCrl { index: 1, .. }),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("openssl crl"), "{err}");
+    let err = Crls::from_file("/nonexistent/ca.crl").unwrap_err();
+    assert!(matches!(err, mtls::LoadError::Read { .. }));
+    // DER works as well as PEM.
+    let ca = Ca::new("root");
+    let pem = ca.crl(&[REVOKED]);
+    let der = Crls::from_bytes(pem.as_bytes()).unwrap().as_slice()[0].to_vec();
+    assert_eq!(Crls::from_bytes(&der).unwrap().as_slice().len(), 1);
+}
+
+#[tokio::test]
+async fn rotate_set_trust_carries_crls() {
+    let ca = Ca::new("root");
+    let server = Server::builder()
+        .identity(ca.server().identity())
+        .trust(ca.trust())
+        .authorize(Authorizer::any_verified())
+        .bind("127.0.0.1:0")
+        .await
+        .unwrap();
+    let handle = server.handle();
+    let server = start(server);
+    let victim = client(&ca, &leaf(&ca, REVOKED));
+    assert_eq!(victim.get(server.url("/")).await.unwrap().status(), 200);
+    handle
+        .set_trust(vec![ca.trust().with_crls(
+            Crls::from_bytes(ca.crl(&[REVOKED]).as_bytes()).unwrap(),
+        )])
+        .unwrap();
+    let fresh = client(&ca, &leaf(&ca, REVOKED));
+    assert!(fresh.get(server.url("/")).await.is_err());
+    server.shutdown().await;
+}
