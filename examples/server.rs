@@ -31,7 +31,8 @@ use mtls::{
 };
 
 const USAGE: &str = "usage: server --listen ADDR --cert FILE --key FILE --ca FILE \
-[--allow SPIFFE_ID]... [--allow-domain TRUST_DOMAIN]... [--no-reload]
+[--allow SPIFFE_ID]... [--allow-domain TRUST_DOMAIN]... [--crl FILE]... \
+[--handshake-timeout SECS] [--max-connections N] [--no-reload]
 
 Certificate, key and CA files are reloaded when they change (checked every 5 s); a broken
 replacement is refused and the last good files keep serving.";
@@ -60,14 +61,21 @@ async fn main() -> ExitCode {
     };
     println!("policy: {policy}");
     let reload = (!args.no_reload).then_some(mtls::DEFAULT_RELOAD_INTERVAL);
-    let server = match Server::builder()
+    let mut builder = Server::builder()
         .identity_files(&args.cert, &args.key)
         .trust_file(&args.ca)
         .reload_interval(reload)
-        .authorize(policy)
-        .bind(args.listen.as_str())
-        .await
-    {
+        .authorize(policy);
+    for crl in &args.crl {
+        builder = builder.crl_file(crl);
+    }
+    if let Some(secs) = args.handshake_timeout {
+        builder = builder.handshake_timeout(std::time::Duration::from_secs_f64(secs));
+    }
+    if let Some(n) = args.max_connections {
+        builder = builder.max_connections(n);
+    }
+    let server = match builder.bind(args.listen.as_str()).await {
         Ok(server) => server,
         Err(e) => {
             eprintln!("error: {e}");
@@ -177,6 +185,9 @@ struct Args {
     ca: String,
     allow: Vec<String>,
     allow_domain: Vec<String>,
+    crl: Vec<String>,
+    handshake_timeout: Option<f64>,
+    max_connections: Option<usize>,
     no_reload: bool,
 }
 
@@ -185,8 +196,34 @@ impl Args {
         let (mut listen, mut cert, mut key, mut ca) = (None, None, None, None);
         let (mut allow, mut allow_domain) = (Vec::new(), Vec::new());
         let mut no_reload = false;
+        let mut crl = Vec::new();
+        let (mut handshake_timeout, mut max_connections) = (None, None);
         while let Some(flag) = args.next() {
             let slot = match flag.as_str() {
+                "--crl" => {
+                    crl.push(args.next().ok_or("`--crl` needs a file")?);
+                    continue;
+                }
+                "--handshake-timeout" => {
+                    let v = args.next().ok_or("`--handshake-timeout` needs seconds")?;
+                    let secs: f64 = v
+                        .parse()
+                        .ok()
+                        .filter(|s: &f64| s.is_finite() && *s > 0.0)
+                        .ok_or(format!(
+                            "`--handshake-timeout {v}`: expected a positive number of seconds"
+                        ))?;
+                    handshake_timeout = Some(secs);
+                    continue;
+                }
+                "--max-connections" => {
+                    let v = args.next().ok_or("`--max-connections` needs a number")?;
+                    let n: usize = v.parse().ok().filter(|n| *n > 0).ok_or(format!(
+                        "`--max-connections {v}`: expected a positive integer"
+                    ))?;
+                    max_connections = Some(n);
+                    continue;
+                }
                 "--no-reload" => {
                     no_reload = true;
                     continue;
@@ -217,6 +254,9 @@ impl Args {
             ca: need(ca, "ca")?,
             allow,
             allow_domain,
+            crl,
+            handshake_timeout,
+            max_connections,
             no_reload,
         })
     }

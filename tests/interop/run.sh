@@ -2,7 +2,11 @@
 # Interop: curl, openssl s_client, Python and Java talk to examples/server.rs with certificates
 # made by openssl, and the same clients without a certificate are refused.
 # Loopback only; the server is stopped on exit. Usage: tests/interop/run.sh
+# Needs curl, openssl, python3, java and keytool; a missing tool fails the run.
 set -euo pipefail
+for tool in curl openssl python3 java keytool; do
+    command -v "$tool" >/dev/null || { echo "FAIL: $tool is required (.ci/run installs it)" >&2; exit 1; }
+done
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
 work=$(mktemp -d)
@@ -14,6 +18,10 @@ cleanup() {
 trap cleanup EXIT
 cd "$work"
 
+stop_server() {
+    [ -n "$server_pid" ] && { kill "$server_pid" 2>/dev/null || true; wait "$server_pid" 2>/dev/null || true; }
+    server_pid=
+}
 step() { printf '\n== %s\n' "$*"; }
 fail() { printf 'FAIL: %s\n' "$*" >&2; exit 1; }
 
@@ -35,7 +43,13 @@ openssl x509 -req -in client.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 
     -extfile client.ext -out client.pem 2>/dev/null
 
 step "start examples/server.rs"
-(cd "$root" && cargo build --quiet --example server --example client)
+# Under `cargo test` the examples are already built (and cargo holds its lock).
+if [ -z "${MTLS_INTEROP_NO_BUILD:-}" ]; then
+    (cd "$root" && cargo build --quiet --example server --example client)
+fi
+for bin in server client; do
+    [ -x "$root/target/debug/examples/$bin" ] || fail "target/debug/examples/$bin is missing: run cargo build --examples"
+done
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 "$root/target/debug/examples/server" --listen "127.0.0.1:$port" \
     --cert server.pem --key server.key --ca ca.pem > server.log 2>&1 &
@@ -107,7 +121,7 @@ step "server log names each refusal"
 grep "TLS handshake failed" server.log || fail "no failure events"
 grep -q 'reason=no_certificate' server.log || fail "no_certificate not logged"
 step "a server whose policy does not allow this client refuses it with access_denied"
-kill "$server_pid"; wait "$server_pid" 2>/dev/null || true
+stop_server
 "$root/target/debug/examples/server" --listen "127.0.0.1:$port" \
     --cert server.pem --key server.key --ca ca.pem --allow spiffe://example.org/someone-else > server2.log 2>&1 &
 server_pid=$!
@@ -122,8 +136,152 @@ cat curl2.err
 grep -qi "access denied" curl2.err || fail "curl did not see access_denied"
 grep -q "policy=spiffe_ids(spiffe://example.org/someone-else)" server2.log || { cat server2.log; fail "denial not logged with the policy"; }
 grep -q "peer.identity=spiffe://example.org/interop" server2.log || fail "denial not logged with the identity"
+step "bad variants from every client are rejected with the right reason"
+stop_server
+# Certificates that must fail: a foreign CA, expired, serverAuth-only.
+openssl ecparam -name prime256v1 -genkey -noout -out foreign-ca.key
+openssl req -x509 -new -key foreign-ca.key -subj "/CN=foreign CA" -days 2 -out foreign-ca.pem \
+    -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign"
+openssl x509 -req -in client.csr -CA foreign-ca.pem -CAkey foreign-ca.key -CAcreateserial -days 2 \
+    -extfile client.ext -out foreign.pem 2>/dev/null
+mkdir -p cadb && : > cadb/index.txt && echo 1000 > cadb/serial
+cat > ca.cnf <<CNF
+[ca]
+default_ca = local
+[local]
+database = cadb/index.txt
+serial = cadb/serial
+new_certs_dir = cadb
+default_md = sha256
+policy = anything
+unique_subject = no
+[anything]
+commonName = supplied
+organizationName = optional
+CNF
+openssl ca -batch -notext -config ca.cnf -cert ca.pem -keyfile ca.key -in client.csr \
+    -startdate 20200101000000Z -enddate 20200201000000Z -extfile client.ext -out expired.pem 2>/dev/null
+printf 'subjectAltName=URI:spiffe://example.org/interop\nextendedKeyUsage=serverAuth\nbasicConstraints=CA:FALSE\n' > serveronly.ext
+openssl x509 -req -in client.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 \
+    -extfile serveronly.ext -out serveronly.pem 2>/dev/null
+"$root/target/debug/examples/server" --listen "127.0.0.1:$port" \
+    --cert server.pem --key server.key --ca ca.pem > matrix.log 2>&1 &
+server_pid=$!
+for _ in $(seq 50); do
+    grep -q listening matrix.log 2>/dev/null && break
+    sleep 0.1
+done
+old_tls='DEFAULT:@SECLEVEL=0'
+printf 'jdk.tls.disabledAlgorithms=\n' > java-legacy.security
+for cert in foreign expired serveronly; do
+    openssl pkcs12 -export -in "$cert.pem" -inkey client.key -name client -out "$cert.p12" -passout pass:changeit
+done
+# Runs one attempt ($3...) that must fail, then checks that the server logged reason $2.
+expect_reason() {
+    local what=$1 reason=$2
+    shift 2
+    local before
+    before=$(grep -c "reason=$reason" matrix.log || true)
+    if "$@" > attempt.out 2>&1; then
+        cat attempt.out
+        fail "$what was served"
+    fi
+    for _ in $(seq 50); do
+        [ "$(grep -c "reason=$reason" matrix.log || true)" -gt "$before" ] && break
+        sleep 0.1
+    done
+    [ "$(grep -c "reason=$reason" matrix.log || true)" -gt "$before" ] || {
+        tail -5 matrix.log; fail "$what: the server did not log reason=$reason"; }
+    echo "ok: $what -> $reason"
+}
+curl_with() { curl -sS --max-time 10 --cacert ca.pem "$@" "$url"; }
+sclient_with() {
+    printf 'GET / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n' |
+        timeout 10 openssl s_client -connect "127.0.0.1:$port" -servername localhost -CAfile ca.pem -quiet "$@" 2>&1 |
+        grep -q "$expect"
+}
+python_with() { # cert key [max-version]
+    python3 - "$port" "$@" <<'PY'
+import http.client, ssl, sys
+port, cert, key = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+ctx = ssl.create_default_context(cafile="ca.pem")
+if cert != "-":
+    ctx.load_cert_chain(cert, key)
+if len(sys.argv) > 4:
+    ctx.set_ciphers("DEFAULT:@SECLEVEL=0")
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_1
+    ctx.maximum_version = ssl.TLSVersion.TLSv1_1
+conn = http.client.HTTPSConnection("localhost", port, context=ctx, timeout=10)
+conn.request("GET", "/")
+sys.exit(0 if conn.getresponse().status == 200 else 1)
+PY
+}
+java_with() { # keystore [extra java flags]
+    local ks=$1
+    shift
+    java "$@" "$here/Client.java" "$url" "$ks" trust.p12 changeit
+}
+keytool -genkeypair -alias none -keyalg EC -groupname secp256r1 -dname CN=none -keystore nocert.p12 \
+    -storetype PKCS12 -storepass changeit -validity 1 >/dev/null 2>&1
+keytool -delete -alias none -keystore nocert.p12 -storepass changeit >/dev/null 2>&1
+
+expect_reason "curl without a certificate" no_certificate curl_with
+expect_reason "curl with a foreign CA" unknown_issuer curl_with --cert foreign.pem --key client.key
+expect_reason "curl with an expired certificate" expired curl_with --cert expired.pem --key client.key
+expect_reason "curl with a serverAuth-only certificate" wrong_key_usage curl_with --cert serveronly.pem --key client.key
+expect_reason "curl over TLS 1.1" protocol_version curl_with --cert client.pem --key client.key --tlsv1.1 --tls-max 1.1 --ciphers "$old_tls"
+
+expect_reason "s_client without a certificate" no_certificate sclient_with
+expect_reason "s_client with a foreign CA" unknown_issuer sclient_with -cert foreign.pem -key client.key
+expect_reason "s_client with an expired certificate" expired sclient_with -cert expired.pem -key client.key
+expect_reason "s_client with a serverAuth-only certificate" wrong_key_usage sclient_with -cert serveronly.pem -key client.key
+expect_reason "s_client over TLS 1.1" protocol_version sclient_with -cert client.pem -key client.key -tls1_1 -cipher "$old_tls"
+
+expect_reason "Python without a certificate" no_certificate python_with - -
+expect_reason "Python with a foreign CA" unknown_issuer python_with foreign.pem client.key
+expect_reason "Python with an expired certificate" expired python_with expired.pem client.key
+expect_reason "Python with a serverAuth-only certificate" wrong_key_usage python_with serveronly.pem client.key
+expect_reason "Python over TLS 1.1" protocol_version python_with client.pem client.key tls1.1
+
+expect_reason "Java without a certificate" no_certificate java_with nocert.p12
+# Java's key manager only offers a certificate issued by a CA the server names in its hints, so
+# with a foreign certificate it sends none: the server sees no certificate at all.
+expect_reason "Java with a foreign CA" no_certificate java_with foreign.p12
+expect_reason "Java with an expired certificate" expired java_with expired.p12
+expect_reason "Java with a serverAuth-only certificate" wrong_key_usage java_with serveronly.p12
+expect_reason "Java over TLS 1.1" protocol_version java_with client.p12 \
+    -Djava.security.properties=java-legacy.security -Djdk.tls.client.protocols=TLSv1.1
+
+step "our client against openssl s_server -Verify"
+stop_server
+openssl s_server -accept "$port" -cert server.pem -key server.key -CAfile ca.pem -Verify 1 \
+    -verify_return_error -www > s_server.log 2>&1 &
+server_pid=$!
+sleep 1
+"$root/target/debug/examples/client" --url "$url" --cert client.pem --key client.key --ca ca.pem > ours.out 2>&1 ||
+    { cat ours.out s_server.log; fail "our client could not talk to s_server"; }
+grep -q "status: 200" ours.out || fail "s_server did not answer 200"
+echo "ok: our client -> s_server -Verify: 200"
+if "$root/target/debug/examples/client" --url "$url" --cert foreign.pem --key client.key --ca ca.pem > ours.out 2>&1; then
+    fail "s_server accepted a foreign client certificate"
+fi
+cat ours.out
+grep -q "server rejected our client certificate" ours.out || fail "the rejection by s_server is not named"
+stop_server
+openssl x509 -req -in server.csr -CA foreign-ca.pem -CAkey foreign-ca.key -CAcreateserial -days 2 \
+    -extfile server.ext -out foreign-server.pem 2>/dev/null
+openssl s_server -accept "$port" -cert foreign-server.pem -key server.key -www > s_server2.log 2>&1 &
+server_pid=$!
+sleep 1
+if "$root/target/debug/examples/client" --url "$url" --cert client.pem --key client.key --ca ca.pem > ours.out 2>&1; then
+    fail "our client accepted a server from a foreign CA"
+fi
+cat ours.out
+grep -q "server certificate rejected: certificate issued by an unknown CA" ours.out || fail "the untrusted server is not named"
+stop_server
+
 step "Kubernetes-style rotation behind a running server: no restart, no failed request"
-kill "$server_pid"; wait "$server_pid" 2>/dev/null || true
+stop_server
 issue_server() { # $1: directory to write tls.crt/tls.key/ca.crt into
     mkdir -p "$1"
     openssl genrsa -traditional -out "$1/tls.key" 2048 2>/dev/null
