@@ -160,7 +160,7 @@ impl ServerBuilder {
     /// Whether clients must present a certificate. Default: [`ClientAuth::Required`].
     ///
     /// With [`ClientAuth::Optional`], clients without a certificate are served and their
-    /// requests carry no [`PeerIdentity`]; a certificate that is presented must still verify.
+    /// requests carry no [`PeerIdentity`](crate::PeerIdentity); a certificate that is presented must still verify.
     pub fn client_auth(mut self, mode: ClientAuth) -> Self {
         self.client_auth = mode;
         self
@@ -295,7 +295,7 @@ impl ServerBuilder {
 ///
 /// Every connection is handled in its own task: the TLS handshake (with a timeout), then
 /// HTTP/1.1 or HTTP/2 as negotiated by ALPN. Each request's extensions carry the client's
-/// [`PeerIdentity`], parsed once per connection.
+/// [`PeerIdentity`](crate::PeerIdentity), parsed once per connection.
 pub struct Server {
     listener: TcpListener,
     local_addr: SocketAddr,
