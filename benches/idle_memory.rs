@@ -96,7 +96,9 @@ async fn connect(
         .connect(name, tcp)
         .await
         .unwrap();
-    tls.write_all(b"GET / HTTP/1.1\r\nhost: localhost\r\n\r\n").await.unwrap();
+    tls.write_all(b"GET / HTTP/1.1\r\nhost: localhost\r\n\r\n")
+        .await
+        .unwrap();
     let mut buf = [0u8; 1024];
     let n = tls.read(&mut buf).await.unwrap();
     assert!(buf[..n].starts_with(b"HTTP/1.1 200"));
@@ -160,7 +162,10 @@ fn make_certs(dir: &std::path::Path) -> (String, String, String) {
         let key = KeyPair::generate().unwrap();
         let mut p = CertificateParams::new(vec![name.to_owned()]).unwrap();
         p.extended_key_usages = vec![eku];
-        (p.signed_by(&key, &issuer).unwrap().pem(), key.serialize_pem())
+        (
+            p.signed_by(&key, &issuer).unwrap().pem(),
+            key.serialize_pem(),
+        )
     };
     let (server_cert, server_key) = leaf("localhost", ExtendedKeyUsagePurpose::ServerAuth);
     let (client_cert, client_key) = leaf("bench-client", ExtendedKeyUsagePurpose::ClientAuth);

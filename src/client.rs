@@ -522,7 +522,7 @@ impl Connector {
                     authority: authority.clone(),
                     after: timeout,
                 })??;
-        let peer = PeerIdentity::from_connection(tls.get_ref().1).ok_or_else(|| {
+        let peer = PeerIdentity::from_connection(tls.get_ref().1, None).ok_or_else(|| {
             ClientError::ServerCertificate {
                 reason: HandshakeFailure::BadCertificate,
                 detail: "the verified server certificate could not be parsed".to_owned(),

@@ -1,6 +1,7 @@
 //! One accepted connection: the TLS handshake under a timeout, the post-handshake policy check,
 //! then HTTP/1.1 or HTTP/2 with the peer's identity in every request, closed when idle.
 
+use std::cell::RefCell;
 use std::fmt;
 use std::future::Future;
 use std::io;
@@ -26,14 +27,44 @@ use crate::limits::Limits;
 use crate::server::Shared;
 
 tokio::task_local! {
-    /// The peer address of the connection whose task is running, so that the certificate
-    /// verifier (shared by all connections) can name it in its events.
-    pub(crate) static PEER_ADDR: SocketAddr;
+    /// The connection whose task is running, for the certificate verifier (shared by all
+    /// connections), which runs inside that task's handshake.
+    pub(crate) static CONNECTION: ConnectionContext;
+}
+
+/// What the verifier and the connection task share during one handshake.
+pub(crate) struct ConnectionContext {
+    pub(crate) addr: SocketAddr,
+    /// The client identity the verifier parsed and accepted, reused after the handshake.
+    verified: RefCell<Option<PeerIdentity>>,
+}
+
+impl ConnectionContext {
+    pub(crate) fn new(addr: SocketAddr) -> Self {
+        ConnectionContext {
+            addr,
+            verified: RefCell::new(None),
+        }
+    }
 }
 
 /// The current connection's peer address, for events; empty outside a connection task.
 pub(crate) fn peer_addr() -> String {
-    PEER_ADDR.try_with(ToString::to_string).unwrap_or_default()
+    CONNECTION
+        .try_with(|c| c.addr.to_string())
+        .unwrap_or_default()
+}
+
+/// Keeps the identity the verifier accepted, so the connection need not parse it again.
+pub(crate) fn stash_verified(peer: PeerIdentity) {
+    let _ = CONNECTION.try_with(|c| *c.verified.borrow_mut() = Some(peer));
+}
+
+fn take_verified() -> Option<PeerIdentity> {
+    CONNECTION
+        .try_with(|c| c.verified.borrow_mut().take())
+        .ok()
+        .flatten()
 }
 
 pub(crate) type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -122,7 +153,7 @@ impl Connection {
         };
         let conn = tls.get_ref().1;
         let presented = conn.peer_certificates().is_some();
-        let peer = PeerIdentity::from_connection(conn);
+        let peer = PeerIdentity::from_connection(conn, take_verified());
         if presented && peer.is_none() {
             // rustls verified a chain we cannot describe: refuse rather than serve anonymously.
             self.failed(

@@ -74,7 +74,11 @@ impl PeerIdentity {
     }
 
     /// Builds the identity of the peer of an established connection, if it presented a chain.
-    pub(crate) fn from_connection(conn: &CommonState) -> Option<Self> {
+    ///
+    /// `verified` is the identity the certificate verifier parsed from the same leaf during
+    /// this handshake, if any: it is completed with the connection facts instead of parsing the
+    /// certificate a second time.
+    pub(crate) fn from_connection(conn: &CommonState, verified: Option<Self>) -> Option<Self> {
         let chain = conn.peer_certificates()?;
         let version = match conn.protocol_version() {
             Some(ProtocolVersion::TLSv1_3) => Some(TlsVersion::Tls13),
@@ -82,6 +86,16 @@ impl PeerIdentity {
             _ => None,
         };
         let resumed = conn.handshake_kind() == Some(HandshakeKind::Resumed);
+        if let Some(mut peer) = verified
+            && peer.0.chain.first() == chain.first()
+            && let Some(inner) = Arc::get_mut(&mut peer.0)
+        {
+            inner.chain = chain.to_vec();
+            inner.tls_version = version;
+            inner.alpn = conn.alpn_protocol().map(<[u8]>::to_vec);
+            inner.resumed = resumed;
+            return Some(peer);
+        }
         // rustls has verified this chain, so a parse failure here means x509-parser is
         // stricter than webpki; the connection then carries no identity and fails closed.
         Self::parse(

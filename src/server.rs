@@ -20,7 +20,7 @@ use tokio::task::JoinSet;
 use tracing::Instrument;
 
 use crate::authorize::Authorizer;
-use crate::connection::{BoxError, Connection, HttpBuilders, PEER_ADDR};
+use crate::connection::{BoxError, CONNECTION, Connection, ConnectionContext, HttpBuilders};
 use crate::error::Error;
 use crate::limits::Limits;
 use crate::material::{Crls, Identity, TrustBundle};
@@ -566,7 +566,7 @@ impl Server {
                         let service = service.clone();
                         let span = tracing::info_span!("mtls.connection", peer.addr = %addr);
                         let stats = Arc::clone(&shared.stats);
-                        tasks.spawn(PEER_ADDR.scope(addr, async move {
+                        tasks.spawn(CONNECTION.scope(ConnectionContext::new(addr), async move {
                             let _active = stats.connection_opened();
                             let _connection_permit = connection_permit;
                             let handshake = connection.handshake(tcp).await;

@@ -27,7 +27,7 @@ use rustls::{
 use rustls_pki_types::{CertificateDer, CertificateRevocationListDer, ServerName, UnixTime};
 
 use crate::authorize::{Authorizer, Denied};
-use crate::connection::peer_addr;
+use crate::connection::{peer_addr, stash_verified};
 use crate::error::{Error, HandshakeFailure};
 use crate::identity::PeerIdentity;
 use crate::material::TrustBundle;
@@ -284,6 +284,7 @@ impl ClientCertVerifier for ClientIdentityVerifier {
                 CertificateError::ApplicationVerificationFailure,
             ));
         }
+        stash_verified(peer);
         Ok(ClientCertVerified::assertion())
     }
 
