@@ -144,7 +144,7 @@ openssl req -x509 -new -key foreign-ca.key -subj "/CN=foreign CA" -days 2 -out f
     -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign"
 openssl x509 -req -in client.csr -CA foreign-ca.pem -CAkey foreign-ca.key -CAcreateserial -days 2 \
     -extfile client.ext -out foreign.pem 2>/dev/null
-mkdir -p cadb && : > cadb/index.txt && echo 1000 > cadb/serial
+mkdir -p cadb && : > cadb/index.txt && echo 1000 > cadb/serial && echo 01 > cadb/crlnumber
 cat > ca.cnf <<CNF
 [ca]
 default_ca = local
@@ -155,6 +155,10 @@ new_certs_dir = cadb
 default_md = sha256
 policy = anything
 unique_subject = no
+crlnumber = cadb/crlnumber
+crl_extensions = crl_ext
+[crl_ext]
+authorityKeyIdentifier = keyid:always
 [anything]
 commonName = supplied
 organizationName = optional
@@ -251,6 +255,94 @@ expect_reason "Java with an expired certificate" expired java_with expired.p12
 expect_reason "Java with a serverAuth-only certificate" wrong_key_usage java_with serveronly.p12
 expect_reason "Java over TLS 1.1" protocol_version java_with client.p12 \
     -Djava.security.properties=java-legacy.security -Djdk.tls.client.protocols=TLSv1.1
+
+step "examples/server.rs --crl rejects a revoked client"
+stop_server
+openssl req -new -key client.key -subj "/O=Example/CN=interop-client-2" -out client2.csr
+openssl x509 -req -in client2.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 \
+    -extfile client.ext -out client2.pem 2>/dev/null
+openssl ca -batch -config ca.cnf -cert ca.pem -keyfile ca.key -revoke client.pem 2>/dev/null
+openssl ca -batch -config ca.cnf -cert ca.pem -keyfile ca.key -gencrl -crldays 2 -out ca.crl 2>/dev/null
+"$root/target/debug/examples/server" --listen "127.0.0.1:$port" \
+    --cert server.pem --key server.key --ca ca.pem --crl ca.crl > crl.log 2>&1 &
+server_pid=$!
+for _ in $(seq 50); do
+    grep -q listening crl.log 2>/dev/null && break
+    sleep 0.1
+done
+if curl -sS --max-time 10 --cert client.pem --key client.key --cacert ca.pem "$url" 2> curl3.err; then
+    fail "a revoked client was served"
+fi
+grep -q "reason=revoked" crl.log || { cat crl.log; fail "revocation not logged as reason=revoked"; }
+echo "ok: revoked client -> revoked ($(grep -o 'alert [a-z ]*' curl3.err | head -1))"
+out=$(curl -sS --max-time 10 --cert client2.pem --key client.key --cacert ca.pem "$url")
+grep -q "interop-client-2\|spiffe://example.org/interop" <<<"$out" || fail "a good client was refused under the CRL"
+echo "ok: unrevoked client served under the CRL"
+
+step "examples/server.rs with its defaults survives abuse while serving good clients"
+stop_server
+"$root/target/debug/examples/server" --listen "127.0.0.1:$port" \
+    --cert server.pem --key server.key --ca ca.pem > abuse.log 2>&1 &
+server_pid=$!
+for _ in $(seq 50); do
+    grep -q listening abuse.log 2>/dev/null && break
+    sleep 0.1
+done
+python3 - "$port" <<'PY'
+import socket, subprocess, sys, time
+port = int(sys.argv[1])
+url = f"https://localhost:{port}/"
+good = ["curl", "-sS", "-o", "/dev/null", "-w", "%{http_code}", "--max-time", "10",
+        "--cert", "client2.pem", "--key", "client.key", "--cacert", "ca.pem", url]
+# 200 idle sockets, half of them with half a ClientHello.
+socks = []
+for i in range(200):
+    s = socket.create_connection(("127.0.0.1", port))
+    if i % 2 == 0:
+        s.sendall(bytes([0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00, 0x01, 0xfc, 0x03, 0x03]))
+    socks.append(s)
+start = time.monotonic()
+code = subprocess.run(good, capture_output=True, text=True).stdout
+elapsed = time.monotonic() - start
+assert code == "200", f"good client got {code!r}"
+assert elapsed < 2.0, f"good client delayed {elapsed:.2f}s by idle sockets"
+print(f"ok: good client served in {elapsed*1000:.0f} ms beside 200 idle sockets")
+# Plaintext HTTP on the TLS port is closed fast.
+p = socket.create_connection(("127.0.0.1", port))
+p.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+p.settimeout(5)
+start = time.monotonic()
+try:
+    while p.recv(1024):
+        pass
+except OSError:
+    pass
+assert time.monotonic() - start < 2.0, "plaintext connection lingered"
+print("ok: plaintext HTTP closed fast")
+# A flood of bad-certificate handshakes.
+procs = [subprocess.Popen(["curl", "-s", "-o", "/dev/null", "--max-time", "10", "--cert", "foreign.pem",
+                           "--key", "client.key", "--cacert", "ca.pem", url]) for _ in range(50)]
+for pr in procs:
+    pr.wait()
+code = subprocess.run(good, capture_output=True, text=True).stdout
+assert code == "200", f"good client after the flood got {code!r}"
+print("ok: 50 bad-certificate handshakes, then a good client is served")
+# The idle sockets are cut at the 10 s handshake timeout.
+deadline = time.monotonic() + 15
+for s in socks:
+    s.settimeout(max(0.1, deadline - time.monotonic()))
+    try:
+        while s.recv(1024):
+            pass
+    except socket.timeout:
+        raise SystemExit("an idle socket outlived the handshake timeout")
+    except OSError:
+        pass
+print("ok: all 200 idle sockets closed by the handshake timeout")
+PY
+[ "$(grep -c 'reason=timeout' abuse.log)" -ge 200 ] || fail "timeouts not logged"
+[ "$(grep -c 'reason=unknown_issuer' abuse.log)" -ge 50 ] || fail "bad certificates not logged"
+echo "ok: server log names $(grep -c 'reason=timeout' abuse.log) timeouts and $(grep -c 'reason=unknown_issuer' abuse.log) unknown issuers"
 
 step "our client against openssl s_server -Verify"
 stop_server
