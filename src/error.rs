@@ -116,7 +116,7 @@ pub enum LoadError {
     },
     /// A CRL cannot be parsed.
     #[error(
-        "CRL #{index} in {origin} cannot be parsed ({detail}); re-export it with `openssl crl -in CRL -outform PEM`"
+        "CRL #{index} in {origin} cannot be parsed ({detail}); CRLs must be X.509 v2 with a CRL number (with `openssl ca -gencrl`, set `crlnumber` and `crl_extensions` in the CA config), PEM or DER"
     )]
     InvalidCrl {
         /// Where the bytes came from.
