@@ -28,7 +28,8 @@ use crate::identity::PeerIdentity;
 use crate::material::{Crls, Identity, TrustBundle};
 use crate::provider::crypto_provider;
 use crate::source::{
-    CertificateStatus, MaterialSpec, ReloadState, Role, Rotate, Target, rotate, status,
+    CertificateStatus, Live, MaterialSpec, ReloadState, Role, Rotate, Target, Update, rotate,
+    status,
 };
 use crate::tls::{TlsOptions, client_config};
 use crate::verify::ServerNotAllowed;
@@ -180,20 +181,19 @@ impl ClientBuilder {
     /// [`Error::Verifier`] when rustls refuses it.
     pub fn build(self) -> Result<Client, Error> {
         let interval = self.material.reload_interval;
-        let (identity, trust, files) = self.material.resolve()?;
+        let (live, files) = self.material.resolve()?;
         let provider = crypto_provider();
         let config = client_config(
             &provider,
-            &identity,
-            &trust,
+            &live.identity,
+            &live.effective_trust(),
             self.expect_server.clone(),
             self.tls,
         )?;
         let shared = Arc::new(ClientShared {
             config: Arc::new(ArcSwap::from_pointee(config)),
             material: Mutex::new(ClientMaterial {
-                identity,
-                trust,
+                live,
                 expect_server: self.expect_server,
                 tls: self.tls,
             }),
@@ -247,8 +247,7 @@ struct ClientShared {
 }
 
 struct ClientMaterial {
-    identity: Identity,
-    trust: Vec<TrustBundle>,
+    live: Live,
     expect_server: Option<Authorizer>,
     tls: TlsOptions,
 }
@@ -258,24 +257,23 @@ impl Target for ClientShared {
         Role::Client
     }
 
-    fn current(&self) -> (Identity, Vec<TrustBundle>) {
+    fn current(&self) -> Live {
         let m = self.material.lock().unwrap_or_else(PoisonError::into_inner);
-        (m.identity.clone(), m.trust.clone())
+        m.live.clone()
     }
 
-    fn install(&self, identity: Identity, trust: Vec<TrustBundle>) -> Result<(), Error> {
+    fn install(&self, live: Live) -> Result<(), Error> {
         let mut m = self.material.lock().unwrap_or_else(PoisonError::into_inner);
         // The server check (`expect_server` or the host name) is kept as it was.
         let config = client_config(
             &self.provider,
-            &identity,
-            &trust,
+            &live.identity,
+            &live.effective_trust(),
             m.expect_server.clone(),
             m.tls,
         )?;
         self.config.store(Arc::new(config));
-        m.identity = identity;
-        m.trust = trust;
+        m.live = live;
         Ok(())
     }
 
@@ -286,15 +284,15 @@ impl Target for ClientShared {
 
 impl Rotate for Client {
     fn set_identity(&self, identity: Identity) -> Result<(), Error> {
-        rotate(&*self.shared, Some(identity), None)
+        rotate(&*self.shared, Update::identity(identity))
     }
 
     fn set_trust(&self, trust: Vec<TrustBundle>) -> Result<(), Error> {
-        rotate(&*self.shared, None, Some(trust))
+        rotate(&*self.shared, Update::trust(trust))
     }
 
     fn set_material(&self, identity: Identity, trust: Vec<TrustBundle>) -> Result<(), Error> {
-        rotate(&*self.shared, Some(identity), Some(trust))
+        rotate(&*self.shared, Update::material(identity, trust))
     }
 
     fn certificate_status(&self) -> CertificateStatus {

@@ -1,7 +1,7 @@
 //! One accepted connection: the TLS handshake under a timeout, the post-handshake policy check,
 //! then HTTP/1.1 or HTTP/2 with the peer's identity in every request, closed when idle.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::fmt;
 use std::future::Future;
 use std::io;
@@ -37,6 +37,8 @@ pub(crate) struct ConnectionContext {
     pub(crate) addr: SocketAddr,
     /// The client identity the verifier parsed and accepted, reused after the handshake.
     verified: RefCell<Option<PeerIdentity>>,
+    /// Whether the verifier already logged this handshake's failure.
+    logged: Cell<bool>,
 }
 
 impl ConnectionContext {
@@ -44,6 +46,7 @@ impl ConnectionContext {
         ConnectionContext {
             addr,
             verified: RefCell::new(None),
+            logged: Cell::new(false),
         }
     }
 }
@@ -58,6 +61,15 @@ pub(crate) fn peer_addr() -> String {
 /// Keeps the identity the verifier accepted, so the connection need not parse it again.
 pub(crate) fn stash_verified(peer: PeerIdentity) {
     let _ = CONNECTION.try_with(|c| *c.verified.borrow_mut() = Some(peer));
+}
+
+/// Notes that the verifier logged this handshake's failure, so it is not logged twice.
+pub(crate) fn mark_logged() {
+    let _ = CONNECTION.try_with(|c| c.logged.set(true));
+}
+
+fn already_logged() -> bool {
+    CONNECTION.try_with(|c| c.logged.get()).unwrap_or(false)
 }
 
 fn take_verified() -> Option<PeerIdentity> {
@@ -130,11 +142,7 @@ impl Connection {
             Ok(Ok(tls)) => tls,
             Ok(Err((error, tcp))) => {
                 let reason = HandshakeFailure::from_io(&error);
-                let from_verifier = error
-                    .get_ref()
-                    .and_then(|e| e.downcast_ref::<rustls::Error>())
-                    .is_some_and(|e| matches!(e, rustls::Error::InvalidCertificate(_)));
-                if from_verifier {
+                if already_logged() {
                     // The verifier already logged it, with the certificate it saw.
                     self.shared.stats.record_failure(reason);
                 } else {
@@ -165,6 +173,22 @@ impl Connection {
         // rustls does not run the verifier on a resumed session, and an anonymous peer never
         // reaches it: both are checked here against the current policy.
         let resumed = conn.handshake_kind() == Some(rustls::HandshakeKind::Resumed);
+        if resumed
+            && let Some(p) = &peer
+            && !(p.not_before()..=p.not_after()).contains(&std::time::SystemTime::now())
+        {
+            // A session cache never re-checks dates: a certificate that expired since the
+            // session began must not keep resuming.
+            let reason = HandshakeFailure::Expired;
+            self.shared.stats.record_failure(reason);
+            tracing::warn!(
+                peer.addr = %self.addr, reason = %reason.as_str(), peer.identity = %p, resumed,
+                "TLS handshake failed: the resumed session's certificate is no longer valid"
+            );
+            let mut tls = tls;
+            let _ = tokio::time::timeout(Duration::from_secs(1), tls.shutdown()).await;
+            return None;
+        }
         if resumed || peer.is_none() {
             let policy = &self.shared.snapshot.load().policy;
             if let Err(denied) = policy.check(peer.as_ref()) {
@@ -235,9 +259,9 @@ impl Connection {
             io: TokioIo::new(tls),
             activity: Arc::clone(&activity),
         };
-        let conn = builder
-            .serve_connection_with_upgrades(io, service)
-            .into_owned();
+        // Without upgrades: an upgraded stream would leave the connection task, and with it
+        // the connection limit, the idle timeout and graceful shutdown.
+        let conn = builder.serve_connection(io, service).into_owned();
         tokio::select! {
             result = watcher.watch(conn) => {
                 if let Err(error) = result {
@@ -280,7 +304,12 @@ impl Activity {
             if Instant::now() >= deadline && self.in_flight.load(Ordering::Relaxed) == 0 {
                 return;
             }
-            let wake = deadline.max(Instant::now() + Duration::from_millis(10).min(timeout));
+            // With a request in flight, look again one timeout later rather than spinning.
+            let wake = if Instant::now() >= deadline {
+                Instant::now() + timeout
+            } else {
+                deadline
+            };
             tokio::time::sleep_until(wake.into()).await;
         }
     }

@@ -157,6 +157,11 @@ pub enum Error {
         "no trust bundle configured; call `.trust(TrustBundle::from_pem_file(ca)?)` or `.trust_file(ca)` on the builder, since mutual TLS verifies every peer against the CAs you trust"
     )]
     MissingTrust,
+    /// A client whose bundles are all bound to trust domains was given no `expect_server`.
+    #[error(
+        "every trust bundle is bound to a SPIFFE trust domain, so servers cannot be verified by host name; call `.expect_server(Authorizer::spiffe_id(...)?)` on the client builder, or add a bundle not bound to a trust domain"
+    )]
+    NeedsExpectServer,
     /// The server builder was not given a policy.
     #[error(
         "no authorization policy configured; call `.authorize(...)` on the builder, for example `.authorize(Authorizer::any_verified())` to admit every client whose certificate chains to your CAs, or `Authorizer::trust_domain(\"example.org\")?` for a narrower policy"
@@ -343,6 +348,7 @@ impl HandshakeFailure {
             | E::PeerMisbehaved(_)
             | E::PeerSentOversizedRecord => HandshakeFailure::Malformed,
             E::DecryptError => HandshakeFailure::BadSignature,
+            E::InvalidCertRevocationList(_) => HandshakeFailure::RevocationUnknown,
             _ => HandshakeFailure::Other,
         }
     }

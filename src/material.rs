@@ -218,14 +218,16 @@ impl TrustBundle {
         paths: impl IntoIterator<Item = P>,
     ) -> Result<Self, LoadError> {
         let mut certs = Vec::new();
+        let mut crls = Vec::new();
         let mut last = Origin::Memory("CA bundle");
         for path in paths {
             let path = path.as_ref();
             let bundle = Self::from_pem_file(path)?;
             certs.extend(bundle.certs);
+            crls.extend(bundle.crls);
             last = Origin::File(path.to_owned());
         }
-        Self::build(certs, last)
+        Ok(Self::build(certs, last)?.with_crls(Crls(crls)))
     }
 
     /// Loads every certificate of PEM bytes as a trust anchor.
@@ -264,6 +266,14 @@ impl TrustBundle {
     pub fn with_crls(mut self, crls: Crls) -> Self {
         self.crls.extend(crls.0);
         self
+    }
+
+    /// The same anchors without revocation lists.
+    pub(crate) fn without_crls(&self) -> Self {
+        TrustBundle {
+            crls: Vec::new(),
+            ..self.clone()
+        }
     }
 
     /// The revocation lists this bundle carries.

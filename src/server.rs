@@ -26,7 +26,8 @@ use crate::limits::Limits;
 use crate::material::{Crls, Identity, TrustBundle};
 use crate::provider::crypto_provider;
 use crate::source::{
-    CertificateStatus, MaterialSpec, ReloadState, Role, Rotate, Target, rotate, status,
+    CertificateStatus, Live, MaterialSpec, ReloadState, Role, Rotate, Target, Update, rotate,
+    status,
 };
 use crate::stats::ServerStats;
 use crate::tls::{ClientAuth, TlsOptions, server_config};
@@ -251,11 +252,10 @@ impl ServerBuilder {
     /// the address cannot be bound.
     pub async fn bind(self, addr: impl ToSocketAddrs + fmt::Display) -> Result<Server, Error> {
         let interval = self.material.reload_interval;
-        let (identity, trust, files) = self.material.resolve()?;
+        let (live, files) = self.material.resolve()?;
         let policy = self.policy.ok_or(Error::MissingPolicy)?;
         let material = Material {
-            identity,
-            trust,
+            live,
             policy,
             client_auth: self.client_auth,
             tls: self.tls,
@@ -338,18 +338,15 @@ impl Target for Shared {
         Role::Server
     }
 
-    fn current(&self) -> (Identity, Vec<TrustBundle>) {
+    fn current(&self) -> Live {
         let material = self.material();
-        (material.identity.clone(), material.trust.clone())
+        material.live.clone()
     }
 
-    fn install(&self, identity: Identity, trust: Vec<TrustBundle>) -> Result<(), Error> {
-        // Only identity and trust change: the policy and client-auth mode are kept, so a
-        // reload can never turn client authentication off.
-        self.update(|m| {
-            m.identity = identity;
-            m.trust = trust;
-        })
+    fn install(&self, live: Live) -> Result<(), Error> {
+        // Only identity, trust and CRLs change: the policy and client-auth mode are kept, so
+        // a reload can never turn client authentication off.
+        self.update(|m| m.live = live)
     }
 
     fn reload_state(&self) -> &ReloadState {
@@ -365,8 +362,7 @@ pub(crate) struct Snapshot {
 
 #[derive(Clone)]
 struct Material {
-    identity: Identity,
-    trust: Vec<TrustBundle>,
+    live: Live,
     policy: Authorizer,
     client_auth: ClientAuth,
     tls: TlsOptions,
@@ -376,8 +372,8 @@ impl Material {
     fn snapshot(&self, provider: &Arc<CryptoProvider>) -> Result<Snapshot, Error> {
         let config = server_config(
             provider,
-            &self.identity,
-            &self.trust,
+            &self.live.identity,
+            &self.live.effective_trust(),
             self.client_auth,
             &self.policy,
             self.tls,
@@ -409,15 +405,15 @@ impl fmt::Debug for ServerHandle {
 
 impl Rotate for ServerHandle {
     fn set_identity(&self, identity: Identity) -> Result<(), Error> {
-        rotate(&*self.shared, Some(identity), None)
+        rotate(&*self.shared, Update::identity(identity))
     }
 
     fn set_trust(&self, trust: Vec<TrustBundle>) -> Result<(), Error> {
-        rotate(&*self.shared, None, Some(trust))
+        rotate(&*self.shared, Update::trust(trust))
     }
 
     fn set_material(&self, identity: Identity, trust: Vec<TrustBundle>) -> Result<(), Error> {
-        rotate(&*self.shared, Some(identity), Some(trust))
+        rotate(&*self.shared, Update::material(identity, trust))
     }
 
     fn certificate_status(&self) -> CertificateStatus {
@@ -543,8 +539,10 @@ impl Server {
         } = self;
         let shutdown_timeout = shared.limits.shutdown_timeout;
         let http = Arc::new(HttpBuilders::new(&shared.limits));
-        let connections = Arc::new(Semaphore::new(shared.limits.max_connections));
-        let handshakes = Arc::new(Semaphore::new(shared.limits.max_handshakes));
+        // Within what a semaphore can hold, and never zero (which would never accept).
+        let permits = |n: usize| n.clamp(1, Semaphore::MAX_PERMITS);
+        let connections = Arc::new(Semaphore::new(permits(shared.limits.max_connections)));
+        let handshakes = Arc::new(Semaphore::new(permits(shared.limits.max_handshakes)));
         let graceful = GracefulShutdown::new();
         let mut tasks = JoinSet::new();
         tokio::pin!(signal);

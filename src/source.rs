@@ -79,38 +79,104 @@ pub(crate) enum Role {
     Client,
 }
 
+/// The material a live config is built from. CRLs given apart from the bundles (builder
+/// `crls`/`crl_file`) are kept apart, so replacing the bundles never drops them.
+#[derive(Clone)]
+pub(crate) struct Live {
+    pub(crate) identity: Identity,
+    pub(crate) trust: Vec<TrustBundle>,
+    pub(crate) crls: Vec<Crls>,
+}
+
+impl Live {
+    /// The bundles with the separate CRLs added (they apply to every bundle).
+    pub(crate) fn effective_trust(&self) -> Vec<TrustBundle> {
+        let mut trust = self.trust.clone();
+        if let Some(first) = trust.first_mut() {
+            for crls in &self.crls {
+                *first = first.clone().with_crls(crls.clone());
+            }
+        }
+        trust
+    }
+}
+
+/// A candidate change: each part given replaces the current one, the rest stays.
+#[derive(Default)]
+pub(crate) struct Update {
+    pub(crate) identity: Option<Identity>,
+    pub(crate) trust: Option<Vec<TrustBundle>>,
+    pub(crate) crls: Option<Vec<Crls>>,
+}
+
+impl Update {
+    pub(crate) fn identity(identity: Identity) -> Self {
+        Update {
+            identity: Some(identity),
+            ..Update::default()
+        }
+    }
+
+    pub(crate) fn trust(trust: Vec<TrustBundle>) -> Self {
+        Update {
+            trust: Some(trust),
+            ..Update::default()
+        }
+    }
+
+    pub(crate) fn material(identity: Identity, trust: Vec<TrustBundle>) -> Self {
+        Update {
+            identity: Some(identity),
+            trust: Some(trust),
+            crls: None,
+        }
+    }
+}
+
 /// What the server and client expose to the rotation machinery.
 pub(crate) trait Target: Send + Sync + 'static {
     fn role(&self) -> Role;
-    fn current(&self) -> (Identity, Vec<TrustBundle>);
+    fn current(&self) -> Live;
     /// Builds the TLS configuration from this material and swaps it in.
-    fn install(&self, identity: Identity, trust: Vec<TrustBundle>) -> Result<(), Error>;
+    fn install(&self, live: Live) -> Result<(), Error>;
     fn reload_state(&self) -> &ReloadState;
 }
 
 /// Validates and installs a candidate; records and logs the outcome.
-pub(crate) fn rotate(
-    target: &dyn Target,
-    identity: Option<Identity>,
-    trust: Option<Vec<TrustBundle>>,
-) -> Result<(), Error> {
-    let (current_identity, current_trust) = target.current();
+pub(crate) fn rotate(target: &dyn Target, update: Update) -> Result<(), Error> {
+    let state = target.reload_state();
+    // One rotation at a time: a file reload and a push through the handle must not both
+    // start from the same old material and overwrite each other's change.
+    let _serialized = state
+        .rotating
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner);
+    let current = target.current();
     let result = (|| {
-        let identity = identity.unwrap_or_else(|| current_identity.clone());
-        let trust = trust.unwrap_or_else(|| current_trust.clone());
-        if trust.is_empty() {
+        let new_identity = update.identity.is_some();
+        let candidate = Live {
+            identity: update.identity.unwrap_or_else(|| current.identity.clone()),
+            trust: update.trust.unwrap_or_else(|| current.trust.clone()),
+            crls: update.crls.unwrap_or_else(|| current.crls.clone()),
+        };
+        if candidate.trust.is_empty() {
             return Err(Error::MissingTrust);
         }
-        check_valid_now(&identity, SystemTime::now())?;
-        let was_chained = chains(&current_identity, &current_trust, target.role());
-        if was_chained && !chains(&identity, &trust, target.role()) {
+        // A new certificate must be valid now; a trust or CRL change is never blocked by our
+        // own certificate's dates.
+        if new_identity {
+            check_valid_now(&candidate.identity, SystemTime::now())?;
+        }
+        // Revocation is left out of this check: a CRL that revokes our own chain must still
+        // be installed, or revocation would stop being updated for everyone.
+        let was_chained = chains(&current.identity, &current.trust, target.role());
+        if was_chained && !chains(&candidate.identity, &candidate.trust, target.role()) {
             return Err(Error::DoesNotChain {
-                subject: subject_of(&identity),
+                subject: subject_of(&candidate.identity),
             });
         }
-        target.install(identity, trust)
+        target.install(candidate)
     })();
-    let state = target.reload_state();
     match &result {
         Ok(()) => {
             state.succeeded();
@@ -142,19 +208,17 @@ fn check_valid_now(identity: &Identity, now: SystemTime) -> Result<(), Error> {
     Ok(())
 }
 
-/// Whether our chain validates against `trust` for our role, as a peer would check it.
+/// Whether our chain validates against the anchors of `trust` for our role (CRLs ignored).
 fn chains(identity: &Identity, trust: &[TrustBundle], role: Role) -> bool {
+    let trust: Vec<TrustBundle> = trust.iter().map(TrustBundle::without_crls).collect();
+    let trust = trust.as_slice();
     let provider = crypto_provider();
     let chain = identity.chain();
     let Some((leaf, intermediates)) = chain.split_first() else {
         return false;
     };
     let now = UnixTime::now();
-    // Our own certificate revoked is a reason to refuse it; no CRL covering it is not.
-    let ours = RevocationPolicy {
-        allow_unknown_status: true,
-        ..RevocationPolicy::default()
-    };
+    let ours = RevocationPolicy::default();
     match role {
         Role::Server => {
             ServerIdentityVerifier::new(provider, trust, Some(Authorizer::any_verified()), ours)
@@ -201,6 +265,8 @@ impl MaterialSpec {
     }
 
     pub(crate) fn identity_files(&mut self, cert: &std::path::Path, key: &std::path::Path) {
+        self.files.note_loaded(cert);
+        self.files.note_loaded(key);
         self.identity = Some(Identity::from_pem_files(cert, key));
         self.files.identity = Some((cert.to_owned(), key.to_owned()));
     }
@@ -211,6 +277,7 @@ impl MaterialSpec {
     }
 
     pub(crate) fn trust_file(&mut self, path: &std::path::Path) {
+        self.files.note_loaded(path);
         self.trust.push(TrustBundle::from_pem_file(path));
         self.files.trust.push(path.to_owned());
     }
@@ -221,25 +288,36 @@ impl MaterialSpec {
     }
 
     pub(crate) fn crl_file(&mut self, path: &std::path::Path) {
+        self.files.note_loaded(path);
         self.crls.push(Crls::from_file(path));
         self.files.crls.push(path.to_owned());
     }
 
     /// The loaded material and the files to watch (none when reloading is off).
-    pub(crate) fn resolve(self) -> Result<(Identity, Vec<TrustBundle>, Files), Error> {
+    pub(crate) fn resolve(self) -> Result<(Live, Files), Error> {
         let identity = self.identity.ok_or(Error::MissingIdentity)??;
         let trust = self.trust.into_iter().collect::<Result<Vec<_>, _>>()?;
+        if trust.is_empty() {
+            return Err(Error::MissingTrust);
+        }
         let crls = self.crls.into_iter().collect::<Result<Vec<_>, _>>()?;
-        let trust = attach_crls(trust, crls)?;
         // An expired certificate at start-up is not refused (a test or a doctor may want to
         // present one); the watcher's first tick logs it as an error.
         let mut files = match self.reload_interval {
             Some(_) => self.files,
             None => Files::default(),
         };
-        // What was just loaded is the baseline: a change from here on is a reload.
-        files.loaded = files.digest();
-        Ok((identity, trust, files))
+        // The baseline is what was read when each file was loaded (recorded just before), so
+        // a change made since then is picked up on the first tick.
+        files.loaded = files.paths().map(|p| files.first_seen(p)).collect();
+        Ok((
+            Live {
+                identity,
+                trust,
+                crls,
+            },
+            files,
+        ))
     }
 
     /// Starts the watcher for `target`: file changes every reload interval, and expiry.
@@ -248,15 +326,6 @@ impl MaterialSpec {
         let every = interval.unwrap_or(Duration::from_secs(60));
         spawn_watcher(weak(target), files, every);
     }
-}
-
-/// CRLs given apart from the bundles apply to all of them; they ride on the first bundle.
-fn attach_crls(mut trust: Vec<TrustBundle>, crls: Vec<Crls>) -> Result<Vec<TrustBundle>, Error> {
-    let first = trust.first_mut().ok_or(Error::MissingTrust)?;
-    for c in crls {
-        *first = first.clone().with_crls(c);
-    }
-    Ok(trust)
 }
 
 /// Files that material was loaded from, re-read when their content changes.
@@ -270,6 +339,8 @@ pub(crate) struct Files {
     pub(crate) static_crls: Vec<Crls>,
     /// Content digests of the files as last loaded.
     loaded: Vec<[u8; 32]>,
+    /// Digests taken when the builder loaded each file.
+    first: Vec<(PathBuf, [u8; 32])>,
 }
 
 impl Files {
@@ -285,37 +356,61 @@ impl Files {
             .chain(self.crls.iter())
     }
 
+    fn note_loaded(&mut self, path: &std::path::Path) {
+        self.first.push((path.to_owned(), digest_of(path)));
+    }
+
+    fn first_seen(&self, path: &std::path::Path) -> [u8; 32] {
+        self.first
+            .iter()
+            .rev()
+            .find(|(p, _)| p == path)
+            .map_or_else(|| digest_of(path), |(_, d)| *d)
+    }
+
     /// A digest of every file's current content (a missing file hashes as its error), read
     /// through the paths each time so that a swapped `..data` symlink is followed.
     fn digest(&self) -> Vec<[u8; 32]> {
-        self.paths()
-            .map(|p| match std::fs::read(p) {
-                Ok(bytes) => sha256(&bytes),
-                Err(e) => sha256(e.to_string().as_bytes()),
-            })
-            .collect()
+        self.paths().map(|p| digest_of(p)).collect()
     }
 
-    fn load(&self) -> Result<(Option<Identity>, Option<Vec<TrustBundle>>), Error> {
+    fn load(&self) -> Result<Update, Error> {
         let identity = self
             .identity
             .as_ref()
             .map(|(cert, key)| Identity::from_pem_files(cert, key))
             .transpose()?;
-        let trust = if self.trust.is_empty() && self.crls.is_empty() {
+        let trust = if self.trust.is_empty() {
             None
         } else {
             let mut all = self.static_trust.clone();
             for path in &self.trust {
                 all.push(TrustBundle::from_pem_file(path)?);
             }
-            let mut crls = self.static_crls.clone();
-            for path in &self.crls {
-                crls.push(Crls::from_file(path)?);
-            }
-            Some(attach_crls(all, crls)?)
+            Some(all)
         };
-        Ok((identity, trust))
+        let crls = if self.crls.is_empty() {
+            None
+        } else {
+            let mut all = self.static_crls.clone();
+            for path in &self.crls {
+                all.push(Crls::from_file(path)?);
+            }
+            Some(all)
+        };
+        Ok(Update {
+            identity,
+            trust,
+            crls,
+        })
+    }
+}
+
+/// A digest of a file's content; a file that cannot be read hashes as its error.
+fn digest_of(path: &std::path::Path) -> [u8; 32] {
+    match std::fs::read(path) {
+        Ok(bytes) => sha256(&bytes),
+        Err(e) => sha256(e.to_string().as_bytes()),
     }
 }
 
@@ -352,7 +447,7 @@ pub(crate) fn spawn_watcher(target: Weak<dyn Target>, files: Files, interval: Du
 
 fn reload_files(target: &dyn Target, files: &Files, changed: bool) -> Result<(), ()> {
     match files.load() {
-        Ok((identity, trust)) => rotate(target, identity, trust).map_err(|_| ()),
+        Ok(update) => rotate(target, update).map_err(|_| ()),
         Err(e) => {
             let message = e.to_string();
             let state = target.reload_state();
@@ -369,7 +464,7 @@ fn reload_files(target: &dyn Target, files: &Files, changed: bool) -> Result<(),
 /// Logs once when our leaf passes 2/3 of its lifetime or has under 24 h left, and once when
 /// it has expired.
 pub(crate) fn check_expiry(target: &dyn Target, now: SystemTime) {
-    let (identity, _) = target.current();
+    let identity = target.current().identity;
     let Ok(leaf) = PeerIdentity::from_chain(identity.chain()) else {
         return;
     };
@@ -442,6 +537,8 @@ pub(crate) fn humantime(t: SystemTime) -> String {
 /// How reloads went, and which expiry alarm last fired.
 #[derive(Debug, Default)]
 pub(crate) struct ReloadState {
+    /// Held for the whole of a rotation.
+    rotating: Mutex<()>,
     status: Mutex<ReloadStatus>,
     alarm: Mutex<Option<([u8; 32], ExpiryLevel)>>,
 }
@@ -539,7 +636,9 @@ impl CertificateStatus {
 
 pub(crate) fn status(target: &dyn Target) -> CertificateStatus {
     let now = SystemTime::now();
-    let (identity, trust) = target.current();
+    let Live {
+        identity, trust, ..
+    } = target.current();
     let info = |chain: &[rustls_pki_types::CertificateDer<'static>]| {
         PeerIdentity::from_chain(chain)
             .ok()

@@ -27,7 +27,7 @@ use rustls::{
 use rustls_pki_types::{CertificateDer, CertificateRevocationListDer, ServerName, UnixTime};
 
 use crate::authorize::{Authorizer, Denied};
-use crate::connection::{peer_addr, stash_verified};
+use crate::connection::{mark_logged, peer_addr, stash_verified};
 use crate::error::{Error, HandshakeFailure};
 use crate::identity::PeerIdentity;
 use crate::material::TrustBundle;
@@ -131,6 +131,7 @@ fn leaf_identity(end_entity: &CertificateDer<'_>) -> Result<PeerIdentity, rustls
 /// Logs a rejected client certificate with what it claimed. Runs inside the connection's
 /// span, which carries the peer address.
 fn log_rejected(peer: &PeerIdentity, error: &rustls::Error) {
+    mark_logged();
     let reason = HandshakeFailure::from_rustls(error);
     let mut sans: Vec<String> = peer.uris().to_vec();
     sans.extend(peer.dns_names().iter().map(|d| format!("DNS:{d}")));
@@ -256,6 +257,7 @@ impl ClientCertVerifier for ClientIdentityVerifier {
         let peer = match leaf_identity(end_entity) {
             Ok(peer) => peer,
             Err(e) => {
+                mark_logged();
                 tracing::warn!(
                     peer.addr = %peer_addr(),
                     reason = %HandshakeFailure::from_rustls(&e).as_str(),
@@ -271,7 +273,7 @@ impl ClientCertVerifier for ClientIdentityVerifier {
             return Err(e);
         }
         if let Err(denied) = self.policy.check(Some(&peer)) {
-            // Runs inside the connection's span, which carries the peer address.
+            mark_logged();
             tracing::warn!(
                 peer.addr = %peer_addr(),
                 reason = %HandshakeFailure::NotAuthorized.as_str(),
@@ -374,13 +376,9 @@ impl ServerIdentityVerifier {
                 if revocation.allow_unknown_status {
                     builder = builder.allow_unknown_revocation_status();
                 }
-                Some(
-                    builder
-                        .build()
-                        .map_err(|e| Error::Tls(rustls::Error::General(e.to_string())))?,
-                )
+                Some(builder.build()?)
             }
-            (None, None) => return Err(Error::MissingTrust),
+            (None, None) => return Err(Error::NeedsExpectServer),
         };
         let crls = anchors
             .crls

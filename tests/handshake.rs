@@ -311,13 +311,12 @@ async fn optional_mode_still_rejects_an_untrusted_certificate() {
 
 #[tokio::test]
 async fn handshake_failure_emits_a_tracing_event_with_the_reason() {
-    let capture = Capture::default();
-    let _guard = capture.install();
+    let capture = Capture::global();
 
     let ca = Ca::new("root");
     let foreign = Ca::new("foreign");
     let server = serve(server_builder(&ca)).await;
-    let _ = client(&ca, &foreign.client("intruder"))
+    let _ = client(&ca, &foreign.client("traced-intruder"))
         .get(server.url("/"))
         .await
         .unwrap_err();
@@ -326,18 +325,21 @@ async fn handshake_failure_emits_a_tracing_event_with_the_reason() {
     let events = capture.events();
     let event = events
         .iter()
-        .find(|e| e.contains("reason=unknown_issuer"))
+        .find(|e| e.contains("reason=unknown_issuer") && e.contains("traced-intruder"))
         .unwrap_or_else(|| panic!("no failure event in {events:?}"));
     assert!(event.contains("peer.addr=127.0.0.1:"), "{event}");
     // The certificate that was presented is described.
     assert!(
-        event.contains("peer.subject=CN=intruder, O=Example"),
+        event.contains("peer.subject=CN=traced-intruder, O=Example"),
         "{event}"
     );
     assert!(event.contains("peer.issuer=CN=foreign"), "{event}");
     assert!(event.contains("peer.not_after="), "{event}");
     assert_eq!(
-        events.iter().filter(|e| e.contains("reason=")).count(),
+        events
+            .iter()
+            .filter(|e| e.contains("reason=") && e.contains("traced-intruder"))
+            .count(),
         1,
         "one event per failure: {events:?}"
     );

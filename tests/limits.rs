@@ -381,3 +381,41 @@ async fn stats_count_accepted_resumed_and_active() {
     assert!(eventually(|| stats.active_connections() == 0).await);
     server.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_session_whose_certificate_expired_does_not_resume() {
+    let ca = Ca::new("root");
+    let server = serve(server_builder(&ca)).await;
+    let short = ca.issue(Leaf {
+        not_before: time::Duration::hours(-1),
+        not_after: time::Duration::seconds(2),
+        ..Leaf::client("short-lived")
+    });
+    let client = Client::builder()
+        .identity(short.identity())
+        .trust(ca.trust())
+        .pool_max_idle_per_host(0)
+        .build()
+        .unwrap();
+    body_string(client.get(server.url("/")).await.unwrap()).await;
+    tokio::time::sleep(Duration::from_millis(3200)).await;
+    // The client offers its session; the certificate inside it has expired since.
+    assert!(client.get(server.url("/")).await.is_err());
+    let stats = server.stats.clone();
+    assert!(eventually(|| stats.handshake_failures(HandshakeFailure::Expired) == 1).await);
+    assert_eq!(server.seen.lock().unwrap().len(), 1);
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn unlimited_limits_do_not_panic() {
+    let ca = Ca::new("root");
+    let server = serve(
+        server_builder(&ca)
+            .max_connections(usize::MAX)
+            .max_handshakes(usize::MAX),
+    )
+    .await;
+    good_request(&ca, &server).await;
+    server.shutdown().await;
+}

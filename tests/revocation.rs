@@ -272,3 +272,58 @@ async fn rotate_set_trust_carries_crls() {
     assert!(fresh.get(server.url("/")).await.is_err());
     server.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_crl_revoking_our_own_certificate_is_still_installed() {
+    let ca = Ca::new("root");
+    let ours = ca.issue(Leaf {
+        serial: Some(REVOKED),
+        ..Leaf::server()
+    });
+    let server = Server::builder()
+        .identity(ours.identity())
+        .trust(ca.trust())
+        .authorize(Authorizer::any_verified())
+        .bind("127.0.0.1:0")
+        .await
+        .unwrap();
+    let handle = server.handle();
+    let crl = Crls::from_bytes(ca.crl(&[REVOKED, GOOD]).as_bytes()).unwrap();
+    // Refusing it would leave every other revoked peer admitted.
+    handle.set_trust(vec![ca.trust().with_crls(crl)]).unwrap();
+    let server = start(server);
+    let err = client(&ca, &leaf(&ca, GOOD))
+        .get(server.url("/"))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, ClientError::ServerRejectedCertificate { .. }),
+        "{err:?}"
+    );
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn replacing_the_bundles_keeps_the_builders_crls() {
+    let ca = Ca::new("root");
+    let server = Server::builder()
+        .identity(ca.server().identity())
+        .trust(ca.trust())
+        .crls(Crls::from_bytes(ca.crl(&[REVOKED]).as_bytes()).unwrap())
+        .authorize(Authorizer::any_verified())
+        .bind("127.0.0.1:0")
+        .await
+        .unwrap();
+    let handle = server.handle();
+    let server = start(server);
+    handle.set_trust(vec![ca.trust()]).unwrap();
+    let err = client(&ca, &leaf(&ca, REVOKED))
+        .get(server.url("/"))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, ClientError::ServerRejectedCertificate { alert } if alert == "certificate_revoked"),
+        "{err:?}"
+    );
+    server.shutdown().await;
+}

@@ -383,14 +383,28 @@ pub async fn eventually(check: impl Fn() -> bool) -> bool {
 }
 
 /// Records every `tracing` event's fields as `name=value;` strings, for asserting on logs.
+///
+/// The recorder is installed once as the process-wide subscriber: a per-thread subscriber
+/// races with tracing's callsite-interest cache when tests run in parallel. Events from every
+/// test of the binary land in one list, so assertions filter by something unique to their test.
 #[derive(Clone, Default)]
-pub struct Capture(pub Arc<Mutex<Vec<String>>>);
+pub struct Capture(Arc<Mutex<Vec<String>>>);
+
+static EVENTS: std::sync::OnceLock<Capture> = std::sync::OnceLock::new();
 
 impl Capture {
-    /// Installs the capture for the current thread (the runtime of a `#[tokio::test]`).
-    pub fn install(&self) -> tracing::subscriber::DefaultGuard {
-        use tracing_subscriber::layer::SubscriberExt;
-        tracing::subscriber::set_default(tracing_subscriber::registry().with(self.clone()))
+    /// The process-wide recorder, installed on first use.
+    pub fn global() -> Capture {
+        EVENTS
+            .get_or_init(|| {
+                use tracing_subscriber::layer::SubscriberExt;
+                let capture = Capture::default();
+                let subscriber = tracing_subscriber::registry().with(capture.clone());
+                tracing::subscriber::set_global_default(subscriber)
+                    .expect("no other global subscriber in tests");
+                capture
+            })
+            .clone()
     }
 
     pub fn events(&self) -> Vec<String> {
