@@ -511,12 +511,16 @@ fn serial_hex(raw: &[u8]) -> String {
     raw[start..].iter().map(|b| format!("{b:02X}")).collect()
 }
 
+/// A certificate time as `SystemTime`, clamped to what the platform can represent (dates
+/// before 1601 do not fit on some systems, and must not panic while parsing a peer's leaf).
 fn system_time(unix: i64) -> SystemTime {
-    if unix >= 0 {
-        UNIX_EPOCH + Duration::from_secs(unix.unsigned_abs())
+    let offset = Duration::from_secs(unix.unsigned_abs());
+    let time = if unix >= 0 {
+        UNIX_EPOCH.checked_add(offset)
     } else {
-        UNIX_EPOCH - Duration::from_secs(unix.unsigned_abs())
-    }
+        UNIX_EPOCH.checked_sub(offset)
+    };
+    time.unwrap_or(UNIX_EPOCH)
 }
 
 #[cfg(test)]
