@@ -10,7 +10,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::task::{Context, Poll};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use http::{Request, Response};
 use hyper::body::{Body, Incoming};
@@ -275,42 +275,38 @@ impl Connection {
     }
 }
 
-/// When a connection last moved bytes, and how many requests it has in flight.
+/// Whether a connection moved bytes, and how many requests it has in flight.
+///
+/// I/O bumps a counter (no clock read on the hot path); the idle watcher compares it across
+/// one timeout period.
 struct Activity {
-    start: Instant,
-    last_millis: AtomicU64,
+    events: AtomicU64,
     in_flight: AtomicUsize,
 }
 
 impl Activity {
     fn new() -> Self {
         Activity {
-            start: Instant::now(),
-            last_millis: AtomicU64::new(0),
+            events: AtomicU64::new(0),
             in_flight: AtomicUsize::new(0),
         }
     }
 
     fn touch(&self) {
-        let now = self.start.elapsed().as_millis() as u64;
-        self.last_millis.store(now, Ordering::Relaxed);
+        self.events.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// Completes once nothing has moved for `timeout` with no request in flight.
+    /// Completes once a whole `timeout` passed with nothing moving and no request in flight
+    /// (so an idle connection closes between one and two timeouts after its last activity).
     async fn idle(&self, timeout: Duration) {
+        let mut seen = self.events.load(Ordering::Relaxed);
         loop {
-            let last = Duration::from_millis(self.last_millis.load(Ordering::Relaxed));
-            let deadline = self.start + last + timeout;
-            if Instant::now() >= deadline && self.in_flight.load(Ordering::Relaxed) == 0 {
+            tokio::time::sleep(timeout).await;
+            let now = self.events.load(Ordering::Relaxed);
+            if now == seen && self.in_flight.load(Ordering::Relaxed) == 0 {
                 return;
             }
-            // With a request in flight, look again one timeout later rather than spinning.
-            let wake = if Instant::now() >= deadline {
-                Instant::now() + timeout
-            } else {
-                deadline
-            };
-            tokio::time::sleep_until(wake.into()).await;
+            seen = now;
         }
     }
 }

@@ -23,8 +23,8 @@ pub struct Limits {
     pub max_connections: usize,
     /// Time to receive a complete HTTP/1 request head. Default: 30 s.
     pub header_read_timeout: Duration,
-    /// A connection with no request in flight and no bytes moving for this long is closed.
-    /// Default: 5 minutes.
+    /// A connection with no request in flight and no bytes moving for this long is closed
+    /// (within one more period). Default: 5 minutes.
     pub idle_timeout: Duration,
     /// Largest request head: the HTTP/1 read buffer and the HTTP/2 header list. Default: 64 KiB.
     pub max_header_size: usize,
