@@ -4,7 +4,7 @@
 use std::fmt;
 use std::net::IpAddr;
 use std::str::FromStr;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use rustls::{CommonState, HandshakeKind, ProtocolVersion};
@@ -52,7 +52,8 @@ struct Inner {
     serial: String,
     not_before: SystemTime,
     not_after: SystemTime,
-    fingerprint: Fingerprint,
+    /// Computed on first use: most connections never ask for it.
+    fingerprint: OnceLock<Fingerprint>,
     chain: Vec<CertificateDer<'static>>,
     tls_version: Option<TlsVersion>,
     alpn: Option<Vec<u8>>,
@@ -90,7 +91,8 @@ impl PeerIdentity {
             && peer.0.chain.first() == chain.first()
             && let Some(inner) = Arc::get_mut(&mut peer.0)
         {
-            inner.chain = chain.to_vec();
+            // The leaf is already there (compared above); add the intermediates.
+            inner.chain.extend(chain.iter().skip(1).cloned());
             inner.tls_version = version;
             inner.alpn = conn.alpn_protocol().map(<[u8]>::to_vec);
             inner.resumed = resumed;
@@ -168,7 +170,7 @@ impl PeerIdentity {
             serial: serial_hex(cert.raw_serial()),
             not_before: system_time(validity.not_before.timestamp()),
             not_after: system_time(validity.not_after.timestamp()),
-            fingerprint: Fingerprint(sha256(leaf)),
+            fingerprint: OnceLock::new(),
             chain: chain.to_vec(),
             tls_version,
             alpn,
@@ -234,7 +236,9 @@ impl PeerIdentity {
 
     /// SHA-256 fingerprint of the leaf certificate's DER.
     pub fn fingerprint(&self) -> &Fingerprint {
-        &self.0.fingerprint
+        self.0
+            .fingerprint
+            .get_or_init(|| Fingerprint(sha256(&self.0.chain[0])))
     }
 
     /// The chain the peer presented, leaf first, as DER.
@@ -281,7 +285,7 @@ impl fmt::Debug for PeerIdentity {
             .field("spiffe_id", &self.0.spiffe_id)
             .field("dns_names", &self.0.dns_names)
             .field("serial", &self.0.serial)
-            .field("fingerprint", &self.0.fingerprint)
+            .field("fingerprint", self.fingerprint())
             .field("tls_version", &self.0.tls_version)
             .field("resumed", &self.0.resumed)
             .finish_non_exhaustive()
