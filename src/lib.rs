@@ -5,15 +5,20 @@
 //!
 //! **Concepts**
 //! - [`Identity`]: our certificate chain and private key (checked against each other on load).
-//! - [`TrustBundle`]: the CAs peers must chain to.
+//! - [`TrustBundle`]: the CAs peers must chain to, optionally bound to a SPIFFE trust domain,
+//!   with their [`Crls`].
 //! - [`Server`]: binds, requires a verified client certificate by default ([`ClientAuth`]),
-//!   serves any hyper `Service` over HTTP/1.1 or HTTP/2 (by ALPN), shuts down gracefully.
-//! - [`Client`]: pooled HTTPS client presenting our identity and verifying the server by name.
+//!   serves any hyper `Service` over HTTP/1.1 or HTTP/2 (by ALPN), within [`Limits`], and
+//!   shuts down gracefully.
+//! - [`Client`]: pooled HTTPS client presenting our identity and verifying the server by name
+//!   or, with `expect_server`, by identity.
 //! - [`PeerIdentity`]: the verified peer — subject, SANs, [`SpiffeId`], serial, validity,
 //!   fingerprint, chain — in each request's (and response's) extensions.
 //! - [`Authorizer`]: which verified peers are allowed — SPIFFE IDs, trust domains, path
 //!   prefixes, DNS SANs, closures — enforced inside the handshake, failing closed.
 //! - [`HandshakeFailure`]: why a handshake failed, in `tracing` events and [`ServerStats`].
+//! - [`Rotate`]: new certificates, keys, bundles and CRLs swapped in without a restart, from
+//!   watched files or from code, validated first; [`CertificateStatus`] shows expiry coming.
 //!
 //! **Features**
 //!
