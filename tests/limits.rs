@@ -419,3 +419,68 @@ async fn unlimited_limits_do_not_panic() {
     good_request(&ca, &server).await;
     server.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_request_head_that_never_completes_is_cut_off() {
+    let ca = Ca::new("root");
+    let server = serve(server_builder(&ca).header_read_timeout(Duration::from_millis(300))).await;
+    let leaf = ca.client("orders");
+    let config = raw_config(&ca, Some(&leaf), &[&rustls::version::TLS13], &[b"http/1.1"]);
+    let tcp = TcpStream::connect(server.addr).await.unwrap();
+    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+    let mut tls = tokio_rustls::TlsConnector::from(config)
+        .connect(name, tcp)
+        .await
+        .unwrap();
+    // Half a request head, then silence.
+    tls.write_all(b"GET / HTTP/1.1\r\nhost: local")
+        .await
+        .unwrap();
+    let started = Instant::now();
+    let mut out = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(5), tls.read_to_end(&mut out))
+        .await
+        .expect("the server closes a connection whose head never completes");
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(!String::from_utf8_lossy(&out).contains("200 OK"));
+    assert!(server.seen.lock().unwrap().is_empty(), "no handler ran");
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn http2_streams_beyond_the_limit_wait_for_a_free_one() {
+    let ca = Ca::new("root");
+    let server = serve(server_builder(&ca).http2_max_concurrent_streams(2)).await;
+    let client = client(&ca, &ca.client("orders"));
+    // Warm up one HTTP/2 connection so that all requests share it.
+    let resp = client.get(server.url("/")).await.unwrap();
+    assert_eq!(resp.version(), http::Version::HTTP_2);
+    body_string(resp).await;
+    // Five requests of 500 ms each, at most two at a time: at least three rounds.
+    let started = Instant::now();
+    let requests: Vec<_> = (0..5)
+        .map(|_| {
+            let client = client.clone();
+            let url = server.url("/slow");
+            tokio::spawn(async move { client.get(url).await.map(|r| r.status()) })
+        })
+        .collect();
+    for r in requests {
+        assert_eq!(r.await.unwrap().unwrap(), 200);
+    }
+    let elapsed = started.elapsed();
+    assert!(
+        elapsed >= Duration::from_millis(1400),
+        "streams were not limited: {elapsed:?}"
+    );
+    assert_eq!(
+        server.stats.handshakes_accepted(),
+        1,
+        "one connection carried them all"
+    );
+    server.shutdown().await;
+}
