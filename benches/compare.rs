@@ -7,8 +7,10 @@
 //! several rounds and reporting the median of each. Both share the machine with the load
 //! generator, equally. Loopback only; each measurement lasts a fixed time.
 //!
-//! Metrics: `handshakes` (new TCP connection, full mTLS handshake, one request, close) and
-//! `requests` (HTTP/1.1 keep-alive requests over a fixed set of connections). Each prints as
+//! Metrics: `handshakes` (new TCP connection, full mTLS handshake, one request, close),
+//! `requests` (HTTP/1.1 keep-alive requests over a fixed set of connections) and
+//! `kib_per_conn` (the server's resident memory per idle mTLS connection, from `VmRSS`
+//! before and after opening 1,000 of them; Linux only). Each prints as
 //! `RESULT <metric> mtls=<v> raw=<v> ratio_raw=<mtls/raw>`.
 
 use std::convert::Infallible;
@@ -29,6 +31,7 @@ use rcgen::{
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const CONCURRENCY: usize = 32;
+const IDLE_CONNECTIONS: usize = 1_000;
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
@@ -47,17 +50,22 @@ fn main() {
         .enable_all()
         .build()
         .unwrap();
-    let mut results: Vec<(&str, Vec<f64>, Vec<f64>)> =
-        vec![("handshakes", vec![], vec![]), ("requests", vec![], vec![])];
+    let mut results: Vec<(&str, Vec<f64>, Vec<f64>)> = vec![
+        ("handshakes", vec![], vec![]),
+        ("requests", vec![], vec![]),
+        ("kib_per_conn", vec![], vec![]),
+    ];
     for round in 0..rounds {
         for (index, mode) in ["--serve-mtls", "--serve-raw"].into_iter().enumerate() {
             let mut server = Server::start(mode, &dir);
+            let pid = server.child.id();
             let rates = runtime.block_on(async {
                 let full = certs.client_config(false);
                 let handshakes = handshakes(server.addr, full, seconds).await;
                 let keep = certs.client_config(true);
-                let requests = keep_alive(server.addr, keep, seconds).await;
-                [handshakes, requests]
+                let requests = keep_alive(server.addr, Arc::clone(&keep), seconds).await;
+                let memory = idle_memory(server.addr, pid, keep).await;
+                [handshakes, requests, memory]
             });
             for (metric, rate) in results.iter_mut().zip(rates) {
                 if index == 0 {
@@ -67,11 +75,12 @@ fn main() {
                 }
             }
             eprintln!(
-                "round {} {}: {:.0} handshakes/s, {:.0} requests/s",
+                "round {} {}: {:.0} handshakes/s, {:.0} requests/s, {:.1} KiB per idle connection",
                 round + 1,
                 &mode[8..],
                 rates[0],
-                rates[1]
+                rates[1],
+                rates[2]
             );
             server.stop();
         }
@@ -80,7 +89,7 @@ fn main() {
     for (metric, mtls, raw) in results {
         let (m, r) = (median(mtls), median(raw));
         println!(
-            "RESULT {metric} mtls={m:.0} raw={r:.0} ratio_raw={:.3}",
+            "RESULT {metric} mtls={m:.1} raw={r:.1} ratio_raw={:.3}",
             m / r
         );
     }
@@ -155,6 +164,37 @@ async fn keep_alive(addr: SocketAddr, config: Arc<rustls::ClientConfig>, seconds
         }
     })
     .await
+}
+
+/// Resident memory the server adds per idle connection: `IDLE_CONNECTIONS` connections, each
+/// with a completed handshake and one request, then left open.
+async fn idle_memory(addr: SocketAddr, pid: u32, config: Arc<rustls::ClientConfig>) -> f64 {
+    // Settle after the load runs, so their buffers are not counted.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let before = rss_kib(pid);
+    let mut open = Vec::with_capacity(IDLE_CONNECTIONS);
+    let mut buf = vec![0u8; 4096];
+    for _ in 0..IDLE_CONNECTIONS {
+        let mut tls = connect(addr, &config).await;
+        tls.write_all(b"GET / HTTP/1.1\r\nhost: localhost\r\n\r\n")
+            .await
+            .unwrap();
+        read_response(&mut tls, &mut buf).await;
+        open.push(tls);
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let after = rss_kib(pid);
+    drop(open);
+    after.saturating_sub(before) as f64 / IDLE_CONNECTIONS as f64
+}
+
+fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("Linux /proc");
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmRSS")
 }
 
 /// Reads one response with a Content-Length body.
