@@ -5,9 +5,12 @@
 //! 1. renews the server's certificate;
 //! 2. starts a CA rotation: both sides trust the old and the new CA;
 //! 3. re-issues both certificates from the new CA;
-//! 4. removes the old CA.
+//! 4. removes the old CA;
+//! 5. pushes a certificate through code ([`mtls::Rotate`]), as a control plane would, and has
+//!    an expired one refused.
 //!
-//! It prints how many requests succeeded and exits non-zero if any failed.
+//! It prints how many requests succeeded and exits non-zero if any failed or a rotation did
+//! not happen.
 //! Run it with `cargo run --example rotation`.
 
 use std::path::{Path, PathBuf};
@@ -108,9 +111,17 @@ async fn main() -> Result<(), Failure> {
                 if server_handle.certificate_status().reloads > before.0
                     && client.certificate_status().reloads >= before.1
                 {
-                    return;
+                    return Ok(());
                 }
             }
+            let (server, client) = (
+                server_handle.certificate_status(),
+                client.certificate_status(),
+            );
+            Err(format!(
+                "no reload within 10 s (server: {:?}, client: {:?})",
+                server.last_reload_error, client.last_reload_error
+            ))
         }
     };
     let reloads = || {
@@ -127,13 +138,13 @@ async fn main() -> Result<(), Failure> {
         "server.key",
         &old_ca.issue("localhost", true)?,
     )?;
-    wait_reload(before).await;
+    wait_reload(before).await?;
 
     println!("2. CA rotation begins: both sides trust the old and the new CA");
     let new_ca = DevCa::new("new CA")?;
     let before = reloads();
     dir.put("ca.crt", &format!("{}{}", old_ca.pem, new_ca.pem))?;
-    wait_reload((before.0, before.1 + 1)).await;
+    wait_reload((before.0, before.1 + 1)).await?;
 
     println!("3. both certificates re-issued by the new CA");
     let before = reloads();
@@ -143,13 +154,25 @@ async fn main() -> Result<(), Failure> {
         &new_ca.issue("localhost", true)?,
     )?;
     dir.write("client.crt", "client.key", &new_ca.issue("orders", false)?)?;
-    wait_reload((before.0, before.1 + 1)).await;
+    wait_reload((before.0, before.1 + 1)).await?;
 
     println!("4. the old CA is removed");
     let before = reloads();
     dir.put("ca.crt", &new_ca.pem)?;
-    wait_reload((before.0, before.1 + 1)).await;
+    wait_reload((before.0, before.1 + 1)).await?;
     tokio::time::sleep(RELOAD * 3).await;
+
+    // A control plane (Vault, SPIRE, your own) pushes material through code instead of files,
+    // with the same validation: an expired certificate is refused and the last good one stays.
+    println!("5. a control plane pushes a new server certificate through code");
+    let (cert, key) = new_ca.issue("localhost", true)?;
+    server_handle.set_identity(mtls::Identity::from_pem(cert.as_bytes(), key.as_bytes())?)?;
+    let (cert, key) = new_ca.issue_expired("localhost")?;
+    match server_handle.set_identity(mtls::Identity::from_pem(cert.as_bytes(), key.as_bytes())?) {
+        Err(e) => println!("   an expired push is refused, the last good certificate stays: {e}"),
+        Ok(()) => return Err("an expired certificate was swapped in".into()),
+    }
+    tokio::time::sleep(RELOAD * 2).await;
 
     stop.store(true, Ordering::Relaxed);
     caller.await?;
@@ -169,6 +192,19 @@ async fn main() -> Result<(), Failure> {
     println!("{ok} requests succeeded, {failed} failed");
     if failed > 0 || ok == 0 {
         return Err("requests failed during rotation".into());
+    }
+    // The rotations really happened: a new connection meets a server certificate from the
+    // new CA, and the old CA is gone from the trust bundle.
+    let resp = client.get(url).await?;
+    let issuer = resp
+        .extensions()
+        .get::<PeerIdentity>()
+        .map(|p| p.issuer().to_owned())
+        .unwrap_or_default();
+    println!("the server's certificate is now issued by `{issuer}`");
+    let anchors: Vec<_> = status.trust_anchors.iter().map(|a| &a.subject).collect();
+    if !issuer.contains("new CA") || anchors.len() != 1 || !anchors[0].contains("new CA") {
+        return Err("the server did not end up on the new CA".into());
     }
     Ok(())
 }
@@ -229,8 +265,27 @@ impl DevCa {
 
     /// A leaf as (certificate PEM, key PEM).
     fn issue(&self, name: &str, server: bool) -> Result<(String, String), Failure> {
+        self.issue_with(name, server, |_| {})
+    }
+
+    /// A server leaf that expired yesterday.
+    fn issue_expired(&self, name: &str) -> Result<(String, String), Failure> {
+        self.issue_with(name, true, |params| {
+            let now = time::OffsetDateTime::now_utc();
+            params.not_before = now - time::Duration::days(3);
+            params.not_after = now - time::Duration::days(1);
+        })
+    }
+
+    fn issue_with(
+        &self,
+        name: &str,
+        server: bool,
+        adjust: impl FnOnce(&mut CertificateParams),
+    ) -> Result<(String, String), Failure> {
         let key = KeyPair::generate()?;
         let mut params = CertificateParams::new(vec![name.to_owned()])?;
+        adjust(&mut params);
         params.distinguished_name.push(DnType::CommonName, name);
         params.extended_key_usages = vec![if server {
             ExtendedKeyUsagePurpose::ServerAuth

@@ -144,6 +144,13 @@ pub(crate) trait Target: Send + Sync + 'static {
 
 /// Validates and installs a candidate; records and logs the outcome.
 pub(crate) fn rotate(target: &dyn Target, update: Update) -> Result<(), Error> {
+    rotate_logged(target, update, true)
+}
+
+/// As [`rotate`]; with `report_repeat` false, a failure identical to the last one is returned
+/// but neither logged nor counted again (the file watcher retries a rejected candidate on
+/// every tick until it becomes acceptable).
+fn rotate_logged(target: &dyn Target, update: Update, report_repeat: bool) -> Result<(), Error> {
     let state = target.reload_state();
     // One rotation at a time: a file reload and a push through the handle must not both
     // start from the same old material and overwrite each other's change.
@@ -153,7 +160,12 @@ pub(crate) fn rotate(target: &dyn Target, update: Update) -> Result<(), Error> {
         .unwrap_or_else(PoisonError::into_inner);
     let current = target.current();
     let result = (|| {
-        let new_identity = update.identity.is_some();
+        // The file watcher re-reads the identity files with every change: the same chain is
+        // not a new identity, so a trust or CRL change is never blocked by our own dates.
+        let new_identity = update
+            .identity
+            .as_ref()
+            .is_some_and(|i| i.chain() != current.identity.chain());
         let candidate = Live {
             identity: update.identity.unwrap_or_else(|| current.identity.clone()),
             trust: update.trust.unwrap_or_else(|| current.trust.clone()),
@@ -182,6 +194,7 @@ pub(crate) fn rotate(target: &dyn Target, update: Update) -> Result<(), Error> {
             state.succeeded();
             tracing::info!("certificate material reloaded");
         }
+        Err(e) if !report_repeat && state.last_error().as_deref() == Some(&e.to_string()) => {}
         Err(e) => {
             state.failed(e.to_string());
             tracing::warn!(error = %e, "certificate reload rejected; keeping the last good material");
@@ -217,7 +230,23 @@ fn chains(identity: &Identity, trust: &[TrustBundle], role: Role) -> bool {
     let Some((leaf, intermediates)) = chain.split_first() else {
         return false;
     };
-    let now = UnixTime::now();
+    // Whether the chain *builds* is asked apart from whether it is valid today (checked on
+    // its own): an expired current certificate must not switch the chain check off.
+    let now = match PeerIdentity::from_chain(chain) {
+        Ok(p) => {
+            // Not `clamp`: it panics when a certificate's dates are inverted.
+            let now = SystemTime::now();
+            let t = if now > p.not_after() {
+                p.not_after()
+            } else if now < p.not_before() {
+                p.not_before()
+            } else {
+                now
+            };
+            UnixTime::since_unix_epoch(t.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default())
+        }
+        Err(_) => return false,
+    };
     let ours = RevocationPolicy::default();
     match role {
         Role::Server => {
@@ -423,7 +452,8 @@ pub(crate) fn spawn_watcher(target: Weak<dyn Target>, files: Files, interval: Du
     runtime.spawn(async move {
         let mut seen = files.loaded.clone();
         let mut pending_failure = false;
-        let mut ticker = tokio::time::interval(interval);
+        // A zero interval would panic in tokio; poll at most every 10 ms.
+        let mut ticker = tokio::time::interval(interval.max(Duration::from_millis(10)));
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             ticker.tick().await;
@@ -447,7 +477,7 @@ pub(crate) fn spawn_watcher(target: Weak<dyn Target>, files: Files, interval: Du
 
 fn reload_files(target: &dyn Target, files: &Files, changed: bool) -> Result<(), ()> {
     match files.load() {
-        Ok(update) => rotate(target, update).map_err(|_| ()),
+        Ok(update) => rotate_logged(target, update, changed).map_err(|_| ()),
         Err(e) => {
             let message = e.to_string();
             let state = target.reload_state();

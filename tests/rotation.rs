@@ -330,7 +330,13 @@ async fn ca_rotation_overlap_accepts_both_then_drops_the_old() {
     let new_client = unpooled(&new, &new.client("already-new"));
     assert_eq!(old_client.get(server.url("/")).await.unwrap().status(), 200);
     assert_eq!(new_client.get(server.url("/")).await.unwrap().status(), 200);
-    // The old CA leaves the bundle: its clients are refused, even when resuming a session.
+    // The old client holds a session it can resume while the old CA is trusted...
+    body_string(old_client.get(server.url("/")).await.unwrap()).await;
+    assert!(
+        server.last_peer().unwrap().resumed(),
+        "resumption is in play"
+    );
+    // ...then the old CA leaves the bundle: its clients are refused, even when resuming.
     handle.set_trust(vec![new.trust()]).unwrap();
     let err = old_client.get(server.url("/")).await.unwrap_err();
     assert!(
@@ -529,5 +535,118 @@ async fn expiry_warnings_fire_at_the_thresholds() {
     }
     assert!(expired, "{:?}", capture.events());
     assert!(handle.certificate_status().identity.expired);
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn client_trust_change_stops_resumption() {
+    let ca = Ca::new("root");
+    let other = Ca::new("other root");
+    let server = serve(server_builder(&ca)).await;
+    let client = unpooled(&ca, &ca.client("orders"));
+    let resumed = |resp: &hyper::Response<hyper::body::Incoming>| {
+        resp.extensions().get::<PeerIdentity>().unwrap().resumed()
+    };
+    let first = client.get(server.url("/")).await.unwrap();
+    assert!(!resumed(&first));
+    body_string(first).await;
+    let second = client.get(server.url("/")).await.unwrap();
+    assert!(resumed(&second), "the client resumes under unchanged trust");
+    body_string(second).await;
+    // Any change of trust: sessions verified under the old bundle are not offered again.
+    client.set_trust(vec![ca.trust(), other.trust()]).unwrap();
+    let third = client.get(server.url("/")).await.unwrap();
+    assert!(!resumed(&third), "a trust change means a full handshake");
+    body_string(third).await;
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn trust_file_change_is_taken_while_our_certificate_is_expired() {
+    let ca = Ca::new("root");
+    let next_ca = Ca::new("next root");
+    let expired = ca.issue(Leaf {
+        not_before: time::Duration::days(-3),
+        not_after: time::Duration::days(-1),
+        ..Leaf::server()
+    });
+    let dir = Dir::new("expired-own");
+    let (server, handle) = file_server(&dir, &ca, &expired).await;
+    // Our own dates never block a trust change: peers' trust must stay current.
+    dir.put("ca.crt", &format!("{}{}", ca.pem, next_ca.pem));
+    assert!(
+        eventually(|| handle.certificate_status().trust_anchors.len() == 2).await,
+        "{:?}",
+        handle.certificate_status().last_reload_error
+    );
+    assert_eq!(handle.certificate_status().reload_failures, 0);
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn an_expired_current_certificate_does_not_switch_the_chain_check_off() {
+    let ca = Ca::new("root");
+    let foreign = Ca::new("foreign");
+    let expired = ca.issue(Leaf {
+        not_before: time::Duration::days(-3),
+        not_after: time::Duration::days(-1),
+        ..Leaf::server()
+    });
+    let (server, handle) = serve_with(&ca, &expired).await;
+    let err = handle
+        .set_identity(foreign.server().identity())
+        .unwrap_err();
+    assert!(matches!(err, mtls::Error::DoesNotChain { .. }), "{err:?}");
+    // A renewal from our own CA is taken.
+    handle.set_identity(ca.server().identity()).unwrap();
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_rejected_file_candidate_is_reported_once_while_it_is_retried() {
+    let ca = Ca::new("root");
+    let dir = Dir::new("retry");
+    let first = ca.server();
+    let (server, handle) = file_server(&dir, &ca, &first).await;
+    let expired = ca.issue(Leaf {
+        not_before: time::Duration::days(-3),
+        not_after: time::Duration::days(-1),
+        ..Leaf::server()
+    });
+    dir.put("tls.key", &expired.key_pem);
+    dir.put("tls.crt", &expired.cert_pem);
+    assert!(eventually(|| handle.certificate_status().reload_failures == 1).await);
+    // Ten more ticks of retries: not counted (or logged) again.
+    tokio::time::sleep(TICK * 10).await;
+    let status = handle.certificate_status();
+    assert_eq!(status.reload_failures, 1);
+    assert!(status.last_reload_error.unwrap().contains("valid"));
+    let client = unpooled(&ca, &ca.client("orders"));
+    assert_eq!(served_leaf(&client, &server).await, first.der);
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_zero_reload_interval_still_reloads() {
+    let ca = Ca::new("root");
+    let dir = Dir::new("zero");
+    let first = ca.server();
+    dir.put("tls.crt", &first.cert_pem);
+    dir.put("tls.key", &first.key_pem);
+    dir.put("ca.crt", &ca.pem);
+    let server = Server::builder()
+        .identity_files(dir.path("tls.crt"), dir.path("tls.key"))
+        .trust_file(dir.path("ca.crt"))
+        .authorize(Authorizer::any_verified())
+        .reload_interval(Some(Duration::ZERO))
+        .bind("127.0.0.1:0")
+        .await
+        .unwrap();
+    let server = start(server);
+    let client = unpooled(&ca, &ca.client("orders"));
+    let next = ca.server();
+    dir.put("tls.key", &next.key_pem);
+    dir.put("tls.crt", &next.cert_pem);
+    assert!(wait_for_leaf(&client, &server, &next.der).await);
     server.shutdown().await;
 }
