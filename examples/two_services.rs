@@ -50,6 +50,7 @@ async fn main() -> Result<(), Failure> {
         .await?;
     let addr = server.local_addr();
     let stats = server.stats();
+    let handle = server.handle();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let inventory = tokio::spawn(server.serve_with_shutdown(
         service_fn(|req: Request<Incoming>| async move {
@@ -107,7 +108,7 @@ async fn main() -> Result<(), Failure> {
         "[anonymous] rejected: {}",
         anonymous.err().ok_or("anonymous caller was served")?
     );
-    wait_for(|| stats.handshake_failures(HandshakeFailure::NoCertificate) == 1).await;
+    wait_for(|| stats.handshake_failures(HandshakeFailure::NoCertificate) == 1).await?;
     println!("[inventory] counted: {}", HandshakeFailure::NoCertificate);
 
     // 5. A caller whose certificate comes from another CA: rejected, with the reason named.
@@ -126,12 +127,14 @@ async fn main() -> Result<(), Failure> {
         matches!(err, mtls::ClientError::ServerRejectedCertificate { .. }),
         "the intruder hears why",
     )?;
-    wait_for(|| stats.handshake_failures(HandshakeFailure::UnknownIssuer) == 1).await;
+    wait_for(|| stats.handshake_failures(HandshakeFailure::UnknownIssuer) == 1).await?;
     println!("[inventory] counted: {}", HandshakeFailure::UnknownIssuer);
 
     // 6. reporting: same CA, valid certificate, but not allowed by inventory's policy.
+    let reporting_cert = ca.issue("reporting", "spiffe://example.org/reporting", false)?;
+    let reporting_id = PeerIdentity::from_chain(reporting_cert.chain())?;
     let reporting = Client::builder()
-        .identity(ca.issue("reporting", "spiffe://example.org/reporting", false)?)
+        .identity(reporting_cert)
         .trust(ca.trust()?)
         .build()?;
     let err = reporting
@@ -144,8 +147,18 @@ async fn main() -> Result<(), Failure> {
         matches!(&err, mtls::ClientError::ServerRejectedCertificate { alert } if alert == "access_denied"),
         "reporting is denied by policy",
     )?;
-    wait_for(|| stats.handshake_failures(HandshakeFailure::NotAuthorized) == 1).await;
+    wait_for(|| stats.handshake_failures(HandshakeFailure::NotAuthorized) == 1).await?;
     println!("[inventory] counted: {}", HandshakeFailure::NotAuthorized);
+    // The server's log (stderr) carries the same facts; here they are asked of its policy.
+    let denied = handle
+        .authorizer()
+        .check(Some(&reporting_id))
+        .err()
+        .ok_or("the policy allows reporting")?;
+    println!(
+        "[inventory] denied {}: not allowed by policy {}",
+        denied.presented, denied.policy
+    );
 
     // 7. Graceful shutdown.
     let _ = stop.send(());
@@ -166,13 +179,15 @@ fn check(ok: bool, what: &str) -> Result<(), Failure> {
     }
 }
 
-async fn wait_for(condition: impl Fn() -> bool) {
-    for _ in 0..100 {
+/// Waits up to two seconds for a server-side counter (updated just after the client hears).
+async fn wait_for(condition: impl Fn() -> bool) -> Result<(), Failure> {
+    for _ in 0..200 {
         if condition() {
-            return;
+            return Ok(());
         }
         tokio::time::sleep(std::time::Duration::from_millis(10)).await;
     }
+    Err("the server did not count the rejection".into())
 }
 
 /// A plain tokio-rustls client that trusts the server but has no certificate to show.

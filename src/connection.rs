@@ -82,6 +82,8 @@ fn take_verified() -> Option<PeerIdentity> {
 pub(crate) type BoxError = Box<dyn std::error::Error + Send + Sync>;
 type TlsStream = tokio_rustls::server::TlsStream<TcpStream>;
 
+const ONE_YEAR: Duration = Duration::from_secs(365 * 24 * 3600);
+
 /// One HTTP connection builder per ALPN outcome, shared by every connection.
 pub(crate) struct HttpBuilders {
     h1: auto::Builder<TokioExecutor>,
@@ -95,7 +97,8 @@ impl HttpBuilders {
         let configure = |mut b: auto::Builder<TokioExecutor>| {
             b.http1()
                 .timer(TokioTimer::new())
-                .header_read_timeout(limits.header_read_timeout)
+                // hyper adds this to the clock unchecked: a year stands for "no limit".
+                .header_read_timeout(limits.header_read_timeout.min(ONE_YEAR))
                 .max_buf_size(limits.max_header_size.max(8192));
             b.http2()
                 .timer(TokioTimer::new())
@@ -182,7 +185,10 @@ impl Connection {
             let reason = HandshakeFailure::Expired;
             self.shared.stats.record_failure(reason);
             tracing::warn!(
-                peer.addr = %self.addr, reason = %reason.as_str(), peer.identity = %p, resumed,
+                peer.addr = %self.addr, reason = %reason.as_str(), peer.identity = %p,
+                peer.subject = %p.subject(), peer.issuer = %p.issuer(),
+                peer.not_before = %crate::source::humantime(p.not_before()),
+                peer.not_after = %crate::source::humantime(p.not_after()), resumed,
                 "TLS handshake failed: the resumed session's certificate is no longer valid"
             );
             let mut tls = tls;
@@ -195,14 +201,7 @@ impl Connection {
                 self.shared
                     .stats
                     .record_failure(HandshakeFailure::NotAuthorized);
-                tracing::warn!(
-                    peer.addr = %self.addr,
-                    reason = %HandshakeFailure::NotAuthorized.as_str(),
-                    peer.identity = %denied.presented,
-                    policy = %denied.policy,
-                    resumed,
-                    "TLS handshake failed: peer not authorized by policy"
-                );
+                crate::verify::log_not_authorized(&self.addr, peer.as_ref(), &denied, resumed);
                 let mut tls = tls;
                 let _ = tokio::time::timeout(Duration::from_secs(1), tls.shutdown()).await;
                 return None;

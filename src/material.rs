@@ -133,6 +133,16 @@ impl Identity {
                     key: key_origin,
                 });
             }
+            // The leaf could not be read for its public key (webpki reads less than
+            // x509-parser does: no single DER value over 64 KiB, for one): it is the
+            // certificate that is unusable, not the key.
+            Err(rustls::Error::InvalidCertificate(e)) => {
+                return Err(LoadError::InvalidCertificate {
+                    origin: cert_origin,
+                    index: 1,
+                    detail: format!("rustls cannot read it: {e:?}"),
+                });
+            }
             // Both providers report the public key of every key type they load, so an
             // unknown answer means a key we cannot vouch for: refuse it rather than guess.
             Err(e) => {

@@ -254,6 +254,15 @@ impl ServerBuilder {
         let interval = self.material.reload_interval;
         let (live, files) = self.material.resolve()?;
         let policy = self.policy.ok_or(Error::MissingPolicy)?;
+        if self.client_auth == ClientAuth::Optional && !policy.admits_anonymous() {
+            // Fails closed, but say so: the caller asked for optional and will not get it.
+            tracing::warn!(
+                %policy,
+                "client_auth(Optional) with a policy that admits no anonymous peer: client \
+                 certificates stay mandatory; allow Authorizer::anonymous() in the policy to \
+                 let clients without one in"
+            );
+        }
         let material = Material {
             live,
             policy,
@@ -544,6 +553,10 @@ impl Server {
         let connections = Arc::new(Semaphore::new(permits(shared.limits.max_connections)));
         let handshakes = Arc::new(Semaphore::new(permits(shared.limits.max_handshakes)));
         let graceful = GracefulShutdown::new();
+        // Handshakes in progress when shutdown begins are dropped at once: graceful shutdown
+        // drains requests, and a peer still handshaking has none (nor may a stalled one hold
+        // shutdown up until its handshake timeout).
+        let (stopping, stop_watch) = tokio::sync::watch::channel(false);
         let mut tasks = JoinSet::new();
         tokio::pin!(signal);
 
@@ -564,10 +577,14 @@ impl Server {
                         let service = service.clone();
                         let span = tracing::info_span!("mtls.connection", peer.addr = %addr);
                         let stats = Arc::clone(&shared.stats);
+                        let mut stop_watch = stop_watch.clone();
                         tasks.spawn(CONNECTION.scope(ConnectionContext::new(addr), async move {
                             let _active = stats.connection_opened();
                             let _connection_permit = connection_permit;
-                            let handshake = connection.handshake(tcp).await;
+                            let handshake = tokio::select! {
+                                handshake = connection.handshake(tcp) => handshake,
+                                _ = stop_watch.wait_for(|stop| *stop) => None,
+                            };
                             drop(handshake_permit);
                             if let Some(io) = handshake {
                                 connection.serve(io, service, watcher).await;
@@ -580,6 +597,7 @@ impl Server {
         }
 
         drop(listener);
+        let _ = stopping.send(true);
         tracing::info!(
             in_flight = graceful.count(),
             "shutting down: stopped accepting, draining connections"

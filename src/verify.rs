@@ -173,20 +173,58 @@ fn leaf_identity(end_entity: &CertificateDer<'_>) -> Result<PeerIdentity, rustls
 fn log_rejected(peer: &PeerIdentity, error: &rustls::Error) {
     mark_logged();
     let reason = HandshakeFailure::from_rustls(error);
-    let mut sans: Vec<String> = peer.uris().to_vec();
-    sans.extend(peer.dns_names().iter().map(|d| format!("DNS:{d}")));
-    sans.extend(peer.ip_addresses().iter().map(|ip| format!("IP:{ip}")));
     tracing::warn!(
         peer.addr = %peer_addr(),
         reason = %reason.as_str(),
         peer.subject = %peer.subject(),
-        peer.sans = %sans.join(","),
+        peer.sans = %sans_of(peer),
         peer.issuer = %peer.issuer(),
         peer.not_before = %crate::source::humantime(peer.not_before()),
         peer.not_after = %crate::source::humantime(peer.not_after()),
         detail = %error,
         "TLS handshake failed: {reason}"
     );
+}
+
+/// The SANs of `peer` in one field: URIs as they are, then `DNS:` names and `IP:` addresses.
+fn sans_of(peer: &PeerIdentity) -> String {
+    let mut sans: Vec<String> = peer.uris().to_vec();
+    sans.extend(peer.dns_names().iter().map(|d| format!("DNS:{d}")));
+    sans.extend(peer.ip_addresses().iter().map(|ip| format!("IP:{ip}")));
+    sans.join(",")
+}
+
+/// Logs a peer the policy denied, with the certificate it presented (if any) and the policy.
+pub(crate) fn log_not_authorized(
+    addr: &dyn fmt::Display,
+    peer: Option<&PeerIdentity>,
+    denied: &Denied,
+    resumed: bool,
+) {
+    let reason = HandshakeFailure::NotAuthorized.as_str();
+    match peer {
+        Some(peer) => tracing::warn!(
+            peer.addr = %addr,
+            reason,
+            peer.identity = %denied.presented,
+            peer.subject = %peer.subject(),
+            peer.sans = %sans_of(peer),
+            peer.issuer = %peer.issuer(),
+            peer.not_before = %crate::source::humantime(peer.not_before()),
+            peer.not_after = %crate::source::humantime(peer.not_after()),
+            policy = %denied.policy,
+            resumed,
+            "TLS handshake failed: peer not authorized by policy"
+        ),
+        None => tracing::warn!(
+            peer.addr = %addr,
+            reason,
+            peer.identity = %denied.presented,
+            policy = %denied.policy,
+            resumed,
+            "TLS handshake failed: peer not authorized by policy"
+        ),
+    }
 }
 
 /// Verifies client certificates on a server: chain per trust domain, then policy.
@@ -314,13 +352,7 @@ impl ClientCertVerifier for ClientIdentityVerifier {
         }
         if let Err(denied) = self.policy.check(Some(&peer)) {
             mark_logged();
-            tracing::warn!(
-                peer.addr = %peer_addr(),
-                reason = %HandshakeFailure::NotAuthorized.as_str(),
-                peer.identity = %denied.presented,
-                policy = %denied.policy,
-                "TLS handshake failed: peer not authorized by policy"
-            );
+            log_not_authorized(&peer_addr(), Some(&peer), &denied, false);
             // rustls answers this error with the access_denied alert.
             return Err(rustls::Error::InvalidCertificate(
                 CertificateError::ApplicationVerificationFailure,

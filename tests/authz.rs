@@ -71,6 +71,14 @@ async fn valid_chain_with_the_wrong_identity_is_denied_in_the_handshake() {
         event.contains("policy=spiffe_id(spiffe://example.org/orders)"),
         "{event}"
     );
+    // The certificate that was presented is described, as for every other failure.
+    assert!(event.contains("peer.subject=CN="), "{event}");
+    assert!(
+        event.contains("peer.sans=spiffe://example.org/reporting"),
+        "{event}"
+    );
+    assert!(event.contains("peer.issuer=CN=root"), "{event}");
+    assert!(event.contains("peer.not_after="), "{event}");
     server.shutdown().await;
 }
 
@@ -186,6 +194,11 @@ async fn resumption_after_the_policy_changed_is_rejected() {
         1,
         "only the first request was served"
     );
+    // The first line of defence: a policy change builds a config with a fresh session cache,
+    // so the client's ticket does not resume and the full verifier denies it with an alert.
+    // (A policy whose answer changes without a swap is re-checked on resumption; see
+    // `resumed_session_is_reauthorized_against_the_current_decision`.)
+    assert_eq!(running.stats.handshakes_resumed(), 0, "no session resumed");
     running.shutdown().await;
 }
 
@@ -216,10 +229,15 @@ async fn resumed_session_is_reauthorized_against_the_current_decision() {
     assert_eq!(server.seen.lock().unwrap().len(), 1);
     let events = capture.events();
     assert!(
-        events
-            .iter()
-            .any(|e| e.contains("reason=not_authorized") && e.contains("resumed=true")),
+        events.iter().any(|e| e.contains("reason=not_authorized")
+            && e.contains("resumed=true")
+            && e.contains("peer.subject=CN=orders")),
         "{events:?}"
+    );
+    assert_eq!(
+        stats.handshakes_resumed(),
+        0,
+        "the denied resumption is not counted"
     );
     server.shutdown().await;
 }

@@ -175,10 +175,13 @@ fn verifiers_agree_with_rustls_on_x509_limbo() {
     for s in &tally.stricter {
         println!("  stricter {s}");
     }
+    // Every case but those with no DNS/IP peer name (one in the corpus: a name-constraint case
+    // on directory names, which rustls' server verifier cannot take without a name) is compared.
     assert!(
-        tally.cases > 150,
-        "the corpus was read ({} cases)",
-        tally.cases
+        tally.cases >= 207 && tally.skipped.len() <= 1,
+        "the whole corpus was compared ({} cases, skipped {:?})",
+        tally.cases,
+        tally.skipped
     );
     assert!(
         tally.weaker.is_empty(),

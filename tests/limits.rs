@@ -413,9 +413,16 @@ async fn unlimited_limits_do_not_panic() {
     let server = serve(
         server_builder(&ca)
             .max_connections(usize::MAX)
-            .max_handshakes(usize::MAX),
+            .max_handshakes(usize::MAX)
+            .handshake_timeout(Duration::MAX)
+            .header_read_timeout(Duration::MAX)
+            .idle_timeout(Duration::MAX)
+            .shutdown_timeout(Duration::MAX)
+            .max_header_size(usize::MAX)
+            .http2_max_concurrent_streams(u32::MAX),
     )
     .await;
+    good_request(&ca, &server).await;
     good_request(&ca, &server).await;
     server.shutdown().await;
 }

@@ -59,3 +59,20 @@ async fn shutdown_deadline_cuts_off_slow_requests() {
     );
     assert!(request.await.unwrap().is_err(), "the cut-off request fails");
 }
+
+#[tokio::test]
+async fn a_stalled_handshake_does_not_hold_up_shutdown() {
+    let ca = Ca::new("root");
+    // The default 10 s handshake timeout: shutdown must not wait for it.
+    let mut server = serve(server_builder(&ca)).await;
+    let stalled = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    let stats = server.stats.clone();
+    assert!(eventually(|| stats.active_connections() == 1).await);
+    server.begin_shutdown();
+    tokio::time::timeout(Duration::from_secs(3), &mut server.task)
+        .await
+        .expect("shutdown does not wait for a handshake in progress")
+        .unwrap()
+        .unwrap();
+    drop(stalled);
+}
