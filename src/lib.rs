@@ -57,6 +57,8 @@
 mod authorize;
 mod client;
 mod connection;
+#[cfg(feature = "dev")]
+pub mod dev;
 mod error;
 mod identity;
 mod limits;

@@ -11,75 +11,43 @@ use http_body_util::Full;
 use hyper::body::{Bytes, Incoming};
 use hyper::service::service_fn;
 use hyper::{Request, Response};
+use mtls::dev::{DevCa, LeafSpec, Usage};
 use mtls::{Client, Identity, PeerIdentity, Server, ServerBuilder, ServerStats, TrustBundle};
-use rcgen::{
-    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
-    KeyUsagePurpose, SanType, SerialNumber,
-};
-use time::OffsetDateTime;
+use rcgen::ExtendedKeyUsagePurpose;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-/// A CA (root or intermediate) that issues certificates.
+/// A CA (root or intermediate) that issues certificates: the crate's own `DevCa`, with the
+/// shorthands these tests use.
 pub struct Ca {
-    params: CertificateParams,
-    key: KeyPair,
+    inner: DevCa,
+    /// This CA's certificate (for a stand-in, the certificate it stands in for).
     pub pem: String,
-    /// PEM of the intermediates between this CA and its root, this CA first (empty for a root).
-    chain_pem: String,
-}
-
-fn ca_params(name: &str) -> CertificateParams {
-    let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
-    params.distinguished_name.push(DnType::CommonName, name);
-    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    params.key_usages = vec![
-        KeyUsagePurpose::KeyCertSign,
-        KeyUsagePurpose::CrlSign,
-        KeyUsagePurpose::DigitalSignature,
-    ];
-    params
 }
 
 impl Ca {
     pub fn new(name: &str) -> Ca {
-        let key = KeyPair::generate().unwrap();
-        let params = ca_params(name);
-        let pem = params.self_signed(&key).unwrap().pem();
+        let inner = DevCa::new(name).unwrap();
         Ca {
-            params,
-            key,
-            pem,
-            chain_pem: String::new(),
+            pem: inner.cert_pem().to_owned(),
+            inner,
         }
     }
 
     pub fn intermediate(&self, name: &str) -> Ca {
-        let key = KeyPair::generate().unwrap();
-        let params = ca_params(name);
-        let pem = params.signed_by(&key, &self.issuer()).unwrap().pem();
-        let chain_pem = format!("{pem}{}", self.chain_pem);
+        let inner = self.inner.intermediate(name).unwrap();
         Ca {
-            params,
-            key,
-            pem,
-            chain_pem,
+            pem: inner.cert_pem().to_owned(),
+            inner,
         }
     }
 
     /// A stand-in that only knows the CA's certificate, for building trust in another task.
     pub fn from_pem_for_trust(pem: &str) -> Ca {
-        let key = KeyPair::generate().unwrap();
         Ca {
-            params: ca_params("unused"),
-            key,
+            inner: DevCa::new("unused").unwrap(),
             pem: pem.to_owned(),
-            chain_pem: String::new(),
         }
-    }
-
-    fn issuer(&self) -> Issuer<'_, &KeyPair> {
-        Issuer::from_params(&self.params, &self.key)
     }
 
     pub fn trust(&self) -> TrustBundle {
@@ -88,64 +56,50 @@ impl Ca {
 
     /// Issues a leaf from `spec`.
     pub fn issue(&self, spec: Leaf) -> Issued {
-        let key = KeyPair::generate().unwrap();
-        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
-        params.distinguished_name.push(DnType::CommonName, spec.cn);
-        params
-            .distinguished_name
-            .push(DnType::OrganizationName, "Example");
+        let usage = match spec.ekus.as_slice() {
+            [ExtendedKeyUsagePurpose::ServerAuth] => Usage::Server,
+            [ExtendedKeyUsagePurpose::ClientAuth] => Usage::Client,
+            _ => Usage::Both,
+        };
+        let now = std::time::SystemTime::now();
+        let at = |d: time::Duration| {
+            let secs = d.whole_seconds();
+            if secs >= 0 {
+                now + Duration::from_secs(secs as u64)
+            } else {
+                now - Duration::from_secs(secs.unsigned_abs())
+            }
+        };
+        let mut leaf = LeafSpec::new(spec.cn)
+            .organization("Example")
+            .usage(usage)
+            .validity(at(spec.not_before), at(spec.not_after));
         for dns in &spec.dns {
-            params
-                .subject_alt_names
-                .push(SanType::DnsName((*dns).try_into().unwrap()));
+            leaf = leaf.dns(dns);
         }
         for ip in &spec.ips {
-            params.subject_alt_names.push(SanType::IpAddress(*ip));
+            leaf = leaf.ip(*ip);
         }
         for uri in &spec.uris {
-            params
-                .subject_alt_names
-                .push(SanType::URI((*uri).try_into().unwrap()));
+            leaf = leaf.uri(uri);
         }
         for email in &spec.emails {
-            params
-                .subject_alt_names
-                .push(SanType::Rfc822Name((*email).try_into().unwrap()));
+            leaf = leaf.email(email);
         }
-        params.extended_key_usages = spec.ekus.clone();
-        params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
-        params.serial_number = spec.serial.map(SerialNumber::from_slice);
-        let now = OffsetDateTime::now_utc();
-        params.not_before = now + spec.not_before;
-        params.not_after = now + spec.not_after;
-        let cert = params.signed_by(&key, &self.issuer()).unwrap();
+        if let Some(serial) = spec.serial {
+            leaf = leaf.serial(serial);
+        }
+        let cert = self.inner.issue(&leaf).unwrap();
         Issued {
-            cert_pem: format!("{}{}", cert.pem(), self.chain_pem),
-            key_pem: key.serialize_pem(),
+            cert_pem: cert.cert_pem().to_owned(),
+            key_pem: cert.key_pem().to_owned(),
             der: cert.der().to_vec(),
         }
     }
 
     /// A CRL signed by this CA revoking the given serials (PEM).
     pub fn crl(&self, revoked: &[&[u8]]) -> String {
-        let now = OffsetDateTime::now_utc();
-        let params = rcgen::CertificateRevocationListParams {
-            this_update: now - time::Duration::hours(1),
-            next_update: now + time::Duration::days(7),
-            crl_number: SerialNumber::from_slice(&[1]),
-            issuing_distribution_point: None,
-            revoked_certs: revoked
-                .iter()
-                .map(|serial| rcgen::RevokedCertParams {
-                    serial_number: SerialNumber::from_slice(serial),
-                    revocation_time: now - time::Duration::minutes(5),
-                    reason_code: Some(rcgen::RevocationReason::KeyCompromise),
-                    invalidity_date: None,
-                })
-                .collect(),
-            key_identifier_method: rcgen::KeyIdMethod::Sha256,
-        };
-        params.signed_by(&self.issuer()).unwrap().pem().unwrap()
+        self.inner.crl_pem(revoked).unwrap()
     }
 
     /// A client certificate (clientAuth EKU).

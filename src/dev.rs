@@ -1,0 +1,714 @@
+//! [`DevCa`]: a throwaway certificate authority for tests, examples and local development
+//! (feature `dev`).
+//!
+//! It issues root and intermediate CAs and leaf certificates with SPIFFE IDs, DNS and IP SANs,
+//! chosen lifetimes (expired and not yet valid included), and chosen key usages, entirely in
+//! memory. Hand the results straight to the builders, or write them as PEM files.
+//!
+//! **Not for production.** Keys are generated in process memory and written without
+//! encryption; there is no revocation service, audit or key protection.
+
+use std::fmt;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+use rcgen::{
+    BasicConstraints, CertificateParams, CertificateRevocationListParams, DnType,
+    ExtendedKeyUsagePurpose, IsCa, Issuer, KeyIdMethod, KeyPair, KeyUsagePurpose, RevocationReason,
+    RevokedCertParams, SanType, SerialNumber,
+};
+use time::OffsetDateTime;
+
+use crate::error::LoadError;
+use crate::material::{Crls, Identity, TrustBundle};
+
+/// Why the development CA could not issue or write something.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum DevCaError {
+    /// A name, SPIFFE ID or date the certificate generator refused.
+    #[error("cannot issue `{subject}`: {detail}")]
+    Issue {
+        /// The subject being issued.
+        subject: String,
+        /// What the generator reported.
+        detail: String,
+    },
+    /// A CA certificate or key given back to [`DevCa::from_pem`] could not be used.
+    #[error(
+        "cannot load the development CA: {detail}; give the PEM certificate and PEM key that DevCa::write_pem wrote"
+    )]
+    LoadCa {
+        /// What went wrong.
+        detail: String,
+    },
+    /// Writing a file failed.
+    #[error("cannot write `{path}`: {source}")]
+    Write {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The issued material did not load back (a bug if it happens).
+    #[error(transparent)]
+    Load(#[from] LoadError),
+}
+
+/// A certificate authority that lives in memory, for tests and development.
+///
+/// # Examples
+///
+/// ```
+/// use mtls::dev::{DevCa, LeafSpec};
+///
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let ca = DevCa::new("test CA")?;
+/// let server = ca.issue(&LeafSpec::server("inventory"))?;
+/// let client = ca.issue(&LeafSpec::client("orders").spiffe_id("spiffe://example.org/orders"))?;
+/// let identity = client.identity()?;
+/// assert_eq!(identity.chain().len(), 1);
+/// assert!(server.cert_pem().starts_with("-----BEGIN CERTIFICATE-----"));
+/// let trust = ca.trust()?;
+/// assert_eq!(trust.certificates().len(), 1);
+/// # Ok(()) }
+/// ```
+pub struct DevCa {
+    issuer: Issuer<'static, KeyPair>,
+    cert_pem: String,
+    /// The intermediates from this CA up to (not including) the root, this CA first.
+    chain_pem: String,
+    /// The root's certificate (this CA's own for a root).
+    root_pem: String,
+}
+
+impl fmt::Debug for DevCa {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DevCa")
+            .field("issuer", &self.issuer)
+            .field("intermediate", &!self.chain_pem.is_empty())
+            .finish_non_exhaustive()
+    }
+}
+
+fn ca_params(name: &str) -> Result<CertificateParams, DevCaError> {
+    let mut params =
+        CertificateParams::new(Vec::<String>::new()).map_err(|e| issue_error(name, e))?;
+    params.distinguished_name.push(DnType::CommonName, name);
+    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    params.key_usages = vec![
+        KeyUsagePurpose::KeyCertSign,
+        KeyUsagePurpose::CrlSign,
+        KeyUsagePurpose::DigitalSignature,
+    ];
+    let now = OffsetDateTime::now_utc();
+    params.not_before = now - time::Duration::hours(1);
+    params.not_after = now + time::Duration::days(3650);
+    Ok(params)
+}
+
+fn issue_error(subject: &str, e: impl fmt::Display) -> DevCaError {
+    DevCaError::Issue {
+        subject: subject.to_owned(),
+        detail: e.to_string(),
+    }
+}
+
+impl DevCa {
+    /// A new root CA named `name` (its common name), valid for ten years from an hour ago.
+    ///
+    /// # Errors
+    ///
+    /// [`DevCaError::Issue`] if key generation or signing fails.
+    pub fn new(name: &str) -> Result<DevCa, DevCaError> {
+        let key = KeyPair::generate().map_err(|e| issue_error(name, e))?;
+        let params = ca_params(name)?;
+        let cert_pem = params
+            .self_signed(&key)
+            .map_err(|e| issue_error(name, e))?
+            .pem();
+        Ok(DevCa {
+            issuer: Issuer::new(params, key),
+            root_pem: cert_pem.clone(),
+            cert_pem,
+            chain_pem: String::new(),
+        })
+    }
+
+    /// An intermediate CA named `name`, signed by this CA. Leaves it issues carry the
+    /// intermediates in their chain; [`DevCa::trust`] stays the root.
+    ///
+    /// # Errors
+    ///
+    /// [`DevCaError::Issue`] if key generation or signing fails.
+    pub fn intermediate(&self, name: &str) -> Result<DevCa, DevCaError> {
+        let key = KeyPair::generate().map_err(|e| issue_error(name, e))?;
+        let params = ca_params(name)?;
+        let cert_pem = params
+            .signed_by(&key, self.issuer())
+            .map_err(|e| issue_error(name, e))?
+            .pem();
+        Ok(DevCa {
+            issuer: Issuer::new(params, key),
+            chain_pem: format!("{cert_pem}{}", self.chain_pem),
+            cert_pem,
+            root_pem: self.root_pem.clone(),
+        })
+    }
+
+    /// Loads a root CA back from the certificate and key that [`DevCa::write_pem`] wrote, to
+    /// go on issuing from it.
+    ///
+    /// # Errors
+    ///
+    /// [`DevCaError::LoadCa`] if the PEM is not a certificate and matching key.
+    pub fn from_pem(cert_pem: &str, key_pem: &str) -> Result<DevCa, DevCaError> {
+        let load = |e: rcgen::Error| DevCaError::LoadCa {
+            detail: e.to_string(),
+        };
+        // The key must be the certificate's: rustls compares it with the certificate's key.
+        Identity::from_pem(cert_pem.as_bytes(), key_pem.as_bytes()).map_err(|e| {
+            DevCaError::LoadCa {
+                detail: e.to_string(),
+            }
+        })?;
+        let key = KeyPair::from_pem(key_pem).map_err(load)?;
+        let issuer = Issuer::from_ca_cert_pem(cert_pem, key).map_err(load)?;
+        Ok(DevCa {
+            issuer,
+            cert_pem: cert_pem.to_owned(),
+            chain_pem: String::new(),
+            root_pem: cert_pem.to_owned(),
+        })
+    }
+
+    fn issuer(&self) -> &Issuer<'static, KeyPair> {
+        &self.issuer
+    }
+
+    /// This CA's own certificate, PEM.
+    pub fn cert_pem(&self) -> &str {
+        &self.cert_pem
+    }
+
+    /// The root CA's certificate, PEM: what peers put in their trust bundle.
+    pub fn root_pem(&self) -> &str {
+        &self.root_pem
+    }
+
+    /// This CA's private key, PEM (unencrypted: development only).
+    pub fn key_pem(&self) -> String {
+        self.issuer.key().serialize_pem()
+    }
+
+    /// A trust bundle holding the root CA.
+    ///
+    /// # Errors
+    ///
+    /// [`DevCaError::Load`] never in practice (the root is a CA certificate).
+    pub fn trust(&self) -> Result<TrustBundle, DevCaError> {
+        Ok(TrustBundle::from_pem(self.root_pem.as_bytes())?)
+    }
+
+    /// Issues a leaf certificate as `spec` describes, with a fresh ECDSA P-256 key.
+    ///
+    /// # Errors
+    ///
+    /// [`DevCaError::Issue`] if a name is not valid for its SAN type (for example a DNS name
+    /// with spaces) or signing fails.
+    pub fn issue(&self, spec: &LeafSpec) -> Result<DevCert, DevCaError> {
+        let subject = spec.common_name.as_str();
+        let err = |e: rcgen::Error| issue_error(subject, e);
+        let key = KeyPair::generate().map_err(err)?;
+        let mut params = CertificateParams::new(Vec::<String>::new()).map_err(err)?;
+        params.distinguished_name.push(DnType::CommonName, subject);
+        for id in &spec.uris {
+            params
+                .subject_alt_names
+                .push(SanType::URI(id.as_str().try_into().map_err(err)?));
+        }
+        for dns in &spec.dns {
+            params
+                .subject_alt_names
+                .push(SanType::DnsName(dns.as_str().try_into().map_err(err)?));
+        }
+        for ip in &spec.ips {
+            params.subject_alt_names.push(SanType::IpAddress(*ip));
+        }
+        for email in &spec.emails {
+            params
+                .subject_alt_names
+                .push(SanType::Rfc822Name(email.as_str().try_into().map_err(err)?));
+        }
+        params
+            .distinguished_name
+            .push(DnType::OrganizationName, spec.organization.as_str());
+        params.extended_key_usages = spec.usage.ekus();
+        params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+        if let Some(serial) = &spec.serial {
+            params.serial_number = Some(SerialNumber::from_slice(serial));
+        }
+        params.not_before = to_offset(spec.not_before, subject)?;
+        params.not_after = to_offset(spec.not_after, subject)?;
+        let cert = params.signed_by(&key, self.issuer()).map_err(err)?;
+        Ok(DevCert {
+            cert_pem: format!("{}{}", cert.pem(), self.chain_pem),
+            key_pem: key.serialize_pem(),
+            der: cert.der().to_vec(),
+        })
+    }
+
+    /// A server certificate for `name` (also `localhost`, `127.0.0.1` and `::1`), valid for
+    /// 24 hours. Shorthand for `issue(&LeafSpec::server(name))`.
+    ///
+    /// # Errors
+    ///
+    /// As [`DevCa::issue`].
+    pub fn server(&self, name: &str) -> Result<DevCert, DevCaError> {
+        self.issue(&LeafSpec::server(name))
+    }
+
+    /// A client certificate with the SPIFFE ID `spiffe_id` (its path is the common name),
+    /// valid for 24 hours. Shorthand for `issue(&LeafSpec::client(..).spiffe_id(spiffe_id))`.
+    ///
+    /// # Errors
+    ///
+    /// As [`DevCa::issue`].
+    pub fn client(&self, spiffe_id: &str) -> Result<DevCert, DevCaError> {
+        let name = spiffe_id.rsplit('/').next().unwrap_or(spiffe_id);
+        self.issue(&LeafSpec::client(name).spiffe_id(spiffe_id))
+    }
+
+    /// A CRL signed by this CA that revokes `revoked`, valid from an hour ago for a week.
+    ///
+    /// # Errors
+    ///
+    /// [`DevCaError::Issue`] if signing fails.
+    pub fn crl(&self, revoked: &[&DevCert]) -> Result<Crls, DevCaError> {
+        let mut serials = Vec::new();
+        for cert in revoked {
+            serials.push(cert.serial().map_err(|e| issue_error("CRL", e))?);
+        }
+        let serials: Vec<&[u8]> = serials.iter().map(Vec::as_slice).collect();
+        Ok(Crls::from_bytes(self.crl_pem(&serials)?.as_bytes())?)
+    }
+
+    /// A PEM CRL signed by this CA that revokes the given serial numbers (big-endian bytes),
+    /// valid from an hour ago for a week.
+    ///
+    /// # Errors
+    ///
+    /// [`DevCaError::Issue`] if signing fails.
+    pub fn crl_pem(&self, revoked_serials: &[&[u8]]) -> Result<String, DevCaError> {
+        let err = |e: rcgen::Error| issue_error("CRL", e);
+        let now = OffsetDateTime::now_utc();
+        let params = CertificateRevocationListParams {
+            this_update: now - time::Duration::hours(1),
+            next_update: now + time::Duration::days(7),
+            crl_number: SerialNumber::from_slice(&[1]),
+            issuing_distribution_point: None,
+            revoked_certs: revoked_serials
+                .iter()
+                .map(|serial| RevokedCertParams {
+                    serial_number: SerialNumber::from_slice(serial),
+                    revocation_time: now - time::Duration::minutes(5),
+                    reason_code: Some(RevocationReason::KeyCompromise),
+                    invalidity_date: None,
+                })
+                .collect(),
+            key_identifier_method: KeyIdMethod::Sha256,
+        };
+        params
+            .signed_by(self.issuer())
+            .map_err(err)?
+            .pem()
+            .map_err(err)
+    }
+
+    /// Writes this CA's certificate and key as `<name>.pem` and `<name>.key` in `dir` (which
+    /// is created if missing); the key file is readable by its owner only (mode 0600 on
+    /// Unix). Returns both paths.
+    ///
+    /// # Errors
+    ///
+    /// [`DevCaError::Write`] naming the file that could not be written.
+    pub fn write_pem(&self, dir: &Path, name: &str) -> Result<(PathBuf, PathBuf), DevCaError> {
+        write_pair(
+            dir,
+            name,
+            &format!("{}{}", self.cert_pem, self.chain_pem_after_self()),
+            &self.key_pem(),
+        )
+    }
+
+    fn chain_pem_after_self(&self) -> &str {
+        self.chain_pem
+            .strip_prefix(self.cert_pem.as_str())
+            .unwrap_or("")
+    }
+}
+
+fn to_offset(t: SystemTime, subject: &str) -> Result<OffsetDateTime, DevCaError> {
+    let secs = match t.duration_since(SystemTime::UNIX_EPOCH) {
+        Ok(d) => i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
+        Err(e) => -i64::try_from(e.duration().as_secs()).unwrap_or(i64::MAX),
+    };
+    OffsetDateTime::from_unix_timestamp(secs)
+        .map_err(|e| issue_error(subject, format!("date out of range: {e}")))
+}
+
+/// Writes `<name>.pem` and `<name>.key` (owner-only) into `dir`.
+fn write_pair(
+    dir: &Path,
+    name: &str,
+    cert_pem: &str,
+    key_pem: &str,
+) -> Result<(PathBuf, PathBuf), DevCaError> {
+    let write_err = |path: &Path| {
+        let path = path.to_owned();
+        move |source| DevCaError::Write { path, source }
+    };
+    std::fs::create_dir_all(dir).map_err(write_err(dir))?;
+    let cert = dir.join(format!("{name}.pem"));
+    let key = dir.join(format!("{name}.key"));
+    std::fs::write(&cert, cert_pem).map_err(write_err(&cert))?;
+    write_private(&key, key_pem).map_err(write_err(&key))?;
+    Ok((cert, key))
+}
+
+/// Creates (or truncates) `path` readable by its owner only, then writes `contents`.
+fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+        options.mode(0o600);
+        let mut file = options.open(path)?;
+        // An existing file keeps its mode on open: set it explicitly.
+        file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+        file.write_all(contents.as_bytes())
+    }
+    #[cfg(not(unix))]
+    {
+        options.open(path)?.write_all(contents.as_bytes())
+    }
+}
+
+/// Which extended key usages a leaf carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Usage {
+    /// TLS server only (`serverAuth`): refused when presented as a client.
+    Server,
+    /// TLS client only (`clientAuth`): refused when presented as a server.
+    Client,
+    /// Both, as service meshes issue them.
+    Both,
+}
+
+impl Usage {
+    fn ekus(self) -> Vec<ExtendedKeyUsagePurpose> {
+        match self {
+            Usage::Server => vec![ExtendedKeyUsagePurpose::ServerAuth],
+            Usage::Client => vec![ExtendedKeyUsagePurpose::ClientAuth],
+            Usage::Both => vec![
+                ExtendedKeyUsagePurpose::ServerAuth,
+                ExtendedKeyUsagePurpose::ClientAuth,
+            ],
+        }
+    }
+}
+
+/// What to put in a leaf certificate: a builder for [`DevCa::issue`].
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use mtls::dev::{DevCa, LeafSpec, Usage};
+///
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let ca = DevCa::new("test CA")?;
+/// let expired = ca.issue(&LeafSpec::client("old").expired())?;
+/// let workload = ca.issue(
+///     &LeafSpec::new("billing")
+///         .spiffe_id("spiffe://example.org/ns/prod/sa/billing")
+///         .dns("billing.prod.svc")
+///         .ip("10.0.0.7".parse()?)
+///         .usage(Usage::Both)
+///         .valid_for(Duration::from_secs(3600)),
+/// )?;
+/// let peer = mtls::PeerIdentity::from_chain(workload.identity()?.chain())?;
+/// assert_eq!(peer.spiffe_id().unwrap().path(), "/ns/prod/sa/billing");
+/// # drop(expired);
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone)]
+pub struct LeafSpec {
+    common_name: String,
+    uris: Vec<String>,
+    dns: Vec<String>,
+    ips: Vec<IpAddr>,
+    emails: Vec<String>,
+    organization: String,
+    usage: Usage,
+    serial: Option<Vec<u8>>,
+    not_before: SystemTime,
+    not_after: SystemTime,
+}
+
+const DAY: Duration = Duration::from_secs(24 * 3600);
+const HOUR: Duration = Duration::from_secs(3600);
+
+impl LeafSpec {
+    /// A leaf with common name `common_name`, both usages, no SANs, valid from an hour ago for
+    /// 24 hours.
+    pub fn new(common_name: &str) -> LeafSpec {
+        let now = SystemTime::now();
+        LeafSpec {
+            common_name: common_name.to_owned(),
+            uris: Vec::new(),
+            dns: Vec::new(),
+            ips: Vec::new(),
+            emails: Vec::new(),
+            organization: "mtls development".to_owned(),
+            usage: Usage::Both,
+            serial: None,
+            not_before: now - HOUR,
+            not_after: now + DAY,
+        }
+    }
+
+    /// A server leaf: `serverAuth` only, with DNS names `name` and `localhost` and the IP
+    /// addresses `127.0.0.1` and `::1`.
+    pub fn server(name: &str) -> LeafSpec {
+        let mut spec = LeafSpec::new(name).usage(Usage::Server).dns(name);
+        if name != "localhost" {
+            spec = spec.dns("localhost");
+        }
+        spec.ip(IpAddr::from([127, 0, 0, 1]))
+            .ip(IpAddr::from([0u16, 0, 0, 0, 0, 0, 0, 1]))
+    }
+
+    /// A client leaf: `clientAuth` only, no SANs until you add them.
+    pub fn client(name: &str) -> LeafSpec {
+        LeafSpec::new(name).usage(Usage::Client)
+    }
+
+    /// Adds a `spiffe://` URI SAN (added as given, so tests can issue malformed IDs too).
+    pub fn spiffe_id(self, id: &str) -> LeafSpec {
+        self.uri(id)
+    }
+
+    /// Adds a URI SAN.
+    pub fn uri(mut self, uri: &str) -> LeafSpec {
+        self.uris.push(uri.to_owned());
+        self
+    }
+
+    /// Adds a DNS SAN.
+    pub fn dns(mut self, name: &str) -> LeafSpec {
+        self.dns.push(name.to_owned());
+        self
+    }
+
+    /// Adds an IP address SAN.
+    pub fn ip(mut self, ip: IpAddr) -> LeafSpec {
+        self.ips.push(ip);
+        self
+    }
+
+    /// Adds an email (rfc822Name) SAN.
+    pub fn email(mut self, email: &str) -> LeafSpec {
+        self.emails.push(email.to_owned());
+        self
+    }
+
+    /// Sets the subject's organization (O); `mtls development` by default.
+    pub fn organization(mut self, organization: &str) -> LeafSpec {
+        self.organization = organization.to_owned();
+        self
+    }
+
+    /// Sets the extended key usages.
+    pub fn usage(mut self, usage: Usage) -> LeafSpec {
+        self.usage = usage;
+        self
+    }
+
+    /// Sets the serial number (big-endian bytes); random otherwise.
+    pub fn serial(mut self, serial: &[u8]) -> LeafSpec {
+        self.serial = Some(serial.to_vec());
+        self
+    }
+
+    /// Valid from now for `lifetime`.
+    pub fn valid_for(mut self, lifetime: Duration) -> LeafSpec {
+        self.not_before = SystemTime::now();
+        self.not_after = self.not_before + lifetime;
+        self
+    }
+
+    /// Valid from `not_before` to `not_after`, exactly.
+    pub fn validity(mut self, not_before: SystemTime, not_after: SystemTime) -> LeafSpec {
+        self.not_before = not_before;
+        self.not_after = not_after;
+        self
+    }
+
+    /// Expired yesterday (valid from three days ago to one day ago).
+    pub fn expired(self) -> LeafSpec {
+        let now = SystemTime::now();
+        self.validity(now - 3 * DAY, now - DAY)
+    }
+
+    /// Valid from tomorrow for two days.
+    pub fn not_yet_valid(self) -> LeafSpec {
+        let now = SystemTime::now();
+        self.validity(now + DAY, now + 3 * DAY)
+    }
+}
+
+/// An issued leaf: its PEM chain (leaf first, then any intermediates), its PEM key and the
+/// leaf's DER.
+#[derive(Clone)]
+pub struct DevCert {
+    cert_pem: String,
+    key_pem: String,
+    der: Vec<u8>,
+}
+
+impl fmt::Debug for DevCert {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DevCert")
+            .field("der_len", &self.der.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl DevCert {
+    /// The chain as PEM, leaf first.
+    pub fn cert_pem(&self) -> &str {
+        &self.cert_pem
+    }
+
+    /// The private key as PKCS#8 PEM (unencrypted).
+    pub fn key_pem(&self) -> &str {
+        &self.key_pem
+    }
+
+    /// The leaf certificate's DER.
+    pub fn der(&self) -> &[u8] {
+        &self.der
+    }
+
+    /// The identity to give a server or client builder.
+    ///
+    /// # Errors
+    ///
+    /// [`DevCaError::Load`] if the material does not load (for instance a certificate larger
+    /// than rustls reads).
+    pub fn identity(&self) -> Result<Identity, DevCaError> {
+        Ok(Identity::from_pem(
+            self.cert_pem.as_bytes(),
+            self.key_pem.as_bytes(),
+        )?)
+    }
+
+    /// Writes `<name>.pem` (the chain) and `<name>.key` (owner-only, mode 0600 on Unix) into
+    /// `dir`, creating it if missing. Returns both paths, ready for
+    /// [`ServerBuilder::identity_files`](crate::ServerBuilder::identity_files).
+    ///
+    /// # Errors
+    ///
+    /// [`DevCaError::Write`] naming the file that could not be written.
+    pub fn write_pem(&self, dir: &Path, name: &str) -> Result<(PathBuf, PathBuf), DevCaError> {
+        write_pair(dir, name, &self.cert_pem, &self.key_pem)
+    }
+
+    fn serial(&self) -> Result<Vec<u8>, String> {
+        use x509_parser::prelude::{FromDer, X509Certificate};
+        let (_, cert) = X509Certificate::from_der(&self.der).map_err(|e| e.to_string())?;
+        Ok(cert.raw_serial().to_vec())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn leaves_carry_what_the_spec_says() {
+        let ca = DevCa::new("root").unwrap();
+        let inter = ca.intermediate("issuing").unwrap();
+        let cert = inter
+            .issue(
+                &LeafSpec::client("orders")
+                    .spiffe_id("spiffe://example.org/orders")
+                    .dns("orders.local")
+                    .serial(&[0x12, 0x34]),
+            )
+            .unwrap();
+        let identity = cert.identity().unwrap();
+        assert_eq!(identity.chain().len(), 2, "leaf and intermediate");
+        let peer = crate::PeerIdentity::from_chain(identity.chain()).unwrap();
+        assert_eq!(
+            peer.spiffe_id().unwrap().as_str(),
+            "spiffe://example.org/orders"
+        );
+        assert_eq!(peer.dns_names(), ["orders.local"]);
+        assert_eq!(peer.serial(), "1234");
+        assert!(peer.issuer().contains("issuing"));
+    }
+
+    #[test]
+    fn lifetimes_are_exact() {
+        let ca = DevCa::new("root").unwrap();
+        let expired = ca.issue(&LeafSpec::client("old").expired()).unwrap();
+        let peer = crate::PeerIdentity::from_chain(expired.identity().unwrap().chain()).unwrap();
+        assert!(peer.not_after() < SystemTime::now());
+        let early = ca.issue(&LeafSpec::client("new").not_yet_valid()).unwrap();
+        let peer = crate::PeerIdentity::from_chain(early.identity().unwrap().chain()).unwrap();
+        assert!(peer.not_before() > SystemTime::now());
+    }
+
+    #[test]
+    fn a_ca_written_and_loaded_back_issues_leaves_that_chain_to_it() {
+        let dir = std::env::temp_dir().join(format!("mtls-devca-{}", std::process::id()));
+        let ca = DevCa::new("persisted").unwrap();
+        let (cert, key) = ca.write_pem(&dir, "ca").unwrap();
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&key).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+        let again = DevCa::from_pem(
+            &std::fs::read_to_string(&cert).unwrap(),
+            &std::fs::read_to_string(&key).unwrap(),
+        )
+        .unwrap();
+        let leaf = again.issue(&LeafSpec::server("svc")).unwrap();
+        let peer = crate::PeerIdentity::from_chain(leaf.identity().unwrap().chain()).unwrap();
+        assert_eq!(peer.issuer(), "CN=persisted");
+        // A key that is not the certificate's is refused.
+        let other = DevCa::new("other").unwrap();
+        assert!(matches!(
+            DevCa::from_pem(ca.cert_pem(), &other.key_pem()),
+            Err(DevCaError::LoadCa { .. })
+        ));
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn a_bad_dns_name_is_an_error_not_a_panic() {
+        let ca = DevCa::new("root").unwrap();
+        let err = ca
+            .issue(&LeafSpec::server("na\u{ef}ve.example"))
+            .unwrap_err();
+        assert!(matches!(err, DevCaError::Issue { .. }), "{err:?}");
+    }
+}
