@@ -7,12 +7,13 @@
 //!
 //! With `--expect-server SPIFFE_ID` the server is verified by its SPIFFE ID instead of the URL's
 //! host name. Prints the status, the body and the server's verified identity. On failure it
-//! prints the named reason and exits 1.
+//! prints the error and, for TLS failures, a line `reason=NAME` with the same names the server
+//! logs (`expired`, `unknown_issuer`, `wrong_key_usage`, `protocol_version`, ...), and exits 1.
 
 use std::process::ExitCode;
 
 use http_body_util::BodyExt;
-use mtls::{Authorizer, Client, PeerIdentity};
+use mtls::{Authorizer, Client, ClientError, HandshakeFailure, PeerIdentity};
 
 const USAGE: &str =
     "usage: client --url URL --cert FILE --key FILE --ca FILE [--expect-server SPIFFE_ID]";
@@ -30,9 +31,32 @@ async fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e}");
+            if let Some(reason) = e.downcast_ref::<ClientError>().and_then(reason) {
+                eprintln!("{reason}");
+            }
             ExitCode::FAILURE
         }
     }
+}
+
+/// A stable `reason=NAME` line for the TLS failures, in the server log's vocabulary.
+fn reason(e: &ClientError) -> Option<String> {
+    Some(match e {
+        ClientError::ServerCertificate { reason, .. } | ClientError::Handshake { reason, .. } => {
+            format!("reason={}", reason.as_str())
+        }
+        ClientError::ServerRejectedCertificate { alert } => {
+            format!(
+                "reason={} alert={alert}",
+                HandshakeFailure::RejectedByPeer.as_str()
+            )
+        }
+        ClientError::ServerNotAllowed { .. } => {
+            format!("reason={}", HandshakeFailure::NotAuthorized.as_str())
+        }
+        ClientError::Timeout { .. } => format!("reason={}", HandshakeFailure::Timeout.as_str()),
+        _ => return None,
+    })
 }
 
 async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {

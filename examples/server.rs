@@ -18,6 +18,10 @@
 //! The `--cert`, `--key` and `--ca` files are reloaded when they change (checked every 5 s,
 //! Kubernetes `..data` symlink swaps included). A new set is validated before it is used; a
 //! broken or half-written set leaves the last good one serving. `--no-reload` turns it off.
+//!
+//! `--handshake-timeout SECS` (fractions allowed) and `--max-connections N` set those limits.
+//! `--no-ca-hints` leaves the list of trusted CAs out of the CertificateRequest, so clients that
+//! pick their certificate by the server's hints (Java, browsers) present one anyway.
 
 use std::convert::Infallible;
 use std::process::ExitCode;
@@ -32,7 +36,7 @@ use mtls::{
 
 const USAGE: &str = "usage: server --listen ADDR --cert FILE --key FILE --ca FILE \
 [--allow SPIFFE_ID]... [--allow-domain TRUST_DOMAIN]... [--crl FILE]... \
-[--handshake-timeout SECS] [--max-connections N] [--no-reload]
+[--handshake-timeout SECS] [--max-connections N] [--no-ca-hints] [--no-reload]
 
 Certificate, key and CA files are reloaded when they change (checked every 5 s); a broken
 replacement is refused and the last good files keep serving.";
@@ -69,8 +73,11 @@ async fn main() -> ExitCode {
     for crl in &args.crl {
         builder = builder.crl_file(crl);
     }
-    if let Some(secs) = args.handshake_timeout {
-        builder = builder.handshake_timeout(std::time::Duration::from_secs_f64(secs));
+    if let Some(timeout) = args.handshake_timeout {
+        builder = builder.handshake_timeout(timeout);
+    }
+    if args.no_ca_hints {
+        builder = builder.send_ca_hints(false);
     }
     if let Some(n) = args.max_connections {
         builder = builder.max_connections(n);
@@ -186,8 +193,9 @@ struct Args {
     allow: Vec<String>,
     allow_domain: Vec<String>,
     crl: Vec<String>,
-    handshake_timeout: Option<f64>,
+    handshake_timeout: Option<std::time::Duration>,
     max_connections: Option<usize>,
+    no_ca_hints: bool,
     no_reload: bool,
 }
 
@@ -195,7 +203,7 @@ impl Args {
     fn parse(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
         let (mut listen, mut cert, mut key, mut ca) = (None, None, None, None);
         let (mut allow, mut allow_domain) = (Vec::new(), Vec::new());
-        let mut no_reload = false;
+        let (mut no_reload, mut no_ca_hints) = (false, false);
         let mut crl = Vec::new();
         let (mut handshake_timeout, mut max_connections) = (None, None);
         while let Some(flag) = args.next() {
@@ -206,14 +214,19 @@ impl Args {
                 }
                 "--handshake-timeout" => {
                     let v = args.next().ok_or("`--handshake-timeout` needs seconds")?;
-                    let secs: f64 = v
-                        .parse()
+                    // `try_from_secs_f64`, not `from_secs_f64`: the latter panics on values
+                    // too large for a `Duration` (`1e20`); under a nanosecond rounds to zero.
+                    let timeout = v
+                        .parse::<f64>()
                         .ok()
-                        .filter(|s: &f64| s.is_finite() && *s > 0.0)
+                        .and_then(|s| std::time::Duration::try_from_secs_f64(s).ok())
+                        .filter(|d| !d.is_zero())
                         .ok_or(format!(
-                            "`--handshake-timeout {v}`: expected a positive number of seconds"
+                            "`--handshake-timeout {v}`: expected a positive number of seconds, \
+                             at least 1e-9 and at most {}",
+                            u64::MAX
                         ))?;
-                    handshake_timeout = Some(secs);
+                    handshake_timeout = Some(timeout);
                     continue;
                 }
                 "--max-connections" => {
@@ -226,6 +239,10 @@ impl Args {
                 }
                 "--no-reload" => {
                     no_reload = true;
+                    continue;
+                }
+                "--no-ca-hints" => {
+                    no_ca_hints = true;
                     continue;
                 }
                 "--allow" | "--allow-domain" => {
@@ -257,6 +274,7 @@ impl Args {
             crl,
             handshake_timeout,
             max_connections,
+            no_ca_hints,
             no_reload,
         })
     }

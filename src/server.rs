@@ -9,8 +9,6 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
-use http::{Request, Response};
-use hyper::body::{Body, Incoming};
 use hyper_util::server::graceful::GracefulShutdown;
 use rustls::ServerConfig;
 use rustls::crypto::CryptoProvider;
@@ -20,11 +18,12 @@ use tokio::task::JoinSet;
 use tracing::Instrument;
 
 use crate::authorize::Authorizer;
-use crate::connection::{BoxError, CONNECTION, Connection, ConnectionContext, HttpBuilders};
+use crate::connection::{CONNECTION, Connection, ConnectionContext, HttpBuilders};
 use crate::error::Error;
 use crate::limits::Limits;
 use crate::material::{Crls, Identity, TrustBundle};
 use crate::provider::crypto_provider;
+use crate::service::HttpService;
 use crate::source::{
     CertificateStatus, Live, MaterialSpec, ReloadState, Role, Rotate, Target, Update, rotate,
     status,
@@ -493,33 +492,27 @@ impl Server {
     /// Serves `service` until the process ends.
     ///
     /// `service` is any hyper [`Service`](hyper::service::Service), for example one made with
-    /// [`hyper::service::service_fn`]. It is cloned once per connection.
+    /// [`hyper::service::service_fn`], or any tower
+    /// [`Service`](tower_service::Service), such as an axum `Router` or tonic's `Routes`
+    /// (see [`HttpService`]). It is cloned once per connection (a tower service also once
+    /// per request).
     ///
     /// # Errors
     ///
     /// This only returns when the server stops; accept errors (such as running out of file
     /// descriptors) are logged and retried, never fatal.
-    pub async fn serve<S, B>(self, service: S) -> Result<(), Error>
+    pub async fn serve<S, M>(self, service: S) -> Result<(), Error>
     where
-        S: hyper::service::Service<Request<Incoming>, Response = Response<B>>
-            + Clone
-            + Send
-            + Sync
-            + 'static,
-        S::Future: Send + 'static,
-        S::Error: Into<BoxError>,
-        B: Body + Send + 'static,
-        B::Data: Send,
-        B::Error: Into<BoxError>,
+        S: HttpService<M>,
     {
         self.serve_with_shutdown(service, pending()).await
     }
 
     /// Serves `service` until `signal` completes, then shuts down gracefully.
     ///
-    /// On shutdown the server stops accepting, lets in-flight requests finish and closes idle
-    /// connections. Connections still busy after the shutdown timeout
-    /// ([`ServerBuilder::shutdown_timeout`]) are closed.
+    /// On shutdown the server stops accepting, drops handshakes still in progress, lets
+    /// in-flight requests finish and closes idle connections. Connections still busy after
+    /// the shutdown timeout ([`ServerBuilder::shutdown_timeout`]) are closed.
     ///
     /// # Errors
     ///
@@ -529,20 +522,12 @@ impl Server {
     ///
     /// Dropping the returned future stops accepting at once and abandons connection tasks
     /// without draining them.
-    pub async fn serve_with_shutdown<S, B, F>(self, service: S, signal: F) -> Result<(), Error>
+    pub async fn serve_with_shutdown<S, M, F>(self, service: S, signal: F) -> Result<(), Error>
     where
-        S: hyper::service::Service<Request<Incoming>, Response = Response<B>>
-            + Clone
-            + Send
-            + Sync
-            + 'static,
-        S::Future: Send + 'static,
-        S::Error: Into<BoxError>,
-        B: Body + Send + 'static,
-        B::Data: Send,
-        B::Error: Into<BoxError>,
+        S: HttpService<M>,
         F: Future<Output = ()> + Send,
     {
+        let service = service.into_hyper_service();
         let Server {
             listener, shared, ..
         } = self;

@@ -201,11 +201,11 @@ pub(crate) fn log_not_authorized(
     denied: &Denied,
     resumed: bool,
 ) {
-    let reason = HandshakeFailure::NotAuthorized.as_str();
+    let reason = HandshakeFailure::NotAuthorized;
     match peer {
         Some(peer) => tracing::warn!(
             peer.addr = %addr,
-            reason,
+            reason = %reason.as_str(),
             peer.identity = %denied.presented,
             peer.subject = %peer.subject(),
             peer.sans = %sans_of(peer),
@@ -218,7 +218,7 @@ pub(crate) fn log_not_authorized(
         ),
         None => tracing::warn!(
             peer.addr = %addr,
-            reason,
+            reason = %reason.as_str(),
             peer.identity = %denied.presented,
             policy = %denied.policy,
             resumed,
