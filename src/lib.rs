@@ -17,6 +17,8 @@
 //! - [`Authorizer`]: which verified peers are allowed — SPIFFE IDs, trust domains, path
 //!   prefixes, DNS SANs, closures — enforced inside the handshake, failing closed.
 //! - [`HandshakeFailure`]: why a handshake failed, in `tracing` events and [`ServerStats`].
+//! - [`RequireIdentity`]: a tower layer that narrows the policy for one route (403 with the
+//!   reason); [`Server::serve`] takes hyper and tower services alike ([`HttpService`]).
 //! - [`Rotate`]: new certificates, keys, bundles and CRLs swapped in without a restart, from
 //!   watched files or from code, validated first; [`CertificateStatus`] shows expiry coming.
 //!
@@ -26,6 +28,8 @@
 //! |------------|---------|--------------|
 //! | `aws-lc-rs`| yes     | rustls crypto provider aws-lc-rs (wins when both are on) |
 //! | `ring`     | no      | rustls crypto provider ring |
+//! | `axum`     | no      | [`PeerIdentity`] as an axum extractor (401 without one), [`Denied`] as a 403 |
+//! | `dev`      | no      | [`dev::DevCa`]: a throwaway CA for tests and local development |
 //!
 //! The provider is passed explicitly to every rustls config; the process-wide default is never
 //! used. See [`CRYPTO_PROVIDER`].
@@ -55,6 +59,8 @@
 #![forbid(unsafe_code)]
 
 mod authorize;
+#[cfg(feature = "axum")]
+mod axum;
 mod client;
 mod connection;
 #[cfg(feature = "dev")]
@@ -64,6 +70,7 @@ mod identity;
 mod limits;
 mod material;
 mod provider;
+mod require;
 mod server;
 mod service;
 mod source;
@@ -72,12 +79,15 @@ mod tls;
 pub mod verify;
 
 pub use authorize::{Authorizer, Denied, PolicyError};
+#[cfg(feature = "axum")]
+pub use axum::MissingIdentity;
 pub use client::{Client, ClientBuilder, DEFAULT_CONNECT_TIMEOUT};
 pub use error::{ClientError, Error, HandshakeFailure, LoadError, Origin};
 pub use identity::{Fingerprint, PeerIdentity, SpiffeId, SpiffeIdError, TlsVersion};
 pub use limits::{DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_SHUTDOWN_TIMEOUT, Limits};
 pub use material::{Crls, Identity, TrustBundle};
 pub use provider::{CRYPTO_PROVIDER, crypto_provider};
+pub use require::{RequireIdentity, RequireIdentityFuture, RequireIdentityService};
 pub use server::{Server, ServerBuilder, ServerHandle};
 pub use service::{HttpService, Hyper, Tower};
 pub use source::{CertificateInfo, CertificateStatus, DEFAULT_RELOAD_INTERVAL, Rotate};

@@ -1,0 +1,70 @@
+//! axum integration (feature `axum`): [`PeerIdentity`] is an extractor, and [`Denied`] a
+//! response.
+//!
+//! ```ignore
+//! async fn stock(peer: mtls::PeerIdentity) -> String {
+//!     format!("hello {peer}")
+//! }
+//! ```
+//!
+//! A handler that takes `PeerIdentity` answers `401 Unauthorized` ([`MissingIdentity`]) when
+//! the request carries none (a server in optional client-auth mode, or a router served by
+//! something other than [`Server`](crate::Server)). `Option<PeerIdentity>` never rejects.
+
+use std::convert::Infallible;
+
+use axum_core::extract::{FromRequestParts, OptionalFromRequestParts};
+use axum_core::response::{IntoResponse, Response};
+use http::StatusCode;
+use http::request::Parts;
+
+use crate::authorize::Denied;
+use crate::identity::PeerIdentity;
+
+/// The rejection of the [`PeerIdentity`] extractor: the request carries no verified client
+/// identity. It answers `401 Unauthorized` with a one-line reason.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "no verified client certificate on this request: serve the router with mtls::Server, \
+     whose default requires one"
+)]
+pub struct MissingIdentity;
+
+impl IntoResponse for MissingIdentity {
+    fn into_response(self) -> Response {
+        (
+            StatusCode::UNAUTHORIZED,
+            [(http::header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+            format!("unauthorized: {self}\n"),
+        )
+            .into_response()
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for PeerIdentity {
+    type Rejection = MissingIdentity;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, MissingIdentity> {
+        parts
+            .extensions
+            .get::<PeerIdentity>()
+            .cloned()
+            .ok_or(MissingIdentity)
+    }
+}
+
+impl<S: Send + Sync> OptionalFromRequestParts<S> for PeerIdentity {
+    type Rejection = Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Option<Self>, Infallible> {
+        Ok(parts.extensions.get::<PeerIdentity>().cloned())
+    }
+}
+
+/// `403 Forbidden` with the short reason, so a handler can `return Err(denied)` or use `?`
+/// on [`Authorizer::check`](crate::Authorizer::check).
+impl IntoResponse for Denied {
+    fn into_response(self) -> Response {
+        Denied::into_response(self).into_response()
+    }
+}

@@ -1,0 +1,161 @@
+//! [`RequireIdentity`]: a tower layer that applies a narrower [`Authorizer`] to some routes,
+//! answering `403 Forbidden` with a short reason.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use http::{Request, Response};
+use http_body_util::{Either, Full};
+use hyper::body::Bytes;
+
+use crate::authorize::Authorizer;
+use crate::identity::PeerIdentity;
+
+/// A tower [`Layer`](tower_layer::Layer) that lets a request through only when the caller's
+/// [`PeerIdentity`] (put into the request by [`Server`](crate::Server)) is allowed by
+/// `policy`. Others get `403 Forbidden` with a one-line reason naming the policy, and a
+/// `tracing` warning with the caller, method, path and policy; the inner service never sees
+/// them.
+///
+/// The server's own policy already ran in the handshake; this narrows it for a route (the
+/// identity was parsed once per connection, so the check costs a policy match, nothing more).
+/// A request without an identity is checked as anonymous, and only
+/// [`Authorizer::anonymous`] admits it.
+///
+/// # Examples
+///
+/// With axum, on one route:
+///
+/// ```ignore
+/// let admin = mtls::RequireIdentity::new(Authorizer::spiffe_path_prefix("spiffe://example.org/ns/ops")?);
+/// let app = axum::Router::new()
+///     .route("/stock", get(stock))
+///     .route("/admin", get(admin_page).route_layer(admin));
+/// ```
+///
+/// Around any tower or hyper-util service:
+///
+/// ```
+/// use tower_layer::Layer;
+/// use mtls::{Authorizer, RequireIdentity};
+///
+/// # fn wrap<S>(service: S) -> Result<(), mtls::PolicyError> {
+/// let only_orders = RequireIdentity::new(Authorizer::spiffe_id("spiffe://example.org/orders")?);
+/// let guarded = only_orders.layer(service);
+/// # drop(guarded);
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone)]
+pub struct RequireIdentity {
+    policy: Authorizer,
+}
+
+impl RequireIdentity {
+    /// A layer that admits only callers `policy` allows.
+    pub fn new(policy: Authorizer) -> Self {
+        RequireIdentity { policy }
+    }
+}
+
+impl<S> tower_layer::Layer<S> for RequireIdentity {
+    type Service = RequireIdentityService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        RequireIdentityService {
+            inner,
+            policy: self.policy.clone(),
+        }
+    }
+}
+
+/// The service [`RequireIdentity`] wraps around an inner service.
+#[derive(Debug, Clone)]
+pub struct RequireIdentityService<S> {
+    inner: S,
+    policy: Authorizer,
+}
+
+impl<S, ReqBody, ResBody> tower_service::Service<Request<ReqBody>> for RequireIdentityService<S>
+where
+    S: tower_service::Service<Request<ReqBody>, Response = Response<ResBody>>,
+{
+    /// The inner response, or the 403.
+    type Response = Response<Either<ResBody, Full<Bytes>>>;
+    type Error = S::Error;
+    type Future = RequireIdentityFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
+        match self.policy.check_request(&req) {
+            Ok(()) => RequireIdentityFuture::allowed(self.inner.call(req)),
+            Err(denied) => {
+                let peer = req.extensions().get::<PeerIdentity>();
+                tracing::warn!(
+                    peer.identity = %denied.presented,
+                    peer.serial = peer.map(PeerIdentity::serial).unwrap_or_default(),
+                    method = %req.method(),
+                    path = %req.uri().path(),
+                    policy = %denied.policy,
+                    "request denied by the route's identity policy"
+                );
+                RequireIdentityFuture::denied(denied.into_response())
+            }
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The future of [`RequireIdentityService`]: the inner service's answer, or the 403.
+    pub struct RequireIdentityFuture<F> {
+        #[pin]
+        state: State<F>,
+    }
+}
+
+pin_project_lite::pin_project! {
+    #[project = Projected]
+    enum State<F> {
+        Allowed { #[pin] inner: F },
+        Denied { response: Option<Response<Full<Bytes>>> },
+    }
+}
+
+impl<F> RequireIdentityFuture<F> {
+    fn allowed(inner: F) -> Self {
+        RequireIdentityFuture {
+            state: State::Allowed { inner },
+        }
+    }
+
+    fn denied(response: Response<Full<Bytes>>) -> Self {
+        RequireIdentityFuture {
+            state: State::Denied {
+                response: Some(response),
+            },
+        }
+    }
+}
+
+impl<F, B, E> Future for RequireIdentityFuture<F>
+where
+    F: Future<Output = Result<Response<B>, E>>,
+{
+    type Output = Result<Response<Either<B, Full<Bytes>>>, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.project().state.project() {
+            Projected::Allowed { inner } => {
+                inner.poll(cx).map(|r| r.map(|resp| resp.map(Either::Left)))
+            }
+            Projected::Denied { response } => match response.take() {
+                Some(resp) => Poll::Ready(Ok(resp.map(Either::Right))),
+                // Polled again after completion: a caller bug, answered without panicking.
+                None => Poll::Pending,
+            },
+        }
+    }
+}
