@@ -211,7 +211,8 @@ impl ClientBuilder {
             .pool_max_idle_per_host(self.pool_max_idle_per_host)
             .pool_timer(hyper_util::rt::TokioTimer::new());
         Ok(Client {
-            inner: builder.build(connector),
+            inner: builder.build(connector.clone()),
+            connector,
             shared,
         })
     }
@@ -234,6 +235,7 @@ impl ClientBuilder {
 #[derive(Clone)]
 pub struct Client {
     inner: hyper_util::client::legacy::Client<Connector, Full<Bytes>>,
+    connector: Connector,
     shared: Arc<ClientShared>,
 }
 
@@ -310,6 +312,13 @@ impl Client {
     /// Starts configuring a client.
     pub fn builder() -> ClientBuilder {
         ClientBuilder::new()
+    }
+
+    /// The connector this client opens connections with: TCP, then TLS with our current
+    /// identity and our check of the server. Use it for tonic's
+    /// `Endpoint::connect_with_connector`, another hyper client, or raw TLS streams.
+    pub fn connector(&self) -> Connector {
+        self.connector.clone()
     }
 
     /// Sends a `GET` request to `uri`, which must be `https`.
@@ -468,16 +477,52 @@ impl ClientError {
     }
 }
 
-/// Opens TCP, then TLS with our identity, for the hyper-util client.
+/// Opens TCP, then TLS with our identity and our check of the server: the connector behind
+/// [`Client`], for use on its own.
+///
+/// It is a tower `Service<Uri>` whose connections implement hyper's `Read` and `Write`, so it
+/// plugs into hyper-util's client and tonic's `Endpoint::connect_with_connector`; for other
+/// protocols, [`Connector::connect`] and [`TlsConnection::into_inner`] give the TLS stream
+/// itself. Every connection reads the client's *current* material, so rotation reaches
+/// these connections too, and verifies the server exactly as [`Client`] does (trust bundle,
+/// CRLs, name or [`ClientBuilder::expect_server`]). Get one with [`Client::connector`].
+///
+/// # Examples
+///
+/// ```no_run
+/// # async fn run(client: mtls::Client) -> Result<(), Box<dyn std::error::Error>> {
+/// let connection = client.connector().connect("https://inventory.internal:9000".parse()?).await?;
+/// println!("connected to {}", connection.peer_identity());
+/// let stream = connection.into_inner(); // a tokio-rustls stream: AsyncRead + AsyncWrite
+/// # drop(stream);
+/// # Ok(()) }
+/// ```
 #[derive(Clone)]
-struct Connector {
+pub struct Connector {
     /// Each connection loads the current config, so a swap affects new connections only.
     config: Arc<ArcSwap<ClientConfig>>,
     connect_timeout: Duration,
 }
 
+impl fmt::Debug for Connector {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Connector")
+            .field("connect_timeout", &self.connect_timeout)
+            .finish_non_exhaustive()
+    }
+}
+
 impl Connector {
-    async fn connect(self, uri: Uri) -> Result<TlsConnection, ClientError> {
+    /// Connects to the `https` URI's host and port (443 by default) and completes the TLS
+    /// handshake, within the client's connect timeout.
+    ///
+    /// # Errors
+    ///
+    /// As [`Client::request`]: [`ClientError::InvalidUri`], [`ClientError::Connect`],
+    /// [`ClientError::Timeout`], and the handshake failures that name which side rejected
+    /// which certificate. (In TLS 1.3 a server's rejection of *our* certificate arrives after
+    /// the handshake, on the first read.)
+    pub async fn connect(&self, uri: Uri) -> Result<TlsConnection, ClientError> {
         check_uri(&uri)?;
         let host = uri.host().unwrap_or_default();
         // `Uri::host` keeps the brackets of an IPv6 literal.
@@ -544,12 +589,13 @@ impl tower_service::Service<Uri> for Connector {
     }
 
     fn call(&mut self, uri: Uri) -> Self::Future {
-        Box::pin(self.clone().connect(uri))
+        let connector = self.clone();
+        Box::pin(async move { connector.connect(uri).await })
     }
 }
 
-/// A client TLS connection that knows the server's identity.
-struct TlsConnection {
+/// A client TLS connection that knows the server's verified identity.
+pub struct TlsConnection {
     io: TokioIo<tokio_rustls::client::TlsStream<TcpStream>>,
     peer: PeerIdentity,
     failure: TlsFailure,
@@ -573,6 +619,26 @@ impl TlsFailure {
             slot.get_or_insert_with(|| tls.clone());
         }
         result
+    }
+}
+
+impl fmt::Debug for TlsConnection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TlsConnection")
+            .field("peer", &self.peer)
+            .finish_non_exhaustive()
+    }
+}
+
+impl TlsConnection {
+    /// The server's verified identity (with the negotiated version, ALPN and resumption).
+    pub fn peer_identity(&self) -> &PeerIdentity {
+        &self.peer
+    }
+
+    /// The TLS stream, for protocols other than HTTP.
+    pub fn into_inner(self) -> tokio_rustls::client::TlsStream<TcpStream> {
+        self.io.into_inner()
     }
 }
 

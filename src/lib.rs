@@ -81,7 +81,7 @@ pub mod verify;
 pub use authorize::{Authorizer, Denied, PolicyError};
 #[cfg(feature = "axum")]
 pub use axum::MissingIdentity;
-pub use client::{Client, ClientBuilder, DEFAULT_CONNECT_TIMEOUT};
+pub use client::{Client, ClientBuilder, Connector, DEFAULT_CONNECT_TIMEOUT, TlsConnection};
 pub use error::{ClientError, Error, HandshakeFailure, LoadError, Origin};
 pub use identity::{Fingerprint, PeerIdentity, SpiffeId, SpiffeIdError, TlsVersion};
 pub use limits::{DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_SHUTDOWN_TIMEOUT, Limits};
