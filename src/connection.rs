@@ -208,6 +208,17 @@ impl Connection {
             }
         }
         self.shared.stats.record_accepted(resumed);
+        let span = tracing::Span::current();
+        if let Some(p) = &peer {
+            span.record("peer.identity", tracing::field::display(p));
+            span.record("peer.serial", p.serial());
+        }
+        match conn.protocol_version() {
+            Some(rustls::ProtocolVersion::TLSv1_3) => span.record("tls.version", "TLSv1.3"),
+            Some(rustls::ProtocolVersion::TLSv1_2) => span.record("tls.version", "TLSv1.2"),
+            _ => &span,
+        };
+        span.record("tls.resumed", resumed);
         match &peer {
             Some(p) => {
                 tracing::debug!(peer.addr = %self.addr, peer.identity = %p, resumed, "mTLS handshake accepted")

@@ -560,7 +560,16 @@ impl Server {
                             addr,
                         };
                         let service = service.clone();
-                        let span = tracing::info_span!("mtls.connection", peer.addr = %addr);
+                        // The peer's identity is recorded on the span once the handshake
+                        // has verified it, so every event of the connection carries it.
+                        let span = tracing::info_span!(
+                            "mtls.connection",
+                            peer.addr = %addr,
+                            peer.identity = tracing::field::Empty,
+                            peer.serial = tracing::field::Empty,
+                            tls.version = tracing::field::Empty,
+                            tls.resumed = tracing::field::Empty,
+                        );
                         let stats = Arc::clone(&shared.stats);
                         let mut stop_watch = stop_watch.clone();
                         tasks.spawn(CONNECTION.scope(ConnectionContext::new(addr), async move {

@@ -53,6 +53,57 @@ impl ServerStats {
             .sum()
     }
 
+    /// The counters in the Prometheus text exposition format (version 0.0.4), every metric
+    /// named `mtls_*`, failures labelled by `reason` (the [`HandshakeFailure::as_str`] names,
+    /// every reason present, zeros included, so rates never start from a missing series).
+    ///
+    /// Serve it from a `/metrics` route as `text/plain; version=0.0.4`, or read the
+    /// accessors above into the `metrics` crate or an OpenTelemetry meter: the counters are
+    /// plain atomics, so any exporter can scrape them without this crate choosing one.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let stats = mtls::ServerStats::default();
+    /// let text = stats.prometheus_text();
+    /// assert!(text.contains("mtls_handshakes_accepted_total 0"));
+    /// assert!(text.contains("mtls_handshake_failures_total{reason=\"unknown_issuer\"} 0"));
+    /// ```
+    pub fn prometheus_text(&self) -> String {
+        use std::fmt::Write;
+        let mut out = String::with_capacity(2048);
+        let mut metric = |name: &str, kind: &str, help: &str, value: u64| {
+            let _ = writeln!(out, "# HELP {name} {help}");
+            let _ = writeln!(out, "# TYPE {name} {kind}");
+            let _ = writeln!(out, "{name} {value}");
+        };
+        metric(
+            "mtls_handshakes_accepted_total",
+            "counter",
+            "TLS handshakes completed and authorized.",
+            self.handshakes_accepted(),
+        );
+        metric(
+            "mtls_handshakes_resumed_total",
+            "counter",
+            "Accepted handshakes that resumed an earlier session.",
+            self.handshakes_resumed(),
+        );
+        metric(
+            "mtls_connections_active",
+            "gauge",
+            "Connections open now, handshaking or established.",
+            self.active_connections(),
+        );
+        let name = "mtls_handshake_failures_total";
+        let _ = writeln!(out, "# HELP {name} Failed TLS handshakes, by reason.");
+        let _ = writeln!(out, "# TYPE {name} counter");
+        for (reason, count) in self.failures() {
+            let _ = writeln!(out, "{name}{{reason=\"{}\"}} {count}", reason.as_str());
+        }
+        out
+    }
+
     pub(crate) fn record_accepted(&self, resumed: bool) {
         self.accepted.fetch_add(1, Ordering::Relaxed);
         if resumed {
