@@ -22,10 +22,8 @@ use http_body_util::{BodyExt, Full};
 use hyper::body::{Bytes, Incoming};
 use hyper::service::service_fn;
 use hyper::{Request, Response};
+use mtls::dev::{DevCa, LeafSpec};
 use mtls::{Authorizer, Client, PeerIdentity, Rotate, Server};
-use rcgen::{
-    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
-};
 
 type Failure = Box<dyn std::error::Error + Send + Sync>;
 const RELOAD: Duration = Duration::from_millis(200);
@@ -37,10 +35,14 @@ async fn main() -> Result<(), Failure> {
     dir.write(
         "server.crt",
         "server.key",
-        &old_ca.issue("localhost", true)?,
+        &issue(&old_ca, "localhost", true)?,
     )?;
-    dir.write("client.crt", "client.key", &old_ca.issue("orders", false)?)?;
-    dir.put("ca.crt", &old_ca.pem)?;
+    dir.write(
+        "client.crt",
+        "client.key",
+        &issue(&old_ca, "orders", false)?,
+    )?;
+    dir.put("ca.crt", old_ca.root_pem())?;
 
     let server = Server::builder()
         .identity_files(dir.path("server.crt"), dir.path("server.key"))
@@ -136,14 +138,17 @@ async fn main() -> Result<(), Failure> {
     dir.write(
         "server.crt",
         "server.key",
-        &old_ca.issue("localhost", true)?,
+        &issue(&old_ca, "localhost", true)?,
     )?;
     wait_reload(before).await?;
 
     println!("2. CA rotation begins: both sides trust the old and the new CA");
     let new_ca = DevCa::new("new CA")?;
     let before = reloads();
-    dir.put("ca.crt", &format!("{}{}", old_ca.pem, new_ca.pem))?;
+    dir.put(
+        "ca.crt",
+        &format!("{}{}", old_ca.root_pem(), new_ca.root_pem()),
+    )?;
     wait_reload((before.0, before.1 + 1)).await?;
 
     println!("3. both certificates re-issued by the new CA");
@@ -151,23 +156,27 @@ async fn main() -> Result<(), Failure> {
     dir.write(
         "server.crt",
         "server.key",
-        &new_ca.issue("localhost", true)?,
+        &issue(&new_ca, "localhost", true)?,
     )?;
-    dir.write("client.crt", "client.key", &new_ca.issue("orders", false)?)?;
+    dir.write(
+        "client.crt",
+        "client.key",
+        &issue(&new_ca, "orders", false)?,
+    )?;
     wait_reload((before.0, before.1 + 1)).await?;
 
     println!("4. the old CA is removed");
     let before = reloads();
-    dir.put("ca.crt", &new_ca.pem)?;
+    dir.put("ca.crt", new_ca.root_pem())?;
     wait_reload((before.0, before.1 + 1)).await?;
     tokio::time::sleep(RELOAD * 3).await;
 
     // A control plane (Vault, SPIRE, your own) pushes material through code instead of files,
     // with the same validation: an expired certificate is refused and the last good one stays.
     println!("5. a control plane pushes a new server certificate through code");
-    let (cert, key) = new_ca.issue("localhost", true)?;
+    let (cert, key) = issue(&new_ca, "localhost", true)?;
     server_handle.set_identity(mtls::Identity::from_pem(cert.as_bytes(), key.as_bytes())?)?;
-    let (cert, key) = new_ca.issue_expired("localhost")?;
+    let (cert, key) = pem_pair(&new_ca, &LeafSpec::server("localhost").expired())?;
     match server_handle.set_identity(mtls::Identity::from_pem(cert.as_bytes(), key.as_bytes())?) {
         Err(e) => println!("   an expired push is refused, the last good certificate stays: {e}"),
         Ok(()) => return Err("an expired certificate was swapped in".into()),
@@ -246,53 +255,17 @@ impl Drop for TempDir {
     }
 }
 
-/// A throwaway certificate authority, in memory only.
-struct DevCa {
-    params: CertificateParams,
-    key: KeyPair,
-    pem: String,
+/// A leaf from `ca` as (certificate PEM, key PEM): a server for `localhost`, or a client.
+fn issue(ca: &DevCa, name: &str, server: bool) -> Result<(String, String), Failure> {
+    let spec = if server {
+        LeafSpec::server(name)
+    } else {
+        LeafSpec::client(name)
+    };
+    pem_pair(ca, &spec)
 }
 
-impl DevCa {
-    fn new(name: &str) -> Result<DevCa, Failure> {
-        let key = KeyPair::generate()?;
-        let mut params = CertificateParams::new(Vec::<String>::new())?;
-        params.distinguished_name.push(DnType::CommonName, name);
-        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        let pem = params.self_signed(&key)?.pem();
-        Ok(DevCa { params, key, pem })
-    }
-
-    /// A leaf as (certificate PEM, key PEM).
-    fn issue(&self, name: &str, server: bool) -> Result<(String, String), Failure> {
-        self.issue_with(name, server, |_| {})
-    }
-
-    /// A server leaf that expired yesterday.
-    fn issue_expired(&self, name: &str) -> Result<(String, String), Failure> {
-        self.issue_with(name, true, |params| {
-            let now = time::OffsetDateTime::now_utc();
-            params.not_before = now - time::Duration::days(3);
-            params.not_after = now - time::Duration::days(1);
-        })
-    }
-
-    fn issue_with(
-        &self,
-        name: &str,
-        server: bool,
-        adjust: impl FnOnce(&mut CertificateParams),
-    ) -> Result<(String, String), Failure> {
-        let key = KeyPair::generate()?;
-        let mut params = CertificateParams::new(vec![name.to_owned()])?;
-        adjust(&mut params);
-        params.distinguished_name.push(DnType::CommonName, name);
-        params.extended_key_usages = vec![if server {
-            ExtendedKeyUsagePurpose::ServerAuth
-        } else {
-            ExtendedKeyUsagePurpose::ClientAuth
-        }];
-        let cert = params.signed_by(&key, &Issuer::from_params(&self.params, &self.key))?;
-        Ok((cert.pem(), key.serialize_pem()))
-    }
+fn pem_pair(ca: &DevCa, spec: &LeafSpec) -> Result<(String, String), Failure> {
+    let cert = ca.issue(spec)?;
+    Ok((cert.cert_pem().to_owned(), cert.key_pem().to_owned()))
 }

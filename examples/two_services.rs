@@ -16,11 +16,8 @@ use http_body_util::{BodyExt, Full};
 use hyper::body::{Bytes, Incoming};
 use hyper::service::service_fn;
 use hyper::{Request, Response};
-use mtls::{Authorizer, Client, HandshakeFailure, Identity, PeerIdentity, Server, TrustBundle};
-use rcgen::{
-    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
-    SanType,
-};
+use mtls::dev::{DevCa, LeafSpec};
+use mtls::{Authorizer, Client, HandshakeFailure, Identity, PeerIdentity, Server};
 
 type Failure = Box<dyn std::error::Error>;
 
@@ -35,8 +32,8 @@ async fn main() -> Result<(), Failure> {
 
     // 1. A CA for the example.org trust domain, and one certificate per service.
     let ca = DevCa::new("example.org dev CA")?;
-    let inventory_cert = ca.issue("inventory", "spiffe://example.org/inventory", true)?;
-    let orders_cert = ca.issue("orders", "spiffe://example.org/orders", false)?;
+    let inventory_cert = issue(&ca, "inventory", "spiffe://example.org/inventory", true)?;
+    let orders_cert = issue(&ca, "orders", "spiffe://example.org/orders", false)?;
 
     // 2. inventory: an mTLS server that lets only orders in, and whose handler reads the
     //    caller's verified identity.
@@ -114,7 +111,12 @@ async fn main() -> Result<(), Failure> {
     // 5. A caller whose certificate comes from another CA: rejected, with the reason named.
     let foreign_ca = DevCa::new("someone else's CA")?;
     let intruder = Client::builder()
-        .identity(foreign_ca.issue("intruder", "spiffe://evil.example/intruder", false)?)
+        .identity(issue(
+            &foreign_ca,
+            "intruder",
+            "spiffe://evil.example/intruder",
+            false,
+        )?)
         .trust(ca.trust()?)
         .build()?;
     let err = intruder
@@ -131,7 +133,7 @@ async fn main() -> Result<(), Failure> {
     println!("[inventory] counted: {}", HandshakeFailure::UnknownIssuer);
 
     // 6. reporting: same CA, valid certificate, but not allowed by inventory's policy.
-    let reporting_cert = ca.issue("reporting", "spiffe://example.org/reporting", false)?;
+    let reporting_cert = issue(&ca, "reporting", "spiffe://example.org/reporting", false)?;
     let reporting_id = PeerIdentity::from_chain(reporting_cert.chain())?;
     let reporting = Client::builder()
         .identity(reporting_cert)
@@ -215,48 +217,13 @@ async fn anonymous_get(addr: std::net::SocketAddr, ca: &DevCa) -> std::io::Resul
     Ok(out)
 }
 
-/// A throwaway certificate authority, in memory only.
-struct DevCa {
-    params: CertificateParams,
-    key: KeyPair,
-    pem: String,
-}
-
-impl DevCa {
-    fn new(name: &str) -> Result<DevCa, Failure> {
-        let key = KeyPair::generate()?;
-        let mut params = CertificateParams::new(Vec::<String>::new())?;
-        params.distinguished_name.push(DnType::CommonName, name);
-        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        let pem = params.self_signed(&key)?.pem();
-        Ok(DevCa { params, key, pem })
-    }
-
-    fn trust(&self) -> Result<TrustBundle, mtls::LoadError> {
-        TrustBundle::from_pem(self.pem.as_bytes())
-    }
-
-    /// A leaf for `name` with a SPIFFE ID; servers also get `localhost` and `127.0.0.1`.
-    fn issue(&self, name: &str, spiffe_id: &str, server: bool) -> Result<Identity, Failure> {
-        let key = KeyPair::generate()?;
-        let mut params = CertificateParams::new(if server {
-            vec!["localhost".to_owned(), "127.0.0.1".to_owned()]
-        } else {
-            vec![]
-        })?;
-        params.distinguished_name.push(DnType::CommonName, name);
-        params
-            .subject_alt_names
-            .push(SanType::URI(spiffe_id.try_into()?));
-        params.extended_key_usages = vec![if server {
-            ExtendedKeyUsagePurpose::ServerAuth
-        } else {
-            ExtendedKeyUsagePurpose::ClientAuth
-        }];
-        let cert = params.signed_by(&key, &Issuer::from_params(&self.params, &self.key))?;
-        Ok(Identity::from_pem(
-            cert.pem().as_bytes(),
-            key.serialize_pem().as_bytes(),
-        )?)
-    }
+/// Issues `name`'s certificate with its SPIFFE ID from the example's throwaway CA; servers
+/// also get `localhost`, `127.0.0.1` and `::1`.
+fn issue(ca: &DevCa, name: &str, spiffe_id: &str, server: bool) -> Result<Identity, Failure> {
+    let spec = if server {
+        LeafSpec::server(name)
+    } else {
+        LeafSpec::client(name)
+    };
+    Ok(ca.issue(&spec.spiffe_id(spiffe_id))?.identity()?)
 }

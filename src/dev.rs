@@ -260,7 +260,7 @@ impl DevCa {
     }
 
     /// A server certificate for `name` (also `localhost`, `127.0.0.1` and `::1`), valid for
-    /// 24 hours. Shorthand for `issue(&LeafSpec::server(name))`.
+    /// a week. Shorthand for `issue(&LeafSpec::server(name))`.
     ///
     /// # Errors
     ///
@@ -270,7 +270,7 @@ impl DevCa {
     }
 
     /// A client certificate with the SPIFFE ID `spiffe_id` (its path is the common name),
-    /// valid for 24 hours. Shorthand for `issue(&LeafSpec::client(..).spiffe_id(spiffe_id))`.
+    /// valid for a week. Shorthand for `issue(&LeafSpec::client(..).spiffe_id(spiffe_id))`.
     ///
     /// # Errors
     ///
@@ -465,7 +465,7 @@ const HOUR: Duration = Duration::from_secs(3600);
 
 impl LeafSpec {
     /// A leaf with common name `common_name`, both usages, no SANs, valid from an hour ago for
-    /// 24 hours.
+    /// a week (long enough that the 24-hour renewal warning stays quiet).
     pub fn new(common_name: &str) -> LeafSpec {
         let now = SystemTime::now();
         LeafSpec {
@@ -478,7 +478,7 @@ impl LeafSpec {
             usage: Usage::Both,
             serial: None,
             not_before: now - HOUR,
-            not_after: now + DAY,
+            not_after: now + 7 * DAY,
         }
     }
 
