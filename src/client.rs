@@ -10,7 +10,6 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use arc_swap::ArcSwap;
 use bytes::Bytes;
 use http::{Request, Response, Uri};
 use http_body_util::Full;
@@ -18,20 +17,22 @@ use hyper::body::Incoming;
 use hyper_util::client::legacy::connect::{Connected, Connection};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use rustls::ClientConfig;
-use rustls_pki_types::ServerName;
+use rustls::client::danger::ServerCertVerifier;
+use rustls_pki_types::{ServerName, UnixTime};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 
 use crate::authorize::Authorizer;
 use crate::error::{ClientError, Error, HandshakeFailure, alert_name, is_certificate_alert};
 use crate::identity::PeerIdentity;
+use crate::live::LiveClient;
 use crate::material::{Crls, Identity, TrustBundle};
 use crate::provider::crypto_provider;
 use crate::source::{
     CertificateStatus, Live, MaterialSpec, ReloadState, Role, Rotate, Target, Update, rotate,
     status,
 };
-use crate::tls::{TlsOptions, client_config};
+use crate::tls::{TlsOptions, client_generation, live_client_config};
 use crate::verify::ServerNotAllowed;
 
 /// Default limit on TCP connect plus TLS handshake.
@@ -183,15 +184,18 @@ impl ClientBuilder {
         let interval = self.material.reload_interval;
         let (live, files) = self.material.resolve()?;
         let provider = crypto_provider();
-        let config = client_config(
+        let generation = client_generation(
             &provider,
             &live.identity,
             &live.effective_trust(),
             self.expect_server.clone(),
             self.tls,
         )?;
+        let current = LiveClient::new(generation);
+        let config = Arc::new(live_client_config(&provider, &current, self.tls)?);
         let shared = Arc::new(ClientShared {
-            config: Arc::new(ArcSwap::from_pointee(config)),
+            live: current,
+            config: Arc::clone(&config),
             material: Mutex::new(ClientMaterial {
                 live,
                 expect_server: self.expect_server,
@@ -202,7 +206,8 @@ impl ClientBuilder {
         });
         MaterialSpec::watch(&shared, files, interval);
         let connector = Connector {
-            config: Arc::clone(&shared.config),
+            tls: TlsConnector::from(config),
+            live: Arc::clone(&shared.live),
             connect_timeout: self.connect_timeout,
         };
         let mut builder = hyper_util::client::legacy::Client::builder(TokioExecutor::new());
@@ -241,8 +246,10 @@ pub struct Client {
 
 /// The client's live TLS configuration and what it was built from.
 struct ClientShared {
-    /// Shared with the connector, which loads it for each new connection.
-    config: Arc<ArcSwap<ClientConfig>>,
+    /// The material each handshake reads; a swap reaches new connections only.
+    live: Arc<LiveClient>,
+    /// The one rustls config, over `live`: the connector's, and the one handed out.
+    config: Arc<ClientConfig>,
     material: Mutex<ClientMaterial>,
     provider: Arc<rustls::crypto::CryptoProvider>,
     reload: ReloadState,
@@ -267,14 +274,14 @@ impl Target for ClientShared {
     fn install(&self, live: Live) -> Result<(), Error> {
         let mut m = self.material.lock().unwrap_or_else(PoisonError::into_inner);
         // The server check (`expect_server` or the host name) is kept as it was.
-        let config = client_config(
+        let generation = client_generation(
             &self.provider,
             &live.identity,
             &live.effective_trust(),
             m.expect_server.clone(),
             m.tls,
         )?;
-        self.config.store(Arc::new(config));
+        self.live.install(generation);
         m.live = live;
         Ok(())
     }
@@ -312,6 +319,36 @@ impl Client {
     /// Starts configuring a client.
     pub fn builder() -> ClientBuilder {
         ClientBuilder::new()
+    }
+
+    /// The rustls configuration this client runs on, for any rustls-based library (reqwest's
+    /// `use_preconfigured_tls`, tokio-postgres-rustls, a plain `tokio_rustls::TlsConnector`).
+    ///
+    /// It is not a copy: its certificate resolver, server verifier and session store read
+    /// this client's *current* material at every handshake, so rotation (files or
+    /// [`Rotate`]) reaches every connection made with it, and the server is checked exactly
+    /// as [`Client`] checks it (trust, CRLs, name or [`ClientBuilder::expect_server`]).
+    /// Sessions verified under older trust are not offered.
+    ///
+    /// What only [`Client`] and [`Client::connector`] add: the server's [`PeerIdentity`] on
+    /// responses and connections, the re-check of a resumed session's server certificate
+    /// against the current trust (the fresh session store per change covers all but a
+    /// session stored in the instant of a swap), the connect timeout, and errors that say in
+    /// words which side rejected which certificate. File watching runs while this client (or
+    /// a clone) is alive.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # async fn run(client: mtls::Client) -> Result<(), Box<dyn std::error::Error>> {
+    /// let tls = tokio_rustls::TlsConnector::from(client.rustls_config());
+    /// let tcp = tokio::net::TcpStream::connect("127.0.0.1:5432").await?;
+    /// let stream = tls.connect("db.internal".try_into()?, tcp).await?;
+    /// # drop(stream);
+    /// # Ok(()) }
+    /// ```
+    pub fn rustls_config(&self) -> Arc<ClientConfig> {
+        Arc::clone(&self.shared.config)
     }
 
     /// The connector this client opens connections with: TCP, then TLS with our current
@@ -499,8 +536,10 @@ impl ClientError {
 /// ```
 #[derive(Clone)]
 pub struct Connector {
-    /// Each connection loads the current config, so a swap affects new connections only.
-    config: Arc<ArcSwap<ClientConfig>>,
+    /// Over the client's one live config: each handshake reads the current material.
+    tls: TlsConnector,
+    /// For re-verifying a resumed session against the current trust.
+    live: Arc<LiveClient>,
     connect_timeout: Duration,
 }
 
@@ -538,7 +577,7 @@ impl Connector {
                 uri: uri.to_string(),
                 reason: "the host is neither a DNS name nor an IP address",
             })?;
-        let connector = TlsConnector::from(self.config.load_full());
+        let connector = self.tls.clone();
         let timeout = self.connect_timeout;
         let attempt = async {
             let tcp = TcpStream::connect((host.as_str(), port))
@@ -548,15 +587,18 @@ impl Connector {
                     source,
                 })?;
             let _ = tcp.set_nodelay(true);
-            connector.connect(server_name, tcp).await.map_err(|e| {
-                match e.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()) {
-                    Some(tls) => from_tls(tls),
-                    None => ClientError::Handshake {
-                        reason: HandshakeFailure::from_io(&e),
-                        detail: e.to_string(),
+            connector
+                .connect(server_name.clone(), tcp)
+                .await
+                .map_err(
+                    |e| match e.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()) {
+                        Some(tls) => from_tls(tls),
+                        None => ClientError::Handshake {
+                            reason: HandshakeFailure::from_io(&e),
+                            detail: e.to_string(),
+                        },
                     },
-                }
-            })
+                )
         };
         let tls =
             tokio::time::timeout(timeout, attempt)
@@ -571,6 +613,16 @@ impl Connector {
                 detail: "the verified server certificate could not be parsed".to_owned(),
             }
         })?;
+        if peer.resumed() {
+            // rustls does not verify the server again on resumption: the stored chain is
+            // checked against the current trust, CRLs, dates and server check.
+            let verifier = Arc::clone(&self.live.current().verifier);
+            if let Some((leaf, rest)) = peer.chain().split_first() {
+                verifier
+                    .verify_server_cert(leaf, rest, &server_name, &[], UnixTime::now())
+                    .map_err(|e| from_tls(&e))?;
+            }
+        }
         Ok(TlsConnection {
             io: TokioIo::new(tls),
             peer,

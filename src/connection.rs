@@ -17,6 +17,8 @@ use hyper::body::{Body, Incoming};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::Watcher;
+use rustls::server::danger::ClientCertVerifier;
+use rustls_pki_types::UnixTime;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsAcceptor;
@@ -39,6 +41,8 @@ pub(crate) struct ConnectionContext {
     verified: RefCell<Option<PeerIdentity>>,
     /// Whether the verifier already logged this handshake's failure.
     logged: Cell<bool>,
+    /// Whether the verifier is re-checking a resumed session.
+    resuming: Cell<bool>,
 }
 
 impl ConnectionContext {
@@ -47,6 +51,7 @@ impl ConnectionContext {
             addr,
             verified: RefCell::new(None),
             logged: Cell::new(false),
+            resuming: Cell::new(false),
         }
     }
 }
@@ -61,6 +66,16 @@ pub(crate) fn peer_addr() -> String {
 /// Keeps the identity the verifier accepted, so the connection need not parse it again.
 pub(crate) fn stash_verified(peer: PeerIdentity) {
     let _ = CONNECTION.try_with(|c| *c.verified.borrow_mut() = Some(peer));
+}
+
+/// Whether the code runs inside one of our connection tasks (which counts its own failures).
+pub(crate) fn in_connection_task() -> bool {
+    CONNECTION.try_with(|_| ()).is_ok()
+}
+
+/// Whether the verifier is re-checking a resumed session, for the failure event.
+pub(crate) fn resuming() -> bool {
+    CONNECTION.try_with(|c| c.resuming.get()).unwrap_or(false)
 }
 
 /// Notes that the verifier logged this handshake's failure, so it is not logged twice.
@@ -137,8 +152,7 @@ impl Connection {
         tcp: TcpStream,
     ) -> Option<(TlsStream, Option<PeerIdentity>)> {
         let _ = tcp.set_nodelay(true);
-        let snapshot = self.shared.snapshot.load_full();
-        let acceptor = TlsAcceptor::from(Arc::clone(&snapshot.config));
+        let acceptor = TlsAcceptor::from(Arc::clone(&self.shared.config));
         let accept = acceptor.accept(tcp).into_fallible();
         let timeout = self.shared.limits.handshake_timeout;
         let tls = match tokio::time::timeout(timeout, accept).await {
@@ -173,39 +187,40 @@ impl Connection {
             );
             return None;
         }
-        // rustls does not run the verifier on a resumed session, and an anonymous peer never
-        // reaches it: both are checked here against the current policy.
+        // rustls does not run the verifier on a resumed session: the stored chain is verified
+        // again here against the current trust, CRLs, dates and policy (a swap of any of them
+        // also starts a new session cache, but a session stored while a swap was under way
+        // must not slip through). An anonymous peer never reaches the verifier: it is checked
+        // against the current policy.
         let resumed = conn.handshake_kind() == Some(rustls::HandshakeKind::Resumed);
-        if resumed
-            && let Some(p) = &peer
-            && !(p.not_before()..=p.not_after()).contains(&std::time::SystemTime::now())
-        {
-            // A session cache never re-checks dates: a certificate that expired since the
-            // session began must not keep resuming.
-            let reason = HandshakeFailure::Expired;
-            self.shared.stats.record_failure(reason);
-            tracing::warn!(
-                peer.addr = %self.addr, reason = %reason.as_str(), peer.identity = %p,
-                peer.subject = %p.subject(), peer.issuer = %p.issuer(),
-                peer.not_before = %crate::source::humantime(p.not_before()),
-                peer.not_after = %crate::source::humantime(p.not_after()), resumed,
-                "TLS handshake failed: the resumed session's certificate is no longer valid"
-            );
+        let refusal = match &peer {
+            Some(p) if resumed => {
+                let verifier = Arc::clone(&self.shared.live.current().verifier);
+                let _ = CONNECTION.try_with(|c| c.resuming.set(true));
+                p.chain()
+                    .split_first()
+                    .map(|(leaf, rest)| verifier.verify_client_cert(leaf, rest, UnixTime::now()))
+                    .and_then(Result::err)
+                    .map(|e| HandshakeFailure::from_rustls(&e))
+            }
+            Some(_) => None,
+            None => {
+                let policy = self.shared.live.current().policy.clone();
+                policy.check(None).err().map(|denied| {
+                    crate::verify::log_not_authorized(&self.addr, None, &denied, resumed);
+                    HandshakeFailure::NotAuthorized
+                })
+            }
+        };
+        if let Some(reason) = refusal {
+            if already_logged() || peer.is_none() {
+                self.shared.stats.record_failure(reason);
+            } else {
+                self.failed(reason, &"the resumed session no longer verifies");
+            }
             let mut tls = tls;
             let _ = tokio::time::timeout(Duration::from_secs(1), tls.shutdown()).await;
             return None;
-        }
-        if resumed || peer.is_none() {
-            let policy = &self.shared.snapshot.load().policy;
-            if let Err(denied) = policy.check(peer.as_ref()) {
-                self.shared
-                    .stats
-                    .record_failure(HandshakeFailure::NotAuthorized);
-                crate::verify::log_not_authorized(&self.addr, peer.as_ref(), &denied, resumed);
-                let mut tls = tls;
-                let _ = tokio::time::timeout(Duration::from_secs(1), tls.shutdown()).await;
-                return None;
-            }
         }
         self.shared.stats.record_accepted(resumed);
         let span = tracing::Span::current();

@@ -68,6 +68,7 @@ pub mod dev;
 mod error;
 mod identity;
 mod limits;
+mod live;
 mod material;
 mod provider;
 mod require;

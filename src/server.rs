@@ -8,7 +8,6 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use arc_swap::ArcSwap;
 use hyper_util::server::graceful::GracefulShutdown;
 use rustls::ServerConfig;
 use rustls::crypto::CryptoProvider;
@@ -21,6 +20,7 @@ use crate::authorize::Authorizer;
 use crate::connection::{CONNECTION, Connection, ConnectionContext, HttpBuilders};
 use crate::error::Error;
 use crate::limits::Limits;
+use crate::live::{LiveServer, ServerGeneration};
 use crate::material::{Crls, Identity, TrustBundle};
 use crate::provider::crypto_provider;
 use crate::service::HttpService;
@@ -29,7 +29,7 @@ use crate::source::{
     status,
 };
 use crate::stats::ServerStats;
-use crate::tls::{ClientAuth, TlsOptions, server_config};
+use crate::tls::{ClientAuth, TlsOptions, live_server_config, server_generation};
 
 /// Configures and binds a [`Server`].
 ///
@@ -250,6 +250,60 @@ impl ServerBuilder {
     /// [`Error::Verifier`] or [`Error::Tls`] when rustls refuses it, and [`Error::Bind`] when
     /// the address cannot be bound.
     pub async fn bind(self, addr: impl ToSocketAddrs + fmt::Display) -> Result<Server, Error> {
+        let shown = addr.to_string();
+        let unwatched = self.shared()?;
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|source| Error::Bind {
+                addr: shown.clone(),
+                source,
+            })?;
+        let local_addr = listener.local_addr().map_err(|source| Error::Bind {
+            addr: shown,
+            source,
+        })?;
+        let shared = unwatched.watch();
+        Ok(Server {
+            listener,
+            local_addr,
+            shared,
+        })
+    }
+
+    /// Builds the TLS configuration without binding a socket, for serving through something
+    /// else: a plain `tokio_rustls::TlsAcceptor`, tonic's `serve_with_incoming`, a custom
+    /// protocol. Take the config from [`ServerHandle::rustls_config`].
+    ///
+    /// Certificate files are watched while the handle (or a clone of it) is alive.
+    ///
+    /// # Errors
+    ///
+    /// As [`ServerBuilder::bind`], without the bind error.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+    /// let handle = mtls::Server::builder()
+    ///     .identity_files("certs/server.pem", "certs/server.key")
+    ///     .trust_file("certs/ca.pem")
+    ///     .authorize(mtls::Authorizer::trust_domain("example.org")?)
+    ///     .build_rustls_config()?;
+    /// let acceptor = tokio_rustls::TlsAcceptor::from(handle.rustls_config());
+    /// let listener = tokio::net::TcpListener::bind("127.0.0.1:9000").await?;
+    /// let (tcp, _) = listener.accept().await?;
+    /// let stream = acceptor.accept(tcp).await?; // verified and authorized
+    /// # drop(stream);
+    /// # Ok(()) }
+    /// ```
+    pub fn build_rustls_config(self) -> Result<ServerHandle, Error> {
+        let shared = self.shared()?.watch();
+        Ok(ServerHandle { shared })
+    }
+
+    /// Everything but the socket; the watcher starts once the caller says so (after a bind
+    /// that may still fail).
+    fn shared(self) -> Result<Unwatched, Error> {
         let interval = self.material.reload_interval;
         let (live, files) = self.material.resolve()?;
         let policy = self.policy.ok_or(Error::MissingPolicy)?;
@@ -269,32 +323,37 @@ impl ServerBuilder {
             tls: self.tls,
         };
         let provider = crypto_provider();
-        let snapshot = material.snapshot(&provider)?;
-        let shown = addr.to_string();
-        let listener = TcpListener::bind(addr)
-            .await
-            .map_err(|source| Error::Bind {
-                addr: shown.clone(),
-                source,
-            })?;
-        let local_addr = listener.local_addr().map_err(|source| Error::Bind {
-            addr: shown,
-            source,
-        })?;
+        let stats = Arc::<ServerStats>::default();
+        let live = LiveServer::new(material.generation(&provider)?, Arc::clone(&stats));
+        let config = Arc::new(live_server_config(&provider, &live, material.tls)?);
         let shared = Arc::new(Shared {
-            snapshot: ArcSwap::from_pointee(snapshot),
+            live,
+            config,
             material: Mutex::new(material),
             provider,
-            stats: Arc::default(),
+            stats,
             reload: ReloadState::default(),
             limits: self.limits.clone(),
         });
-        MaterialSpec::watch(&shared, files, interval);
-        Ok(Server {
-            listener,
-            local_addr,
+        Ok(Unwatched {
             shared,
+            files,
+            interval,
         })
+    }
+}
+
+/// A server's state before its files are watched.
+struct Unwatched {
+    shared: Arc<Shared>,
+    files: crate::source::Files,
+    interval: Option<Duration>,
+}
+
+impl Unwatched {
+    fn watch(self) -> Arc<Shared> {
+        MaterialSpec::watch(&self.shared, self.files, self.interval);
+        self.shared
     }
 }
 
@@ -312,9 +371,11 @@ pub struct Server {
 
 /// What every connection task reads.
 pub(crate) struct Shared {
-    /// Each handshake loads the current snapshot, so swapping it changes new handshakes only.
-    pub(crate) snapshot: ArcSwap<Snapshot>,
-    /// What the snapshot was built from, to rebuild it when one part changes.
+    /// The material handshakes read; swapping a generation changes new handshakes only.
+    pub(crate) live: Arc<LiveServer>,
+    /// The one rustls config, over `live`: ours, and the one handed out.
+    pub(crate) config: Arc<ServerConfig>,
+    /// What the current generation was built from, to rebuild it when one part changes.
     material: Mutex<Material>,
     provider: Arc<CryptoProvider>,
     pub(crate) stats: Arc<ServerStats>,
@@ -329,13 +390,13 @@ impl Shared {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// Builds a snapshot from the changed material and swaps it in; on error nothing changes.
+    /// Builds a generation from the changed material and swaps it in; on error nothing
+    /// changes.
     fn update(&self, change: impl FnOnce(&mut Material)) -> Result<(), Error> {
         let mut material = self.material();
         let mut candidate = material.clone();
         change(&mut candidate);
-        let snapshot = candidate.snapshot(&self.provider)?;
-        self.snapshot.store(Arc::new(snapshot));
+        self.live.install(candidate.generation(&self.provider)?);
         *material = candidate;
         Ok(())
     }
@@ -362,12 +423,6 @@ impl Target for Shared {
     }
 }
 
-/// The rustls config and the policy it enforces, swapped together.
-pub(crate) struct Snapshot {
-    pub(crate) config: Arc<ServerConfig>,
-    pub(crate) policy: Authorizer,
-}
-
 #[derive(Clone)]
 struct Material {
     live: Live,
@@ -377,19 +432,15 @@ struct Material {
 }
 
 impl Material {
-    fn snapshot(&self, provider: &Arc<CryptoProvider>) -> Result<Snapshot, Error> {
-        let config = server_config(
+    fn generation(&self, provider: &Arc<CryptoProvider>) -> Result<ServerGeneration, Error> {
+        server_generation(
             provider,
             &self.live.identity,
             &self.live.effective_trust(),
             self.client_auth,
             &self.policy,
             self.tls,
-        )?;
-        Ok(Snapshot {
-            config: Arc::new(config),
-            policy: self.policy.clone(),
-        })
+        )
     }
 }
 
@@ -406,7 +457,7 @@ pub struct ServerHandle {
 impl fmt::Debug for ServerHandle {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ServerHandle")
-            .field("policy", &self.shared.snapshot.load().policy)
+            .field("policy", &self.shared.live.current().policy)
             .finish_non_exhaustive()
     }
 }
@@ -442,12 +493,31 @@ impl ServerHandle {
 
     /// The policy new handshakes are checked against.
     pub fn authorizer(&self) -> Authorizer {
-        self.shared.snapshot.load().policy.clone()
+        self.shared.live.current().policy.clone()
     }
 
     /// The server's counters.
     pub fn stats(&self) -> Arc<ServerStats> {
         Arc::clone(&self.shared.stats)
+    }
+
+    /// The rustls configuration the server runs on, for any rustls-based acceptor.
+    ///
+    /// It is not a copy: its certificate resolver, client verifier and session cache read
+    /// the server's *current* material at every handshake, so rotation and
+    /// [`ServerHandle::set_authorizer`] reach every handshake made with it. The policy runs
+    /// in the handshake (an unauthorized client gets `access_denied`), failures are logged
+    /// with their named reason and counted in [`ServerHandle::stats`], and each change of
+    /// material starts a new session cache, so sessions from older trust or policy do not
+    /// resume.
+    ///
+    /// What only [`Server`] adds: the [`PeerIdentity`](crate::PeerIdentity) in each request,
+    /// the re-check of every resumed session against the current trust and policy (the
+    /// fresh cache per change covers all but a session stored in the instant of a swap),
+    /// handshake timeouts, connection and handshake limits, HTTP limits and graceful
+    /// shutdown.
+    pub fn rustls_config(&self) -> Arc<ServerConfig> {
+        Arc::clone(&self.shared.config)
     }
 }
 
@@ -479,6 +549,11 @@ impl Server {
     /// Our certificate and trust anchors with their expiry, and how reloading went.
     pub fn certificate_status(&self) -> CertificateStatus {
         status(&*self.shared)
+    }
+
+    /// The rustls configuration the server runs on: see [`ServerHandle::rustls_config`].
+    pub fn rustls_config(&self) -> Arc<ServerConfig> {
+        Arc::clone(&self.shared.config)
     }
 
     /// A handle to change the running server (policy, certificates, trust) after

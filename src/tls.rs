@@ -4,12 +4,16 @@
 
 use std::sync::Arc;
 
+use rustls::client::Resumption;
 use rustls::crypto::CryptoProvider;
-use rustls::sign::SingleCertAndKey;
 use rustls::{ClientConfig, ServerConfig, SupportedProtocolVersion};
 
 use crate::authorize::Authorizer;
 use crate::error::Error;
+use crate::live::{
+    ClientGeneration, ClientResolver, ClientSessions, ClientVerifier, LiveClient, LiveServer,
+    ServerGeneration, ServerResolver, ServerSessions, ServerVerifier,
+};
 use crate::material::{Identity, TrustBundle};
 use crate::verify::{ClientIdentityVerifier, RevocationPolicy, ServerIdentityVerifier};
 
@@ -68,16 +72,16 @@ pub enum ClientAuth {
     Optional,
 }
 
-/// A fresh config: new session cache and tickets, so sessions from an older config (another
-/// policy or trust) cannot resume under this one.
-pub(crate) fn server_config(
+/// The server material one handshake reads: our certificate, the verifier over `trust` that
+/// applies `policy`, and a fresh session cache.
+pub(crate) fn server_generation(
     provider: &Arc<CryptoProvider>,
     identity: &Identity,
     trust: &[TrustBundle],
     client_auth: ClientAuth,
     policy: &Authorizer,
     options: TlsOptions,
-) -> Result<ServerConfig, Error> {
+) -> Result<ServerGeneration, Error> {
     let verifier = ClientIdentityVerifier::new(
         Arc::clone(provider),
         trust,
@@ -85,41 +89,69 @@ pub(crate) fn server_config(
         client_auth == ClientAuth::Optional,
         options.revocation,
     )?;
-    let verifier = Arc::new(if options.ca_hints {
+    let verifier = if options.ca_hints {
         verifier
     } else {
         verifier.without_ca_hints()
-    });
+    };
+    Ok(ServerGeneration::new(
+        identity.certified_key(),
+        verifier,
+        policy.clone(),
+    ))
+}
+
+/// The one `ServerConfig` of a server: built once, it reads `live` at every handshake.
+pub(crate) fn live_server_config(
+    provider: &Arc<CryptoProvider>,
+    live: &Arc<LiveServer>,
+    options: TlsOptions,
+) -> Result<ServerConfig, Error> {
     let mut config = ServerConfig::builder_with_provider(Arc::clone(provider))
         .with_protocol_versions(options.versions())?
-        .with_client_cert_verifier(verifier)
-        .with_cert_resolver(Arc::new(SingleCertAndKey::from(identity.certified_key())));
+        .with_client_cert_verifier(Arc::new(ServerVerifier(Arc::clone(live))))
+        .with_cert_resolver(Arc::new(ServerResolver(Arc::clone(live))));
     config.alpn_protocols = alpn_protocols();
+    // Each generation has its own cache: sessions from older trust or policy do not resume.
+    config.session_storage = Arc::new(ServerSessions(Arc::clone(live)));
     // 0-RTT data is replayable and would reach a handler before the client is verified.
     config.max_early_data_size = 0;
     Ok(config)
 }
 
-pub(crate) fn client_config(
+/// The client material one handshake reads: our certificate, the verifier of the server over
+/// `trust` (by name, or by `expect_server`), and a fresh session store.
+pub(crate) fn client_generation(
     provider: &Arc<CryptoProvider>,
     identity: &Identity,
     trust: &[TrustBundle],
     expect_server: Option<Authorizer>,
     options: TlsOptions,
-) -> Result<ClientConfig, Error> {
-    let verifier = Arc::new(ServerIdentityVerifier::new(
+) -> Result<ClientGeneration, Error> {
+    let verifier = ServerIdentityVerifier::new(
         Arc::clone(provider),
         trust,
         expect_server,
         options.revocation,
-    )?);
+    )?;
+    Ok(ClientGeneration::new(identity.certified_key(), verifier))
+}
+
+/// The one `ClientConfig` of a client: built once, it reads `live` at every handshake.
+pub(crate) fn live_client_config(
+    provider: &Arc<CryptoProvider>,
+    live: &Arc<LiveClient>,
+    options: TlsOptions,
+) -> Result<ClientConfig, Error> {
     let mut config = ClientConfig::builder_with_provider(Arc::clone(provider))
         .with_protocol_versions(options.versions())?
         .dangerous()
-        .with_custom_certificate_verifier(verifier)
+        .with_custom_certificate_verifier(Arc::new(ClientVerifier(Arc::clone(live))))
         // The resolver always answers with our certificate, whatever CA names the server
         // hints in its CertificateRequest: a hint mismatch must not silently drop client auth.
-        .with_client_cert_resolver(Arc::new(SingleCertAndKey::from(identity.certified_key())));
+        .with_client_cert_resolver(Arc::new(ClientResolver(Arc::clone(live))));
     config.alpn_protocols = alpn_protocols();
+    // Each generation has its own store: sessions verified under older trust are not offered.
+    config.resumption = Resumption::store(Arc::new(ClientSessions(Arc::clone(live))));
     Ok(config)
 }

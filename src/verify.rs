@@ -27,7 +27,7 @@ use rustls::{
 use rustls_pki_types::{CertificateDer, CertificateRevocationListDer, ServerName, UnixTime};
 
 use crate::authorize::{Authorizer, Denied};
-use crate::connection::{mark_logged, peer_addr, stash_verified};
+use crate::connection::{mark_logged, peer_addr, resuming, stash_verified};
 use crate::error::{Error, HandshakeFailure};
 use crate::identity::PeerIdentity;
 use crate::material::TrustBundle;
@@ -182,6 +182,7 @@ fn log_rejected(peer: &PeerIdentity, error: &rustls::Error) {
         peer.not_before = %crate::source::humantime(peer.not_before()),
         peer.not_after = %crate::source::humantime(peer.not_after()),
         detail = %error,
+        resumed = resuming(),
         "TLS handshake failed: {reason}"
     );
 }
@@ -352,7 +353,7 @@ impl ClientCertVerifier for ClientIdentityVerifier {
         }
         if let Err(denied) = self.policy.check(Some(&peer)) {
             mark_logged();
-            log_not_authorized(&peer_addr(), Some(&peer), &denied, false);
+            log_not_authorized(&peer_addr(), Some(&peer), &denied, resuming());
             // rustls answers this error with the access_denied alert.
             return Err(rustls::Error::InvalidCertificate(
                 CertificateError::ApplicationVerificationFailure,

@@ -1,0 +1,421 @@
+//! Live rustls configurations: one `ServerConfig` and one `ClientConfig` per server or client,
+//! built once, whose certificate resolver, verifier and session cache read the *current*
+//! generation of material at each handshake.
+//!
+//! Rotation swaps a generation; the config object never changes. That is what lets the same
+//! config serve our own accept loop and connector and be handed to other libraries (a plain
+//! `TlsAcceptor`, reqwest, tonic, tokio-postgres), with rotation, policy and named failures
+//! reaching all of them the same way.
+//!
+//! Each generation has its own session cache, so a swap of trust, CRLs or policy also stops
+//! sessions verified under the old material from resuming (rustls does not re-run the
+//! verifier on resumption).
+
+use std::fmt;
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+
+use arc_swap::ArcSwap;
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::client::{ClientSessionMemoryCache, ClientSessionStore, ResolvesClientCert};
+use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
+use rustls::server::{
+    ClientHello, ResolvesServerCert, ServerSessionMemoryCache, StoresServerSessions,
+};
+use rustls::sign::CertifiedKey;
+use rustls::{DigitallySignedStruct, DistinguishedName, NamedGroup, SignatureScheme};
+use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
+
+use crate::authorize::Authorizer;
+use crate::error::HandshakeFailure;
+use crate::stats::ServerStats;
+use crate::verify::{ClientIdentityVerifier, ServerIdentityVerifier};
+
+/// Sessions each generation's cache holds (rustls' own default).
+const SESSIONS: usize = 256;
+
+/// What a server handshake reads: swapped whole on every change.
+pub(crate) struct ServerGeneration {
+    pub(crate) certified: Arc<CertifiedKey>,
+    pub(crate) verifier: Arc<ClientIdentityVerifier>,
+    pub(crate) policy: Authorizer,
+    sessions: Arc<dyn StoresServerSessions>,
+}
+
+impl ServerGeneration {
+    pub(crate) fn new(
+        certified: Arc<CertifiedKey>,
+        verifier: ClientIdentityVerifier,
+        policy: Authorizer,
+    ) -> Self {
+        ServerGeneration {
+            certified,
+            verifier: Arc::new(verifier),
+            policy,
+            sessions: ServerSessionMemoryCache::new(SESSIONS),
+        }
+    }
+}
+
+/// The server's current generation, read by the resolver, verifier and session cache of
+/// its one `ServerConfig`.
+pub(crate) struct LiveServer {
+    current: ArcSwap<ServerGeneration>,
+    hints: Hints,
+    stats: Arc<ServerStats>,
+}
+
+impl LiveServer {
+    pub(crate) fn new(first: ServerGeneration, stats: Arc<ServerStats>) -> Arc<Self> {
+        let hints = Hints::new(first.verifier.root_hint_subjects().to_vec());
+        Arc::new(LiveServer {
+            current: ArcSwap::from_pointee(first),
+            hints,
+            stats,
+        })
+    }
+
+    pub(crate) fn current(&self) -> arc_swap::Guard<Arc<ServerGeneration>> {
+        self.current.load()
+    }
+
+    /// Swaps in `next` for new handshakes; sessions of the old generation stop resuming.
+    pub(crate) fn install(&self, next: ServerGeneration) {
+        self.hints.update(next.verifier.root_hint_subjects());
+        self.current.store(Arc::new(next));
+    }
+}
+
+impl fmt::Debug for LiveServer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LiveServer")
+            .field("policy", &self.current.load().policy)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Our certificate, for every handshake.
+#[derive(Debug)]
+pub(crate) struct ServerResolver(pub(crate) Arc<LiveServer>);
+
+impl ResolvesServerCert for ServerResolver {
+    fn resolve(&self, _hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        Some(Arc::clone(&self.0.current.load().certified))
+    }
+}
+
+/// The current client-certificate verifier. Inside our own connection tasks the connection
+/// counts failures; elsewhere (a config handed to another acceptor) this counts them.
+#[derive(Debug)]
+pub(crate) struct ServerVerifier(pub(crate) Arc<LiveServer>);
+
+impl ServerVerifier {
+    fn count<T>(&self, result: Result<T, rustls::Error>) -> Result<T, rustls::Error> {
+        if let Err(e) = &result
+            && !crate::connection::in_connection_task()
+        {
+            self.0
+                .stats
+                .record_failure(HandshakeFailure::from_rustls(e));
+        }
+        result
+    }
+}
+
+impl ClientCertVerifier for ServerVerifier {
+    fn offer_client_auth(&self) -> bool {
+        self.0.current.load().verifier.offer_client_auth()
+    }
+
+    fn client_auth_mandatory(&self) -> bool {
+        self.0.current.load().verifier.client_auth_mandatory()
+    }
+
+    fn root_hint_subjects(&self) -> &[DistinguishedName] {
+        self.0.hints.latest()
+    }
+
+    fn verify_client_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        now: UnixTime,
+    ) -> Result<ClientCertVerified, rustls::Error> {
+        let verifier = Arc::clone(&self.0.current.load().verifier);
+        self.count(verifier.verify_client_cert(end_entity, intermediates, now))
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        let verifier = Arc::clone(&self.0.current.load().verifier);
+        self.count(verifier.verify_tls12_signature(message, cert, dss))
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        let verifier = Arc::clone(&self.0.current.load().verifier);
+        self.count(verifier.verify_tls13_signature(message, cert, dss))
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.current.load().verifier.supported_verify_schemes()
+    }
+}
+
+/// The current generation's session cache.
+#[derive(Debug)]
+pub(crate) struct ServerSessions(pub(crate) Arc<LiveServer>);
+
+impl StoresServerSessions for ServerSessions {
+    fn put(&self, key: Vec<u8>, value: Vec<u8>) -> bool {
+        self.0.current.load().sessions.put(key, value)
+    }
+
+    fn get(&self, key: &[u8]) -> Option<Vec<u8>> {
+        self.0.current.load().sessions.get(key)
+    }
+
+    fn take(&self, key: &[u8]) -> Option<Vec<u8>> {
+        self.0.current.load().sessions.take(key)
+    }
+
+    fn can_cache(&self) -> bool {
+        true
+    }
+}
+
+/// The CA names sent in CertificateRequest, which rustls borrows from the verifier for the
+/// whole handshake. Each distinct list is kept (a node per change of trust, which is rare)
+/// so that a borrowed list stays valid while a newer one is installed, with no unsafe code.
+struct Hints {
+    first: HintNode,
+    /// Serializes appends.
+    appending: Mutex<()>,
+}
+
+struct HintNode {
+    names: Vec<DistinguishedName>,
+    next: OnceLock<Box<HintNode>>,
+}
+
+impl Hints {
+    fn new(names: Vec<DistinguishedName>) -> Self {
+        Hints {
+            first: HintNode {
+                names,
+                next: OnceLock::new(),
+            },
+            appending: Mutex::new(()),
+        }
+    }
+
+    fn last(&self) -> &HintNode {
+        let mut node = &self.first;
+        while let Some(next) = node.next.get() {
+            node = next;
+        }
+        node
+    }
+
+    fn latest(&self) -> &[DistinguishedName] {
+        &self.last().names
+    }
+
+    fn update(&self, names: &[DistinguishedName]) {
+        let _one_at_a_time = self
+            .appending
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let last = self.last();
+        let same = last.names.len() == names.len()
+            && last
+                .names
+                .iter()
+                .zip(names)
+                .all(|(a, b)| a.as_ref() == b.as_ref());
+        if !same {
+            let _ = last.next.set(Box::new(HintNode {
+                names: names.to_vec(),
+                next: OnceLock::new(),
+            }));
+        }
+    }
+}
+
+/// What a client handshake reads: swapped whole on every change.
+pub(crate) struct ClientGeneration {
+    pub(crate) certified: Arc<CertifiedKey>,
+    pub(crate) verifier: Arc<ServerIdentityVerifier>,
+    sessions: Arc<ClientSessionMemoryCache>,
+}
+
+impl ClientGeneration {
+    pub(crate) fn new(certified: Arc<CertifiedKey>, verifier: ServerIdentityVerifier) -> Self {
+        ClientGeneration {
+            certified,
+            verifier: Arc::new(verifier),
+            sessions: Arc::new(ClientSessionMemoryCache::new(SESSIONS)),
+        }
+    }
+}
+
+/// The client's current generation, read by the resolver, verifier and session store of its
+/// one `ClientConfig`.
+pub(crate) struct LiveClient {
+    current: ArcSwap<ClientGeneration>,
+}
+
+impl LiveClient {
+    pub(crate) fn new(first: ClientGeneration) -> Arc<Self> {
+        Arc::new(LiveClient {
+            current: ArcSwap::from_pointee(first),
+        })
+    }
+
+    pub(crate) fn current(&self) -> arc_swap::Guard<Arc<ClientGeneration>> {
+        self.current.load()
+    }
+
+    /// Swaps in `next` for new connections; sessions of the old generation are not offered.
+    pub(crate) fn install(&self, next: ClientGeneration) {
+        self.current.store(Arc::new(next));
+    }
+}
+
+impl fmt::Debug for LiveClient {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LiveClient").finish_non_exhaustive()
+    }
+}
+
+/// Our client certificate. It answers whatever CA names the server hints: a hint mismatch
+/// must not silently drop client authentication.
+#[derive(Debug)]
+pub(crate) struct ClientResolver(pub(crate) Arc<LiveClient>);
+
+impl ResolvesClientCert for ClientResolver {
+    fn resolve(&self, _hints: &[&[u8]], _schemes: &[SignatureScheme]) -> Option<Arc<CertifiedKey>> {
+        Some(Arc::clone(&self.0.current.load().certified))
+    }
+
+    fn has_certs(&self) -> bool {
+        true
+    }
+}
+
+/// The current server-certificate verifier.
+#[derive(Debug)]
+pub(crate) struct ClientVerifier(pub(crate) Arc<LiveClient>);
+
+impl ServerCertVerifier for ClientVerifier {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        let verifier = Arc::clone(&self.0.current.load().verifier);
+        verifier.verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        let verifier = Arc::clone(&self.0.current.load().verifier);
+        verifier.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        let verifier = Arc::clone(&self.0.current.load().verifier);
+        verifier.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.current.load().verifier.supported_verify_schemes()
+    }
+}
+
+/// The current generation's session store.
+#[derive(Debug)]
+pub(crate) struct ClientSessions(pub(crate) Arc<LiveClient>);
+
+impl ClientSessionStore for ClientSessions {
+    fn set_kx_hint(&self, server_name: ServerName<'static>, group: NamedGroup) {
+        self.0
+            .current
+            .load()
+            .sessions
+            .set_kx_hint(server_name, group);
+    }
+
+    fn kx_hint(&self, server_name: &ServerName<'_>) -> Option<NamedGroup> {
+        self.0.current.load().sessions.kx_hint(server_name)
+    }
+
+    fn set_tls12_session(
+        &self,
+        server_name: ServerName<'static>,
+        value: rustls::client::Tls12ClientSessionValue,
+    ) {
+        self.0
+            .current
+            .load()
+            .sessions
+            .set_tls12_session(server_name, value);
+    }
+
+    fn tls12_session(
+        &self,
+        server_name: &ServerName<'_>,
+    ) -> Option<rustls::client::Tls12ClientSessionValue> {
+        self.0.current.load().sessions.tls12_session(server_name)
+    }
+
+    fn remove_tls12_session(&self, server_name: &ServerName<'static>) {
+        self.0
+            .current
+            .load()
+            .sessions
+            .remove_tls12_session(server_name);
+    }
+
+    fn insert_tls13_ticket(
+        &self,
+        server_name: ServerName<'static>,
+        value: rustls::client::Tls13ClientSessionValue,
+    ) {
+        self.0
+            .current
+            .load()
+            .sessions
+            .insert_tls13_ticket(server_name, value);
+    }
+
+    fn take_tls13_ticket(
+        &self,
+        server_name: &ServerName<'static>,
+    ) -> Option<rustls::client::Tls13ClientSessionValue> {
+        self.0
+            .current
+            .load()
+            .sessions
+            .take_tls13_ticket(server_name)
+    }
+}
