@@ -25,7 +25,7 @@ use tokio_rustls::TlsConnector;
 use crate::authorize::Authorizer;
 use crate::error::{ClientError, Error, HandshakeFailure, alert_name, is_certificate_alert};
 use crate::identity::PeerIdentity;
-use crate::live::LiveClient;
+use crate::live::{InGeneration, LiveClient, within_generation};
 use crate::material::{Crls, Identity, TrustBundle};
 use crate::provider::crypto_provider;
 use crate::source::{
@@ -332,10 +332,11 @@ impl Client {
     ///
     /// What only [`Client`] and [`Client::connector`] add: the server's [`PeerIdentity`] on
     /// responses and connections, the re-check of a resumed session's server certificate
-    /// against the current trust (the fresh session store per change covers all but a
-    /// session stored in the instant of a swap), the connect timeout, and errors that say in
-    /// words which side rejected which certificate. File watching runs while this client (or
-    /// a clone) is alive.
+    /// against the current trust, tickets kept only while the material they were verified
+    /// with is current (another library's connection that straddles a swap may store its
+    /// ticket in the new store), the connect timeout, and errors that say in words which
+    /// side rejected which certificate. File watching runs while this client (or a clone)
+    /// is alive.
     ///
     /// # Examples
     ///
@@ -579,6 +580,7 @@ impl Connector {
             })?;
         let connector = self.tls.clone();
         let timeout = self.connect_timeout;
+        let generation = self.live.current().id;
         let attempt = async {
             let tcp = TcpStream::connect((host.as_str(), port))
                 .await
@@ -587,18 +589,16 @@ impl Connector {
                     source,
                 })?;
             let _ = tcp.set_nodelay(true);
-            connector
-                .connect(server_name.clone(), tcp)
-                .await
-                .map_err(
-                    |e| match e.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()) {
-                        Some(tls) => from_tls(tls),
-                        None => ClientError::Handshake {
-                            reason: HandshakeFailure::from_io(&e),
-                            detail: e.to_string(),
-                        },
+            let handshake = connector.connect(server_name.clone(), tcp);
+            InGeneration::new(generation, handshake).await.map_err(|e| {
+                match e.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()) {
+                    Some(tls) => from_tls(tls),
+                    None => ClientError::Handshake {
+                        reason: HandshakeFailure::from_io(&e),
+                        detail: e.to_string(),
                     },
-                )
+                }
+            })
         };
         let tls =
             tokio::time::timeout(timeout, attempt)
@@ -627,6 +627,7 @@ impl Connector {
             io: TokioIo::new(tls),
             peer,
             failure: TlsFailure::default(),
+            generation,
         })
     }
 }
@@ -651,6 +652,9 @@ pub struct TlsConnection {
     io: TokioIo<tokio_rustls::client::TlsStream<TcpStream>>,
     peer: PeerIdentity,
     failure: TlsFailure,
+    /// The material generation the connection was verified under: TLS 1.3 session tickets
+    /// arrive on later reads, and are kept only while that material is current.
+    generation: u64,
 }
 
 /// The fatal TLS error a connection hit after its handshake, such as the alert a TLS 1.3
@@ -714,7 +718,8 @@ impl hyper::rt::Read for TlsConnection {
         cx: &mut Context<'_>,
         buf: hyper::rt::ReadBufCursor<'_>,
     ) -> Poll<io::Result<()>> {
-        let result = Pin::new(&mut self.io).poll_read(cx, buf);
+        let generation = self.generation;
+        let result = within_generation(generation, || Pin::new(&mut self.io).poll_read(cx, buf));
         self.failure.record(result)
     }
 }

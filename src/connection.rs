@@ -153,7 +153,9 @@ impl Connection {
     ) -> Option<(TlsStream, Option<PeerIdentity>)> {
         let _ = tcp.set_nodelay(true);
         let acceptor = TlsAcceptor::from(Arc::clone(&self.shared.config));
-        let accept = acceptor.accept(tcp).into_fallible();
+        let generation = self.shared.live.current().id;
+        let accept =
+            crate::live::InGeneration::new(generation, acceptor.accept(tcp).into_fallible());
         let timeout = self.shared.limits.handshake_timeout;
         let tls = match tokio::time::timeout(timeout, accept).await {
             Ok(Ok(tls)) => tls,

@@ -11,7 +11,9 @@
 //! sessions verified under the old material from resuming (rustls does not re-run the
 //! verifier on resumption).
 
+use std::cell::Cell;
 use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
 use arc_swap::ArcSwap;
@@ -33,8 +35,66 @@ use crate::verify::{ClientIdentityVerifier, ServerIdentityVerifier};
 /// Sessions each generation's cache holds (rustls' own default).
 const SESSIONS: usize = 256;
 
+/// Numbers generations, so a connection can tell whether the material changed under it.
+static NEXT_GENERATION: AtomicU64 = AtomicU64::new(1);
+
+fn next_generation() -> u64 {
+    NEXT_GENERATION.fetch_add(1, Ordering::Relaxed)
+}
+
+thread_local! {
+    /// The generation the connection being polled on this thread started under, while our
+    /// own connections poll rustls (which stores sessions from inside those polls).
+    static CONNECTION_GENERATION: Cell<Option<u64>> = const { Cell::new(None) };
+}
+
+/// Runs `f` (a poll of a connection that started under generation `id`) so that a session
+/// it stores goes to that generation's cache only: a session verified under material that
+/// has since been swapped out is dropped rather than stored beside the new material.
+pub(crate) fn within_generation<R>(id: u64, f: impl FnOnce() -> R) -> R {
+    let outer = CONNECTION_GENERATION.with(|g| g.replace(Some(id)));
+    let result = f();
+    CONNECTION_GENERATION.with(|g| g.set(outer));
+    result
+}
+
+/// Whether a session may be stored in generation `current` from the running poll. Outside
+/// our own connections (a config handed to another library) it is always stored.
+fn may_store(current: u64) -> bool {
+    CONNECTION_GENERATION.with(|g| g.get().is_none_or(|started| started == current))
+}
+
+pin_project_lite::pin_project! {
+    /// A future polled within its connection's generation (see [`within_generation`]).
+    pub(crate) struct InGeneration<F> {
+        id: u64,
+        #[pin]
+        inner: F,
+    }
+}
+
+impl<F> InGeneration<F> {
+    pub(crate) fn new(id: u64, inner: F) -> Self {
+        InGeneration { id, inner }
+    }
+}
+
+impl<F: std::future::Future> std::future::Future for InGeneration<F> {
+    type Output = F::Output;
+
+    fn poll(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<F::Output> {
+        let this = self.project();
+        let id = *this.id;
+        within_generation(id, || this.inner.poll(cx))
+    }
+}
+
 /// What a server handshake reads: swapped whole on every change.
 pub(crate) struct ServerGeneration {
+    pub(crate) id: u64,
     pub(crate) certified: Arc<CertifiedKey>,
     pub(crate) verifier: Arc<ClientIdentityVerifier>,
     pub(crate) policy: Authorizer,
@@ -48,6 +108,7 @@ impl ServerGeneration {
         policy: Authorizer,
     ) -> Self {
         ServerGeneration {
+            id: next_generation(),
             certified,
             verifier: Arc::new(verifier),
             policy,
@@ -175,7 +236,8 @@ pub(crate) struct ServerSessions(pub(crate) Arc<LiveServer>);
 
 impl StoresServerSessions for ServerSessions {
     fn put(&self, key: Vec<u8>, value: Vec<u8>) -> bool {
-        self.0.current.load().sessions.put(key, value)
+        let current = self.0.current.load();
+        may_store(current.id) && current.sessions.put(key, value)
     }
 
     fn get(&self, key: &[u8]) -> Option<Vec<u8>> {
@@ -251,6 +313,7 @@ impl Hints {
 
 /// What a client handshake reads: swapped whole on every change.
 pub(crate) struct ClientGeneration {
+    pub(crate) id: u64,
     pub(crate) certified: Arc<CertifiedKey>,
     pub(crate) verifier: Arc<ServerIdentityVerifier>,
     sessions: Arc<ClientSessionMemoryCache>,
@@ -259,6 +322,7 @@ pub(crate) struct ClientGeneration {
 impl ClientGeneration {
     pub(crate) fn new(certified: Arc<CertifiedKey>, verifier: ServerIdentityVerifier) -> Self {
         ClientGeneration {
+            id: next_generation(),
             certified,
             verifier: Arc::new(verifier),
             sessions: Arc::new(ClientSessionMemoryCache::new(SESSIONS)),
@@ -374,11 +438,10 @@ impl ClientSessionStore for ClientSessions {
         server_name: ServerName<'static>,
         value: rustls::client::Tls12ClientSessionValue,
     ) {
-        self.0
-            .current
-            .load()
-            .sessions
-            .set_tls12_session(server_name, value);
+        let current = self.0.current.load();
+        if may_store(current.id) {
+            current.sessions.set_tls12_session(server_name, value);
+        }
     }
 
     fn tls12_session(
@@ -401,11 +464,10 @@ impl ClientSessionStore for ClientSessions {
         server_name: ServerName<'static>,
         value: rustls::client::Tls13ClientSessionValue,
     ) {
-        self.0
-            .current
-            .load()
-            .sessions
-            .insert_tls13_ticket(server_name, value);
+        let current = self.0.current.load();
+        if may_store(current.id) {
+            current.sessions.insert_tls13_ticket(server_name, value);
+        }
     }
 
     fn take_tls13_ticket(

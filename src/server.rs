@@ -512,10 +512,10 @@ impl ServerHandle {
     /// resume.
     ///
     /// What only [`Server`] adds: the [`PeerIdentity`](crate::PeerIdentity) in each request,
-    /// the re-check of every resumed session against the current trust and policy (the
-    /// fresh cache per change covers all but a session stored in the instant of a swap),
-    /// handshake timeouts, connection and handshake limits, HTTP limits and graceful
-    /// shutdown.
+    /// the re-check of every resumed session against the current trust and policy, sessions
+    /// stored only under the material they were verified with (another acceptor's handshake
+    /// that straddles a swap may store its session in the new cache), handshake timeouts,
+    /// connection and handshake limits, HTTP limits and graceful shutdown.
     pub fn rustls_config(&self) -> Arc<ServerConfig> {
         Arc::clone(&self.shared.config)
     }
