@@ -464,7 +464,9 @@ pub(crate) fn is_certificate_alert(alert: AlertDescription) -> bool {
 /// What a certificate alert from the server most likely means for us.
 fn rejection_hint(alert: &str) -> &'static str {
     match alert {
-        "unknown_ca" => "the server does not trust the CA that issued our certificate",
+        "unknown_ca" => {
+            "the server does not trust the CA that issued our certificate (or, with CRLs, cannot tell whether it is revoked)"
+        }
         "certificate_expired" => "our certificate is expired or not yet valid",
         "certificate_revoked" => "our certificate has been revoked",
         "access_denied" => {

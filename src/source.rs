@@ -514,7 +514,7 @@ pub(crate) fn check_expiry(target: &dyn Target, now: SystemTime) {
             subject = leaf.subject(),
             not_after = %humantime(leaf.not_after()),
             remaining_secs = remaining.as_secs(),
-            "our certificate is due for renewal (past 2/3 of its lifetime or under 24 h left)"
+            "our certificate is due for renewal (past 2/3 of its lifetime, or under 24 h left)"
         ),
         ExpiryLevel::Expired => tracing::error!(
             subject = leaf.subject(),
@@ -542,7 +542,10 @@ pub(crate) fn expiry_level(
     let lifetime = not_after.duration_since(not_before).unwrap_or_default();
     let age = now.duration_since(not_before).unwrap_or_default();
     let remaining = not_after.duration_since(now).unwrap_or_default();
-    if age * 3 >= lifetime * 2 || remaining < Duration::from_secs(24 * 3600) {
+    // The 24-hour rule is for certificates that live longer than a day: one that lives a day
+    // or less would otherwise be "due" from its first second (SPIRE SVIDs, 24 h certs).
+    let day = Duration::from_secs(24 * 3600);
+    if age * 3 >= lifetime * 2 || (lifetime > day && remaining < day) {
         ExpiryLevel::Renew
     } else {
         ExpiryLevel::Fresh
@@ -617,7 +620,8 @@ pub struct CertificateInfo {
     pub not_after: SystemTime,
     /// Time left until `not_after` (zero once expired).
     pub remaining: Duration,
-    /// Past 2/3 of its lifetime or under 24 h left: renewal is due.
+    /// Past 2/3 of its lifetime, or under 24 h left (for a certificate that lives longer than a
+    /// day): renewal is due.
     pub renewal_due: bool,
     /// Expired.
     pub expired: bool,
@@ -714,10 +718,21 @@ mod tests {
         assert_eq!(expiry_level(t0, end, t0 + day), ExpiryLevel::Fresh);
         assert_eq!(expiry_level(t0, end, t0 + day * 20), ExpiryLevel::Renew);
         assert_eq!(expiry_level(t0, end, t0 + day * 19), ExpiryLevel::Fresh);
-        // A short-lived certificate is due a day before it ends, whatever its age.
-        let short = t0 + Duration::from_secs(20 * 3600);
+        let hour = Duration::from_secs(3600);
+        // A certificate that lives a day or less is due at 2/3 of its life, not from birth.
+        let short = t0 + hour * 20;
+        assert_eq!(expiry_level(t0, short, t0 + hour), ExpiryLevel::Fresh);
+        assert_eq!(expiry_level(t0, short, t0 + hour * 14), ExpiryLevel::Renew);
+        // A longer one is due a day before it ends, whatever its age.
+        let year = t0 + day * 365;
+        assert_eq!(expiry_level(t0, year, year - hour * 23), ExpiryLevel::Renew);
+        let two_days = t0 + hour * 36;
         assert_eq!(
-            expiry_level(t0, short, t0 + Duration::from_secs(3600)),
+            expiry_level(t0, two_days, t0 + hour * 11),
+            ExpiryLevel::Fresh
+        );
+        assert_eq!(
+            expiry_level(t0, two_days, t0 + hour * 13),
             ExpiryLevel::Renew
         );
         assert_eq!(
