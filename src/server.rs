@@ -556,6 +556,13 @@ impl Server {
         Arc::clone(&self.shared.config)
     }
 
+    /// Turns the server into a listener of verified TLS streams, for protocols other than
+    /// HTTP: see [`TlsIncoming`](crate::TlsIncoming). Timeouts, limits, the policy and the
+    /// failure counters apply as they do to [`Server::serve`].
+    pub fn incoming(self) -> crate::TlsIncoming {
+        crate::TlsIncoming::start(self.listener, self.local_addr, self.shared)
+    }
+
     /// A handle to change the running server (policy, certificates, trust) after
     /// [`Server::serve`] took it.
     pub fn handle(&self) -> ServerHandle {
@@ -685,7 +692,7 @@ impl Server {
     }
 }
 
-type Accepted = (
+pub(crate) type Accepted = (
     tokio::net::TcpStream,
     SocketAddr,
     tokio::sync::OwnedSemaphorePermit,
@@ -694,7 +701,7 @@ type Accepted = (
 
 /// Waits for a connection slot and a handshake slot, then accepts. Cancel-safe: dropping it
 /// returns the permits and leaves the connection in the kernel's queue.
-async fn accept(
+pub(crate) async fn accept(
     listener: &TcpListener,
     connections: &Arc<Semaphore>,
     handshakes: &Arc<Semaphore>,
@@ -714,7 +721,7 @@ async fn accept(
 
 /// Accept errors are per connection (the peer reset before we accepted it) or per process
 /// (out of file descriptors); neither should stop the server.
-async fn accept_error(error: std::io::Error) {
+pub(crate) async fn accept_error(error: std::io::Error) {
     use std::io::ErrorKind::*;
     match error.kind() {
         ConnectionAborted | ConnectionReset | Interrupted | WouldBlock => {}

@@ -1,5 +1,6 @@
 //! Counters of handshake outcomes, by reason.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::error::HandshakeFailure;
@@ -117,6 +118,13 @@ impl ServerStats {
         ActiveGuard(&self.active)
     }
 
+    /// As [`ServerStats::connection_opened`], for a connection that outlives the task that
+    /// accepted it (a stream handed out by `Server::incoming`).
+    pub(crate) fn connection_opened_owned(self: &Arc<Self>) -> OwnedActiveGuard {
+        self.active.fetch_add(1, Ordering::Relaxed);
+        OwnedActiveGuard(Arc::clone(self))
+    }
+
     pub(crate) fn record_failure(&self, reason: HandshakeFailure) {
         self.failures[reason.index()].fetch_add(1, Ordering::Relaxed);
     }
@@ -128,5 +136,15 @@ pub(crate) struct ActiveGuard<'a>(&'a AtomicU64);
 impl Drop for ActiveGuard<'_> {
     fn drop(&mut self) {
         self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// Decrements the active-connection gauge when a handed-out stream is dropped.
+#[derive(Debug)]
+pub(crate) struct OwnedActiveGuard(Arc<ServerStats>);
+
+impl Drop for OwnedActiveGuard {
+    fn drop(&mut self) {
+        self.0.active.fetch_sub(1, Ordering::Relaxed);
     }
 }

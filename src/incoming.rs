@@ -1,0 +1,239 @@
+//! [`TlsIncoming`]: the server's accepted, verified and authorized TLS streams, for protocols
+//! other than HTTP.
+
+use std::fmt;
+use std::io;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
+use tracing::Instrument;
+
+use crate::connection::{CONNECTION, Connection, ConnectionContext, HttpBuilders};
+use crate::identity::PeerIdentity;
+use crate::server::{Shared, accept, accept_error};
+use crate::stats::OwnedActiveGuard;
+
+/// The streams of a [`Server`](crate::Server) turned into a listener with
+/// [`Server::incoming`](crate::Server::incoming): each one has completed the TLS handshake
+/// within the handshake timeout, presented a certificate that verified, and passed the
+/// policy, exactly as for HTTP. Failures are logged and counted under their reason and never
+/// reach you.
+///
+/// The connection and handshake limits apply: a stream counts against `max_connections`
+/// until you drop it. Streams wait in a small queue until taken; while nobody takes them,
+/// the server stops accepting (backpressure, as at a limit). Dropping `TlsIncoming` stops
+/// the listener.
+///
+/// It is a [`Stream`](futures_core::Stream) of `io::Result<VerifiedStream>` (never an
+/// error at present), so it fits APIs that take a stream of connections.
+///
+/// # Examples
+///
+/// ```no_run
+/// # async fn run(server: mtls::Server) -> std::io::Result<()> {
+/// use tokio::io::AsyncWriteExt;
+///
+/// let mut incoming = server.incoming();
+/// while let Some(mut stream) = incoming.next().await {
+///     let peer = stream.peer_identity().map(|p| p.to_string()).unwrap_or_default();
+///     tokio::spawn(async move { stream.write_all(format!("hello {peer}\n").as_bytes()).await });
+/// }
+/// # Ok(()) }
+/// ```
+pub struct TlsIncoming {
+    streams: mpsc::Receiver<VerifiedStream>,
+    accepting: tokio::task::JoinHandle<()>,
+    local_addr: SocketAddr,
+}
+
+impl fmt::Debug for TlsIncoming {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TlsIncoming")
+            .field("local_addr", &self.local_addr)
+            .finish_non_exhaustive()
+    }
+}
+
+impl TlsIncoming {
+    pub(crate) fn start(
+        listener: TcpListener,
+        local_addr: SocketAddr,
+        shared: Arc<Shared>,
+    ) -> Self {
+        // A few ready streams may wait; beyond that the accept loop waits for the taker.
+        let (tx, streams) = mpsc::channel(16);
+        let accepting = tokio::spawn(accept_streams(listener, shared, tx));
+        TlsIncoming {
+            streams,
+            accepting,
+            local_addr,
+        }
+    }
+
+    /// The next verified stream; `None` once the listener has stopped.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel-safe: a stream not returned stays queued for the next call.
+    pub async fn next(&mut self) -> Option<VerifiedStream> {
+        self.streams.recv().await
+    }
+
+    /// The address the server listens on.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+}
+
+impl Drop for TlsIncoming {
+    fn drop(&mut self) {
+        self.accepting.abort();
+    }
+}
+
+impl futures_core::Stream for TlsIncoming {
+    type Item = io::Result<VerifiedStream>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        self.streams.poll_recv(cx).map(|s| s.map(Ok))
+    }
+}
+
+async fn accept_streams(
+    listener: TcpListener,
+    shared: Arc<Shared>,
+    tx: mpsc::Sender<VerifiedStream>,
+) {
+    let permits = |n: usize| n.clamp(1, Semaphore::MAX_PERMITS);
+    let connections = Arc::new(Semaphore::new(permits(shared.limits.max_connections)));
+    let handshakes = Arc::new(Semaphore::new(permits(shared.limits.max_handshakes)));
+    let http = Arc::new(HttpBuilders::new(&shared.limits));
+    loop {
+        // Wait for room in the queue first: nobody taking streams is backpressure too.
+        let Ok(slot) = tx.clone().reserve_owned().await else {
+            return;
+        };
+        let (tcp, addr, connection_permit, handshake_permit) =
+            match accept(&listener, &connections, &handshakes).await {
+                Ok(accepted) => accepted,
+                Err(e) => {
+                    accept_error(e).await;
+                    continue;
+                }
+            };
+        let connection = Connection {
+            shared: Arc::clone(&shared),
+            http: Arc::clone(&http),
+            addr,
+        };
+        let active = shared.stats.connection_opened_owned();
+        let span = tracing::info_span!(
+            "mtls.connection",
+            peer.addr = %addr,
+            peer.identity = tracing::field::Empty,
+            peer.serial = tracing::field::Empty,
+            tls.version = tracing::field::Empty,
+            tls.resumed = tracing::field::Empty,
+        );
+        tokio::spawn(
+            CONNECTION
+                .scope(ConnectionContext::new(addr), async move {
+                    let handshake = connection.handshake(tcp).await;
+                    drop(handshake_permit);
+                    if let Some((tls, peer)) = handshake {
+                        slot.send(VerifiedStream {
+                            tls,
+                            peer,
+                            remote_addr: addr,
+                            _permit: connection_permit,
+                            _active: active,
+                        });
+                    }
+                })
+                .instrument(span),
+        );
+    }
+}
+
+/// A TLS stream from [`TlsIncoming`]: handshake done, client verified and authorized.
+/// It reads and writes application data ([`AsyncRead`] and [`AsyncWrite`]).
+pub struct VerifiedStream {
+    tls: tokio_rustls::server::TlsStream<TcpStream>,
+    peer: Option<PeerIdentity>,
+    remote_addr: SocketAddr,
+    _permit: OwnedSemaphorePermit,
+    _active: OwnedActiveGuard,
+}
+
+impl fmt::Debug for VerifiedStream {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("VerifiedStream")
+            .field("remote_addr", &self.remote_addr)
+            .field("peer", &self.peer)
+            .finish_non_exhaustive()
+    }
+}
+
+impl VerifiedStream {
+    /// The client's verified identity; `None` only for an anonymous client the policy
+    /// admitted in [`ClientAuth::Optional`](crate::ClientAuth::Optional) mode.
+    pub fn peer_identity(&self) -> Option<&PeerIdentity> {
+        self.peer.as_ref()
+    }
+
+    /// The client's address.
+    pub fn remote_addr(&self) -> SocketAddr {
+        self.remote_addr
+    }
+
+    /// The tokio-rustls stream itself. The stream then no longer counts against
+    /// `max_connections`.
+    pub fn into_inner(self) -> tokio_rustls::server::TlsStream<TcpStream> {
+        self.tls
+    }
+}
+
+impl AsyncRead for VerifiedStream {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.tls).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for VerifiedStream {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.tls).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.tls).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.tls).poll_shutdown(cx)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.tls).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.tls.is_write_vectored()
+    }
+}
