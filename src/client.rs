@@ -352,6 +352,17 @@ impl Client {
         Arc::clone(&self.shared.config)
     }
 
+    /// Writes our current identity and trust as PEM files into `dir` and rewrites them
+    /// atomically on every rotation, for libraries that only take file paths. See
+    /// [`PemDirectory`](crate::PemDirectory) for the layout.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::PemDirectory`] naming the file that could not be written.
+    pub fn pem_directory(&self, dir: impl AsRef<Path>) -> Result<crate::PemDirectory, Error> {
+        crate::source::pem_directory(&*self.shared, dir.as_ref())
+    }
+
     /// The connector this client opens connections with: TCP, then TLS with our current
     /// identity and our check of the server. Use it for tonic's
     /// `Endpoint::connect_with_connector`, another hyper client, or raw TLS streams.

@@ -199,6 +199,18 @@ pub enum Error {
         /// What the operating system said.
         source: io::Error,
     },
+    /// A PEM directory could not be written.
+    #[error(
+        "cannot write the PEM directory `{}`: {source}; check that the directory is writable \
+         by this process",
+        path.display()
+    )]
+    PemDirectory {
+        /// The file or directory that could not be written.
+        path: std::path::PathBuf,
+        /// What the operating system said.
+        source: io::Error,
+    },
     /// rustls refused the configuration.
     #[error("TLS configuration rejected: {0}")]
     Tls(#[from] rustls::Error),

@@ -71,6 +71,7 @@ mod incoming;
 mod limits;
 mod live;
 mod material;
+mod pem_dir;
 mod provider;
 mod require;
 mod server;
@@ -89,6 +90,7 @@ pub use identity::{Fingerprint, PeerIdentity, SpiffeId, SpiffeIdError, TlsVersio
 pub use incoming::{TlsIncoming, VerifiedStream};
 pub use limits::{DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_SHUTDOWN_TIMEOUT, Limits};
 pub use material::{Crls, Identity, TrustBundle};
+pub use pem_dir::PemDirectory;
 pub use provider::{CRYPTO_PROVIDER, crypto_provider};
 pub use require::{RequireIdentity, RequireIdentityFuture, RequireIdentityService};
 pub use server::{Server, ServerBuilder, ServerHandle};

@@ -31,6 +31,8 @@ use crate::provider::crypto_provider;
 #[derive(Clone)]
 pub struct Identity {
     certified: Arc<CertifiedKey>,
+    /// The key as loaded, kept only to write it back out (`PemDirectory`); never printed.
+    key: Arc<PrivateKeyDer<'static>>,
 }
 
 impl Identity {
@@ -116,6 +118,7 @@ impl Identity {
             parse_x509(cert, &cert_origin, i + 1)?;
         }
         let provider = crypto_provider();
+        let kept = Arc::new(key.clone_key());
         let signing_key =
             provider
                 .key_provider
@@ -154,12 +157,17 @@ impl Identity {
         }
         Ok(Identity {
             certified: Arc::new(certified),
+            key: kept,
         })
     }
 
     /// The certificate chain, leaf first.
     pub fn chain(&self) -> &[CertificateDer<'static>] {
         &self.certified.cert
+    }
+
+    pub(crate) fn private_key(&self) -> &PrivateKeyDer<'static> {
+        &self.key
     }
 
     pub(crate) fn certified_key(&self) -> Arc<CertifiedKey> {

@@ -501,6 +501,16 @@ impl ServerHandle {
         Arc::clone(&self.shared.stats)
     }
 
+    /// Writes our current identity and trust as PEM files into `dir` and rewrites them
+    /// atomically on every rotation. See [`PemDirectory`](crate::PemDirectory).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::PemDirectory`] naming the file that could not be written.
+    pub fn pem_directory(&self, dir: impl AsRef<Path>) -> Result<crate::PemDirectory, Error> {
+        crate::source::pem_directory(&*self.shared, dir.as_ref())
+    }
+
     /// The rustls configuration the server runs on, for any rustls-based acceptor.
     ///
     /// It is not a copy: its certificate resolver, client verifier and session cache read

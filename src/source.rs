@@ -187,7 +187,10 @@ fn rotate_logged(target: &dyn Target, update: Update, report_repeat: bool) -> Re
                 subject: subject_of(&candidate.identity),
             });
         }
-        target.install(candidate)
+        let (identity, trust) = (candidate.identity.clone(), candidate.effective_trust());
+        target.install(candidate)?;
+        state.notify(&identity, &trust);
+        Ok(())
     })();
     match &result {
         Ok(()) => {
@@ -567,11 +570,16 @@ pub(crate) fn humantime(t: SystemTime) -> String {
         .unwrap_or_else(|| format!("{secs} seconds after the Unix epoch"))
 }
 
+/// Told of every material swapped in; returns false once it wants no more calls.
+pub(crate) type Observer = Box<dyn Fn(&Identity, &[TrustBundle]) -> bool + Send + Sync>;
+
 /// How reloads went, and which expiry alarm last fired.
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub(crate) struct ReloadState {
     /// Held for the whole of a rotation.
     rotating: Mutex<()>,
+    /// Called after each successful swap (PEM directories).
+    observers: Mutex<Vec<Observer>>,
     status: Mutex<ReloadStatus>,
     alarm: Mutex<Option<([u8; 32], ExpiryLevel)>>,
 }
@@ -584,9 +592,31 @@ struct ReloadStatus {
     failed: u64,
 }
 
+impl std::fmt::Debug for ReloadState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReloadState")
+            .field("status", &*self.lock())
+            .finish_non_exhaustive()
+    }
+}
+
 impl ReloadState {
     fn lock(&self) -> std::sync::MutexGuard<'_, ReloadStatus> {
         self.status.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    pub(crate) fn observe(&self, observer: Observer) {
+        self.observers
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(observer);
+    }
+
+    fn notify(&self, identity: &Identity, trust: &[TrustBundle]) {
+        self.observers
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .retain(|observer| observer(identity, trust));
     }
 
     fn succeeded(&self) {
@@ -699,6 +729,24 @@ pub(crate) fn status(target: &dyn Target) -> CertificateStatus {
         reloads: status.succeeded,
         reload_failures: status.failed,
     }
+}
+
+/// Writes `target`'s current material into `dir` and keeps it current.
+pub(crate) fn pem_directory(
+    target: &dyn Target,
+    dir: &std::path::Path,
+) -> Result<crate::pem_dir::PemDirectory, Error> {
+    // Under the rotation lock, so no swap can land between the first write and registration.
+    let state = target.reload_state();
+    let _serialized = state
+        .rotating
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner);
+    let live = target.current();
+    let directory =
+        crate::pem_dir::PemDirectory::create(dir, &live.identity, &live.effective_trust())?;
+    state.observe(directory.observer());
+    Ok(directory)
 }
 
 fn weak<T: Target>(target: &Arc<T>) -> Weak<dyn Target> {

@@ -1,0 +1,265 @@
+//! [`PemDirectory`]: our current identity and trust as PEM files that stay current on disk,
+//! for libraries that only take file paths (librdkafka, for one).
+
+use std::fmt;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use rustls_pki_types::PrivateKeyDer;
+
+use crate::error::Error;
+use crate::material::{Identity, TrustBundle};
+
+/// A directory holding our current identity and trust as PEM, rewritten atomically on every
+/// rotation, laid out as a Kubernetes secret volume is:
+///
+/// | file | content |
+/// |---|---|
+/// | `tls.crt` | our certificate chain, leaf first |
+/// | `tls.key` | our private key, PKCS#8 (owner-only, mode 0600 on Unix) |
+/// | `ca.crt` | every trust anchor |
+/// | `tls.pem` | chain and key in one file (owner-only) |
+///
+/// Each version is written into a fresh subdirectory, then the `..data` symlink is switched
+/// to it with one atomic rename; the top-level names are symlinks through `..data`. So a
+/// reader never sees a half-written file. `tls.pem` is always a matching pair; a reader that
+/// opens `tls.crt` and `tls.key` one after the other can straddle a rotation, exactly as with
+/// a Kubernetes volume, unless it resolves `..data` once and reads both from there.
+///
+/// Get one with [`Client::pem_directory`](crate::Client::pem_directory) or
+/// [`ServerHandle::pem_directory`](crate::ServerHandle::pem_directory). It is updated while
+/// the `PemDirectory` value is alive.
+#[derive(Clone)]
+pub struct PemDirectory {
+    inner: Arc<Writer>,
+}
+
+struct Writer {
+    dir: PathBuf,
+    /// Serializes writes; counts versions.
+    version: Mutex<u64>,
+}
+
+impl fmt::Debug for PemDirectory {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PemDirectory")
+            .field("dir", &self.inner.dir)
+            .finish()
+    }
+}
+
+impl PemDirectory {
+    /// Writes the first version into `dir` (created if missing).
+    pub(crate) fn create(
+        dir: &Path,
+        identity: &Identity,
+        trust: &[TrustBundle],
+    ) -> Result<PemDirectory, Error> {
+        let writer = Arc::new(Writer {
+            dir: dir.to_owned(),
+            version: Mutex::new(0),
+        });
+        writer.write(identity, trust)?;
+        Ok(PemDirectory { inner: writer })
+    }
+
+    /// A callback that rewrites the directory, holding it weakly (a dropped `PemDirectory`
+    /// stops being updated).
+    pub(crate) fn observer(&self) -> crate::source::Observer {
+        let weak = Arc::downgrade(&self.inner);
+        Box::new(move |identity: &Identity, trust: &[TrustBundle]| {
+            let Some(writer) = weak.upgrade() else {
+                return false;
+            };
+            if let Err(e) = writer.write(identity, trust) {
+                tracing::error!(error = %e, "the PEM directory could not be updated");
+            }
+            true
+        })
+    }
+
+    /// The directory.
+    pub fn dir(&self) -> &Path {
+        &self.inner.dir
+    }
+
+    /// `tls.crt`: our certificate chain.
+    pub fn cert_path(&self) -> PathBuf {
+        self.inner.dir.join("tls.crt")
+    }
+
+    /// `tls.key`: our private key.
+    pub fn key_path(&self) -> PathBuf {
+        self.inner.dir.join("tls.key")
+    }
+
+    /// `ca.crt`: the trust anchors.
+    pub fn ca_path(&self) -> PathBuf {
+        self.inner.dir.join("ca.crt")
+    }
+
+    /// `tls.pem`: chain and key in one file, always a matching pair.
+    pub fn combined_path(&self) -> PathBuf {
+        self.inner.dir.join("tls.pem")
+    }
+}
+
+const FILES: [&str; 4] = ["tls.crt", "tls.key", "ca.crt", "tls.pem"];
+
+impl Writer {
+    fn write(&self, identity: &Identity, trust: &[TrustBundle]) -> Result<(), Error> {
+        let mut version = self.version.lock().unwrap_or_else(PoisonError::into_inner);
+        *version += 1;
+        let fail = |path: &Path| {
+            let path = path.to_owned();
+            move |source| Error::PemDirectory { path, source }
+        };
+        std::fs::create_dir_all(&self.dir).map_err(fail(&self.dir))?;
+        let chain: String = identity
+            .chain()
+            .iter()
+            .map(|c| pem_block("CERTIFICATE", c.as_ref()))
+            .collect();
+        let key = private_key_pem(identity.private_key());
+        let anchors: String = trust
+            .iter()
+            .flat_map(|b| b.certificates())
+            .map(|c| pem_block("CERTIFICATE", c.as_ref()))
+            .collect();
+        let stamp = std::time::SystemTime::now()
+            .duration_since(std::time::SystemTime::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_nanos();
+        let name = format!("..{stamp}.{}", *version);
+        let fresh = self.dir.join(&name);
+        std::fs::create_dir(&fresh).map_err(fail(&fresh))?;
+        let put = |file: &str, contents: &str, private: bool| {
+            let path = fresh.join(file);
+            write_file(&path, contents, private).map_err(fail(&path))
+        };
+        put("tls.crt", &chain, false)?;
+        put("tls.key", &key, true)?;
+        put("ca.crt", &anchors, false)?;
+        put("tls.pem", &format!("{chain}{key}"), true)?;
+        // One rename switches every file at once.
+        let data = self.dir.join("..data");
+        let staged = self.dir.join("..data_tmp");
+        let _ = std::fs::remove_file(&staged);
+        symlink(Path::new(&name), &staged).map_err(fail(&staged))?;
+        std::fs::rename(&staged, &data).map_err(fail(&data))?;
+        for file in FILES {
+            let link = self.dir.join(file);
+            if std::fs::symlink_metadata(&link).is_err() {
+                symlink(&Path::new("..data").join(file), &link).map_err(fail(&link))?;
+            }
+        }
+        // Keep the previous version for readers still in it; remove older ones.
+        let mut versions: Vec<(u128, PathBuf)> = std::fs::read_dir(&self.dir)
+            .map_err(fail(&self.dir))?
+            .filter_map(Result::ok)
+            .filter_map(|e| {
+                let file_name = e.file_name().to_string_lossy().into_owned();
+                let stamp = file_name
+                    .strip_prefix("..")?
+                    .split('.')
+                    .next()?
+                    .parse()
+                    .ok()?;
+                Some((stamp, e.path()))
+            })
+            .collect();
+        versions.sort();
+        let keep = versions.len().saturating_sub(2);
+        for (_, old) in versions.into_iter().take(keep) {
+            let _ = std::fs::remove_dir_all(old);
+        }
+        Ok(())
+    }
+}
+
+fn write_file(path: &Path, contents: &str, private: bool) -> std::io::Result<()> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    if private {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    #[cfg(not(unix))]
+    let _ = private;
+    let mut file = options.open(path)?;
+    file.write_all(contents.as_bytes())?;
+    file.sync_all()
+}
+
+#[cfg(unix)]
+fn symlink(target: &Path, link: &Path) -> std::io::Result<()> {
+    std::os::unix::fs::symlink(target, link)
+}
+
+#[cfg(not(unix))]
+fn symlink(_target: &Path, _link: &Path) -> std::io::Result<()> {
+    Err(std::io::Error::new(
+        std::io::ErrorKind::Unsupported,
+        "PEM directories need symbolic links (Unix)",
+    ))
+}
+
+fn private_key_pem(key: &PrivateKeyDer<'_>) -> String {
+    let label = match key {
+        PrivateKeyDer::Pkcs1(_) => "RSA PRIVATE KEY",
+        PrivateKeyDer::Sec1(_) => "EC PRIVATE KEY",
+        _ => "PRIVATE KEY",
+    };
+    pem_block(label, key.secret_der())
+}
+
+/// One PEM block: base64 in 64-column lines (RFC 7468).
+fn pem_block(label: &str, der: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut encoded = Vec::with_capacity(der.len().div_ceil(3) * 4);
+    for chunk in der.chunks(3) {
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for (i, shift) in [18u32, 12, 6, 0].into_iter().enumerate() {
+            encoded.push(if i <= chunk.len() {
+                ALPHABET[((n >> shift) & 63) as usize]
+            } else {
+                b'='
+            });
+        }
+    }
+    let mut out = format!("-----BEGIN {label}-----\n");
+    for line in encoded.chunks(64) {
+        out.push_str(&String::from_utf8_lossy(line));
+        out.push('\n');
+    }
+    out.push_str(&format!("-----END {label}-----\n"));
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::pem_block;
+    use rustls_pki_types::CertificateDer;
+    use rustls_pki_types::pem::PemObject;
+
+    #[test]
+    fn pem_blocks_round_trip_through_the_pem_reader() {
+        for len in [0usize, 1, 2, 3, 47, 48, 49, 100, 1000] {
+            let der: Vec<u8> = (0..len).map(|i| (i * 7 + 3) as u8).collect();
+            let pem = pem_block("CERTIFICATE", &der);
+            if len == 0 {
+                continue;
+            }
+            let back = CertificateDer::from_pem_slice(pem.as_bytes()).unwrap();
+            assert_eq!(back.as_ref(), der.as_slice(), "length {len}");
+            assert!(pem.lines().all(|l| l.len() <= 64));
+        }
+    }
+}
