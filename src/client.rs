@@ -483,6 +483,57 @@ fn from_tls(error: &rustls::Error) -> ClientError {
 }
 
 impl ClientError {
+    /// Names a rustls error seen by a client: the server rejected our certificate (an alert),
+    /// we rejected the server's (and why), or another handshake failure.
+    ///
+    /// ```
+    /// let alert = rustls::Error::AlertReceived(rustls::AlertDescription::UnknownCA);
+    /// let named = mtls::ClientError::from_rustls(&alert);
+    /// assert!(named.to_string().starts_with("server rejected our client certificate (alert: unknown_ca)"));
+    /// ```
+    pub fn from_rustls(error: &rustls::Error) -> ClientError {
+        from_tls(error)
+    }
+
+    /// Finds the TLS failure in any error's chain of sources, for errors from libraries that
+    /// run on [`Client::rustls_config`] (reqwest, tonic, tokio-postgres) and so report our
+    /// verifier's and the server's verdicts wrapped in their own types. `None` when the chain
+    /// holds no rustls error.
+    pub fn find_in(error: &(dyn std::error::Error + 'static)) -> Option<ClientError> {
+        let mut cause = Some(error);
+        while let Some(e) = cause {
+            if let Some(ours) = e.downcast_ref::<ClientError>() {
+                return Some(ours.duplicate());
+            }
+            if let Some(tls) = e.downcast_ref::<rustls::Error>() {
+                return Some(from_tls(tls));
+            }
+            // io::Error::source skips the error it wraps, so look inside explicitly.
+            if let Some(tls) = e
+                .downcast_ref::<io::Error>()
+                .and_then(io::Error::get_ref)
+                .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+            {
+                return Some(from_tls(tls));
+            }
+            cause = e.source();
+        }
+        None
+    }
+
+    /// The named reason of a TLS failure (for a rejection by the server,
+    /// [`HandshakeFailure::RejectedByPeer`]); `None` for errors that are not about TLS.
+    pub fn reason(&self) -> Option<HandshakeFailure> {
+        match self {
+            ClientError::ServerRejectedCertificate { .. } => Some(HandshakeFailure::RejectedByPeer),
+            ClientError::ServerNotAllowed { .. } => Some(HandshakeFailure::NotAuthorized),
+            ClientError::ServerCertificate { reason, .. }
+            | ClientError::Handshake { reason, .. } => Some(*reason),
+            ClientError::Timeout { .. } => Some(HandshakeFailure::Timeout),
+            _ => None,
+        }
+    }
+
     /// A copy of a connector error found by reference in an error chain.
     fn duplicate(&self) -> ClientError {
         match self {
