@@ -198,6 +198,47 @@ impl VerifiedStream {
     }
 }
 
+/// What tonic puts into each request's extensions for a [`VerifiedStream`] served with
+/// `tonic::transport::Server::serve_with_incoming(server.incoming())` (feature `tonic`).
+///
+/// ```ignore
+/// let caller = request
+///     .extensions()
+///     .get::<mtls::VerifiedConnectInfo>()
+///     .and_then(|info| info.peer_identity());
+/// ```
+#[cfg(feature = "tonic")]
+#[derive(Debug, Clone)]
+pub struct VerifiedConnectInfo {
+    peer: Option<PeerIdentity>,
+    remote_addr: SocketAddr,
+}
+
+#[cfg(feature = "tonic")]
+impl VerifiedConnectInfo {
+    /// The client's verified identity (`None` only for an admitted anonymous client).
+    pub fn peer_identity(&self) -> Option<&PeerIdentity> {
+        self.peer.as_ref()
+    }
+
+    /// The client's address.
+    pub fn remote_addr(&self) -> SocketAddr {
+        self.remote_addr
+    }
+}
+
+#[cfg(feature = "tonic")]
+impl tonic::transport::server::Connected for VerifiedStream {
+    type ConnectInfo = VerifiedConnectInfo;
+
+    fn connect_info(&self) -> VerifiedConnectInfo {
+        VerifiedConnectInfo {
+            peer: self.peer.clone(),
+            remote_addr: self.remote_addr,
+        }
+    }
+}
+
 impl AsyncRead for VerifiedStream {
     fn poll_read(
         mut self: Pin<&mut Self>,

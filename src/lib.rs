@@ -30,6 +30,7 @@
 //! | `ring`     | no      | rustls crypto provider ring |
 //! | `axum`     | no      | [`PeerIdentity`] as an axum extractor (401 without one), [`Denied`] as a 403 |
 //! | `dev`      | no      | [`dev::DevCa`]: a throwaway CA for tests and local development |
+//! | `tonic`    | no      | [`Server::incoming`] streams for tonic's `serve_with_incoming` |
 //!
 //! The provider is passed explicitly to every rustls config; the process-wide default is never
 //! used. See [`CRYPTO_PROVIDER`].
@@ -87,6 +88,8 @@ pub use axum::MissingIdentity;
 pub use client::{Client, ClientBuilder, Connector, DEFAULT_CONNECT_TIMEOUT, TlsConnection};
 pub use error::{ClientError, Error, HandshakeFailure, LoadError, Origin};
 pub use identity::{Fingerprint, PeerIdentity, SpiffeId, SpiffeIdError, TlsVersion};
+#[cfg(feature = "tonic")]
+pub use incoming::VerifiedConnectInfo;
 pub use incoming::{TlsIncoming, VerifiedStream};
 pub use limits::{DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_SHUTDOWN_TIMEOUT, Limits};
 pub use material::{Crls, Identity, TrustBundle};
