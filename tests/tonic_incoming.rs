@@ -9,7 +9,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use common::*;
-use mtls::{Authorizer, Client, Server, VerifiedConnectInfo};
+use mtls::{Authorizer, Client, Rotate, Server, VerifiedConnectInfo};
 use tonic::codegen::http;
 use tonic::server::NamedService;
 use tonic::{Request, Response, Status};
@@ -38,7 +38,7 @@ async fn who_am_i(request: Request<Empty>) -> Result<Response<WhoAmI>, Status> {
         .extensions()
         .get::<VerifiedConnectInfo>()
         .and_then(|info| info.peer_identity())
-        .map(|peer| peer.to_string())
+        .map(|peer| format!("{peer} {}", peer.serial()))
         .ok_or_else(|| Status::unauthenticated("no verified identity"))?;
     Ok(Response::new(WhoAmI { caller }))
 }
@@ -109,9 +109,26 @@ async fn tonic_serves_verified_streams_and_sees_the_caller() {
             ..Leaf::client("orders")
         }),
     );
-    assert_eq!(
-        ask(&orders, port).await.unwrap(),
-        "spiffe://example.org/orders"
+    let first = ask(&orders, port).await.unwrap();
+    assert!(first.starts_with("spiffe://example.org/orders "), "{first}");
+    // Rotation reaches a new tonic channel through the same connector, with nothing rebuilt.
+    orders
+        .set_identity(
+            ca.issue(Leaf {
+                uris: vec!["spiffe://example.org/orders"],
+                ..Leaf::client("orders")
+            })
+            .identity(),
+        )
+        .unwrap();
+    let second = ask(&orders, port).await.unwrap();
+    assert!(
+        second.starts_with("spiffe://example.org/orders "),
+        "{second}"
+    );
+    assert_ne!(
+        first, second,
+        "the new channel presents the new certificate"
     );
 
     // The policy still runs in our handshake: tonic never sees this caller.
