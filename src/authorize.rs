@@ -96,6 +96,13 @@ pub enum PolicyError {
     /// An empty name, list or combinator.
     #[error("{0} needs at least one entry; an empty policy would deny everyone silently")]
     Empty(&'static str),
+    /// An identity pattern in none of the known forms.
+    #[error(
+        "`{0}` is not an identity pattern; use `spiffe://domain/path` (exact), \
+         `spiffe://domain/path/*` (path prefix), `spiffe://domain` (trust domain), `dns:NAME` \
+         or `cn:NAME`"
+    )]
+    Pattern(String),
 }
 
 /// Why a peer was denied: the policy and the identity it was checked against.
@@ -166,6 +173,52 @@ impl Authorizer {
             return Err(PolicyError::Empty("Authorizer::spiffe_ids"));
         }
         Ok(Self::new(Rule::SpiffeIds(set)))
+    }
+
+    /// One identity pattern, in the syntax shared by configuration files and command lines:
+    ///
+    /// | pattern | policy |
+    /// |---|---|
+    /// | `spiffe://example.org/ns/prod/sa/orders` | [`Authorizer::spiffe_id`] |
+    /// | `spiffe://example.org/ns/prod/*` | [`Authorizer::spiffe_path_prefix`] of `/ns/prod` |
+    /// | `spiffe://example.org` | [`Authorizer::trust_domain`] |
+    /// | `dns:db.internal`, `dns:*.internal` | [`Authorizer::dns_name`] |
+    /// | `cn:legacy-client` | [`Authorizer::common_name`] |
+    ///
+    /// # Errors
+    ///
+    /// [`PolicyError::Pattern`] for a pattern in none of these forms, and the errors of the
+    /// constructor it maps to.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use mtls::Authorizer;
+    ///
+    /// let ops = Authorizer::pattern("spiffe://example.org/ns/ops/*")?;
+    /// assert_eq!(ops.to_string(), "spiffe_path_prefix(spiffe://example.org/ns/ops)");
+    /// assert!(Authorizer::pattern("example.org/orders").is_err());
+    /// # Ok::<(), mtls::PolicyError>(())
+    /// ```
+    pub fn pattern(pattern: &str) -> Result<Self, PolicyError> {
+        if let Some(name) = pattern.strip_prefix("dns:") {
+            return Self::dns_name(name);
+        }
+        if let Some(name) = pattern.strip_prefix("cn:") {
+            return Self::common_name(name);
+        }
+        if !pattern.starts_with("spiffe://") {
+            return Err(PolicyError::Pattern(pattern.to_owned()));
+        }
+        if let Some(prefix) = pattern.strip_suffix("/*") {
+            return Self::spiffe_path_prefix(prefix);
+        }
+        let id = SpiffeId::parse(pattern)?;
+        if id.path().is_empty() {
+            Self::trust_domain(id.trust_domain())
+        } else {
+            Ok(Self::new(Rule::SpiffeId(id)))
+        }
     }
 
     /// Any workload of a SPIFFE trust domain, e.g. `example.org`.

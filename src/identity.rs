@@ -241,6 +241,13 @@ impl PeerIdentity {
             .get_or_init(|| Fingerprint(sha256(&self.0.chain[0])))
     }
 
+    /// The certificate thumbprint of RFC 8705 (`x5t#S256`): the SHA-256 of the leaf's DER,
+    /// base64url-encoded without padding. Compare it with an access token's `cnf.x5t#S256`
+    /// claim to bind the token to this caller's certificate.
+    pub fn x5t_s256(&self) -> String {
+        crate::pem_dir::base64(self.fingerprint().as_bytes(), true)
+    }
+
     /// The chain the peer presented, leaf first, as DER.
     pub fn chain(&self) -> &[CertificateDer<'static>] {
         &self.0.chain

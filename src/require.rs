@@ -109,7 +109,8 @@ where
 }
 
 pin_project_lite::pin_project! {
-    /// The future of [`RequireIdentityService`]: the inner service's answer, or the 403.
+    /// The future of [`RequireIdentityService`] and [`AccessService`](crate::AccessService):
+    /// the inner service's answer, or the 403.
     pub struct RequireIdentityFuture<F> {
         #[pin]
         state: State<F>,
@@ -125,13 +126,13 @@ pin_project_lite::pin_project! {
 }
 
 impl<F> RequireIdentityFuture<F> {
-    fn allowed(inner: F) -> Self {
+    pub(crate) fn allowed(inner: F) -> Self {
         RequireIdentityFuture {
             state: State::Allowed { inner },
         }
     }
 
-    fn denied(response: Response<Full<Bytes>>) -> Self {
+    pub(crate) fn denied(response: Response<Full<Bytes>>) -> Self {
         RequireIdentityFuture {
             state: State::Denied {
                 response: Some(response),

@@ -1,0 +1,424 @@
+//! Roles by identity: which callers may use which routes ([`Roles`], [`Access`]), as a tower
+//! layer that denies by default.
+//!
+//! A role is a set of identity patterns ([`Authorizer::pattern`]); a rule gives a path prefix
+//! (on segment boundaries) and methods to some roles. The first rule that covers a request
+//! decides; a request no rule covers is denied. The check reads the [`PeerIdentity`] parsed
+//! once per connection: no certificate is parsed per request.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::task::{Context, Poll};
+
+use http::{Method, Request, Response, StatusCode};
+use http_body_util::{Either, Full};
+use hyper::body::Bytes;
+
+use crate::authorize::{Authorizer, PolicyError};
+use crate::identity::PeerIdentity;
+use crate::require::RequireIdentityFuture;
+
+/// Why roles or access rules could not be built.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum AccessError {
+    /// A pattern of a role is invalid.
+    #[error("role `{role}`: {source}")]
+    Pattern {
+        /// The role.
+        role: String,
+        /// What is wrong with the pattern.
+        source: PolicyError,
+    },
+    /// A role was defined twice.
+    #[error("role `{0}` is defined twice; give each role one list of patterns")]
+    DuplicateRole(String),
+    /// A rule names a role that is not defined.
+    #[error(
+        "access rule for `{path}` names role `{role}`, which is not defined; define it with \
+         Roles::role (or under [roles] in the configuration file), or fix the name \
+         (defined: {defined})"
+    )]
+    UnknownRole {
+        /// The rule's path.
+        path: String,
+        /// The missing role.
+        role: String,
+        /// The roles that are defined, comma-separated.
+        defined: String,
+    },
+    /// A rule's path does not start with `/`.
+    #[error("access rule path `{0}` must start with `/`")]
+    Path(String),
+    /// A rule names an invalid HTTP method.
+    #[error("access rule for `{path}`: `{method}` is not an HTTP method")]
+    Method {
+        /// The rule's path.
+        path: String,
+        /// The method as given.
+        method: String,
+    },
+    /// A rule grants no role: it could only ever deny, which is what no rule does already.
+    #[error("access rule for `{0}` names no role; list the roles that may use it")]
+    NoRoles(String),
+}
+
+/// Named roles, each a set of identity patterns.
+///
+/// # Examples
+///
+/// ```
+/// let roles = mtls::Roles::new()
+///     .role("reader", ["spiffe://example.org/ns/prod/sa/orders", "spiffe://example.org/ns/prod/sa/billing"])?
+///     .role("admin", ["spiffe://example.org/ns/ops/*"])?;
+/// assert_eq!(roles.names().collect::<Vec<_>>(), ["admin", "reader"]);
+/// # Ok::<(), mtls::AccessError>(())
+/// ```
+#[derive(Clone, Default)]
+pub struct Roles {
+    roles: BTreeMap<String, Role>,
+}
+
+#[derive(Clone)]
+struct Role {
+    /// `None` for a role with no members: it admits nobody.
+    members: Option<Authorizer>,
+}
+
+impl fmt::Debug for Roles {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_map()
+            .entries(self.roles.iter().map(|(name, role)| {
+                (
+                    name,
+                    role.members
+                        .as_ref()
+                        .map_or_else(|| "nobody".to_owned(), |m| m.to_string()),
+                )
+            }))
+            .finish()
+    }
+}
+
+impl Roles {
+    /// No roles yet.
+    pub fn new() -> Self {
+        Roles::default()
+    }
+
+    /// Defines `name` as the identities matching any of `patterns` (a role with no patterns
+    /// admits nobody).
+    ///
+    /// # Errors
+    ///
+    /// [`AccessError::Pattern`] for an invalid pattern, [`AccessError::DuplicateRole`] when
+    /// `name` is already defined.
+    pub fn role<I, S>(mut self, name: &str, patterns: I) -> Result<Self, AccessError>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        if self.roles.contains_key(name) {
+            return Err(AccessError::DuplicateRole(name.to_owned()));
+        }
+        let pattern_error = |source| AccessError::Pattern {
+            role: name.to_owned(),
+            source,
+        };
+        let members = patterns
+            .into_iter()
+            .map(|p| Authorizer::pattern(p.as_ref()))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(pattern_error)?;
+        let members = if members.is_empty() {
+            None
+        } else {
+            Some(Authorizer::any_of(members).map_err(pattern_error)?)
+        };
+        self.roles.insert(name.to_owned(), Role { members });
+        Ok(self)
+    }
+
+    /// The role names, sorted.
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.roles.keys().map(String::as_str)
+    }
+
+    /// The roles `peer` holds, sorted.
+    pub fn of(&self, peer: &PeerIdentity) -> Vec<&str> {
+        self.roles
+            .iter()
+            .filter(|(_, role)| role.members.as_ref().is_some_and(|m| m.allows(Some(peer))))
+            .map(|(name, _)| name.as_str())
+            .collect()
+    }
+}
+
+/// One access rule: a path prefix, the methods it covers, and the roles allowed.
+#[derive(Debug, Clone)]
+pub struct AccessRule {
+    path: String,
+    methods: Vec<String>,
+    roles: Vec<String>,
+}
+
+impl AccessRule {
+    /// A rule for `path` and everything under it on segment boundaries (`/stock` covers
+    /// `/stock` and `/stock/42`, never `/stockpile`), for every method until
+    /// [`AccessRule::methods`] narrows it.
+    pub fn path(path: &str) -> Self {
+        AccessRule {
+            path: path.to_owned(),
+            methods: Vec::new(),
+            roles: Vec::new(),
+        }
+    }
+
+    /// The methods the rule covers (`GET`, `POST`...); all methods when none are given.
+    pub fn methods<I, S>(mut self, methods: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        self.methods = methods.into_iter().map(|m| m.as_ref().to_owned()).collect();
+        self
+    }
+
+    /// The roles allowed to use the rule's routes.
+    pub fn roles<I, S>(mut self, roles: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        self.roles = roles.into_iter().map(|r| r.as_ref().to_owned()).collect();
+        self
+    }
+}
+
+/// Checked rule: methods parsed, roles resolved.
+#[derive(Clone)]
+struct Compiled {
+    path: String,
+    methods: Vec<Method>,
+    roles: Vec<String>,
+    /// Any of the roles' members; `None` when every role is empty.
+    allowed: Option<Authorizer>,
+}
+
+impl Compiled {
+    fn covers(&self, method: &Method, path: &str) -> bool {
+        let path_matches = self.path == "/"
+            || path
+                .strip_prefix(self.path.trim_end_matches('/'))
+                .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'));
+        path_matches && (self.methods.is_empty() || self.methods.contains(method))
+    }
+
+    fn describe(&self) -> String {
+        let methods = if self.methods.is_empty() {
+            "any method".to_owned()
+        } else {
+            self.methods
+                .iter()
+                .map(Method::as_str)
+                .collect::<Vec<_>>()
+                .join(",")
+        };
+        format!("{} {methods} for {}", self.path, self.roles.join(","))
+    }
+}
+
+/// Role-based access to routes, as a tower [`Layer`](tower_layer::Layer): the first rule
+/// covering a request decides, and a request no rule covers is denied (`403`). A denied
+/// request gets a short body naming the rule, and a `tracing` warning carries the caller's
+/// identity, the method, the path and the rule.
+///
+/// # Examples
+///
+/// ```
+/// use mtls::{Access, AccessRule, Roles};
+///
+/// let roles = Roles::new()
+///     .role("reader", ["spiffe://example.org/ns/prod/sa/orders"])?
+///     .role("admin", ["spiffe://example.org/ns/ops/*"])?;
+/// let access = Access::new(roles)
+///     .rule(AccessRule::path("/stock").methods(["GET"]).roles(["reader", "admin"]))?
+///     .rule(AccessRule::path("/admin").roles(["admin"]))?;
+/// // `access` is a tower Layer: `Router::new()...layer(access)` with axum.
+/// # drop(access);
+/// # Ok::<(), mtls::AccessError>(())
+/// ```
+#[derive(Clone)]
+pub struct Access {
+    roles: Roles,
+    rules: Vec<Compiled>,
+}
+
+impl fmt::Debug for Access {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Access")
+            .field("roles", &self.roles)
+            .field(
+                "rules",
+                &self
+                    .rules
+                    .iter()
+                    .map(Compiled::describe)
+                    .collect::<Vec<_>>(),
+            )
+            .finish()
+    }
+}
+
+/// What [`Access::decide`] concluded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Decision {
+    /// Allowed by the rule (described as `path methods for roles`).
+    Allowed(String),
+    /// Denied by the rule: the caller holds none of its roles.
+    Denied(String),
+    /// No rule covers the request: denied by default.
+    NoRule,
+}
+
+impl Access {
+    /// Access over `roles`, with no rules yet (so everything is denied).
+    pub fn new(roles: Roles) -> Self {
+        Access {
+            roles,
+            rules: Vec::new(),
+        }
+    }
+
+    /// Adds a rule after the existing ones (the first covering rule decides).
+    ///
+    /// # Errors
+    ///
+    /// [`AccessError::UnknownRole`], [`AccessError::Path`], [`AccessError::Method`] and
+    /// [`AccessError::NoRoles`].
+    pub fn rule(mut self, rule: AccessRule) -> Result<Self, AccessError> {
+        if !rule.path.starts_with('/') {
+            return Err(AccessError::Path(rule.path));
+        }
+        if rule.roles.is_empty() {
+            return Err(AccessError::NoRoles(rule.path));
+        }
+        let methods = rule
+            .methods
+            .iter()
+            .map(|m| {
+                Method::from_bytes(m.to_ascii_uppercase().as_bytes()).map_err(|_| {
+                    AccessError::Method {
+                        path: rule.path.clone(),
+                        method: m.clone(),
+                    }
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut members = Vec::new();
+        for name in &rule.roles {
+            let role = self
+                .roles
+                .roles
+                .get(name)
+                .ok_or_else(|| AccessError::UnknownRole {
+                    path: rule.path.clone(),
+                    role: name.clone(),
+                    defined: self.roles.names().collect::<Vec<_>>().join(", "),
+                })?;
+            members.extend(role.members.clone());
+        }
+        let allowed = if members.is_empty() {
+            None
+        } else {
+            Authorizer::any_of(members).ok()
+        };
+        self.rules.push(Compiled {
+            path: rule.path,
+            methods,
+            roles: rule.roles,
+            allowed,
+        });
+        Ok(self)
+    }
+
+    /// Decides a request from its method, path and caller.
+    pub fn decide(&self, method: &Method, path: &str, peer: Option<&PeerIdentity>) -> Decision {
+        let Some(rule) = self.rules.iter().find(|r| r.covers(method, path)) else {
+            return Decision::NoRule;
+        };
+        let allowed = match (&rule.allowed, peer) {
+            (Some(members), Some(peer)) => members.allows(Some(peer)),
+            _ => false,
+        };
+        if allowed {
+            Decision::Allowed(rule.describe())
+        } else {
+            Decision::Denied(rule.describe())
+        }
+    }
+}
+
+impl<S> tower_layer::Layer<S> for Access {
+    type Service = AccessService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        AccessService {
+            inner,
+            access: self.clone(),
+        }
+    }
+}
+
+/// The service [`Access`] wraps around an inner service.
+#[derive(Debug, Clone)]
+pub struct AccessService<S> {
+    inner: S,
+    access: Access,
+}
+
+fn forbidden(reason: String) -> Response<Full<Bytes>> {
+    let mut resp = Response::new(Full::new(Bytes::from(format!("forbidden: {reason}\n"))));
+    *resp.status_mut() = StatusCode::FORBIDDEN;
+    resp.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    resp
+}
+
+impl<S, ReqBody, ResBody> tower_service::Service<Request<ReqBody>> for AccessService<S>
+where
+    S: tower_service::Service<Request<ReqBody>, Response = Response<ResBody>>,
+{
+    /// The inner response, or the 403.
+    type Response = Response<Either<ResBody, Full<Bytes>>>;
+    type Error = S::Error;
+    type Future = RequireIdentityFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
+        let peer = req.extensions().get::<PeerIdentity>();
+        let (method, path) = (req.method(), req.uri().path());
+        let reason = match self.access.decide(method, path, peer) {
+            Decision::Allowed(_) => {
+                return RequireIdentityFuture::allowed(self.inner.call(req));
+            }
+            Decision::Denied(rule) => format!("rule `{rule}` does not admit this caller"),
+            Decision::NoRule => format!("no access rule covers {method} {path}"),
+        };
+        let identity = peer.map_or_else(|| "anonymous".to_owned(), ToString::to_string);
+        tracing::warn!(
+            peer.identity = %identity,
+            method = %method,
+            path = %path,
+            reason = %reason,
+            "request denied by access rules"
+        );
+        RequireIdentityFuture::denied(forbidden(format!("{identity}: {reason}")))
+    }
+}
