@@ -72,6 +72,16 @@ enum DnsPattern {
 }
 
 /// Why a policy could not be built.
+///
+/// # Examples
+///
+/// ```
+/// use mtls::{Authorizer, PolicyError};
+///
+/// let err = Authorizer::spiffe_id("spiffe://example.org").unwrap_err();
+/// assert!(matches!(err, PolicyError::MissingPath(_)));
+/// assert!(matches!(Authorizer::any_of(Vec::new()), Err(PolicyError::Empty(_))));
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum PolicyError {
@@ -106,6 +116,16 @@ pub enum PolicyError {
 }
 
 /// Why a peer was denied: the policy and the identity it was checked against.
+///
+/// # Examples
+///
+/// ```
+/// let policy = mtls::Authorizer::spiffe_id("spiffe://example.org/admin")?;
+/// let denied = policy.check(None).unwrap_err();
+/// assert_eq!(denied.presented, "anonymous");
+/// assert_eq!(denied.policy, "spiffe_id(spiffe://example.org/admin)");
+/// # Ok::<(), mtls::PolicyError>(())
+/// ```
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("peer {presented} is not allowed by policy {policy}")]
 pub struct Denied {
@@ -117,6 +137,14 @@ pub struct Denied {
 
 impl Denied {
     /// A `403 Forbidden` response with a short plain-text reason.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let denied = mtls::Authorizer::any_verified().check(None).unwrap_err();
+    /// let resp = denied.into_response();
+    /// assert_eq!(resp.status(), http::StatusCode::FORBIDDEN);
+    /// ```
     pub fn into_response(self) -> Response<Full<Bytes>> {
         let mut resp = Response::new(Full::new(Bytes::from(format!("forbidden: {self}\n"))));
         *resp.status_mut() = StatusCode::FORBIDDEN;
@@ -134,6 +162,17 @@ impl Authorizer {
     }
 
     /// Any peer whose certificate chains to a trusted CA. Anonymous peers are not matched.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # let ca = mtls::dev::DevCa::new("test CA")?;
+    /// # let peer = mtls::PeerIdentity::from_chain(ca.client("spiffe://example.org/orders")?.identity()?.chain())?;
+    /// let policy = mtls::Authorizer::any_verified();
+    /// assert!(policy.allows(Some(&peer)));
+    /// assert!(!policy.allows(None)); // a peer without a certificate
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn any_verified() -> Self {
         Self::new(Rule::AnyVerified)
     }
@@ -141,6 +180,18 @@ impl Authorizer {
     /// A peer that presented no certificate (only reachable with
     /// [`ClientAuth::Optional`](crate::ClientAuth::Optional)). Combine it with `any_of` to let
     /// anonymous clients in beside identified ones.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use mtls::Authorizer;
+    /// # let ca = mtls::dev::DevCa::new("test CA")?;
+    /// # let peer = mtls::PeerIdentity::from_chain(ca.client("spiffe://example.org/orders")?.identity()?.chain())?;
+    /// let open = Authorizer::any_of([Authorizer::anonymous(), Authorizer::any_verified()])?;
+    /// assert!(open.allows(None) && open.allows(Some(&peer)));
+    /// assert!(!Authorizer::anonymous().allows(Some(&peer)));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn anonymous() -> Self {
         Self::new(Rule::Anonymous)
     }
@@ -151,6 +202,17 @@ impl Authorizer {
     ///
     /// [`PolicyError::SpiffeId`] when the ID is invalid, [`PolicyError::MissingPath`] when it is a
     /// bare trust domain.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # let ca = mtls::dev::DevCa::new("test CA")?;
+    /// # let peer = mtls::PeerIdentity::from_chain(ca.client("spiffe://example.org/orders")?.identity()?.chain())?;
+    /// let policy = mtls::Authorizer::spiffe_id("spiffe://example.org/orders")?;
+    /// assert!(policy.allows(Some(&peer))); // peer: spiffe://example.org/orders
+    /// assert!(mtls::Authorizer::spiffe_id("spiffe://example.org").is_err()); // no workload path
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn spiffe_id(id: &str) -> Result<Self, PolicyError> {
         Ok(Self::new(Rule::SpiffeId(workload_id(id)?)))
     }
@@ -160,6 +222,19 @@ impl Authorizer {
     /// # Errors
     ///
     /// As [`Authorizer::spiffe_id`] for each ID, and [`PolicyError::Empty`] for no IDs.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # let ca = mtls::dev::DevCa::new("test CA")?;
+    /// # let peer = mtls::PeerIdentity::from_chain(ca.client("spiffe://example.org/orders")?.identity()?.chain())?;
+    /// let policy = mtls::Authorizer::spiffe_ids([
+    ///     "spiffe://example.org/orders",
+    ///     "spiffe://example.org/billing",
+    /// ])?;
+    /// assert!(policy.allows(Some(&peer))); // peer: spiffe://example.org/orders
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn spiffe_ids<I, S>(ids: I) -> Result<Self, PolicyError>
     where
         I: IntoIterator<Item = S>,
@@ -226,6 +301,17 @@ impl Authorizer {
     /// # Errors
     ///
     /// [`PolicyError::TrustDomain`] when the name is not a valid trust domain.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # let ca = mtls::dev::DevCa::new("test CA")?;
+    /// # let peer = mtls::PeerIdentity::from_chain(ca.client("spiffe://example.org/orders")?.identity()?.chain())?;
+    /// let ours = mtls::Authorizer::trust_domain("example.org")?;
+    /// assert!(ours.allows(Some(&peer))); // peer: spiffe://example.org/orders
+    /// assert!(!mtls::Authorizer::trust_domain("partner.example")?.allows(Some(&peer)));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn trust_domain(trust_domain: &str) -> Result<Self, PolicyError> {
         let id = SpiffeId::parse(&format!("spiffe://{trust_domain}"))
             .map_err(|_| PolicyError::TrustDomain(trust_domain.to_owned()))?;
@@ -242,6 +328,18 @@ impl Authorizer {
     /// # Errors
     ///
     /// As [`Authorizer::spiffe_id`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # let ca = mtls::dev::DevCa::new("test CA")?;
+    /// # let peer = mtls::PeerIdentity::from_chain(ca.client("spiffe://example.org/ns/prod/sa/orders")?.identity()?.chain())?;
+    /// let prod = mtls::Authorizer::spiffe_path_prefix("spiffe://example.org/ns/prod")?;
+    /// assert!(prod.allows(Some(&peer))); // peer: spiffe://example.org/ns/prod/sa/orders
+    /// let pro = mtls::Authorizer::spiffe_path_prefix("spiffe://example.org/ns/pro")?;
+    /// assert!(!pro.allows(Some(&peer))); // whole segments only
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn spiffe_path_prefix(prefix: &str) -> Result<Self, PolicyError> {
         Ok(Self::new(Rule::PathPrefix(workload_id(prefix)?)))
     }
@@ -254,6 +352,18 @@ impl Authorizer {
     ///
     /// [`PolicyError::DnsName`] for a malformed name or a wildcard anywhere but a whole leftmost
     /// label.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # let ca = mtls::dev::DevCa::new("test CA")?;
+    /// let cert = ca.issue(&mtls::dev::LeafSpec::server("inventory.example.org"))?;
+    /// let peer = mtls::PeerIdentity::from_chain(cert.identity()?.chain())?;
+    /// assert!(mtls::Authorizer::dns_name("inventory.example.org")?.allows(Some(&peer)));
+    /// assert!(mtls::Authorizer::dns_name("*.example.org")?.allows(Some(&peer)));
+    /// assert!(mtls::Authorizer::dns_name("inventory.*.org").is_err());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn dns_name(name: &str) -> Result<Self, PolicyError> {
         let invalid = || PolicyError::DnsName(name.to_owned());
         let lower = name.to_ascii_lowercase();
@@ -279,6 +389,17 @@ impl Authorizer {
     }
 
     /// An IP address SAN.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # let ca = mtls::dev::DevCa::new("test CA")?;
+    /// let cert = ca.issue(&mtls::dev::LeafSpec::client("sensor").ip("10.0.0.7".parse()?))?;
+    /// let peer = mtls::PeerIdentity::from_chain(cert.identity()?.chain())?;
+    /// let policy = mtls::Authorizer::ip_address("10.0.0.7".parse()?);
+    /// assert!(policy.allows(Some(&peer)));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn ip_address(ip: IpAddr) -> Self {
         Self::new(Rule::IpAddress(ip))
     }
@@ -289,6 +410,17 @@ impl Authorizer {
     /// # Errors
     ///
     /// [`PolicyError::Empty`] for an empty name.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # let ca = mtls::dev::DevCa::new("test CA")?;
+    /// let cert = ca.issue(&mtls::dev::LeafSpec::client("legacy-client"))?;
+    /// let peer = mtls::PeerIdentity::from_chain(cert.identity()?.chain())?;
+    /// assert!(mtls::Authorizer::common_name("legacy-client")?.allows(Some(&peer)));
+    /// assert!(mtls::Authorizer::common_name("").is_err());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn common_name(cn: &str) -> Result<Self, PolicyError> {
         if cn.is_empty() {
             return Err(PolicyError::Empty("Authorizer::common_name"));
@@ -299,6 +431,17 @@ impl Authorizer {
     /// A closure over the verified identity; `description` is what `Display` shows.
     ///
     /// The closure runs inside the TLS handshake, so it must be quick and must not block.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # let ca = mtls::dev::DevCa::new("test CA")?;
+    /// # let peer = mtls::PeerIdentity::from_chain(ca.client("spiffe://example.org/orders")?.identity()?.chain())?;
+    /// let policy = mtls::Authorizer::from_fn("issued by the test CA", |peer| peer.issuer() == "CN=test CA");
+    /// assert_eq!(policy.to_string(), "fn(issued by the test CA)");
+    /// assert!(policy.allows(Some(&peer)));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn from_fn(
         description: impl Into<String>,
         predicate: impl Fn(&PeerIdentity) -> bool + Send + Sync + 'static,
@@ -311,6 +454,20 @@ impl Authorizer {
     /// # Errors
     ///
     /// [`PolicyError::Empty`] for no policies.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use mtls::Authorizer;
+    /// # let ca = mtls::dev::DevCa::new("test CA")?;
+    /// # let peer = mtls::PeerIdentity::from_chain(ca.client("spiffe://example.org/orders")?.identity()?.chain())?;
+    /// let policy = Authorizer::any_of([
+    ///     Authorizer::spiffe_id("spiffe://example.org/orders")?,
+    ///     Authorizer::spiffe_id("spiffe://example.org/billing")?,
+    /// ])?;
+    /// assert!(policy.allows(Some(&peer))); // peer: spiffe://example.org/orders
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn any_of(policies: impl IntoIterator<Item = Authorizer>) -> Result<Self, PolicyError> {
         let list: Vec<_> = policies.into_iter().collect();
         if list.is_empty() {
@@ -324,6 +481,20 @@ impl Authorizer {
     /// # Errors
     ///
     /// [`PolicyError::Empty`] for no policies.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use mtls::Authorizer;
+    /// # let ca = mtls::dev::DevCa::new("test CA")?;
+    /// # let peer = mtls::PeerIdentity::from_chain(ca.client("spiffe://example.org/orders")?.identity()?.chain())?;
+    /// let policy = Authorizer::all_of([
+    ///     Authorizer::trust_domain("example.org")?,
+    ///     Authorizer::common_name("orders")?,
+    /// ])?;
+    /// assert!(policy.allows(Some(&peer))); // peer: spiffe://example.org/orders, CN=orders
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn all_of(policies: impl IntoIterator<Item = Authorizer>) -> Result<Self, PolicyError> {
         let list: Vec<_> = policies.into_iter().collect();
         if list.is_empty() {
@@ -333,12 +504,35 @@ impl Authorizer {
     }
 
     /// Matches a verified peer that `policy` does not match. Never matches an anonymous peer.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use mtls::Authorizer;
+    /// # let ca = mtls::dev::DevCa::new("test CA")?;
+    /// # let peer = mtls::PeerIdentity::from_chain(ca.client("spiffe://example.org/orders")?.identity()?.chain())?;
+    /// let not_billing = Authorizer::not(Authorizer::spiffe_id("spiffe://example.org/billing")?);
+    /// assert!(not_billing.allows(Some(&peer))); // peer: spiffe://example.org/orders
+    /// assert!(!not_billing.allows(None)); // never an anonymous peer
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     #[allow(clippy::should_implement_trait)]
     pub fn not(policy: Authorizer) -> Self {
         Self::new(Rule::Not(policy))
     }
 
     /// Whether `peer` (`None` for a peer without a certificate) is allowed.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # let ca = mtls::dev::DevCa::new("test CA")?;
+    /// # let peer = mtls::PeerIdentity::from_chain(ca.client("spiffe://example.org/orders")?.identity()?.chain())?;
+    /// let policy = mtls::Authorizer::trust_domain("example.org")?;
+    /// assert!(policy.allows(Some(&peer))); // peer: spiffe://example.org/orders
+    /// assert!(!policy.allows(None));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn allows(&self, peer: Option<&PeerIdentity>) -> bool {
         match peer {
             Some(peer) => self.matches(peer),
@@ -351,6 +545,18 @@ impl Authorizer {
     /// # Errors
     ///
     /// [`Denied`], naming the policy and the identity presented.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # let ca = mtls::dev::DevCa::new("test CA")?;
+    /// # let peer = mtls::PeerIdentity::from_chain(ca.client("spiffe://example.org/orders")?.identity()?.chain())?;
+    /// let billing = mtls::Authorizer::spiffe_id("spiffe://example.org/billing")?;
+    /// let denied = billing.check(Some(&peer)).unwrap_err();
+    /// assert_eq!(denied.presented, "spiffe://example.org/orders");
+    /// assert!(mtls::Authorizer::any_verified().check(Some(&peer)).is_ok());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn check(&self, peer: Option<&PeerIdentity>) -> Result<(), Denied> {
         if self.allows(peer) {
             Ok(())

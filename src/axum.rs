@@ -1,10 +1,11 @@
 //! axum integration (feature `axum`): [`PeerIdentity`] is an extractor, and [`Denied`] a
 //! response.
 //!
-//! ```ignore
+//! ```
 //! async fn stock(peer: mtls::PeerIdentity) -> String {
 //!     format!("hello {peer}")
 //! }
+//! # let app: axum::Router = axum::Router::new().route("/stock", axum::routing::get(stock));
 //! ```
 //!
 //! A handler that takes `PeerIdentity` answers `401 Unauthorized` ([`MissingIdentity`]) when
@@ -23,6 +24,15 @@ use crate::identity::PeerIdentity;
 
 /// The rejection of the [`PeerIdentity`] extractor: the request carries no verified client
 /// identity. It answers `401 Unauthorized` with a one-line reason.
+///
+/// # Examples
+///
+/// ```
+/// use axum::response::IntoResponse;
+///
+/// let resp = mtls::MissingIdentity.into_response();
+/// assert_eq!(resp.status(), 401);
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error(
     "no verified client certificate on this request: serve the router with mtls::Server, \

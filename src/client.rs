@@ -36,6 +36,12 @@ use crate::tls::{TlsOptions, client_generation, live_client_config};
 use crate::verify::ServerNotAllowed;
 
 /// Default limit on TCP connect plus TLS handshake.
+///
+/// # Examples
+///
+/// ```
+/// assert_eq!(mtls::DEFAULT_CONNECT_TIMEOUT, std::time::Duration::from_secs(10));
+/// ```
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Configures a [`Client`].
@@ -74,12 +80,39 @@ impl ClientBuilder {
     }
 
     /// The certificate chain and key we present to servers.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # let ca = mtls::dev::DevCa::new("test CA")?;
+    /// let cert = ca.client("spiffe://example.org/orders")?;
+    /// let identity = mtls::Identity::from_pem(cert.cert_pem().as_bytes(), cert.key_pem().as_bytes())?;
+    /// let client = mtls::Client::builder()
+    ///     .identity(identity)
+    ///     .trust(ca.trust()?)
+    ///     .build()?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn identity(mut self, identity: Identity) -> Self {
         self.material.identity(identity);
         self
     }
 
     /// Loads our chain and key from PEM files; a load error is returned by [`ClientBuilder::build`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # let ca = mtls::dev::DevCa::new("test CA")?;
+    /// # let dir = std::env::temp_dir().join(format!("mtls-doc-client-identity-files-{}", std::process::id()));
+    /// # let (cert, key) = ca.client("spiffe://example.org/orders")?.write_pem(&dir, "orders")?;
+    /// let client = mtls::Client::builder()
+    ///     .identity_files(&cert, &key) // e.g. "certs/orders.pem", "certs/orders.key"
+    ///     .trust(ca.trust()?)
+    ///     .build()?;
+    /// # std::fs::remove_dir_all(&dir)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn identity_files(mut self, cert: impl AsRef<Path>, key: impl AsRef<Path>) -> Self {
         self.material.identity_files(cert.as_ref(), key.as_ref());
         self
@@ -87,12 +120,38 @@ impl ClientBuilder {
 
     /// Adds CAs a server's certificate may chain to. Call it once per bundle; a bundle bound
     /// with [`TrustBundle::for_trust_domain`] only validates identities of its trust domain.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # let ca = mtls::dev::DevCa::new("test CA")?;
+    /// let trust = mtls::TrustBundle::from_pem(ca.root_pem().as_bytes())?;
+    /// let client = mtls::Client::builder()
+    ///     .identity(ca.client("spiffe://example.org/orders")?.identity()?)
+    ///     .trust(trust)
+    ///     .build()?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn trust(mut self, trust: TrustBundle) -> Self {
         self.material.trust(trust);
         self
     }
 
     /// Adds the CAs of a PEM file; a load error is returned by [`ClientBuilder::build`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # let ca = mtls::dev::DevCa::new("test CA")?;
+    /// # let dir = std::env::temp_dir().join(format!("mtls-doc-client-trust-file-{}", std::process::id()));
+    /// # let (ca_pem, _) = ca.write_pem(&dir, "ca")?;
+    /// let client = mtls::Client::builder()
+    ///     .identity(ca.client("spiffe://example.org/orders")?.identity()?)
+    ///     .trust_file(&ca_pem) // e.g. "certs/ca.pem"
+    ///     .build()?;
+    /// # std::fs::remove_dir_all(&dir)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn trust_file(mut self, path: impl AsRef<Path>) -> Self {
         self.material.trust_file(path.as_ref());
         self
@@ -104,6 +163,15 @@ impl ClientBuilder {
     ///
     /// A changed set is validated as a whole ([`Rotate`]) before it is swapped in; new
     /// connections present the new certificate, pooled ones keep theirs until they close.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let every_minute = mtls::Client::builder().reload_interval(Some(Duration::from_secs(60)));
+    /// let never = mtls::Client::builder().reload_interval(None);
+    /// ```
     pub fn reload_interval(mut self, interval: Option<Duration>) -> Self {
         self.material.reload_interval = interval;
         self
@@ -112,24 +180,62 @@ impl ClientBuilder {
     /// Adds certificate revocation lists (PEM or DER), checked for every server certificate: the whole
     /// chain by default, and a certificate no CRL covers is refused. The file is re-read when
     /// it changes; a load error is returned by [`ClientBuilder::build`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # let ca = mtls::dev::DevCa::new("test CA")?;
+    /// # let dir = std::env::temp_dir().join(format!("mtls-doc-client-crl-file-{}", std::process::id()));
+    /// # std::fs::create_dir_all(&dir)?;
+    /// # let crl = dir.join("ca.crl");
+    /// # std::fs::write(&crl, ca.crl_pem(&[])?)?;
+    /// let client = mtls::Client::builder()
+    ///     .identity(ca.client("spiffe://example.org/orders")?.identity()?)
+    ///     .trust(ca.trust()?)
+    ///     .crl_file(&crl) // e.g. "certs/ca.crl"
+    ///     .build()?;
+    /// # std::fs::remove_dir_all(&dir)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn crl_file(mut self, path: impl AsRef<Path>) -> Self {
         self.material.crl_file(path.as_ref());
         self
     }
 
     /// Adds certificate revocation lists, as [`ClientBuilder::crl_file`] does.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # let ca = mtls::dev::DevCa::new("test CA")?;
+    /// let crls = ca.crl(&[])?; // or mtls::Crls::from_file("certs/ca.crl")?
+    /// let builder = mtls::Client::builder().crls(crls);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn crls(mut self, crls: Crls) -> Self {
         self.material.crls(crls);
         self
     }
 
     /// Checks revocation of the leaf only, not of intermediates. Default: the whole chain.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let builder = mtls::Client::builder().revocation_leaf_only();
+    /// ```
     pub fn revocation_leaf_only(mut self) -> Self {
         self.tls.revocation.leaf_only = true;
         self
     }
 
     /// Accepts a certificate whose revocation status no CRL covers. Default: refuse it.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let builder = mtls::Client::builder().allow_unknown_revocation_status();
+    /// ```
     pub fn allow_unknown_revocation_status(mut self) -> Self {
         self.tls.revocation.allow_unknown_status = true;
         self
@@ -141,18 +247,42 @@ impl ClientBuilder {
     /// leaf must match `policy`, typically [`Authorizer::spiffe_id`]. This suits SPIFFE
     /// workloads whose certificates carry no DNS names. Without it, the DNS name or IP of the
     /// URL is checked as usual.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # let ca = mtls::dev::DevCa::new("test CA")?;
+    /// let client = mtls::Client::builder()
+    ///     .identity(ca.client("spiffe://example.org/orders")?.identity()?)
+    ///     .trust(ca.trust()?.for_trust_domain("example.org")?)
+    ///     .expect_server(mtls::Authorizer::spiffe_id("spiffe://example.org/inventory")?)
+    ///     .build()?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn expect_server(mut self, policy: Authorizer) -> Self {
         self.expect_server = Some(policy);
         self
     }
 
     /// Negotiate TLS 1.3 only. Default: TLS 1.3 and 1.2.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let builder = mtls::Client::builder().tls13_only();
+    /// ```
     pub fn tls13_only(mut self) -> Self {
         self.tls.tls13_only = true;
         self
     }
 
     /// Limit on TCP connect plus TLS handshake for a new connection. Default: 10 seconds.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let builder = mtls::Client::builder().connect_timeout(std::time::Duration::from_secs(3));
+    /// ```
     pub fn connect_timeout(mut self, timeout: Duration) -> Self {
         self.connect_timeout = timeout;
         self
@@ -160,6 +290,12 @@ impl ClientBuilder {
 
     /// How long an idle pooled connection is kept. `None` keeps it until the server closes it.
     /// Default: 90 seconds.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let builder = mtls::Client::builder().pool_idle_timeout(Some(std::time::Duration::from_secs(30)));
+    /// ```
     pub fn pool_idle_timeout(mut self, timeout: Option<Duration>) -> Self {
         self.pool_idle_timeout = timeout;
         self
@@ -167,6 +303,12 @@ impl ClientBuilder {
 
     /// Most idle connections kept per host. `0` disables pooling: every request opens a new
     /// connection (resuming the TLS session where the server allows). Default: unlimited.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let no_pooling = mtls::Client::builder().pool_max_idle_per_host(0);
+    /// ```
     pub fn pool_max_idle_per_host(mut self, max: usize) -> Self {
         self.pool_max_idle_per_host = max;
         self
@@ -180,6 +322,18 @@ impl ClientBuilder {
     /// client without [`ClientBuilder::expect_server`] needs a bundle not bound to a trust
     /// domain), [`Error::Load`] when it could not be loaded, and [`Error::Tls`] or
     /// [`Error::Verifier`] when rustls refuses it.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # let ca = mtls::dev::DevCa::new("test CA")?;
+    /// let client = mtls::Client::builder()
+    ///     .identity(ca.client("spiffe://example.org/orders")?.identity()?)
+    ///     .trust(ca.trust()?)
+    ///     .build()?;
+    /// assert!(matches!(mtls::Client::builder().build(), Err(mtls::Error::MissingIdentity)));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn build(self) -> Result<Client, Error> {
         let interval = self.material.reload_interval;
         let (live, files) = self.material.resolve()?;
@@ -317,6 +471,13 @@ impl fmt::Debug for Client {
 
 impl Client {
     /// Starts configuring a client.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let builder = mtls::Client::builder();
+    /// assert!(matches!(builder.build(), Err(mtls::Error::MissingIdentity)));
+    /// ```
     pub fn builder() -> ClientBuilder {
         ClientBuilder::new()
     }
@@ -328,15 +489,17 @@ impl Client {
     /// this client's *current* material at every handshake, so rotation (files or
     /// [`Rotate`]) reaches every connection made with it, and the server is checked exactly
     /// as [`Client`] checks it (trust, CRLs, name or [`ClientBuilder::expect_server`]).
-    /// Sessions verified under older trust are not offered.
+    /// Connections made by other libraries do not resume sessions: rustls would not verify
+    /// a resumed server again, and only our own connections can tie a ticket to the material
+    /// that verified it (a server can time its ticket to land after a swap).
     ///
     /// What only [`Client`] and [`Client::connector`] add: the server's [`PeerIdentity`] on
-    /// responses and connections, the re-check of a resumed session's server certificate
-    /// against the current trust, tickets kept only while the material they were verified
-    /// with is current (another library's connection that straddles a swap may store its
-    /// ticket in the new store), the connect timeout, and errors that say in words which
-    /// side rejected which certificate. File watching runs while this client (or a clone)
-    /// is alive.
+    /// responses and connections, TLS 1.3 resumption (tickets kept only while the material
+    /// they were verified with is current, and the resumed server's certificate checked
+    /// again against the current trust), the connect timeout, and errors that say in words
+    /// which side rejected which certificate (for other libraries' errors,
+    /// [`ClientError::find_in`]). File watching runs while this client (or a clone) is
+    /// alive.
     ///
     /// # Examples
     ///
@@ -359,6 +522,21 @@ impl Client {
     /// # Errors
     ///
     /// [`Error::PemDirectory`] naming the file that could not be written.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # let ca = mtls::dev::DevCa::new("test CA")?;
+    /// # let client = mtls::Client::builder()
+    /// #     .identity(ca.client("spiffe://example.org/orders")?.identity()?)
+    /// #     .trust(ca.trust()?)
+    /// #     .build()?;
+    /// # let dir = std::env::temp_dir().join(format!("mtls-doc-client-pem-directory-{}", std::process::id()));
+    /// let pem = client.pem_directory(&dir)?; // e.g. "/run/orders/tls"
+    /// assert!(std::fs::read_to_string(pem.cert_path())?.starts_with("-----BEGIN CERTIFICATE-----"));
+    /// # std::fs::remove_dir_all(&dir)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn pem_directory(&self, dir: impl AsRef<Path>) -> Result<crate::PemDirectory, Error> {
         crate::source::pem_directory(&*self.shared, dir.as_ref())
     }
@@ -366,6 +544,33 @@ impl Client {
     /// The connector this client opens connections with: TCP, then TLS with our current
     /// identity and our check of the server. Use it for tonic's
     /// `Endpoint::connect_with_connector`, another hyper client, or raw TLS streams.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # tokio::runtime::Runtime::new()?.block_on(async {
+    /// # let ca = mtls::dev::DevCa::new("test CA")?;
+    /// # let server = mtls::Server::builder()
+    /// #     .identity(ca.server("localhost")?.identity()?)
+    /// #     .trust(ca.trust()?)
+    /// #     .authorize(mtls::Authorizer::any_verified())
+    /// #     .bind("127.0.0.1:0")
+    /// #     .await?;
+    /// # let url: http::Uri = format!("https://{}/", server.local_addr()).parse()?;
+    /// # tokio::spawn(server.serve(hyper::service::service_fn(|_req: http::Request<hyper::body::Incoming>| async {
+    /// #     Ok::<_, std::convert::Infallible>(http::Response::new(http_body_util::Full::new(hyper::body::Bytes::from("hello"))))
+    /// # })));
+    /// # let client = mtls::Client::builder()
+    /// #     .identity(ca.client("spiffe://example.org/orders")?.identity()?)
+    /// #     .trust(ca.trust()?)
+    /// #     .build()?;
+    /// let connector = client.connector();
+    /// let connection = connector.connect(url).await?;
+    /// assert_eq!(connection.peer_identity().dns_names(), ["localhost"]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # })?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn connector(&self) -> Connector {
         self.connector.clone()
     }
@@ -375,6 +580,34 @@ impl Client {
     /// # Errors
     ///
     /// As [`Client::request`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # tokio::runtime::Runtime::new()?.block_on(async {
+    /// # let ca = mtls::dev::DevCa::new("test CA")?;
+    /// # let server = mtls::Server::builder()
+    /// #     .identity(ca.server("localhost")?.identity()?)
+    /// #     .trust(ca.trust()?)
+    /// #     .authorize(mtls::Authorizer::any_verified())
+    /// #     .bind("127.0.0.1:0")
+    /// #     .await?;
+    /// # let url: http::Uri = format!("https://{}/", server.local_addr()).parse()?;
+    /// # tokio::spawn(server.serve(hyper::service::service_fn(|_req: http::Request<hyper::body::Incoming>| async {
+    /// #     Ok::<_, std::convert::Infallible>(http::Response::new(http_body_util::Full::new(hyper::body::Bytes::from("hello"))))
+    /// # })));
+    /// # let client = mtls::Client::builder()
+    /// #     .identity(ca.client("spiffe://example.org/orders")?.identity()?)
+    /// #     .trust(ca.trust()?)
+    /// #     .build()?;
+    /// let resp = client.get(url).await?; // e.g. "https://inventory.internal:8443/stock"
+    /// assert_eq!(resp.status(), 200);
+    /// let server = resp.extensions().get::<mtls::PeerIdentity>().expect("on every response");
+    /// assert_eq!(server.common_name(), Some("localhost"));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # })?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub async fn get(&self, uri: Uri) -> Result<Response<Incoming>, ClientError> {
         let mut req = Request::new(Full::default());
         *req.uri_mut() = uri;
@@ -393,6 +626,35 @@ impl Client {
     /// - [`ClientError::ServerRejectedCertificate`]: the server refused ours;
     /// - [`ClientError::Handshake`]: another TLS failure;
     /// - [`ClientError::Http`]: the HTTP exchange failed.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # tokio::runtime::Runtime::new()?.block_on(async {
+    /// # let ca = mtls::dev::DevCa::new("test CA")?;
+    /// # let server = mtls::Server::builder()
+    /// #     .identity(ca.server("localhost")?.identity()?)
+    /// #     .trust(ca.trust()?)
+    /// #     .authorize(mtls::Authorizer::any_verified())
+    /// #     .bind("127.0.0.1:0")
+    /// #     .await?;
+    /// # let url: http::Uri = format!("https://{}/", server.local_addr()).parse()?;
+    /// # tokio::spawn(server.serve(hyper::service::service_fn(|_req: http::Request<hyper::body::Incoming>| async {
+    /// #     Ok::<_, std::convert::Infallible>(http::Response::new(http_body_util::Full::new(hyper::body::Bytes::from("hello"))))
+    /// # })));
+    /// # let client = mtls::Client::builder()
+    /// #     .identity(ca.client("spiffe://example.org/orders")?.identity()?)
+    /// #     .trust(ca.trust()?)
+    /// #     .build()?;
+    /// use http_body_util::Full;
+    ///
+    /// let req = http::Request::post(url).body(Full::new(hyper::body::Bytes::from("order #1")))?;
+    /// let resp = client.request(req).await?;
+    /// assert_eq!(resp.status(), 200);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # })?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub async fn request(
         &self,
         req: Request<Full<Bytes>>,
@@ -499,6 +761,20 @@ impl ClientError {
     /// run on [`Client::rustls_config`] (reqwest, tonic, tokio-postgres) and so report our
     /// verifier's and the server's verdicts wrapped in their own types. `None` when the chain
     /// holds no rustls error.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use rustls::{CertificateError, Error as TlsError};
+    ///
+    /// // As another library (reqwest, tonic) would wrap it:
+    /// let wrapped = std::io::Error::new(
+    ///     std::io::ErrorKind::InvalidData,
+    ///     TlsError::InvalidCertificate(CertificateError::Expired),
+    /// );
+    /// let found = mtls::ClientError::find_in(&wrapped).expect("a TLS failure");
+    /// assert_eq!(found.reason(), Some(mtls::HandshakeFailure::Expired));
+    /// ```
     pub fn find_in(error: &(dyn std::error::Error + 'static)) -> Option<ClientError> {
         let mut cause = Some(error);
         while let Some(e) = cause {
@@ -523,6 +799,14 @@ impl ClientError {
 
     /// The named reason of a TLS failure (for a rejection by the server,
     /// [`HandshakeFailure::RejectedByPeer`]); `None` for errors that are not about TLS.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let alert = rustls::Error::AlertReceived(rustls::AlertDescription::UnknownCA);
+    /// let err = mtls::ClientError::from_rustls(&alert);
+    /// assert_eq!(err.reason(), Some(mtls::HandshakeFailure::RejectedByPeer));
+    /// ```
     pub fn reason(&self) -> Option<HandshakeFailure> {
         match self {
             ClientError::ServerRejectedCertificate { .. } => Some(HandshakeFailure::RejectedByPeer),
@@ -624,6 +908,32 @@ impl Connector {
     /// [`ClientError::Timeout`], and the handshake failures that name which side rejected
     /// which certificate. (In TLS 1.3 a server's rejection of *our* certificate arrives after
     /// the handshake, on the first read.)
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # tokio::runtime::Runtime::new()?.block_on(async {
+    /// # let ca = mtls::dev::DevCa::new("test CA")?;
+    /// # let server = mtls::Server::builder()
+    /// #     .identity(ca.server("localhost")?.identity()?)
+    /// #     .trust(ca.trust()?)
+    /// #     .authorize(mtls::Authorizer::any_verified())
+    /// #     .bind("127.0.0.1:0")
+    /// #     .await?;
+    /// # let url: http::Uri = format!("https://{}/", server.local_addr()).parse()?;
+    /// # tokio::spawn(server.serve(hyper::service::service_fn(|_req: http::Request<hyper::body::Incoming>| async {
+    /// #     Ok::<_, std::convert::Infallible>(http::Response::new(http_body_util::Full::new(hyper::body::Bytes::from("hello"))))
+    /// # })));
+    /// # let client = mtls::Client::builder()
+    /// #     .identity(ca.client("spiffe://example.org/orders")?.identity()?)
+    /// #     .trust(ca.trust()?)
+    /// #     .build()?;
+    /// let connection = client.connector().connect(url).await?;
+    /// assert_eq!(connection.peer_identity().tls_version(), Some(mtls::TlsVersion::Tls13));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # })?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub async fn connect(&self, uri: Uri) -> Result<TlsConnection, ClientError> {
         check_uri(&uri)?;
         let host = uri.host().unwrap_or_default();
@@ -710,6 +1020,32 @@ impl tower_service::Service<Uri> for Connector {
 }
 
 /// A client TLS connection that knows the server's verified identity.
+///
+/// # Examples
+///
+/// ```
+/// # tokio::runtime::Runtime::new()?.block_on(async {
+/// # let ca = mtls::dev::DevCa::new("test CA")?;
+/// # let server = mtls::Server::builder()
+/// #     .identity(ca.server("localhost")?.identity()?)
+/// #     .trust(ca.trust()?)
+/// #     .authorize(mtls::Authorizer::any_verified())
+/// #     .bind("127.0.0.1:0")
+/// #     .await?;
+/// # let url: http::Uri = format!("https://{}/", server.local_addr()).parse()?;
+/// # tokio::spawn(server.serve(hyper::service::service_fn(|_req: http::Request<hyper::body::Incoming>| async {
+/// #     Ok::<_, std::convert::Infallible>(http::Response::new(http_body_util::Full::new(hyper::body::Bytes::from("hello"))))
+/// # })));
+/// # let client = mtls::Client::builder()
+/// #     .identity(ca.client("spiffe://example.org/orders")?.identity()?)
+/// #     .trust(ca.trust()?)
+/// #     .build()?;
+/// let connection: mtls::TlsConnection = client.connector().connect(url).await?;
+/// assert_eq!(connection.peer_identity().alpn_protocol(), Some(&b"h2"[..]));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// # })?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub struct TlsConnection {
     io: TokioIo<tokio_rustls::client::TlsStream<TcpStream>>,
     peer: PeerIdentity,
@@ -750,11 +1086,64 @@ impl fmt::Debug for TlsConnection {
 
 impl TlsConnection {
     /// The server's verified identity (with the negotiated version, ALPN and resumption).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # tokio::runtime::Runtime::new()?.block_on(async {
+    /// # let ca = mtls::dev::DevCa::new("test CA")?;
+    /// # let server = mtls::Server::builder()
+    /// #     .identity(ca.server("localhost")?.identity()?)
+    /// #     .trust(ca.trust()?)
+    /// #     .authorize(mtls::Authorizer::any_verified())
+    /// #     .bind("127.0.0.1:0")
+    /// #     .await?;
+    /// # let url: http::Uri = format!("https://{}/", server.local_addr()).parse()?;
+    /// # tokio::spawn(server.serve(hyper::service::service_fn(|_req: http::Request<hyper::body::Incoming>| async {
+    /// #     Ok::<_, std::convert::Infallible>(http::Response::new(http_body_util::Full::new(hyper::body::Bytes::from("hello"))))
+    /// # })));
+    /// # let client = mtls::Client::builder()
+    /// #     .identity(ca.client("spiffe://example.org/orders")?.identity()?)
+    /// #     .trust(ca.trust()?)
+    /// #     .build()?;
+    /// let connection = client.connector().connect(url).await?;
+    /// assert_eq!(connection.peer_identity().common_name(), Some("localhost"));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # })?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn peer_identity(&self) -> &PeerIdentity {
         &self.peer
     }
 
     /// The TLS stream, for protocols other than HTTP.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # tokio::runtime::Runtime::new()?.block_on(async {
+    /// # let ca = mtls::dev::DevCa::new("test CA")?;
+    /// # let server = mtls::Server::builder()
+    /// #     .identity(ca.server("localhost")?.identity()?)
+    /// #     .trust(ca.trust()?)
+    /// #     .authorize(mtls::Authorizer::any_verified())
+    /// #     .bind("127.0.0.1:0")
+    /// #     .await?;
+    /// # let url: http::Uri = format!("https://{}/", server.local_addr()).parse()?;
+    /// # tokio::spawn(server.serve(hyper::service::service_fn(|_req: http::Request<hyper::body::Incoming>| async {
+    /// #     Ok::<_, std::convert::Infallible>(http::Response::new(http_body_util::Full::new(hyper::body::Bytes::from("hello"))))
+    /// # })));
+    /// # let client = mtls::Client::builder()
+    /// #     .identity(ca.client("spiffe://example.org/orders")?.identity()?)
+    /// #     .trust(ca.trust()?)
+    /// #     .build()?;
+    /// let connection = client.connector().connect(url).await?;
+    /// let tls = connection.into_inner(); // AsyncRead + AsyncWrite
+    /// assert_eq!(tls.get_ref().1.alpn_protocol(), Some(&b"h2"[..]));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # })?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn into_inner(self) -> tokio_rustls::client::TlsStream<TcpStream> {
         self.io.into_inner()
     }

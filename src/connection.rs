@@ -195,8 +195,11 @@ impl Connection {
         // must not slip through). An anonymous peer never reaches the verifier: it is checked
         // against the current policy.
         let resumed = conn.handshake_kind() == Some(rustls::HandshakeKind::Resumed);
+        // A full handshake verified under a generation swapped out since (a CRL or policy
+        // change landed mid-handshake) is checked again against the current one too.
+        let swapped = self.shared.live.current().id != generation;
         let refusal = match &peer {
-            Some(p) if resumed => {
+            Some(p) if resumed || swapped => {
                 let verifier = Arc::clone(&self.shared.live.current().verifier);
                 let _ = CONNECTION.try_with(|c| c.resuming.set(true));
                 p.chain()

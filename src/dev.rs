@@ -24,6 +24,17 @@ use crate::error::LoadError;
 use crate::material::{Crls, Identity, TrustBundle};
 
 /// Why the development CA could not issue or write something.
+///
+/// # Examples
+///
+/// ```
+/// use mtls::dev::{DevCa, DevCaError, LeafSpec};
+///
+/// let ca = DevCa::new("test CA")?;
+/// let err = ca.issue(&LeafSpec::server("na\u{ef}ve.example")).unwrap_err(); // not ASCII
+/// assert!(matches!(err, DevCaError::Issue { .. }));
+/// # Ok::<(), DevCaError>(())
+/// ```
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum DevCaError {
@@ -121,6 +132,14 @@ impl DevCa {
     /// # Errors
     ///
     /// [`DevCaError::Issue`] if key generation or signing fails.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let ca = mtls::dev::DevCa::new("test CA")?;
+    /// assert!(ca.cert_pem().starts_with("-----BEGIN CERTIFICATE-----"));
+    /// # Ok::<(), mtls::dev::DevCaError>(())
+    /// ```
     pub fn new(name: &str) -> Result<DevCa, DevCaError> {
         let key = KeyPair::generate().map_err(|e| issue_error(name, e))?;
         let params = ca_params(name)?;
@@ -142,6 +161,16 @@ impl DevCa {
     /// # Errors
     ///
     /// [`DevCaError::Issue`] if key generation or signing fails.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let root = mtls::dev::DevCa::new("root")?;
+    /// let issuing = root.intermediate("issuing")?;
+    /// let identity = issuing.client("spiffe://example.org/orders")?.identity()?;
+    /// assert_eq!(identity.chain().len(), 2); // the leaf, then the intermediate
+    /// # Ok::<(), mtls::dev::DevCaError>(())
+    /// ```
     pub fn intermediate(&self, name: &str) -> Result<DevCa, DevCaError> {
         let key = KeyPair::generate().map_err(|e| issue_error(name, e))?;
         let params = ca_params(name)?;
@@ -163,6 +192,19 @@ impl DevCa {
     /// # Errors
     ///
     /// [`DevCaError::LoadCa`] if the PEM is not a certificate and matching key.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use mtls::dev::DevCa;
+    ///
+    /// let ca = DevCa::new("test CA")?;
+    /// let (cert_pem, key_pem) = (ca.cert_pem().to_owned(), ca.key_pem()); // e.g. read back from disk
+    /// let again = DevCa::from_pem(&cert_pem, &key_pem)?;
+    /// let peer = mtls::PeerIdentity::from_chain(again.server("localhost")?.identity()?.chain())?;
+    /// assert_eq!(peer.issuer(), "CN=test CA");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn from_pem(cert_pem: &str, key_pem: &str) -> Result<DevCa, DevCaError> {
         let load = |e: rcgen::Error| DevCaError::LoadCa {
             detail: e.to_string(),
@@ -188,16 +230,42 @@ impl DevCa {
     }
 
     /// This CA's own certificate, PEM.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let ca = mtls::dev::DevCa::new("test CA")?;
+    /// assert!(ca.cert_pem().starts_with("-----BEGIN CERTIFICATE-----"));
+    /// # Ok::<(), mtls::dev::DevCaError>(())
+    /// ```
     pub fn cert_pem(&self) -> &str {
         &self.cert_pem
     }
 
     /// The root CA's certificate, PEM: what peers put in their trust bundle.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let root = mtls::dev::DevCa::new("root")?;
+    /// let issuing = root.intermediate("issuing")?;
+    /// assert_eq!(issuing.root_pem(), root.cert_pem());
+    /// assert_ne!(issuing.cert_pem(), root.cert_pem());
+    /// # Ok::<(), mtls::dev::DevCaError>(())
+    /// ```
     pub fn root_pem(&self) -> &str {
         &self.root_pem
     }
 
     /// This CA's private key, PEM (unencrypted: development only).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let ca = mtls::dev::DevCa::new("test CA")?;
+    /// assert!(ca.key_pem().starts_with("-----BEGIN PRIVATE KEY-----"));
+    /// # Ok::<(), mtls::dev::DevCaError>(())
+    /// ```
     pub fn key_pem(&self) -> String {
         self.issuer.key().serialize_pem()
     }
@@ -207,6 +275,15 @@ impl DevCa {
     /// # Errors
     ///
     /// [`DevCaError::Load`] never in practice (the root is a CA certificate).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let ca = mtls::dev::DevCa::new("test CA")?;
+    /// let trust = ca.trust()?;
+    /// assert_eq!(trust.certificates().len(), 1);
+    /// # Ok::<(), mtls::dev::DevCaError>(())
+    /// ```
     pub fn trust(&self) -> Result<TrustBundle, DevCaError> {
         Ok(TrustBundle::from_pem(self.root_pem.as_bytes())?)
     }
@@ -217,6 +294,18 @@ impl DevCa {
     ///
     /// [`DevCaError::Issue`] if a name is not valid for its SAN type (for example a DNS name
     /// with spaces) or signing fails.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use mtls::dev::{DevCa, LeafSpec};
+    ///
+    /// let ca = DevCa::new("test CA")?;
+    /// let cert = ca.issue(&LeafSpec::client("orders").spiffe_id("spiffe://example.org/orders"))?;
+    /// let peer = mtls::PeerIdentity::from_chain(cert.identity()?.chain())?;
+    /// assert_eq!(peer.to_string(), "spiffe://example.org/orders");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn issue(&self, spec: &LeafSpec) -> Result<DevCert, DevCaError> {
         let subject = spec.common_name.as_str();
         let err = |e: rcgen::Error| issue_error(subject, e);
@@ -265,6 +354,16 @@ impl DevCa {
     /// # Errors
     ///
     /// As [`DevCa::issue`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let ca = mtls::dev::DevCa::new("test CA")?;
+    /// let cert = ca.server("inventory")?;
+    /// let peer = mtls::PeerIdentity::from_chain(cert.identity()?.chain())?;
+    /// assert_eq!(peer.dns_names(), ["inventory", "localhost"]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn server(&self, name: &str) -> Result<DevCert, DevCaError> {
         self.issue(&LeafSpec::server(name))
     }
@@ -275,6 +374,17 @@ impl DevCa {
     /// # Errors
     ///
     /// As [`DevCa::issue`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let ca = mtls::dev::DevCa::new("test CA")?;
+    /// let cert = ca.client("spiffe://example.org/orders")?;
+    /// let peer = mtls::PeerIdentity::from_chain(cert.identity()?.chain())?;
+    /// assert_eq!(peer.common_name(), Some("orders"));
+    /// assert_eq!(peer.to_string(), "spiffe://example.org/orders");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn client(&self, spiffe_id: &str) -> Result<DevCert, DevCaError> {
         let name = spiffe_id.rsplit('/').next().unwrap_or(spiffe_id);
         self.issue(&LeafSpec::client(name).spiffe_id(spiffe_id))
@@ -285,6 +395,17 @@ impl DevCa {
     /// # Errors
     ///
     /// [`DevCaError::Issue`] if signing fails.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let ca = mtls::dev::DevCa::new("test CA")?;
+    /// let stolen = ca.client("spiffe://example.org/stolen")?;
+    /// let crls = ca.crl(&[&stolen])?;
+    /// let trust = ca.trust()?.with_crls(crls);
+    /// assert_eq!(trust.crls().len(), 1);
+    /// # Ok::<(), mtls::dev::DevCaError>(())
+    /// ```
     pub fn crl(&self, revoked: &[&DevCert]) -> Result<Crls, DevCaError> {
         let mut serials = Vec::new();
         for cert in revoked {
@@ -300,6 +421,16 @@ impl DevCa {
     /// # Errors
     ///
     /// [`DevCaError::Issue`] if signing fails.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let ca = mtls::dev::DevCa::new("test CA")?;
+    /// let serial: &[u8] = &[0x12, 0x34];
+    /// let pem = ca.crl_pem(&[serial])?;
+    /// assert!(pem.starts_with("-----BEGIN X509 CRL-----"));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn crl_pem(&self, revoked_serials: &[&[u8]]) -> Result<String, DevCaError> {
         let err = |e: rcgen::Error| issue_error("CRL", e);
         let now = OffsetDateTime::now_utc();
@@ -333,6 +464,18 @@ impl DevCa {
     /// # Errors
     ///
     /// [`DevCaError::Write`] naming the file that could not be written.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let ca = mtls::dev::DevCa::new("test CA")?;
+    /// # let dir = std::env::temp_dir().join(format!("mtls-doc-devca-write-pem-{}", std::process::id()));
+    /// let (cert, key) = ca.write_pem(&dir, "ca")?; // dir/ca.pem and dir/ca.key
+    /// let trust = mtls::TrustBundle::from_pem_file(&cert)?;
+    /// assert_eq!(key, dir.join("ca.key"));
+    /// # std::fs::remove_dir_all(&dir)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn write_pem(&self, dir: &Path, name: &str) -> Result<(PathBuf, PathBuf), DevCaError> {
         write_pair(
             dir,
@@ -380,16 +523,20 @@ fn write_pair(
 /// Creates (or truncates) `path` readable by its owner only, then writes `contents`.
 fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
     use std::io::Write;
+    // A new file every time: an existing one (or a symlink in its place) could carry a wider
+    // mode or open descriptors.
+    match std::fs::remove_file(path) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e),
+    }
     let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
+    options.write(true).create_new(true);
     #[cfg(unix)]
     {
-        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+        use std::os::unix::fs::OpenOptionsExt;
         options.mode(0o600);
-        let mut file = options.open(path)?;
-        // An existing file keeps its mode on open: set it explicitly.
-        file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
-        file.write_all(contents.as_bytes())
+        options.open(path)?.write_all(contents.as_bytes())
     }
     #[cfg(not(unix))]
     {
@@ -398,6 +545,21 @@ fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
 }
 
 /// Which extended key usages a leaf carries.
+///
+/// # Examples
+///
+/// ```
+/// use rustls::server::danger::ClientCertVerifier;
+/// use mtls::dev::{LeafSpec, Usage};
+/// # let ca = mtls::dev::DevCa::new("test CA")?;
+/// # let verifier = mtls::verify::ClientIdentityVerifier::new(
+/// #     mtls::crypto_provider(), &[ca.trust()?], mtls::Authorizer::any_verified(), false, Default::default())?;
+/// let mesh = ca.issue(&LeafSpec::new("orders").usage(Usage::Both))?;
+/// let leaf = mtls::CertificateDer::from(mesh.der().to_vec());
+/// let now = rustls::pki_types::UnixTime::now();
+/// assert!(verifier.verify_client_cert(&leaf, &[], now).is_ok()); // usable as a client
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Usage {
@@ -466,6 +628,16 @@ const HOUR: Duration = Duration::from_secs(3600);
 impl LeafSpec {
     /// A leaf with common name `common_name`, both usages, no SANs, valid from an hour ago for
     /// a week (long enough that the 24-hour renewal warning stays quiet).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # let ca = mtls::dev::DevCa::new("test CA")?;
+    /// let cert = ca.issue(&mtls::dev::LeafSpec::new("orders"))?;
+    /// let peer = mtls::PeerIdentity::from_chain(cert.identity()?.chain())?;
+    /// assert_eq!(peer.subject(), "CN=orders, O=mtls development");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn new(common_name: &str) -> LeafSpec {
         let now = SystemTime::now();
         LeafSpec {
@@ -484,6 +656,17 @@ impl LeafSpec {
 
     /// A server leaf: `serverAuth` only, with DNS names `name` and `localhost` and the IP
     /// addresses `127.0.0.1` and `::1`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # let ca = mtls::dev::DevCa::new("test CA")?;
+    /// let cert = ca.issue(&mtls::dev::LeafSpec::server("inventory"))?;
+    /// let peer = mtls::PeerIdentity::from_chain(cert.identity()?.chain())?;
+    /// assert_eq!(peer.dns_names(), ["inventory", "localhost"]);
+    /// assert_eq!(peer.ip_addresses().len(), 2); // 127.0.0.1 and ::1
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn server(name: &str) -> LeafSpec {
         let mut spec = LeafSpec::new(name).usage(Usage::Server).dns(name);
         if name != "localhost" {
@@ -494,58 +677,166 @@ impl LeafSpec {
     }
 
     /// A client leaf: `clientAuth` only, no SANs until you add them.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # let ca = mtls::dev::DevCa::new("test CA")?;
+    /// let cert = ca.issue(&mtls::dev::LeafSpec::client("orders"))?;
+    /// let peer = mtls::PeerIdentity::from_chain(cert.identity()?.chain())?;
+    /// assert_eq!(peer.common_name(), Some("orders"));
+    /// assert!(peer.dns_names().is_empty() && peer.uris().is_empty());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn client(name: &str) -> LeafSpec {
         LeafSpec::new(name).usage(Usage::Client)
     }
 
     /// Adds a `spiffe://` URI SAN (added as given, so tests can issue malformed IDs too).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # let ca = mtls::dev::DevCa::new("test CA")?;
+    /// let cert = ca.issue(&mtls::dev::LeafSpec::client("orders").spiffe_id("spiffe://example.org/orders"))?;
+    /// let peer = mtls::PeerIdentity::from_chain(cert.identity()?.chain())?;
+    /// assert_eq!(peer.spiffe_id().map(|id| id.as_str()), Some("spiffe://example.org/orders"));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn spiffe_id(self, id: &str) -> LeafSpec {
         self.uri(id)
     }
 
     /// Adds a URI SAN.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # let ca = mtls::dev::DevCa::new("test CA")?;
+    /// let cert = ca.issue(&mtls::dev::LeafSpec::client("orders").uri("https://example.org/orders"))?;
+    /// let peer = mtls::PeerIdentity::from_chain(cert.identity()?.chain())?;
+    /// assert_eq!(peer.uris(), ["https://example.org/orders"]);
+    /// assert!(peer.spiffe_id().is_none());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn uri(mut self, uri: &str) -> LeafSpec {
         self.uris.push(uri.to_owned());
         self
     }
 
     /// Adds a DNS SAN.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # let ca = mtls::dev::DevCa::new("test CA")?;
+    /// let cert = ca.issue(&mtls::dev::LeafSpec::client("db").dns("db.internal"))?;
+    /// let peer = mtls::PeerIdentity::from_chain(cert.identity()?.chain())?;
+    /// assert_eq!(peer.dns_names(), ["db.internal"]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn dns(mut self, name: &str) -> LeafSpec {
         self.dns.push(name.to_owned());
         self
     }
 
     /// Adds an IP address SAN.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # let ca = mtls::dev::DevCa::new("test CA")?;
+    /// let cert = ca.issue(&mtls::dev::LeafSpec::client("sensor").ip("10.0.0.7".parse()?))?;
+    /// let peer = mtls::PeerIdentity::from_chain(cert.identity()?.chain())?;
+    /// assert_eq!(peer.ip_addresses(), ["10.0.0.7".parse::<std::net::IpAddr>()?]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn ip(mut self, ip: IpAddr) -> LeafSpec {
         self.ips.push(ip);
         self
     }
 
     /// Adds an email (rfc822Name) SAN.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # let ca = mtls::dev::DevCa::new("test CA")?;
+    /// let cert = ca.issue(&mtls::dev::LeafSpec::client("ops").email("ops@example.org"))?;
+    /// let peer = mtls::PeerIdentity::from_chain(cert.identity()?.chain())?;
+    /// assert_eq!(peer.emails(), ["ops@example.org"]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn email(mut self, email: &str) -> LeafSpec {
         self.emails.push(email.to_owned());
         self
     }
 
     /// Sets the subject's organization (O); `mtls development` by default.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # let ca = mtls::dev::DevCa::new("test CA")?;
+    /// let cert = ca.issue(&mtls::dev::LeafSpec::client("orders").organization("Example"))?;
+    /// let peer = mtls::PeerIdentity::from_chain(cert.identity()?.chain())?;
+    /// assert_eq!(peer.subject(), "CN=orders, O=Example");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn organization(mut self, organization: &str) -> LeafSpec {
         self.organization = organization.to_owned();
         self
     }
 
     /// Sets the extended key usages.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use rustls::server::danger::ClientCertVerifier;
+    /// use mtls::dev::{LeafSpec, Usage};
+    /// # let ca = mtls::dev::DevCa::new("test CA")?;
+    /// # let verifier = mtls::verify::ClientIdentityVerifier::new(
+    /// #     mtls::crypto_provider(), &[ca.trust()?], mtls::Authorizer::any_verified(), false, Default::default())?;
+    /// let web = ca.issue(&LeafSpec::new("web").usage(Usage::Server))?;
+    /// let leaf = mtls::CertificateDer::from(web.der().to_vec());
+    /// let now = rustls::pki_types::UnixTime::now();
+    /// assert!(verifier.verify_client_cert(&leaf, &[], now).is_err()); // serverAuth only
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn usage(mut self, usage: Usage) -> LeafSpec {
         self.usage = usage;
         self
     }
 
     /// Sets the serial number (big-endian bytes); random otherwise.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # let ca = mtls::dev::DevCa::new("test CA")?;
+    /// let cert = ca.issue(&mtls::dev::LeafSpec::client("orders").serial(&[0x12, 0x34]))?;
+    /// let peer = mtls::PeerIdentity::from_chain(cert.identity()?.chain())?;
+    /// assert_eq!(peer.serial(), "1234");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn serial(mut self, serial: &[u8]) -> LeafSpec {
         self.serial = Some(serial.to_vec());
         self
     }
 
     /// Valid from now for `lifetime`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// # let ca = mtls::dev::DevCa::new("test CA")?;
+    /// let cert = ca.issue(&mtls::dev::LeafSpec::client("orders").valid_for(Duration::from_secs(3600)))?;
+    /// let peer = mtls::PeerIdentity::from_chain(cert.identity()?.chain())?;
+    /// assert_eq!(peer.not_after().duration_since(peer.not_before())?, Duration::from_secs(3600));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn valid_for(mut self, lifetime: Duration) -> LeafSpec {
         self.not_before = SystemTime::now();
         self.not_after = self.not_before + lifetime;
@@ -553,6 +844,18 @@ impl LeafSpec {
     }
 
     /// Valid from `not_before` to `not_after`, exactly.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::{Duration, UNIX_EPOCH};
+    /// # let ca = mtls::dev::DevCa::new("test CA")?;
+    /// let from = UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+    /// let spec = mtls::dev::LeafSpec::client("orders").validity(from, from + Duration::from_secs(86_400));
+    /// let peer = mtls::PeerIdentity::from_chain(ca.issue(&spec)?.identity()?.chain())?;
+    /// assert_eq!(peer.not_before(), from);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn validity(mut self, not_before: SystemTime, not_after: SystemTime) -> LeafSpec {
         self.not_before = not_before;
         self.not_after = not_after;
@@ -560,12 +863,32 @@ impl LeafSpec {
     }
 
     /// Expired yesterday (valid from three days ago to one day ago).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # let ca = mtls::dev::DevCa::new("test CA")?;
+    /// let cert = ca.issue(&mtls::dev::LeafSpec::client("old").expired())?;
+    /// let peer = mtls::PeerIdentity::from_chain(cert.identity()?.chain())?;
+    /// assert!(peer.not_after() < std::time::SystemTime::now());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn expired(self) -> LeafSpec {
         let now = SystemTime::now();
         self.validity(now - 3 * DAY, now - DAY)
     }
 
     /// Valid from tomorrow for two days.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # let ca = mtls::dev::DevCa::new("test CA")?;
+    /// let cert = ca.issue(&mtls::dev::LeafSpec::client("early").not_yet_valid())?;
+    /// let peer = mtls::PeerIdentity::from_chain(cert.identity()?.chain())?;
+    /// assert!(peer.not_before() > std::time::SystemTime::now());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn not_yet_valid(self) -> LeafSpec {
         let now = SystemTime::now();
         self.validity(now + DAY, now + 3 * DAY)
@@ -574,6 +897,16 @@ impl LeafSpec {
 
 /// An issued leaf: its PEM chain (leaf first, then any intermediates), its PEM key and the
 /// leaf's DER.
+///
+/// # Examples
+///
+/// ```
+/// # let ca = mtls::dev::DevCa::new("test CA")?;
+/// let cert: mtls::dev::DevCert = ca.client("spiffe://example.org/orders")?;
+/// let identity = cert.identity()?;
+/// assert_eq!(identity.chain()[0].as_ref(), cert.der());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Clone)]
 pub struct DevCert {
     cert_pem: String,
@@ -591,16 +924,45 @@ impl fmt::Debug for DevCert {
 
 impl DevCert {
     /// The chain as PEM, leaf first.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let issuing = mtls::dev::DevCa::new("root")?.intermediate("issuing")?;
+    /// let cert = issuing.client("spiffe://example.org/orders")?;
+    /// assert_eq!(cert.cert_pem().matches("BEGIN CERTIFICATE").count(), 2); // leaf, intermediate
+    /// # Ok::<(), mtls::dev::DevCaError>(())
+    /// ```
     pub fn cert_pem(&self) -> &str {
         &self.cert_pem
     }
 
     /// The private key as PKCS#8 PEM (unencrypted).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # let ca = mtls::dev::DevCa::new("test CA")?;
+    /// let cert = ca.client("spiffe://example.org/orders")?;
+    /// assert!(cert.key_pem().starts_with("-----BEGIN PRIVATE KEY-----"));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn key_pem(&self) -> &str {
         &self.key_pem
     }
 
     /// The leaf certificate's DER.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # let ca = mtls::dev::DevCa::new("test CA")?;
+    /// let cert = ca.client("spiffe://example.org/orders")?;
+    /// let leaf = mtls::CertificateDer::from(cert.der().to_vec());
+    /// let peer = mtls::PeerIdentity::from_chain(&[leaf])?;
+    /// assert_eq!(peer.common_name(), Some("orders"));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn der(&self) -> &[u8] {
         &self.der
     }
@@ -611,6 +973,15 @@ impl DevCert {
     ///
     /// [`DevCaError::Load`] if the material does not load (for instance a certificate larger
     /// than rustls reads).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # let ca = mtls::dev::DevCa::new("test CA")?;
+    /// let identity = ca.client("spiffe://example.org/orders")?.identity()?;
+    /// let client = mtls::Client::builder().identity(identity).trust(ca.trust()?).build()?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn identity(&self) -> Result<Identity, DevCaError> {
         Ok(Identity::from_pem(
             self.cert_pem.as_bytes(),
@@ -625,6 +996,18 @@ impl DevCert {
     /// # Errors
     ///
     /// [`DevCaError::Write`] naming the file that could not be written.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # let ca = mtls::dev::DevCa::new("test CA")?;
+    /// # let dir = std::env::temp_dir().join(format!("mtls-doc-devcert-write-pem-{}", std::process::id()));
+    /// let (cert, key) = ca.server("localhost")?.write_pem(&dir, "server")?;
+    /// let identity = mtls::Identity::from_pem_files(&cert, &key)?; // dir/server.pem, dir/server.key
+    /// assert_eq!(cert, dir.join("server.pem"));
+    /// # std::fs::remove_dir_all(&dir)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn write_pem(&self, dir: &Path, name: &str) -> Result<(PathBuf, PathBuf), DevCaError> {
         write_pair(dir, name, &self.cert_pem, &self.key_pem)
     }

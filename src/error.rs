@@ -9,6 +9,16 @@ use std::time::Duration;
 use rustls::{AlertDescription, CertificateError, PeerIncompatible};
 
 /// Where a piece of material came from, so that an error can point at it.
+///
+/// # Examples
+///
+/// ```
+/// use mtls::{LoadError, Origin};
+///
+/// assert_eq!(Origin::File("certs/ca.pem".into()).to_string(), "`certs/ca.pem`");
+/// let err = mtls::TrustBundle::from_pem(b"").unwrap_err();
+/// assert!(matches!(err, LoadError::EmptyTrustBundle { origin: Origin::Memory(_) }));
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Origin {
     /// A file on disk.
@@ -29,6 +39,18 @@ impl fmt::Display for Origin {
 /// Why certificate, key or CA material could not be loaded.
 ///
 /// Every variant names where the material came from and ends with a hint on how to fix it.
+///
+/// # Examples
+///
+/// ```
+/// # let ca = mtls::dev::DevCa::new("test CA")?;
+/// let cert = ca.client("spiffe://example.org/orders")?;
+/// let other = ca.client("spiffe://example.org/billing")?;
+/// let err = mtls::Identity::from_pem(cert.cert_pem().as_bytes(), other.key_pem().as_bytes())
+///     .unwrap_err();
+/// assert!(matches!(err, mtls::LoadError::KeyMismatch { .. }));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum LoadError {
@@ -141,6 +163,14 @@ pub enum LoadError {
 }
 
 /// An error building or running a [`Server`](crate::Server) or [`Client`](crate::Client).
+///
+/// # Examples
+///
+/// ```
+/// let err = mtls::Client::builder().build().unwrap_err();
+/// assert!(matches!(err, mtls::Error::MissingIdentity));
+/// assert!(err.to_string().starts_with("no identity configured"));
+/// ```
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
@@ -223,6 +253,16 @@ pub enum Error {
 ///
 /// The server reports it in a `tracing` event and counts it in [`ServerStats`](crate::ServerStats);
 /// the client reports it in [`ClientError::ServerCertificate`].
+///
+/// # Examples
+///
+/// ```
+/// use mtls::HandshakeFailure;
+///
+/// let reason = HandshakeFailure::from_rustls(&rustls::Error::NoCertificatesPresented);
+/// assert_eq!(reason, HandshakeFailure::NoCertificate);
+/// assert_eq!(reason.to_string(), "no certificate presented");
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum HandshakeFailure {
@@ -266,6 +306,13 @@ pub enum HandshakeFailure {
 
 impl HandshakeFailure {
     /// Every reason, in a stable order (used for counters).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let names: Vec<&str> = mtls::HandshakeFailure::ALL.iter().map(|r| r.as_str()).collect();
+    /// assert_eq!(names[..2], ["no_certificate", "unknown_issuer"]);
+    /// ```
     pub const ALL: [HandshakeFailure; 18] = [
         HandshakeFailure::NoCertificate,
         HandshakeFailure::UnknownIssuer,
@@ -323,6 +370,15 @@ impl HandshakeFailure {
     }
 
     /// Classifies a rustls error.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use rustls::{CertificateError, Error};
+    ///
+    /// let expired = Error::InvalidCertificate(CertificateError::Expired);
+    /// assert_eq!(mtls::HandshakeFailure::from_rustls(&expired), mtls::HandshakeFailure::Expired);
+    /// ```
     pub fn from_rustls(error: &rustls::Error) -> Self {
         use rustls::Error as E;
         match error {
@@ -410,6 +466,13 @@ impl HandshakeFailure {
     }
 
     /// Classifies an I/O error from a handshake, looking inside it for a rustls error.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let eof = std::io::Error::from(std::io::ErrorKind::UnexpectedEof);
+    /// assert_eq!(mtls::HandshakeFailure::from_io(&eof), mtls::HandshakeFailure::PeerClosed);
+    /// ```
     pub fn from_io(error: &io::Error) -> Self {
         if let Some(tls) = error
             .get_ref()
@@ -513,6 +576,22 @@ pub(crate) fn alert_name(alert: AlertDescription) -> String {
 }
 
 /// Why a call through [`Client`](crate::Client) failed.
+///
+/// # Examples
+///
+/// ```
+/// # tokio::runtime::Runtime::new()?.block_on(async {
+/// # let ca = mtls::dev::DevCa::new("test CA")?;
+/// # let client = mtls::Client::builder()
+/// #     .identity(ca.client("spiffe://example.org/orders")?.identity()?)
+/// #     .trust(ca.trust()?)
+/// #     .build()?;
+/// let err = client.get("http://127.0.0.1:8080/".parse()?).await.unwrap_err();
+/// assert!(matches!(err, mtls::ClientError::InvalidUri { .. })); // not https
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// # })?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ClientError {

@@ -70,6 +70,17 @@ impl PeerIdentity {
     ///
     /// [`LoadError::NoCertificate`] for an empty chain and [`LoadError::InvalidCertificate`] when
     /// the leaf cannot be parsed.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # let ca = mtls::dev::DevCa::new("test CA")?;
+    /// let identity = ca.client("spiffe://example.org/orders")?.identity()?;
+    /// let peer = mtls::PeerIdentity::from_chain(identity.chain())?;
+    /// assert_eq!(peer.to_string(), "spiffe://example.org/orders");
+    /// assert!(mtls::PeerIdentity::from_chain(&[]).is_err());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn from_chain(chain: &[CertificateDer<'static>]) -> Result<Self, LoadError> {
         Self::parse(chain, None, None, false)
     }
@@ -179,62 +190,186 @@ impl PeerIdentity {
     }
 
     /// The subject distinguished name, e.g. `CN=orders, O=Example`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # let ca = mtls::dev::DevCa::new("test CA")?;
+    /// let cert = ca.issue(&mtls::dev::LeafSpec::client("orders").organization("Example"))?;
+    /// let peer = mtls::PeerIdentity::from_chain(cert.identity()?.chain())?;
+    /// assert_eq!(peer.subject(), "CN=orders, O=Example");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn subject(&self) -> &str {
         &self.0.subject
     }
 
     /// The issuer distinguished name.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # let ca = mtls::dev::DevCa::new("test CA")?;
+    /// let cert = ca.issue(&mtls::dev::LeafSpec::client("orders"))?;
+    /// let peer = mtls::PeerIdentity::from_chain(cert.identity()?.chain())?;
+    /// assert_eq!(peer.issuer(), "CN=test CA");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn issuer(&self) -> &str {
         &self.0.issuer
     }
 
     /// The first common name (CN) of the subject, if any.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # let ca = mtls::dev::DevCa::new("test CA")?;
+    /// let cert = ca.issue(&mtls::dev::LeafSpec::client("orders"))?;
+    /// let peer = mtls::PeerIdentity::from_chain(cert.identity()?.chain())?;
+    /// assert_eq!(peer.common_name(), Some("orders"));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn common_name(&self) -> Option<&str> {
         self.0.common_name.as_deref()
     }
 
     /// DNS names from the subjectAltName extension.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # let ca = mtls::dev::DevCa::new("test CA")?;
+    /// let cert = ca.issue(&mtls::dev::LeafSpec::client("db").dns("db.internal"))?;
+    /// let peer = mtls::PeerIdentity::from_chain(cert.identity()?.chain())?;
+    /// assert_eq!(peer.dns_names(), ["db.internal"]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn dns_names(&self) -> &[String] {
         &self.0.dns_names
     }
 
     /// URIs from the subjectAltName extension (including any SPIFFE ID).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # let ca = mtls::dev::DevCa::new("test CA")?;
+    /// let cert = ca.issue(&mtls::dev::LeafSpec::client("orders").spiffe_id("spiffe://example.org/orders"))?;
+    /// let peer = mtls::PeerIdentity::from_chain(cert.identity()?.chain())?;
+    /// assert_eq!(peer.uris(), ["spiffe://example.org/orders"]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn uris(&self) -> &[String] {
         &self.0.uris
     }
 
     /// IP addresses from the subjectAltName extension.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # let ca = mtls::dev::DevCa::new("test CA")?;
+    /// let cert = ca.issue(&mtls::dev::LeafSpec::client("sensor").ip("10.0.0.7".parse()?))?;
+    /// let peer = mtls::PeerIdentity::from_chain(cert.identity()?.chain())?;
+    /// assert_eq!(peer.ip_addresses(), ["10.0.0.7".parse::<std::net::IpAddr>()?]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn ip_addresses(&self) -> &[IpAddr] {
         &self.0.ip_addresses
     }
 
     /// Email addresses (rfc822Name) from the subjectAltName extension.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # let ca = mtls::dev::DevCa::new("test CA")?;
+    /// let cert = ca.issue(&mtls::dev::LeafSpec::client("ops").email("ops@example.org"))?;
+    /// let peer = mtls::PeerIdentity::from_chain(cert.identity()?.chain())?;
+    /// assert_eq!(peer.emails(), ["ops@example.org"]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn emails(&self) -> &[String] {
         &self.0.emails
     }
 
     /// The SPIFFE ID: present when the certificate has exactly one URI SAN with the `spiffe`
     /// scheme and that URI is a valid SPIFFE ID with a workload path.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # let ca = mtls::dev::DevCa::new("test CA")?;
+    /// let cert = ca.issue(&mtls::dev::LeafSpec::client("orders").spiffe_id("spiffe://example.org/ns/prod/sa/orders"))?;
+    /// let peer = mtls::PeerIdentity::from_chain(cert.identity()?.chain())?;
+    /// let id = peer.spiffe_id().expect("one spiffe:// URI SAN");
+    /// assert_eq!(id.trust_domain(), "example.org");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn spiffe_id(&self) -> Option<&SpiffeId> {
         self.0.spiffe_id.as_ref()
     }
 
     /// The serial number in upper-case hex, as `openssl x509 -serial` prints it.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # let ca = mtls::dev::DevCa::new("test CA")?;
+    /// let cert = ca.issue(&mtls::dev::LeafSpec::client("orders").serial(&[0x12, 0x34]))?;
+    /// let peer = mtls::PeerIdentity::from_chain(cert.identity()?.chain())?;
+    /// assert_eq!(peer.serial(), "1234");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn serial(&self) -> &str {
         &self.0.serial
     }
 
     /// Start of the leaf's validity.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::{Duration, UNIX_EPOCH};
+    /// # let ca = mtls::dev::DevCa::new("test CA")?;
+    /// let from = UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+    /// let spec = mtls::dev::LeafSpec::client("orders").validity(from, from + Duration::from_secs(3600));
+    /// let peer = mtls::PeerIdentity::from_chain(ca.issue(&spec)?.identity()?.chain())?;
+    /// assert_eq!(peer.not_before(), from);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn not_before(&self) -> SystemTime {
         self.0.not_before
     }
 
     /// End of the leaf's validity.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # let ca = mtls::dev::DevCa::new("test CA")?;
+    /// let cert = ca.issue(&mtls::dev::LeafSpec::client("orders"))?;
+    /// let peer = mtls::PeerIdentity::from_chain(cert.identity()?.chain())?;
+    /// assert!(peer.not_after() > std::time::SystemTime::now());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn not_after(&self) -> SystemTime {
         self.0.not_after
     }
 
     /// SHA-256 fingerprint of the leaf certificate's DER.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # let ca = mtls::dev::DevCa::new("test CA")?;
+    /// let cert = ca.issue(&mtls::dev::LeafSpec::client("orders"))?;
+    /// let peer = mtls::PeerIdentity::from_chain(cert.identity()?.chain())?;
+    /// let hex = peer.fingerprint().to_string();
+    /// assert_eq!(hex.len(), 64); // SHA-256, lower-case hex
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn fingerprint(&self) -> &Fingerprint {
         self.0
             .fingerprint
@@ -244,26 +379,111 @@ impl PeerIdentity {
     /// The certificate thumbprint of RFC 8705 (`x5t#S256`): the SHA-256 of the leaf's DER,
     /// base64url-encoded without padding. Compare it with an access token's `cnf.x5t#S256`
     /// claim to bind the token to this caller's certificate.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # let ca = mtls::dev::DevCa::new("test CA")?;
+    /// let cert = ca.issue(&mtls::dev::LeafSpec::client("orders"))?;
+    /// let peer = mtls::PeerIdentity::from_chain(cert.identity()?.chain())?;
+    /// let thumbprint = peer.x5t_s256();
+    /// assert_eq!(thumbprint.len(), 43); // 32 bytes, base64url without padding
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn x5t_s256(&self) -> String {
         crate::pem_dir::base64(self.fingerprint().as_bytes(), true)
     }
 
     /// The chain the peer presented, leaf first, as DER.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # let ca = mtls::dev::DevCa::new("test CA")?;
+    /// let issuing = ca.intermediate("issuing")?;
+    /// let identity = issuing.client("spiffe://example.org/orders")?.identity()?;
+    /// let peer = mtls::PeerIdentity::from_chain(identity.chain())?;
+    /// assert_eq!(peer.chain().len(), 2); // leaf first
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn chain(&self) -> &[CertificateDer<'static>] {
         &self.0.chain
     }
 
     /// The leaf certificate as DER.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # let ca = mtls::dev::DevCa::new("test CA")?;
+    /// let cert = ca.issue(&mtls::dev::LeafSpec::client("orders"))?;
+    /// let peer = mtls::PeerIdentity::from_chain(cert.identity()?.chain())?;
+    /// assert_eq!(peer.leaf().as_ref(), cert.der());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn leaf(&self) -> &CertificateDer<'static> {
         &self.0.chain[0]
     }
 
     /// The negotiated TLS version (absent for identities built with [`PeerIdentity::from_chain`]).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # tokio::runtime::Runtime::new()?.block_on(async {
+    /// # let ca = mtls::dev::DevCa::new("test CA")?;
+    /// # let server = mtls::Server::builder()
+    /// #     .identity(ca.server("localhost")?.identity()?)
+    /// #     .trust(ca.trust()?)
+    /// #     .authorize(mtls::Authorizer::any_verified())
+    /// #     .bind("127.0.0.1:0")
+    /// #     .await?;
+    /// # let url: http::Uri = format!("https://{}/", server.local_addr()).parse()?;
+    /// # tokio::spawn(server.serve(hyper::service::service_fn(|_req: http::Request<hyper::body::Incoming>| async {
+    /// #     Ok::<_, std::convert::Infallible>(http::Response::new(http_body_util::Full::new(hyper::body::Bytes::from("hello"))))
+    /// # })));
+    /// # let client = mtls::Client::builder()
+    /// #     .identity(ca.client("spiffe://example.org/orders")?.identity()?)
+    /// #     .trust(ca.trust()?)
+    /// #     .build()?;
+    /// let connection = client.connector().connect(url).await?;
+    /// let server = connection.peer_identity();
+    /// assert_eq!(server.tls_version(), Some(mtls::TlsVersion::Tls13));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # })?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn tls_version(&self) -> Option<TlsVersion> {
         self.0.tls_version
     }
 
     /// The negotiated ALPN protocol, e.g. `b"h2"`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # tokio::runtime::Runtime::new()?.block_on(async {
+    /// # let ca = mtls::dev::DevCa::new("test CA")?;
+    /// # let server = mtls::Server::builder()
+    /// #     .identity(ca.server("localhost")?.identity()?)
+    /// #     .trust(ca.trust()?)
+    /// #     .authorize(mtls::Authorizer::any_verified())
+    /// #     .bind("127.0.0.1:0")
+    /// #     .await?;
+    /// # let url: http::Uri = format!("https://{}/", server.local_addr()).parse()?;
+    /// # tokio::spawn(server.serve(hyper::service::service_fn(|_req: http::Request<hyper::body::Incoming>| async {
+    /// #     Ok::<_, std::convert::Infallible>(http::Response::new(http_body_util::Full::new(hyper::body::Bytes::from("hello"))))
+    /// # })));
+    /// # let client = mtls::Client::builder()
+    /// #     .identity(ca.client("spiffe://example.org/orders")?.identity()?)
+    /// #     .trust(ca.trust()?)
+    /// #     .build()?;
+    /// let connection = client.connector().connect(url).await?;
+    /// assert_eq!(connection.peer_identity().alpn_protocol(), Some(&b"h2"[..]));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # })?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn alpn_protocol(&self) -> Option<&[u8]> {
         self.0.alpn.as_deref()
     }
@@ -271,6 +491,32 @@ impl PeerIdentity {
     /// Whether the TLS session was resumed rather than fully negotiated.
     ///
     /// On a resumed session the identity is the one verified in the original handshake.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # tokio::runtime::Runtime::new()?.block_on(async {
+    /// # let ca = mtls::dev::DevCa::new("test CA")?;
+    /// # let server = mtls::Server::builder()
+    /// #     .identity(ca.server("localhost")?.identity()?)
+    /// #     .trust(ca.trust()?)
+    /// #     .authorize(mtls::Authorizer::any_verified())
+    /// #     .bind("127.0.0.1:0")
+    /// #     .await?;
+    /// # let url: http::Uri = format!("https://{}/", server.local_addr()).parse()?;
+    /// # tokio::spawn(server.serve(hyper::service::service_fn(|_req: http::Request<hyper::body::Incoming>| async {
+    /// #     Ok::<_, std::convert::Infallible>(http::Response::new(http_body_util::Full::new(hyper::body::Bytes::from("hello"))))
+    /// # })));
+    /// # let client = mtls::Client::builder()
+    /// #     .identity(ca.client("spiffe://example.org/orders")?.identity()?)
+    /// #     .trust(ca.trust()?)
+    /// #     .build()?;
+    /// let connection = client.connector().connect(url).await?;
+    /// assert!(!connection.peer_identity().resumed()); // a first, full handshake
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # })?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn resumed(&self) -> bool {
         self.0.resumed
     }
@@ -300,6 +546,13 @@ impl fmt::Debug for PeerIdentity {
 }
 
 /// A negotiated TLS version. Only TLS 1.2 and 1.3 are ever negotiated.
+///
+/// # Examples
+///
+/// ```
+/// assert_eq!(mtls::TlsVersion::Tls13.to_string(), "TLSv1.3");
+/// assert_eq!(mtls::TlsVersion::Tls12.to_string(), "TLSv1.2");
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum TlsVersion {
@@ -319,11 +572,33 @@ impl fmt::Display for TlsVersion {
 }
 
 /// A SHA-256 certificate fingerprint. Displays as lower-case hex.
+///
+/// # Examples
+///
+/// ```
+/// # let ca = mtls::dev::DevCa::new("test CA")?;
+/// # let peer = mtls::PeerIdentity::from_chain(ca.client("spiffe://example.org/orders")?.identity()?.chain())?;
+/// let fingerprint: &mtls::Fingerprint = peer.fingerprint();
+/// let again = mtls::PeerIdentity::from_chain(peer.chain())?;
+/// assert_eq!(fingerprint, again.fingerprint());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Fingerprint([u8; 32]);
 
 impl Fingerprint {
     /// The raw digest.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # let ca = mtls::dev::DevCa::new("test CA")?;
+    /// # let peer = mtls::PeerIdentity::from_chain(ca.client("spiffe://example.org/orders")?.identity()?.chain())?;
+    /// let fingerprint = peer.fingerprint();
+    /// let hex: String = fingerprint.as_bytes().iter().map(|b| format!("{b:02x}")).collect();
+    /// assert_eq!(hex, fingerprint.to_string());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn as_bytes(&self) -> &[u8; 32] {
         &self.0
     }
@@ -362,6 +637,13 @@ pub struct SpiffeId {
 }
 
 /// Why a string is not a valid SPIFFE ID.
+///
+/// # Examples
+///
+/// ```
+/// let err = "spiffe://example.org/a?x=1".parse::<mtls::SpiffeId>().unwrap_err();
+/// assert!(matches!(err, mtls::SpiffeIdError::BadPathChar { ch: '?', .. }));
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum SpiffeIdError {
@@ -408,6 +690,15 @@ impl SpiffeId {
     /// # Errors
     ///
     /// A [`SpiffeIdError`] naming the rule the input breaks.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let id = mtls::SpiffeId::parse("spiffe://example.org/ns/prod/sa/orders")?;
+    /// assert_eq!(id.path(), "/ns/prod/sa/orders");
+    /// assert!(mtls::SpiffeId::parse("https://example.org/orders").is_err());
+    /// # Ok::<(), mtls::SpiffeIdError>(())
+    /// ```
     pub fn parse(input: &str) -> Result<Self, SpiffeIdError> {
         const SCHEME: &str = "spiffe://";
         if input.len() > 2048 {
@@ -456,16 +747,41 @@ impl SpiffeId {
     }
 
     /// The trust domain, e.g. `example.org`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let id = mtls::SpiffeId::parse("spiffe://example.org/orders")?;
+    /// assert_eq!(id.trust_domain(), "example.org");
+    /// # Ok::<(), mtls::SpiffeIdError>(())
+    /// ```
     pub fn trust_domain(&self) -> &str {
         &self.id["spiffe://".len()..self.path_start]
     }
 
     /// The path, e.g. `/ns/prod/sa/orders`; empty for a trust domain's own ID.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let id = mtls::SpiffeId::parse("spiffe://example.org/orders")?;
+    /// assert_eq!(id.path(), "/orders");
+    /// assert_eq!(mtls::SpiffeId::parse("spiffe://example.org")?.path(), "");
+    /// # Ok::<(), mtls::SpiffeIdError>(())
+    /// ```
     pub fn path(&self) -> &str {
         &self.id[self.path_start..]
     }
 
     /// The whole ID.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let id = mtls::SpiffeId::parse("spiffe://example.org/orders")?;
+    /// assert_eq!(id.as_str(), "spiffe://example.org/orders");
+    /// # Ok::<(), mtls::SpiffeIdError>(())
+    /// ```
     pub fn as_str(&self) -> &str {
         &self.id
     }

@@ -25,9 +25,9 @@ use crate::stats::OwnedActiveGuard;
 /// reach you.
 ///
 /// The connection and handshake limits apply: a stream counts against `max_connections`
-/// until you drop it. Streams wait in a small queue until taken; while nobody takes them,
-/// the server stops accepting (backpressure, as at a limit). Dropping `TlsIncoming` stops
-/// the listener.
+/// from accept until you drop it. Verified streams wait until taken; while nobody takes them
+/// they keep their connection slots, so the server stops accepting at `max_connections`
+/// (backpressure, as at any limit). Dropping `TlsIncoming` stops the listener.
 ///
 /// It is a [`Stream`](futures_core::Stream) of `io::Result<VerifiedStream>` (never an
 /// error at present), so it fits APIs that take a stream of connections.
@@ -80,11 +80,58 @@ impl TlsIncoming {
     /// # Cancel safety
     ///
     /// Cancel-safe: a stream not returned stays queued for the next call.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # tokio::runtime::Runtime::new()?.block_on(async {
+    /// # let ca = mtls::dev::DevCa::new("test CA")?;
+    /// # let server = mtls::Server::builder()
+    /// #     .identity(ca.server("localhost")?.identity()?)
+    /// #     .trust(ca.trust()?)
+    /// #     .authorize(mtls::Authorizer::any_verified())
+    /// #     .bind("127.0.0.1:0")
+    /// #     .await?;
+    /// # let client = mtls::Client::builder()
+    /// #     .identity(ca.client("spiffe://example.org/orders")?.identity()?)
+    /// #     .trust(ca.trust()?)
+    /// #     .build()?;
+    /// # let uri: http::Uri = format!("https://{}/", server.local_addr()).parse()?;
+    /// # let connector = client.connector();
+    /// # let connecting = tokio::spawn(async move { connector.connect(uri).await });
+    /// let mut incoming = server.incoming();
+    /// let stream = incoming.next().await.expect("the listener is running");
+    /// let peer = stream.peer_identity().expect("client auth is required");
+    /// assert_eq!(peer.to_string(), "spiffe://example.org/orders");
+    /// # let _connection = connecting.await??;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # })?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub async fn next(&mut self) -> Option<VerifiedStream> {
         self.streams.recv().await
     }
 
     /// The address the server listens on.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # tokio::runtime::Runtime::new()?.block_on(async {
+    /// # let ca = mtls::dev::DevCa::new("test CA")?;
+    /// # let server = mtls::Server::builder()
+    /// #     .identity(ca.server("localhost")?.identity()?)
+    /// #     .trust(ca.trust()?)
+    /// #     .authorize(mtls::Authorizer::any_verified())
+    /// #     .bind("127.0.0.1:0")
+    /// #     .await?;
+    /// let addr = server.local_addr();
+    /// let incoming = server.incoming();
+    /// assert_eq!(incoming.local_addr(), addr);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # })?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
     }
@@ -114,10 +161,9 @@ async fn accept_streams(
     let handshakes = Arc::new(Semaphore::new(permits(shared.limits.max_handshakes)));
     let http = Arc::new(HttpBuilders::new(&shared.limits));
     loop {
-        // Wait for room in the queue first: nobody taking streams is backpressure too.
-        let Ok(slot) = tx.clone().reserve_owned().await else {
+        if tx.is_closed() {
             return;
-        };
+        }
         let (tcp, addr, connection_permit, handshake_permit) =
             match accept(&listener, &connections, &handshakes).await {
                 Ok(accepted) => accepted,
@@ -140,19 +186,25 @@ async fn accept_streams(
             tls.version = tracing::field::Empty,
             tls.resumed = tracing::field::Empty,
         );
+        let tx = tx.clone();
         tokio::spawn(
             CONNECTION
                 .scope(ConnectionContext::new(addr), async move {
                     let handshake = connection.handshake(tcp).await;
                     drop(handshake_permit);
+                    // Queued only once verified: peers that never finish a handshake cannot
+                    // fill the queue. A stream waiting here still holds its connection slot,
+                    // so nobody taking streams stops accepting at `max_connections`.
                     if let Some((tls, peer)) = handshake {
-                        slot.send(VerifiedStream {
-                            tls,
-                            peer,
-                            remote_addr: addr,
-                            _permit: connection_permit,
-                            _active: active,
-                        });
+                        let _ = tx
+                            .send(VerifiedStream {
+                                tls,
+                                peer,
+                                remote_addr: addr,
+                                _permit: connection_permit,
+                                _active: active,
+                            })
+                            .await;
                     }
                 })
                 .instrument(span),
@@ -162,6 +214,35 @@ async fn accept_streams(
 
 /// A TLS stream from [`TlsIncoming`]: handshake done, client verified and authorized.
 /// It reads and writes application data ([`AsyncRead`] and [`AsyncWrite`]).
+///
+/// # Examples
+///
+/// ```
+/// # tokio::runtime::Runtime::new()?.block_on(async {
+/// # let ca = mtls::dev::DevCa::new("test CA")?;
+/// # let server = mtls::Server::builder()
+/// #     .identity(ca.server("localhost")?.identity()?)
+/// #     .trust(ca.trust()?)
+/// #     .authorize(mtls::Authorizer::any_verified())
+/// #     .bind("127.0.0.1:0")
+/// #     .await?;
+/// # let client = mtls::Client::builder()
+/// #     .identity(ca.client("spiffe://example.org/orders")?.identity()?)
+/// #     .trust(ca.trust()?)
+/// #     .build()?;
+/// # let uri: http::Uri = format!("https://{}/", server.local_addr()).parse()?;
+/// # let connector = client.connector();
+/// # let connecting = tokio::spawn(async move { connector.connect(uri).await });
+/// use tokio::io::AsyncWriteExt;
+///
+/// let mut incoming = server.incoming();
+/// let mut stream: mtls::VerifiedStream = incoming.next().await.expect("a verified stream");
+/// stream.write_all(b"hello\n").await?;
+/// # let _connection = connecting.await??;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// # })?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub struct VerifiedStream {
     tls: tokio_rustls::server::TlsStream<TcpStream>,
     peer: Option<PeerIdentity>,
@@ -182,17 +263,99 @@ impl fmt::Debug for VerifiedStream {
 impl VerifiedStream {
     /// The client's verified identity; `None` only for an anonymous client the policy
     /// admitted in [`ClientAuth::Optional`](crate::ClientAuth::Optional) mode.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # tokio::runtime::Runtime::new()?.block_on(async {
+    /// # let ca = mtls::dev::DevCa::new("test CA")?;
+    /// # let server = mtls::Server::builder()
+    /// #     .identity(ca.server("localhost")?.identity()?)
+    /// #     .trust(ca.trust()?)
+    /// #     .authorize(mtls::Authorizer::any_verified())
+    /// #     .bind("127.0.0.1:0")
+    /// #     .await?;
+    /// # let client = mtls::Client::builder()
+    /// #     .identity(ca.client("spiffe://example.org/orders")?.identity()?)
+    /// #     .trust(ca.trust()?)
+    /// #     .build()?;
+    /// # let uri: http::Uri = format!("https://{}/", server.local_addr()).parse()?;
+    /// # let connector = client.connector();
+    /// # let connecting = tokio::spawn(async move { connector.connect(uri).await });
+    /// let mut incoming = server.incoming();
+    /// let stream = incoming.next().await.expect("a verified stream");
+    /// assert_eq!(stream.peer_identity().unwrap().common_name(), Some("orders"));
+    /// # let _connection = connecting.await??;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # })?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn peer_identity(&self) -> Option<&PeerIdentity> {
         self.peer.as_ref()
     }
 
     /// The client's address.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # tokio::runtime::Runtime::new()?.block_on(async {
+    /// # let ca = mtls::dev::DevCa::new("test CA")?;
+    /// # let server = mtls::Server::builder()
+    /// #     .identity(ca.server("localhost")?.identity()?)
+    /// #     .trust(ca.trust()?)
+    /// #     .authorize(mtls::Authorizer::any_verified())
+    /// #     .bind("127.0.0.1:0")
+    /// #     .await?;
+    /// # let client = mtls::Client::builder()
+    /// #     .identity(ca.client("spiffe://example.org/orders")?.identity()?)
+    /// #     .trust(ca.trust()?)
+    /// #     .build()?;
+    /// # let uri: http::Uri = format!("https://{}/", server.local_addr()).parse()?;
+    /// # let connector = client.connector();
+    /// # let connecting = tokio::spawn(async move { connector.connect(uri).await });
+    /// let mut incoming = server.incoming();
+    /// let stream = incoming.next().await.expect("a verified stream");
+    /// assert!(stream.remote_addr().ip().is_loopback());
+    /// # let _connection = connecting.await??;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # })?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn remote_addr(&self) -> SocketAddr {
         self.remote_addr
     }
 
     /// The tokio-rustls stream itself. The stream then no longer counts against
     /// `max_connections`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # tokio::runtime::Runtime::new()?.block_on(async {
+    /// # let ca = mtls::dev::DevCa::new("test CA")?;
+    /// # let server = mtls::Server::builder()
+    /// #     .identity(ca.server("localhost")?.identity()?)
+    /// #     .trust(ca.trust()?)
+    /// #     .authorize(mtls::Authorizer::any_verified())
+    /// #     .bind("127.0.0.1:0")
+    /// #     .await?;
+    /// # let client = mtls::Client::builder()
+    /// #     .identity(ca.client("spiffe://example.org/orders")?.identity()?)
+    /// #     .trust(ca.trust()?)
+    /// #     .build()?;
+    /// # let uri: http::Uri = format!("https://{}/", server.local_addr()).parse()?;
+    /// # let connector = client.connector();
+    /// # let connecting = tokio::spawn(async move { connector.connect(uri).await });
+    /// let mut incoming = server.incoming();
+    /// let stream = incoming.next().await.expect("a verified stream");
+    /// let tls = stream.into_inner(); // tokio_rustls::server::TlsStream
+    /// assert_eq!(tls.get_ref().1.alpn_protocol(), Some(&b"h2"[..]));
+    /// # let _connection = connecting.await??;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # })?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn into_inner(self) -> tokio_rustls::server::TlsStream<TcpStream> {
         self.tls
     }
@@ -201,11 +364,15 @@ impl VerifiedStream {
 /// What tonic puts into each request's extensions for a [`VerifiedStream`] served with
 /// `tonic::transport::Server::serve_with_incoming(server.incoming())` (feature `tonic`).
 ///
-/// ```ignore
-/// let caller = request
-///     .extensions()
-///     .get::<mtls::VerifiedConnectInfo>()
-///     .and_then(|info| info.peer_identity());
+/// ```
+/// fn caller<T>(request: &tonic::Request<T>) -> Option<String> {
+///     request
+///         .extensions()
+///         .get::<mtls::VerifiedConnectInfo>()
+///         .and_then(|info| info.peer_identity())
+///         .map(|peer| peer.to_string())
+/// }
+/// # assert_eq!(caller(&tonic::Request::new(())), None);
 /// ```
 #[cfg(feature = "tonic")]
 #[derive(Debug, Clone)]
@@ -217,11 +384,68 @@ pub struct VerifiedConnectInfo {
 #[cfg(feature = "tonic")]
 impl VerifiedConnectInfo {
     /// The client's verified identity (`None` only for an admitted anonymous client).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tonic::transport::server::Connected;
+    /// # tokio::runtime::Runtime::new()?.block_on(async {
+    /// # let ca = mtls::dev::DevCa::new("test CA")?;
+    /// # let server = mtls::Server::builder()
+    /// #     .identity(ca.server("localhost")?.identity()?)
+    /// #     .trust(ca.trust()?)
+    /// #     .authorize(mtls::Authorizer::any_verified())
+    /// #     .bind("127.0.0.1:0")
+    /// #     .await?;
+    /// # let client = mtls::Client::builder()
+    /// #     .identity(ca.client("spiffe://example.org/orders")?.identity()?)
+    /// #     .trust(ca.trust()?)
+    /// #     .build()?;
+    /// # let uri: http::Uri = format!("https://{}/", server.local_addr()).parse()?;
+    /// # let connector = client.connector();
+    /// # let connecting = tokio::spawn(async move { connector.connect(uri).await });
+    /// let mut incoming = server.incoming();
+    /// let stream = incoming.next().await.expect("a verified stream");
+    /// let info = stream.connect_info(); // what tonic puts into each request's extensions
+    /// assert_eq!(info.peer_identity().unwrap().to_string(), "spiffe://example.org/orders");
+    /// # let _connection = connecting.await??;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # })?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn peer_identity(&self) -> Option<&PeerIdentity> {
         self.peer.as_ref()
     }
 
     /// The client's address.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tonic::transport::server::Connected;
+    /// # tokio::runtime::Runtime::new()?.block_on(async {
+    /// # let ca = mtls::dev::DevCa::new("test CA")?;
+    /// # let server = mtls::Server::builder()
+    /// #     .identity(ca.server("localhost")?.identity()?)
+    /// #     .trust(ca.trust()?)
+    /// #     .authorize(mtls::Authorizer::any_verified())
+    /// #     .bind("127.0.0.1:0")
+    /// #     .await?;
+    /// # let client = mtls::Client::builder()
+    /// #     .identity(ca.client("spiffe://example.org/orders")?.identity()?)
+    /// #     .trust(ca.trust()?)
+    /// #     .build()?;
+    /// # let uri: http::Uri = format!("https://{}/", server.local_addr()).parse()?;
+    /// # let connector = client.connector();
+    /// # let connecting = tokio::spawn(async move { connector.connect(uri).await });
+    /// let mut incoming = server.incoming();
+    /// let stream = incoming.next().await.expect("a verified stream");
+    /// assert!(stream.connect_info().remote_addr().ip().is_loopback());
+    /// # let _connection = connecting.await??;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # })?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn remote_addr(&self) -> SocketAddr {
         self.remote_addr
     }

@@ -31,6 +31,7 @@
 //! | `axum`     | no      | [`PeerIdentity`] as an axum extractor (401 without one), [`Denied`] as a 403 |
 //! | `dev`      | no      | [`dev::DevCa`]: a throwaway CA for tests and local development |
 //! | `tonic`    | no      | [`Server::incoming`] streams for tonic's `serve_with_incoming` |
+//! | `config`   | yes     | [`Config`]: one TOML file with named bundles, server, clients, roles |
 //!
 //! The provider is passed explicitly to every rustls config; the process-wide default is never
 //! used. See [`CRYPTO_PROVIDER`].
@@ -63,6 +64,8 @@ mod authorize;
 #[cfg(feature = "axum")]
 mod axum;
 mod client;
+#[cfg(feature = "config")]
+mod config;
 mod connection;
 #[cfg(feature = "dev")]
 pub mod dev;
@@ -87,6 +90,10 @@ pub use authorize::{Authorizer, Denied, PolicyError};
 #[cfg(feature = "axum")]
 pub use axum::MissingIdentity;
 pub use client::{Client, ClientBuilder, Connector, DEFAULT_CONNECT_TIMEOUT, TlsConnection};
+#[cfg(feature = "config")]
+pub use config::{
+    AccessSection, Bundle, ClientSection, Config, ConfigError, OneOrMany, ServerSection,
+};
 pub use error::{ClientError, Error, HandshakeFailure, LoadError, Origin};
 pub use identity::{Fingerprint, PeerIdentity, SpiffeId, SpiffeIdError, TlsVersion};
 #[cfg(feature = "tonic")]

@@ -35,8 +35,20 @@ pub struct Limits {
 }
 
 /// Default time a client has to complete its TLS handshake.
+///
+/// # Examples
+///
+/// ```
+/// assert_eq!(mtls::Limits::default().handshake_timeout, mtls::DEFAULT_HANDSHAKE_TIMEOUT);
+/// ```
 pub const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Default time in-flight requests get to finish after shutdown begins.
+///
+/// # Examples
+///
+/// ```
+/// assert_eq!(mtls::Limits::default().shutdown_timeout, mtls::DEFAULT_SHUTDOWN_TIMEOUT);
+/// ```
 pub const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(30);
 
 impl Default for Limits {

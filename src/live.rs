@@ -52,16 +52,24 @@ thread_local! {
 /// it stores goes to that generation's cache only: a session verified under material that
 /// has since been swapped out is dropped rather than stored beside the new material.
 pub(crate) fn within_generation<R>(id: u64, f: impl FnOnce() -> R) -> R {
-    let outer = CONNECTION_GENERATION.with(|g| g.replace(Some(id)));
-    let result = f();
-    CONNECTION_GENERATION.with(|g| g.set(outer));
-    result
+    /// Restores the outer marker even if `f` panics.
+    struct Restore(Option<u64>);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            CONNECTION_GENERATION.with(|g| g.set(self.0));
+        }
+    }
+    let _restore = Restore(CONNECTION_GENERATION.with(|g| g.replace(Some(id))));
+    f()
 }
 
-/// Whether a session may be stored in generation `current` from the running poll. Outside
-/// our own connections (a config handed to another library) it is always stored.
+/// Whether a session may be stored in generation `current` from the running poll: only from
+/// one of our own connections that started under that generation. Another library's
+/// connection carries no marker, and its peer can time when the session is stored (hold back
+/// its Finished, or its ticket, across a swap), so it stores nothing: configs handed to
+/// other libraries do not resume sessions, which rustls would not verify again.
 fn may_store(current: u64) -> bool {
-    CONNECTION_GENERATION.with(|g| g.get().is_none_or(|started| started == current))
+    CONNECTION_GENERATION.with(|g| g.get().is_some_and(|started| started == current))
 }
 
 pin_project_lite::pin_project! {

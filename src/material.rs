@@ -45,6 +45,18 @@ impl Identity {
     /// [`LoadError::Read`] when a file is missing or unreadable, [`LoadError::NoCertificate`],
     /// [`LoadError::NoPrivateKey`], [`LoadError::UnsupportedKey`], [`LoadError::KeyMismatch`],
     /// [`LoadError::Pem`] or [`LoadError::InvalidCertificate`] for bad content.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # let ca = mtls::dev::DevCa::new("test CA")?;
+    /// # let dir = std::env::temp_dir().join(format!("mtls-doc-identity-from-pem-files-{}", std::process::id()));
+    /// # let (cert, key) = ca.server("localhost")?.write_pem(&dir, "server")?;
+    /// let identity = mtls::Identity::from_pem_files(&cert, &key)?; // e.g. "certs/server.pem", "certs/server.key"
+    /// assert_eq!(identity.chain().len(), 1);
+    /// # std::fs::remove_dir_all(&dir)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn from_pem_files(
         cert: impl AsRef<Path>,
         key: impl AsRef<Path>,
@@ -65,6 +77,16 @@ impl Identity {
     /// # Errors
     ///
     /// As [`Identity::from_pem_files`], without [`LoadError::Read`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # let ca = mtls::dev::DevCa::new("test CA")?;
+    /// let cert = ca.client("spiffe://example.org/orders")?;
+    /// let identity = mtls::Identity::from_pem(cert.cert_pem().as_bytes(), cert.key_pem().as_bytes())?;
+    /// assert_eq!(identity.chain().len(), 1);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn from_pem(cert_pem: &[u8], key_pem: &[u8]) -> Result<Self, LoadError> {
         Self::load(
             cert_pem,
@@ -80,6 +102,19 @@ impl Identity {
     ///
     /// [`LoadError::NoCertificate`] for an empty chain, [`LoadError::InvalidCertificate`],
     /// [`LoadError::UnsupportedKey`] and [`LoadError::KeyMismatch`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use rustls::pki_types::pem::PemObject;
+    /// # let ca = mtls::dev::DevCa::new("test CA")?;
+    /// let cert = ca.client("spiffe://example.org/orders")?;
+    /// let chain = vec![mtls::CertificateDer::from(cert.der().to_vec())];
+    /// let key = mtls::PrivateKeyDer::from_pem_slice(cert.key_pem().as_bytes())?;
+    /// let identity = mtls::Identity::from_der(chain, key)?;
+    /// assert_eq!(identity.chain()[0].as_ref(), cert.der());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn from_der(
         chain: Vec<CertificateDer<'static>>,
         key: PrivateKeyDer<'static>,
@@ -162,6 +197,16 @@ impl Identity {
     }
 
     /// The certificate chain, leaf first.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # let ca = mtls::dev::DevCa::new("test CA")?;
+    /// let issuing = ca.intermediate("issuing")?;
+    /// let identity = issuing.client("spiffe://example.org/orders")?.identity()?;
+    /// assert_eq!(identity.chain().len(), 2); // leaf first, then the intermediate
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn chain(&self) -> &[CertificateDer<'static>] {
         &self.certified.cert
     }
@@ -221,6 +266,18 @@ impl TrustBundle {
     ///
     /// [`LoadError::Read`], [`LoadError::EmptyTrustBundle`], [`LoadError::NotCa`],
     /// [`LoadError::Pem`] and [`LoadError::InvalidCertificate`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # let ca = mtls::dev::DevCa::new("test CA")?;
+    /// # let dir = std::env::temp_dir().join(format!("mtls-doc-trust-from-pem-file-{}", std::process::id()));
+    /// # let (ca_pem, _) = ca.write_pem(&dir, "ca")?;
+    /// let trust = mtls::TrustBundle::from_pem_file(&ca_pem)?; // e.g. "certs/ca.pem"
+    /// assert_eq!(trust.certificates().len(), 1);
+    /// # std::fs::remove_dir_all(&dir)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn from_pem_file(path: impl AsRef<Path>) -> Result<Self, LoadError> {
         let path = path.as_ref();
         let pem = read(path)?;
@@ -232,6 +289,19 @@ impl TrustBundle {
     /// # Errors
     ///
     /// As [`TrustBundle::from_pem_file`], for the first file that fails.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use mtls::dev::DevCa;
+    /// # let dir = std::env::temp_dir().join(format!("mtls-doc-trust-from-pem-files-{}", std::process::id()));
+    /// # let (old_pem, _) = DevCa::new("old CA")?.write_pem(&dir, "old")?;
+    /// # let (new_pem, _) = DevCa::new("new CA")?.write_pem(&dir, "new")?;
+    /// let trust = mtls::TrustBundle::from_pem_files([&old_pem, &new_pem])?; // e.g. ["old-ca.pem", "new-ca.pem"]
+    /// assert_eq!(trust.certificates().len(), 2);
+    /// # std::fs::remove_dir_all(&dir)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn from_pem_files<P: AsRef<Path>>(
         paths: impl IntoIterator<Item = P>,
     ) -> Result<Self, LoadError> {
@@ -253,6 +323,18 @@ impl TrustBundle {
     /// # Errors
     ///
     /// As [`TrustBundle::from_pem_file`], without [`LoadError::Read`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # let ca = mtls::dev::DevCa::new("test CA")?;
+    /// let trust = mtls::TrustBundle::from_pem(ca.root_pem().as_bytes())?;
+    /// assert_eq!(trust.certificates().len(), 1);
+    /// let leaf = ca.client("spiffe://example.org/orders")?;
+    /// let refused = mtls::TrustBundle::from_pem(leaf.cert_pem().as_bytes());
+    /// assert!(matches!(refused, Err(mtls::LoadError::NotCa { .. })));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn from_pem(pem: &[u8]) -> Result<Self, LoadError> {
         Self::load(pem, Origin::Memory("CA bundle"))
     }
@@ -262,6 +344,16 @@ impl TrustBundle {
     /// # Errors
     ///
     /// [`LoadError::EmptyTrustBundle`], [`LoadError::NotCa`] and [`LoadError::InvalidCertificate`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # let ca = mtls::dev::DevCa::new("test CA")?;
+    /// let der = ca.trust()?.certificates().to_vec();
+    /// let trust = mtls::TrustBundle::from_der(der)?;
+    /// assert!(mtls::TrustBundle::from_der(Vec::new()).is_err());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn from_der(certs: Vec<CertificateDer<'static>>) -> Result<Self, LoadError> {
         Self::build(certs, Origin::Memory("CA bundle"))
     }
@@ -281,6 +373,16 @@ impl TrustBundle {
     /// Adds certificate revocation lists. Once a bundle given to a builder holds CRLs,
     /// revocation is checked for every peer: the whole chain by default, and a certificate
     /// whose status no CRL covers is refused unless unknown status is explicitly allowed.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # let ca = mtls::dev::DevCa::new("test CA")?;
+    /// let stolen = ca.client("spiffe://example.org/stolen")?;
+    /// let trust = ca.trust()?.with_crls(ca.crl(&[&stolen])?);
+    /// assert_eq!(trust.crls().len(), 1);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn with_crls(mut self, crls: Crls) -> Self {
         self.crls.extend(crls.0);
         self
@@ -295,6 +397,16 @@ impl TrustBundle {
     }
 
     /// The revocation lists this bundle carries.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # let ca = mtls::dev::DevCa::new("test CA")?;
+    /// assert!(ca.trust()?.crls().is_empty());
+    /// let trust = ca.trust()?.with_crls(ca.crl(&[])?);
+    /// assert_eq!(trust.crls().len(), 1);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn crls(&self) -> &[CertificateRevocationListDer<'static>] {
         &self.crls
     }
@@ -357,11 +469,32 @@ impl TrustBundle {
     }
 
     /// The SPIFFE trust domain this bundle is bound to, if any.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # let ca = mtls::dev::DevCa::new("test CA")?;
+    /// assert_eq!(ca.trust()?.trust_domain(), None);
+    /// let bound = ca.trust()?.for_trust_domain("example.org")?;
+    /// assert_eq!(bound.trust_domain(), Some("example.org"));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn trust_domain(&self) -> Option<&str> {
         self.trust_domain.as_deref()
     }
 
     /// The CA certificates, in the order they were loaded.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use rustls::pki_types::pem::PemObject;
+    /// # let ca = mtls::dev::DevCa::new("test CA")?;
+    /// let trust = ca.trust()?;
+    /// let root = mtls::CertificateDer::from_pem_slice(ca.root_pem().as_bytes())?;
+    /// assert_eq!(trust.certificates(), [root]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn certificates(&self) -> &[CertificateDer<'static>] {
         &self.certs
     }
@@ -419,6 +552,20 @@ impl Crls {
     ///
     /// [`LoadError::Read`], [`LoadError::NoCrl`] when a PEM file has no CRL block, and
     /// [`LoadError::InvalidCrl`] when a CRL cannot be parsed.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # let ca = mtls::dev::DevCa::new("test CA")?;
+    /// # let dir = std::env::temp_dir().join(format!("mtls-doc-crls-from-file-{}", std::process::id()));
+    /// # std::fs::create_dir_all(&dir)?;
+    /// # let path = dir.join("ca.crl");
+    /// # std::fs::write(&path, ca.crl_pem(&[])?)?;
+    /// let crls = mtls::Crls::from_file(&path)?; // e.g. "certs/ca.crl"
+    /// assert_eq!(crls.as_slice().len(), 1);
+    /// # std::fs::remove_dir_all(&dir)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn from_file(path: impl AsRef<Path>) -> Result<Self, LoadError> {
         let path = path.as_ref();
         let bytes = read(path)?;
@@ -430,11 +577,30 @@ impl Crls {
     /// # Errors
     ///
     /// As [`Crls::from_file`], without [`LoadError::Read`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # let ca = mtls::dev::DevCa::new("test CA")?;
+    /// let crls = mtls::Crls::from_bytes(ca.crl_pem(&[])?.as_bytes())?;
+    /// assert_eq!(crls.as_slice().len(), 1);
+    /// assert!(mtls::Crls::from_bytes(b"not a CRL").is_err());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, LoadError> {
         Self::load(bytes, &Origin::Memory("CRL"))
     }
 
     /// The CRLs as DER.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # let ca = mtls::dev::DevCa::new("test CA")?;
+    /// let crls = ca.crl(&[])?;
+    /// assert_eq!(crls.as_slice().len(), 1);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn as_slice(&self) -> &[CertificateRevocationListDer<'static>] {
         &self.0
     }

@@ -20,6 +20,11 @@ use crate::material::{Identity, TrustBundle};
 /// | `tls.key` | our private key, PKCS#8 (owner-only, mode 0600 on Unix) |
 /// | `ca.crt` | every trust anchor |
 /// | `tls.pem` | chain and key in one file (owner-only) |
+/// | `ca.crl` | every CRL, when there are any |
+/// | `ca-<trust domain>.crt` | the anchors of a bundle bound to a SPIFFE trust domain |
+///
+/// `ca.crt` holds only the bundles not bound to a trust domain: merging a partner domain's
+/// CA into it would let that CA vouch for any identity in a library that reads the file.
 ///
 /// Each version is written into a fresh subdirectory, then the `..data` symlink is switched
 /// to it with one atomic rename; the top-level names are symlinks through `..data`. So a
@@ -30,6 +35,22 @@ use crate::material::{Identity, TrustBundle};
 /// Get one with [`Client::pem_directory`](crate::Client::pem_directory) or
 /// [`ServerHandle::pem_directory`](crate::ServerHandle::pem_directory). It is updated while
 /// the `PemDirectory` value is alive.
+///
+/// # Examples
+///
+/// ```
+/// # let ca = mtls::dev::DevCa::new("test CA")?;
+/// # let handle = mtls::Server::builder()
+/// #     .identity(ca.server("localhost")?.identity()?)
+/// #     .trust(ca.trust()?)
+/// #     .authorize(mtls::Authorizer::any_verified())
+/// #     .build_rustls_config()?;
+/// # let dir = std::env::temp_dir().join(format!("mtls-doc-pem-directory-{}", std::process::id()));
+/// let pem: mtls::PemDirectory = handle.pem_directory(&dir)?;
+/// let identity = mtls::Identity::from_pem_files(pem.cert_path(), pem.key_path())?;
+/// # std::fs::remove_dir_all(&dir)?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Clone)]
 pub struct PemDirectory {
     inner: Arc<Writer>,
@@ -80,26 +101,109 @@ impl PemDirectory {
     }
 
     /// The directory.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # let ca = mtls::dev::DevCa::new("test CA")?;
+    /// # let handle = mtls::Server::builder()
+    /// #     .identity(ca.server("localhost")?.identity()?)
+    /// #     .trust(ca.trust()?)
+    /// #     .authorize(mtls::Authorizer::any_verified())
+    /// #     .build_rustls_config()?;
+    /// # let dir = std::env::temp_dir().join(format!("mtls-doc-pem-directory-dir-{}", std::process::id()));
+    /// let pem = handle.pem_directory(&dir)?;
+    /// assert_eq!(pem.dir(), dir.as_path());
+    /// # std::fs::remove_dir_all(&dir)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn dir(&self) -> &Path {
         &self.inner.dir
     }
 
     /// `tls.crt`: our certificate chain.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # let ca = mtls::dev::DevCa::new("test CA")?;
+    /// # let handle = mtls::Server::builder()
+    /// #     .identity(ca.server("localhost")?.identity()?)
+    /// #     .trust(ca.trust()?)
+    /// #     .authorize(mtls::Authorizer::any_verified())
+    /// #     .build_rustls_config()?;
+    /// # let dir = std::env::temp_dir().join(format!("mtls-doc-pem-directory-cert-{}", std::process::id()));
+    /// let pem = handle.pem_directory(&dir)?;
+    /// assert_eq!(pem.cert_path(), dir.join("tls.crt"));
+    /// assert!(std::fs::read_to_string(pem.cert_path())?.starts_with("-----BEGIN CERTIFICATE-----"));
+    /// # std::fs::remove_dir_all(&dir)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn cert_path(&self) -> PathBuf {
         self.inner.dir.join("tls.crt")
     }
 
     /// `tls.key`: our private key.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # let ca = mtls::dev::DevCa::new("test CA")?;
+    /// # let handle = mtls::Server::builder()
+    /// #     .identity(ca.server("localhost")?.identity()?)
+    /// #     .trust(ca.trust()?)
+    /// #     .authorize(mtls::Authorizer::any_verified())
+    /// #     .build_rustls_config()?;
+    /// # let dir = std::env::temp_dir().join(format!("mtls-doc-pem-directory-key-{}", std::process::id()));
+    /// let pem = handle.pem_directory(&dir)?;
+    /// assert!(std::fs::read_to_string(pem.key_path())?.starts_with("-----BEGIN PRIVATE KEY-----"));
+    /// # std::fs::remove_dir_all(&dir)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn key_path(&self) -> PathBuf {
         self.inner.dir.join("tls.key")
     }
 
     /// `ca.crt`: the trust anchors.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # let ca = mtls::dev::DevCa::new("test CA")?;
+    /// # let handle = mtls::Server::builder()
+    /// #     .identity(ca.server("localhost")?.identity()?)
+    /// #     .trust(ca.trust()?)
+    /// #     .authorize(mtls::Authorizer::any_verified())
+    /// #     .build_rustls_config()?;
+    /// # let dir = std::env::temp_dir().join(format!("mtls-doc-pem-directory-ca-{}", std::process::id()));
+    /// let pem = handle.pem_directory(&dir)?;
+    /// let trust = mtls::TrustBundle::from_pem_file(pem.ca_path())?;
+    /// assert_eq!(trust.certificates(), ca.trust()?.certificates());
+    /// # std::fs::remove_dir_all(&dir)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn ca_path(&self) -> PathBuf {
         self.inner.dir.join("ca.crt")
     }
 
     /// `tls.pem`: chain and key in one file, always a matching pair.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # let ca = mtls::dev::DevCa::new("test CA")?;
+    /// # let handle = mtls::Server::builder()
+    /// #     .identity(ca.server("localhost")?.identity()?)
+    /// #     .trust(ca.trust()?)
+    /// #     .authorize(mtls::Authorizer::any_verified())
+    /// #     .build_rustls_config()?;
+    /// # let dir = std::env::temp_dir().join(format!("mtls-doc-pem-directory-combined-{}", std::process::id()));
+    /// let pem = handle.pem_directory(&dir)?;
+    /// let both = pem.combined_path();
+    /// let identity = mtls::Identity::from_pem_files(&both, &both)?;
+    /// # std::fs::remove_dir_all(&dir)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn combined_path(&self) -> PathBuf {
         self.inner.dir.join("tls.pem")
     }
@@ -122,10 +226,32 @@ impl Writer {
             .map(|c| pem_block("CERTIFICATE", c.as_ref()))
             .collect();
         let key = private_key_pem(identity.private_key());
+        // Bundles bound to a SPIFFE trust domain stay apart: merged into `ca.crt` they would
+        // let one domain's CA vouch for any identity in a library that reads the file.
         let anchors: String = trust
             .iter()
+            .filter(|b| b.trust_domain().is_none())
             .flat_map(|b| b.certificates())
             .map(|c| pem_block("CERTIFICATE", c.as_ref()))
+            .collect();
+        let mut domains: Vec<(String, String)> = Vec::new();
+        for bundle in trust {
+            if let Some(td) = bundle.trust_domain() {
+                let pem: String = bundle
+                    .certificates()
+                    .iter()
+                    .map(|c| pem_block("CERTIFICATE", c.as_ref()))
+                    .collect();
+                match domains.iter_mut().find(|(d, _)| d == td) {
+                    Some((_, all)) => all.push_str(&pem),
+                    None => domains.push((td.to_owned(), pem)),
+                }
+            }
+        }
+        let crls: String = trust
+            .iter()
+            .flat_map(|b| b.crls())
+            .map(|c| pem_block("X509 CRL", c.as_ref()))
             .collect();
         let stamp = std::time::SystemTime::now()
             .duration_since(std::time::SystemTime::UNIX_EPOCH)
@@ -142,37 +268,43 @@ impl Writer {
         put("tls.key", &key, true)?;
         put("ca.crt", &anchors, false)?;
         put("tls.pem", &format!("{chain}{key}"), true)?;
+        if !crls.is_empty() {
+            put("ca.crl", &crls, false)?;
+        }
+        for (td, pem) in &domains {
+            put(&format!("ca-{td}.crt"), pem, false)?;
+        }
         // One rename switches every file at once.
         let data = self.dir.join("..data");
+        let previous = std::fs::read_link(&data).ok();
         let staged = self.dir.join("..data_tmp");
         let _ = std::fs::remove_file(&staged);
         symlink(Path::new(&name), &staged).map_err(fail(&staged))?;
         std::fs::rename(&staged, &data).map_err(fail(&data))?;
-        for file in FILES {
-            let link = self.dir.join(file);
+        let optional = std::iter::once("ca.crl".to_owned())
+            .filter(|_| !crls.is_empty())
+            .chain(domains.iter().map(|(td, _)| format!("ca-{td}.crt")));
+        for file in FILES.iter().map(|f| (*f).to_owned()).chain(optional) {
+            let link = self.dir.join(&file);
             if std::fs::symlink_metadata(&link).is_err() {
-                symlink(&Path::new("..data").join(file), &link).map_err(fail(&link))?;
+                symlink(&Path::new("..data").join(&file), &link).map_err(fail(&link))?;
             }
         }
-        // Keep the previous version for readers still in it; remove older ones.
-        let mut versions: Vec<(u128, PathBuf)> = std::fs::read_dir(&self.dir)
+        // Keep this version and the previous one (readers may still be in it); remove the
+        // rest. Decided by name, never by clock, so a clock step cannot delete the live one.
+        let keep = [Some(PathBuf::from(&name)), previous];
+        for entry in std::fs::read_dir(&self.dir)
             .map_err(fail(&self.dir))?
-            .filter_map(Result::ok)
-            .filter_map(|e| {
-                let file_name = e.file_name().to_string_lossy().into_owned();
-                let stamp = file_name
-                    .strip_prefix("..")?
-                    .split('.')
-                    .next()?
-                    .parse()
-                    .ok()?;
-                Some((stamp, e.path()))
-            })
-            .collect();
-        versions.sort();
-        let keep = versions.len().saturating_sub(2);
-        for (_, old) in versions.into_iter().take(keep) {
-            let _ = std::fs::remove_dir_all(old);
+            .flatten()
+        {
+            let file_name = PathBuf::from(entry.file_name());
+            let is_version = file_name
+                .to_str()
+                .and_then(|n| n.strip_prefix(".."))
+                .is_some_and(|n| n.starts_with(|c: char| c.is_ascii_digit()));
+            if is_version && !keep.iter().flatten().any(|k| *k == file_name) {
+                let _ = std::fs::remove_dir_all(entry.path());
+            }
         }
         Ok(())
     }

@@ -35,6 +35,15 @@ pub const CRYPTO_PROVIDER: &str = "ring";
 /// The crypto provider every rustls config of this crate is built with.
 ///
 /// It is built once per call site that needs it; callers keep the `Arc`.
+///
+/// # Examples
+///
+/// ```
+/// let config = rustls::ClientConfig::builder_with_provider(mtls::crypto_provider())
+///     .with_safe_default_protocol_versions()?;
+/// # drop(config);
+/// # Ok::<(), rustls::Error>(())
+/// ```
 pub fn crypto_provider() -> Arc<CryptoProvider> {
     #[cfg(feature = "aws-lc-rs")]
     {

@@ -27,11 +27,23 @@ use crate::identity::PeerIdentity;
 ///
 /// With axum, on one route:
 ///
-/// ```ignore
-/// let admin = mtls::RequireIdentity::new(Authorizer::spiffe_path_prefix("spiffe://example.org/ns/ops")?);
-/// let app = axum::Router::new()
+/// ```
+/// use axum::{Router, routing::get};
+/// use mtls::{Authorizer, RequireIdentity};
+/// use tower::ServiceExt;
+///
+/// # async fn stock() -> &'static str { "stock" }
+/// # async fn admin_page() -> &'static str { "admin" }
+/// # tokio::runtime::Runtime::new()?.block_on(async {
+/// let admin = RequireIdentity::new(Authorizer::spiffe_path_prefix("spiffe://example.org/ns/ops")?);
+/// let app: Router = Router::new()
 ///     .route("/stock", get(stock))
 ///     .route("/admin", get(admin_page).route_layer(admin));
+/// let req = http::Request::get("/admin").body(axum::body::Body::empty())?; // no identity
+/// assert_eq!(app.oneshot(req).await?.status(), 403);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// # })?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 ///
 /// Around any tower or hyper-util service:
@@ -53,6 +65,22 @@ pub struct RequireIdentity {
 
 impl RequireIdentity {
     /// A layer that admits only callers `policy` allows.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tower::{Layer, ServiceExt};
+    /// # tokio::runtime::Runtime::new()?.block_on(async {
+    /// # let inner = tower::service_fn(|_req: http::Request<()>| async {
+    /// #     Ok::<_, std::convert::Infallible>(http::Response::new(http_body_util::Full::new(hyper::body::Bytes::from("ok"))))
+    /// # });
+    /// let guarded = mtls::RequireIdentity::new(mtls::Authorizer::any_verified()).layer(inner);
+    /// let resp = guarded.oneshot(http::Request::new(())).await?; // no identity: anonymous
+    /// assert_eq!(resp.status(), 403);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # })?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn new(policy: Authorizer) -> Self {
         RequireIdentity { policy }
     }
@@ -70,6 +98,26 @@ impl<S> tower_layer::Layer<S> for RequireIdentity {
 }
 
 /// The service [`RequireIdentity`] wraps around an inner service.
+///
+/// # Examples
+///
+/// ```
+/// use tower::{Layer, ServiceExt};
+/// # tokio::runtime::Runtime::new()?.block_on(async {
+/// # let ca = mtls::dev::DevCa::new("test CA")?;
+/// # let peer = mtls::PeerIdentity::from_chain(ca.client("spiffe://example.org/orders")?.identity()?.chain())?;
+/// # let inner = tower::service_fn(|_req: http::Request<()>| async {
+/// #     Ok::<_, std::convert::Infallible>(http::Response::new(http_body_util::Full::new(hyper::body::Bytes::from("ok"))))
+/// # });
+/// let layer = mtls::RequireIdentity::new(mtls::Authorizer::trust_domain("example.org")?);
+/// let service: mtls::RequireIdentityService<_> = layer.layer(inner);
+/// let mut req = http::Request::new(());
+/// req.extensions_mut().insert(peer); // as Server does: spiffe://example.org/orders
+/// assert_eq!(service.oneshot(req).await?.status(), 200);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// # })?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, Clone)]
 pub struct RequireIdentityService<S> {
     inner: S,
@@ -111,6 +159,22 @@ where
 pin_project_lite::pin_project! {
     /// The future of [`RequireIdentityService`] and [`AccessService`](crate::AccessService):
     /// the inner service's answer, or the 403.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tower::{Layer, Service, ServiceExt};
+    /// # tokio::runtime::Runtime::new()?.block_on(async {
+    /// # let inner = tower::service_fn(|_req: http::Request<()>| async {
+    /// #     Ok::<_, std::convert::Infallible>(http::Response::new(http_body_util::Full::new(hyper::body::Bytes::from("ok"))))
+    /// # });
+    /// let mut service = mtls::RequireIdentity::new(mtls::Authorizer::any_verified()).layer(inner);
+    /// let future: mtls::RequireIdentityFuture<_> = service.ready().await?.call(http::Request::new(()));
+    /// assert_eq!(future.await?.status(), 403);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # })?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub struct RequireIdentityFuture<F> {
         #[pin]
         state: State<F>,

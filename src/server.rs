@@ -81,6 +81,18 @@ impl ServerBuilder {
     }
 
     /// The certificate chain and key the server presents.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # let ca = mtls::dev::DevCa::new("test CA")?;
+    /// let handle = mtls::Server::builder()
+    ///     .identity(ca.server("inventory")?.identity()?)
+    ///     .trust(ca.trust()?)
+    ///     .authorize(mtls::Authorizer::any_verified())
+    ///     .build_rustls_config()?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn identity(mut self, identity: Identity) -> Self {
         self.material.identity(identity);
         self
@@ -89,6 +101,13 @@ impl ServerBuilder {
     /// Loads the server's chain and key from PEM files; a load error is returned by
     /// [`ServerBuilder::bind`]. The files are re-read when they change (see
     /// [`ServerBuilder::reload_interval`]).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// // Loaded now; an error (such as a missing file) is returned by `bind`.
+    /// let builder = mtls::Server::builder().identity_files("certs/server.pem", "certs/server.key");
+    /// ```
     pub fn identity_files(mut self, cert: impl AsRef<Path>, key: impl AsRef<Path>) -> Self {
         self.material.identity_files(cert.as_ref(), key.as_ref());
         self
@@ -96,6 +115,18 @@ impl ServerBuilder {
 
     /// Adds CAs that client certificates may chain to. Call it once per bundle; a bundle bound
     /// with [`TrustBundle::for_trust_domain`] only validates identities of its trust domain.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # let ca = mtls::dev::DevCa::new("test CA")?;
+    /// let handle = mtls::Server::builder()
+    ///     .identity(ca.server("inventory")?.identity()?)
+    ///     .trust(ca.trust()?)
+    ///     .authorize(mtls::Authorizer::any_verified())
+    ///     .build_rustls_config()?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn trust(mut self, trust: TrustBundle) -> Self {
         self.material.trust(trust);
         self
@@ -103,6 +134,13 @@ impl ServerBuilder {
 
     /// Adds the CAs of a PEM file; a load error is returned by [`ServerBuilder::bind`]. The
     /// file is re-read when it changes (see [`ServerBuilder::reload_interval`]).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// // Loaded now; an error (such as a missing file) is returned by `bind`.
+    /// let builder = mtls::Server::builder().trust_file("certs/ca.pem");
+    /// ```
     pub fn trust_file(mut self, path: impl AsRef<Path>) -> Self {
         self.material.trust_file(path.as_ref());
         self
@@ -115,6 +153,15 @@ impl ServerBuilder {
     /// rename is picked up. A changed set is validated as a whole ([`Rotate`]) before it is
     /// swapped in; a broken or half-written set leaves the last good material in use and is
     /// retried on the next tick.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let every_minute = mtls::Server::builder().reload_interval(Some(Duration::from_secs(60)));
+    /// let never = mtls::Server::builder().reload_interval(None);
+    /// ```
     pub fn reload_interval(mut self, interval: Option<Duration>) -> Self {
         self.material.reload_interval = interval;
         self
@@ -123,24 +170,52 @@ impl ServerBuilder {
     /// Adds certificate revocation lists (PEM or DER), checked for every client certificate: the whole
     /// chain by default, and a certificate no CRL covers is refused. The file is re-read when
     /// it changes; a load error is returned by [`ServerBuilder::bind`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// // Loaded now; an error (such as a missing file) is returned by `bind`.
+    /// let builder = mtls::Server::builder().crl_file("certs/ca.crl");
+    /// ```
     pub fn crl_file(mut self, path: impl AsRef<Path>) -> Self {
         self.material.crl_file(path.as_ref());
         self
     }
 
     /// Adds certificate revocation lists, as [`ServerBuilder::crl_file`] does.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # let ca = mtls::dev::DevCa::new("test CA")?;
+    /// let crls = ca.crl(&[])?; // or mtls::Crls::from_file("certs/ca.crl")?
+    /// let builder = mtls::Server::builder().crls(crls);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn crls(mut self, crls: Crls) -> Self {
         self.material.crls(crls);
         self
     }
 
     /// Checks revocation of the leaf only, not of intermediates. Default: the whole chain.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let builder = mtls::Server::builder().revocation_leaf_only();
+    /// ```
     pub fn revocation_leaf_only(mut self) -> Self {
         self.tls.revocation.leaf_only = true;
         self
     }
 
     /// Accepts a certificate whose revocation status no CRL covers. Default: refuse it.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let builder = mtls::Server::builder().allow_unknown_revocation_status();
+    /// ```
     pub fn allow_unknown_revocation_status(mut self) -> Self {
         self.tls.revocation.allow_unknown_status = true;
         self
@@ -152,6 +227,19 @@ impl ServerBuilder {
     /// gets the `access_denied` alert and never reaches a handler. Use
     /// [`Authorizer::any_verified`] to admit every client whose certificate chains to the
     /// trust bundle.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # let ca = mtls::dev::DevCa::new("test CA")?;
+    /// let handle = mtls::Server::builder()
+    /// #   .identity(ca.server("inventory")?.identity()?)
+    /// #   .trust(ca.trust()?)
+    ///     .authorize(mtls::Authorizer::trust_domain("example.org")?)
+    ///     .build_rustls_config()?;
+    /// assert_eq!(handle.authorizer().to_string(), "trust_domain(example.org)");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn authorize(mut self, policy: Authorizer) -> Self {
         self.policy = Some(policy);
         self
@@ -161,12 +249,29 @@ impl ServerBuilder {
     ///
     /// With [`ClientAuth::Optional`], clients without a certificate are served and their
     /// requests carry no [`PeerIdentity`](crate::PeerIdentity); a certificate that is presented must still verify.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use mtls::{Authorizer, ClientAuth};
+    ///
+    /// let builder = mtls::Server::builder()
+    ///     .client_auth(ClientAuth::Optional)
+    ///     .authorize(Authorizer::any_of([Authorizer::anonymous(), Authorizer::any_verified()])?);
+    /// # Ok::<(), mtls::PolicyError>(())
+    /// ```
     pub fn client_auth(mut self, mode: ClientAuth) -> Self {
         self.client_auth = mode;
         self
     }
 
     /// Negotiate TLS 1.3 only. Default: TLS 1.3 and 1.2.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let builder = mtls::Server::builder().tls13_only();
+    /// ```
     pub fn tls13_only(mut self) -> Self {
         self.tls.tls13_only = true;
         self
@@ -175,18 +280,38 @@ impl ServerBuilder {
     /// Whether the CertificateRequest names the CAs we trust, so that clients holding several
     /// certificates pick the right one. Default: on. Turn it off to keep the list of trusted
     /// CAs private or the handshake small with large bundles.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let builder = mtls::Server::builder().send_ca_hints(false);
+    /// ```
     pub fn send_ca_hints(mut self, send: bool) -> Self {
         self.tls.ca_hints = send;
         self
     }
 
     /// All limits at once; see [`Limits`] for each default.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let mut limits = mtls::Limits::default();
+    /// limits.max_connections = 1_000;
+    /// let builder = mtls::Server::builder().limits(limits);
+    /// ```
     pub fn limits(mut self, limits: Limits) -> Self {
         self.limits = limits;
         self
     }
 
     /// How long a client has to complete the TLS handshake. Default: 10 seconds.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let builder = mtls::Server::builder().handshake_timeout(std::time::Duration::from_secs(5));
+    /// ```
     pub fn handshake_timeout(mut self, timeout: Duration) -> Self {
         self.limits.handshake_timeout = timeout;
         self
@@ -194,6 +319,12 @@ impl ServerBuilder {
 
     /// How many handshakes may run at once; beyond it the server stops accepting until one
     /// finishes. Default: 1,024.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let builder = mtls::Server::builder().max_handshakes(256);
+    /// ```
     pub fn max_handshakes(mut self, max: usize) -> Self {
         self.limits.max_handshakes = max.max(1);
         self
@@ -201,12 +332,24 @@ impl ServerBuilder {
 
     /// How many connections may be open at once; beyond it the server stops accepting until
     /// one closes. Default: 10,000.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let builder = mtls::Server::builder().max_connections(1_000);
+    /// ```
     pub fn max_connections(mut self, max: usize) -> Self {
         self.limits.max_connections = max.max(1);
         self
     }
 
     /// How long a client has to send a complete HTTP/1 request head. Default: 30 seconds.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let builder = mtls::Server::builder().header_read_timeout(std::time::Duration::from_secs(10));
+    /// ```
     pub fn header_read_timeout(mut self, timeout: Duration) -> Self {
         self.limits.header_read_timeout = timeout;
         self
@@ -214,6 +357,12 @@ impl ServerBuilder {
 
     /// How long a connection may sit with no request in flight and no bytes moving before it
     /// is closed. Default: 5 minutes.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let builder = mtls::Server::builder().idle_timeout(std::time::Duration::from_secs(60));
+    /// ```
     pub fn idle_timeout(mut self, timeout: Duration) -> Self {
         self.limits.idle_timeout = timeout;
         self
@@ -221,12 +370,24 @@ impl ServerBuilder {
 
     /// Largest accepted request head in bytes (HTTP/1 buffer, HTTP/2 header list). Default:
     /// 64 KiB; the HTTP/1 buffer never goes below 8 KiB.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let builder = mtls::Server::builder().max_header_size(16 * 1024);
+    /// ```
     pub fn max_header_size(mut self, bytes: usize) -> Self {
         self.limits.max_header_size = bytes;
         self
     }
 
     /// Concurrent HTTP/2 streams per connection. Default: 256.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let builder = mtls::Server::builder().http2_max_concurrent_streams(100);
+    /// ```
     pub fn http2_max_concurrent_streams(mut self, max: u32) -> Self {
         self.limits.http2_max_concurrent_streams = max;
         self
@@ -234,6 +395,12 @@ impl ServerBuilder {
 
     /// How long in-flight requests may run once shutdown begins. Default: 30 seconds.
     /// Connections still open after it are closed.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let builder = mtls::Server::builder().shutdown_timeout(std::time::Duration::from_secs(10));
+    /// ```
     pub fn shutdown_timeout(mut self, timeout: Duration) -> Self {
         self.limits.shutdown_timeout = timeout;
         self
@@ -249,6 +416,23 @@ impl ServerBuilder {
     /// one was not given, [`Error::Load`] when material could not be loaded,
     /// [`Error::Verifier`] or [`Error::Tls`] when rustls refuses it, and [`Error::Bind`] when
     /// the address cannot be bound.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # tokio::runtime::Runtime::new()?.block_on(async {
+    /// # let ca = mtls::dev::DevCa::new("test CA")?;
+    /// let server = mtls::Server::builder()
+    ///     .identity(ca.server("localhost")?.identity()?)
+    ///     .trust(ca.trust()?)
+    ///     .authorize(mtls::Authorizer::any_verified())
+    ///     .bind("127.0.0.1:0")
+    ///     .await?;
+    /// assert_ne!(server.local_addr().port(), 0); // the port picked
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # })?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub async fn bind(self, addr: impl ToSocketAddrs + fmt::Display) -> Result<Server, Error> {
         let shown = addr.to_string();
         let unwatched = self.shared()?;
@@ -363,6 +547,32 @@ impl Unwatched {
 /// Every connection is handled in its own task: the TLS handshake (with a timeout), then
 /// HTTP/1.1 or HTTP/2 as negotiated by ALPN. Each request's extensions carry the client's
 /// [`PeerIdentity`](crate::PeerIdentity), parsed once per connection.
+///
+/// # Examples
+///
+/// ```
+/// # tokio::runtime::Runtime::new()?.block_on(async {
+/// # let ca = mtls::dev::DevCa::new("test CA")?;
+/// # let server = mtls::Server::builder()
+/// #     .identity(ca.server("localhost")?.identity()?)
+/// #     .trust(ca.trust()?)
+/// #     .authorize(mtls::Authorizer::any_verified())
+/// #     .bind("127.0.0.1:0")
+/// #     .await?;
+/// # let client = mtls::Client::builder()
+/// #     .identity(ca.client("spiffe://example.org/orders")?.identity()?)
+/// #     .trust(ca.trust()?)
+/// #     .build()?;
+/// let url: http::Uri = format!("https://{}/", server.local_addr()).parse()?;
+/// tokio::spawn(server.serve(hyper::service::service_fn(|_req: http::Request<hyper::body::Incoming>| async {
+///     Ok::<_, std::convert::Infallible>(http::Response::new(http_body_util::Full::new(hyper::body::Bytes::from("hello"))))
+/// })));
+/// let resp = client.get(url).await?;
+/// assert_eq!(resp.status(), 200);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// # })?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub struct Server {
     listener: TcpListener,
     local_addr: SocketAddr,
@@ -449,6 +659,20 @@ impl Material {
 /// Each change builds and validates a complete new TLS configuration first; on error nothing
 /// changes. New handshakes use the new configuration; established connections keep theirs.
 /// Sessions issued under the old configuration cannot resume under the new one.
+///
+/// # Examples
+///
+/// ```
+/// # let ca = mtls::dev::DevCa::new("test CA")?;
+/// # let handle = mtls::Server::builder()
+/// #     .identity(ca.server("localhost")?.identity()?)
+/// #     .trust(ca.trust()?)
+/// #     .authorize(mtls::Authorizer::any_verified())
+/// #     .build_rustls_config()?;
+/// handle.set_authorizer(mtls::Authorizer::trust_domain("example.org")?)?;
+/// assert_eq!(handle.authorizer().to_string(), "trust_domain(example.org)");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Clone)]
 pub struct ServerHandle {
     shared: Arc<Shared>,
@@ -487,16 +711,57 @@ impl ServerHandle {
     ///
     /// [`Error::Verifier`] or [`Error::Tls`] if the new configuration cannot be built (the
     /// old one stays).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # let ca = mtls::dev::DevCa::new("test CA")?;
+    /// # let handle = mtls::Server::builder()
+    /// #     .identity(ca.server("localhost")?.identity()?)
+    /// #     .trust(ca.trust()?)
+    /// #     .authorize(mtls::Authorizer::any_verified())
+    /// #     .build_rustls_config()?;
+    /// handle.set_authorizer(mtls::Authorizer::spiffe_id("spiffe://example.org/orders")?)?;
+    /// assert_eq!(handle.authorizer().to_string(), "spiffe_id(spiffe://example.org/orders)");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn set_authorizer(&self, policy: Authorizer) -> Result<(), Error> {
         self.shared.update(|m| m.policy = policy)
     }
 
     /// The policy new handshakes are checked against.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # let ca = mtls::dev::DevCa::new("test CA")?;
+    /// # let handle = mtls::Server::builder()
+    /// #     .identity(ca.server("localhost")?.identity()?)
+    /// #     .trust(ca.trust()?)
+    /// #     .authorize(mtls::Authorizer::any_verified())
+    /// #     .build_rustls_config()?;
+    /// assert_eq!(handle.authorizer().to_string(), "any_verified");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn authorizer(&self) -> Authorizer {
         self.shared.live.current().policy.clone()
     }
 
     /// The server's counters.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # let ca = mtls::dev::DevCa::new("test CA")?;
+    /// # let handle = mtls::Server::builder()
+    /// #     .identity(ca.server("localhost")?.identity()?)
+    /// #     .trust(ca.trust()?)
+    /// #     .authorize(mtls::Authorizer::any_verified())
+    /// #     .build_rustls_config()?;
+    /// let stats = handle.stats();
+    /// assert_eq!(stats.handshakes_accepted(), 0);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn stats(&self) -> Arc<ServerStats> {
         Arc::clone(&self.shared.stats)
     }
@@ -507,6 +772,22 @@ impl ServerHandle {
     /// # Errors
     ///
     /// [`Error::PemDirectory`] naming the file that could not be written.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # let ca = mtls::dev::DevCa::new("test CA")?;
+    /// # let handle = mtls::Server::builder()
+    /// #     .identity(ca.server("localhost")?.identity()?)
+    /// #     .trust(ca.trust()?)
+    /// #     .authorize(mtls::Authorizer::any_verified())
+    /// #     .build_rustls_config()?;
+    /// # let dir = std::env::temp_dir().join(format!("mtls-doc-server-pem-directory-{}", std::process::id()));
+    /// let pem = handle.pem_directory(&dir)?; // e.g. "/run/inventory/tls"
+    /// assert!(std::fs::read_to_string(pem.ca_path())?.starts_with("-----BEGIN CERTIFICATE-----"));
+    /// # std::fs::remove_dir_all(&dir)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn pem_directory(&self, dir: impl AsRef<Path>) -> Result<crate::PemDirectory, Error> {
         crate::source::pem_directory(&*self.shared, dir.as_ref())
     }
@@ -517,15 +798,32 @@ impl ServerHandle {
     /// the server's *current* material at every handshake, so rotation and
     /// [`ServerHandle::set_authorizer`] reach every handshake made with it. The policy runs
     /// in the handshake (an unauthorized client gets `access_denied`), failures are logged
-    /// with their named reason and counted in [`ServerHandle::stats`], and each change of
-    /// material starts a new session cache, so sessions from older trust or policy do not
-    /// resume.
+    /// with their named reason, and certificate rejections are counted in
+    /// [`ServerHandle::stats`]. Handshakes accepted by another library do not resume
+    /// sessions: rustls would not verify a resumed client again, and a client can time its
+    /// Finished to land after a swap of trust, CRLs or policy.
     ///
     /// What only [`Server`] adds: the [`PeerIdentity`](crate::PeerIdentity) in each request,
-    /// the re-check of every resumed session against the current trust and policy, sessions
-    /// stored only under the material they were verified with (another acceptor's handshake
-    /// that straddles a swap may store its session in the new cache), handshake timeouts,
-    /// connection and handshake limits, HTTP limits and graceful shutdown.
+    /// session resumption (sessions stored only under the material they were verified with,
+    /// and every resumed session checked again against the current trust and policy), the
+    /// same re-check for a handshake that straddled a swap, counters for every outcome,
+    /// handshake timeouts, connection and handshake limits, HTTP limits and graceful
+    /// shutdown.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # let ca = mtls::dev::DevCa::new("test CA")?;
+    /// # let handle = mtls::Server::builder()
+    /// #     .identity(ca.server("localhost")?.identity()?)
+    /// #     .trust(ca.trust()?)
+    /// #     .authorize(mtls::Authorizer::any_verified())
+    /// #     .build_rustls_config()?;
+    /// let config = handle.rustls_config();
+    /// assert_eq!(config.alpn_protocols, [b"h2".to_vec(), b"http/1.1".to_vec()]);
+    /// let acceptor = tokio_rustls::TlsAcceptor::from(config);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn rustls_config(&self) -> Arc<ServerConfig> {
         Arc::clone(&self.shared.config)
     }
@@ -542,26 +840,115 @@ impl fmt::Debug for Server {
 
 impl Server {
     /// Starts configuring a server.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let builder = mtls::Server::builder();
+    /// assert!(matches!(builder.build_rustls_config(), Err(mtls::Error::MissingIdentity)));
+    /// ```
     pub fn builder() -> ServerBuilder {
         ServerBuilder::new()
     }
 
     /// The address the server listens on (with the real port when bound to port 0).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # tokio::runtime::Runtime::new()?.block_on(async {
+    /// # let ca = mtls::dev::DevCa::new("test CA")?;
+    /// let server = mtls::Server::builder()
+    /// #   .identity(ca.server("localhost")?.identity()?)
+    /// #   .trust(ca.trust()?)
+    /// #   .authorize(mtls::Authorizer::any_verified())
+    ///     .bind("127.0.0.1:0")
+    ///     .await?;
+    /// assert!(server.local_addr().ip().is_loopback());
+    /// assert_ne!(server.local_addr().port(), 0);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # })?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
     }
 
     /// The server's handshake counters. The handle stays valid while and after the server runs.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # tokio::runtime::Runtime::new()?.block_on(async {
+    /// # let ca = mtls::dev::DevCa::new("test CA")?;
+    /// # let server = mtls::Server::builder()
+    /// #     .identity(ca.server("localhost")?.identity()?)
+    /// #     .trust(ca.trust()?)
+    /// #     .authorize(mtls::Authorizer::any_verified())
+    /// #     .bind("127.0.0.1:0")
+    /// #     .await?;
+    /// let stats = server.stats();
+    /// # let url: http::Uri = format!("https://{}/", server.local_addr()).parse()?;
+    /// # tokio::spawn(server.serve(hyper::service::service_fn(|_req: http::Request<hyper::body::Incoming>| async {
+    /// #     Ok::<_, std::convert::Infallible>(http::Response::new(http_body_util::Full::new(hyper::body::Bytes::from("hello"))))
+    /// # })));
+    /// # let client = mtls::Client::builder()
+    /// #     .identity(ca.client("spiffe://example.org/orders")?.identity()?)
+    /// #     .trust(ca.trust()?)
+    /// #     .build()?;
+    /// client.get(url).await?;
+    /// assert_eq!(stats.handshakes_accepted(), 1);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # })?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn stats(&self) -> Arc<ServerStats> {
         Arc::clone(&self.shared.stats)
     }
 
     /// Our certificate and trust anchors with their expiry, and how reloading went.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # tokio::runtime::Runtime::new()?.block_on(async {
+    /// # let ca = mtls::dev::DevCa::new("test CA")?;
+    /// # let server = mtls::Server::builder()
+    /// #     .identity(ca.server("localhost")?.identity()?)
+    /// #     .trust(ca.trust()?)
+    /// #     .authorize(mtls::Authorizer::any_verified())
+    /// #     .bind("127.0.0.1:0")
+    /// #     .await?;
+    /// let status = server.certificate_status();
+    /// assert!(status.healthy());
+    /// assert_eq!(status.trust_anchors.len(), 1);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # })?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn certificate_status(&self) -> CertificateStatus {
         status(&*self.shared)
     }
 
     /// The rustls configuration the server runs on: see [`ServerHandle::rustls_config`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # tokio::runtime::Runtime::new()?.block_on(async {
+    /// # let ca = mtls::dev::DevCa::new("test CA")?;
+    /// # let server = mtls::Server::builder()
+    /// #     .identity(ca.server("localhost")?.identity()?)
+    /// #     .trust(ca.trust()?)
+    /// #     .authorize(mtls::Authorizer::any_verified())
+    /// #     .bind("127.0.0.1:0")
+    /// #     .await?;
+    /// let config = server.rustls_config();
+    /// assert!(config.alpn_protocols.contains(&b"h2".to_vec()));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # })?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn rustls_config(&self) -> Arc<ServerConfig> {
         Arc::clone(&self.shared.config)
     }
@@ -569,12 +956,62 @@ impl Server {
     /// Turns the server into a listener of verified TLS streams, for protocols other than
     /// HTTP: see [`TlsIncoming`](crate::TlsIncoming). Timeouts, limits, the policy and the
     /// failure counters apply as they do to [`Server::serve`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # tokio::runtime::Runtime::new()?.block_on(async {
+    /// # let ca = mtls::dev::DevCa::new("test CA")?;
+    /// # let server = mtls::Server::builder()
+    /// #     .identity(ca.server("localhost")?.identity()?)
+    /// #     .trust(ca.trust()?)
+    /// #     .authorize(mtls::Authorizer::any_verified())
+    /// #     .bind("127.0.0.1:0")
+    /// #     .await?;
+    /// # let client = mtls::Client::builder()
+    /// #     .identity(ca.client("spiffe://example.org/orders")?.identity()?)
+    /// #     .trust(ca.trust()?)
+    /// #     .build()?;
+    /// # let uri: http::Uri = format!("https://{}/", server.local_addr()).parse()?;
+    /// # let connector = client.connector();
+    /// # let connecting = tokio::spawn(async move { connector.connect(uri).await });
+    /// let mut incoming = server.incoming();
+    /// let stream = incoming.next().await.expect("a verified stream");
+    /// assert_eq!(stream.peer_identity().unwrap().to_string(), "spiffe://example.org/orders");
+    /// # let _connection = connecting.await??;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # })?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn incoming(self) -> crate::TlsIncoming {
         crate::TlsIncoming::start(self.listener, self.local_addr, self.shared)
     }
 
     /// A handle to change the running server (policy, certificates, trust) after
     /// [`Server::serve`] took it.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # tokio::runtime::Runtime::new()?.block_on(async {
+    /// # let ca = mtls::dev::DevCa::new("test CA")?;
+    /// # let server = mtls::Server::builder()
+    /// #     .identity(ca.server("localhost")?.identity()?)
+    /// #     .trust(ca.trust()?)
+    /// #     .authorize(mtls::Authorizer::any_verified())
+    /// #     .bind("127.0.0.1:0")
+    /// #     .await?;
+    /// let handle = server.handle();
+    /// # let url: http::Uri = format!("https://{}/", server.local_addr()).parse()?;
+    /// # tokio::spawn(server.serve(hyper::service::service_fn(|_req: http::Request<hyper::body::Incoming>| async {
+    /// #     Ok::<_, std::convert::Infallible>(http::Response::new(http_body_util::Full::new(hyper::body::Bytes::from("hello"))))
+    /// # })));
+    /// handle.set_authorizer(mtls::Authorizer::trust_domain("example.org")?)?;
+    /// assert_eq!(handle.stats().handshakes_accepted(), 0);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # })?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn handle(&self) -> ServerHandle {
         ServerHandle {
             shared: Arc::clone(&self.shared),
@@ -593,6 +1030,36 @@ impl Server {
     ///
     /// This only returns when the server stops; accept errors (such as running out of file
     /// descriptors) are logged and retried, never fatal.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # tokio::runtime::Runtime::new()?.block_on(async {
+    /// # let ca = mtls::dev::DevCa::new("test CA")?;
+    /// # let server = mtls::Server::builder()
+    /// #     .identity(ca.server("localhost")?.identity()?)
+    /// #     .trust(ca.trust()?)
+    /// #     .authorize(mtls::Authorizer::any_verified())
+    /// #     .bind("127.0.0.1:0")
+    /// #     .await?;
+    /// # let client = mtls::Client::builder()
+    /// #     .identity(ca.client("spiffe://example.org/orders")?.identity()?)
+    /// #     .trust(ca.trust()?)
+    /// #     .build()?;
+    /// use http_body_util::{BodyExt, Full};
+    /// use hyper::{Request, Response, body::{Bytes, Incoming}};
+    ///
+    /// let url: http::Uri = format!("https://{}/", server.local_addr()).parse()?;
+    /// tokio::spawn(server.serve(hyper::service::service_fn(|req: Request<Incoming>| async move {
+    ///     let peer = req.extensions().get::<mtls::PeerIdentity>().cloned().expect("required");
+    ///     Ok::<_, std::convert::Infallible>(Response::new(Full::new(Bytes::from(format!("hello {peer}")))))
+    /// })));
+    /// let body = client.get(url).await?.into_body().collect().await?.to_bytes();
+    /// assert_eq!(body, "hello spiffe://example.org/orders");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # })?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub async fn serve<S, M>(self, service: S) -> Result<(), Error>
     where
         S: HttpService<M>,
@@ -614,6 +1081,31 @@ impl Server {
     ///
     /// Dropping the returned future stops accepting at once and abandons connection tasks
     /// without draining them.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # tokio::runtime::Runtime::new()?.block_on(async {
+    /// # let ca = mtls::dev::DevCa::new("test CA")?;
+    /// # let server = mtls::Server::builder()
+    /// #     .identity(ca.server("localhost")?.identity()?)
+    /// #     .trust(ca.trust()?)
+    /// #     .authorize(mtls::Authorizer::any_verified())
+    /// #     .bind("127.0.0.1:0")
+    /// #     .await?;
+    /// # let service = hyper::service::service_fn(|_req: http::Request<hyper::body::Incoming>| async {
+    /// #     Ok::<_, std::convert::Infallible>(http::Response::new(http_body_util::Full::new(hyper::body::Bytes::from("hello"))))
+    /// # });
+    /// let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    /// let serving = tokio::spawn(server.serve_with_shutdown(service, async {
+    ///     let _ = stopped.await;
+    /// }));
+    /// stop.send(()).unwrap();
+    /// serving.await??; // stopped accepting, drained, returned
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # })?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub async fn serve_with_shutdown<S, M, F>(self, service: S, signal: F) -> Result<(), Error>
     where
         S: HttpService<M>,

@@ -64,14 +64,49 @@ pub trait HttpService<Marker> {
     type Body: Body<Data: Send, Error: Into<BoxError>> + Send + 'static;
 
     /// Turns the value into the hyper service each connection runs.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use mtls::HttpService;
+    ///
+    /// let tower_service = tower::service_fn(|_req: http::Request<hyper::body::Incoming>| async {
+    ///     Ok::<_, std::convert::Infallible>(http::Response::new(http_body_util::Full::new(hyper::body::Bytes::from("hi"))))
+    /// });
+    /// let hyper_service = tower_service.into_hyper_service(); // what each connection runs
+    /// fn is_hyper<S: hyper::service::Service<http::Request<hyper::body::Incoming>>>(_: &S) {}
+    /// is_hyper(&hyper_service);
+    /// ```
     fn into_hyper_service(self) -> Self::Service;
 }
 
 /// Marks [`HttpService`] for hyper services.
+///
+/// # Examples
+///
+/// ```
+/// fn runs_as_hyper<S: mtls::HttpService<mtls::Hyper<B>>, B>(_: &S) {}
+///
+/// let service = hyper::service::service_fn(|_req: http::Request<hyper::body::Incoming>| async {
+///     Ok::<_, std::convert::Infallible>(http::Response::new(http_body_util::Full::new(hyper::body::Bytes::from("hi"))))
+/// });
+/// runs_as_hyper(&service);
+/// ```
 #[derive(Debug)]
 pub struct Hyper<B>(PhantomData<fn() -> B>);
 
 /// Marks [`HttpService`] for tower services.
+///
+/// # Examples
+///
+/// ```
+/// fn runs_as_tower<S: mtls::HttpService<mtls::Tower<B>>, B>(_: &S) {}
+///
+/// let service = tower::service_fn(|_req: http::Request<hyper::body::Incoming>| async {
+///     Ok::<_, std::convert::Infallible>(http::Response::new(http_body_util::Full::new(hyper::body::Bytes::from("hi"))))
+/// });
+/// runs_as_tower(&service);
+/// ```
 #[derive(Debug)]
 pub struct Tower<B>(PhantomData<fn() -> B>);
 

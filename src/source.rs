@@ -18,6 +18,12 @@ use crate::provider::{crypto_provider, sha256};
 use crate::verify::{ClientIdentityVerifier, RevocationPolicy, ServerIdentityVerifier};
 
 /// Default interval at which certificate, key and CA files are checked for changes.
+///
+/// # Examples
+///
+/// ```
+/// assert_eq!(mtls::DEFAULT_RELOAD_INTERVAL, std::time::Duration::from_secs(5));
+/// ```
 pub const DEFAULT_RELOAD_INTERVAL: Duration = Duration::from_secs(5);
 
 /// Swaps new material into a running [`ServerHandle`](crate::ServerHandle) or
@@ -49,6 +55,22 @@ pub trait Rotate {
     ///
     /// [`Error::NotValidNow`] or [`Error::DoesNotChain`] when the candidate fails validation,
     /// [`Error::Tls`] when rustls refuses it. The current material stays in use.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use mtls::Rotate;
+    /// # let ca = mtls::dev::DevCa::new("test CA")?;
+    /// # let handle = mtls::Server::builder()
+    /// #     .identity(ca.server("localhost")?.identity()?)
+    /// #     .trust(ca.trust()?)
+    /// #     .authorize(mtls::Authorizer::any_verified())
+    /// #     .build_rustls_config()?;
+    /// let renewed = ca.server("localhost")?.identity()?;
+    /// handle.set_identity(renewed)?;
+    /// assert_eq!(handle.certificate_status().reloads, 1);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     fn set_identity(&self, identity: Identity) -> Result<(), Error>;
 
     /// Replaces every trust bundle.
@@ -58,6 +80,24 @@ pub trait Rotate {
     /// [`Error::MissingTrust`] for an empty list, [`Error::DoesNotChain`] when our own
     /// certificate would no longer chain to the new trust (it did to the old), and
     /// [`Error::Tls`] or [`Error::Verifier`] when rustls refuses it.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use mtls::Rotate;
+    /// # let ca = mtls::dev::DevCa::new("test CA")?;
+    /// # let handle = mtls::Server::builder()
+    /// #     .identity(ca.server("localhost")?.identity()?)
+    /// #     .trust(ca.trust()?)
+    /// #     .authorize(mtls::Authorizer::any_verified())
+    /// #     .build_rustls_config()?;
+    /// let next_ca = mtls::dev::DevCa::new("next CA")?;
+    /// handle.set_trust(vec![ca.trust()?, next_ca.trust()?])?; // trust the new CA beside the old
+    /// // Our own certificate would no longer chain: refused, the current trust stays.
+    /// let refused = handle.set_trust(vec![next_ca.trust()?]);
+    /// assert!(matches!(refused, Err(mtls::Error::DoesNotChain { .. })));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     fn set_trust(&self, trust: Vec<TrustBundle>) -> Result<(), Error>;
 
     /// Replaces identity and trust together, as one candidate (as for a CA rotation where
@@ -66,9 +106,40 @@ pub trait Rotate {
     /// # Errors
     ///
     /// As [`Rotate::set_identity`] and [`Rotate::set_trust`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use mtls::Rotate;
+    /// # let ca = mtls::dev::DevCa::new("test CA")?;
+    /// # let handle = mtls::Server::builder()
+    /// #     .identity(ca.server("localhost")?.identity()?)
+    /// #     .trust(ca.trust()?)
+    /// #     .authorize(mtls::Authorizer::any_verified())
+    /// #     .build_rustls_config()?;
+    /// let new_ca = mtls::dev::DevCa::new("new CA")?;
+    /// handle.set_material(new_ca.server("localhost")?.identity()?, vec![new_ca.trust()?])?;
+    /// assert_eq!(handle.certificate_status().trust_anchors[0].subject, "CN=new CA");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     fn set_material(&self, identity: Identity, trust: Vec<TrustBundle>) -> Result<(), Error>;
 
     /// Our leaf and trust anchors, with their expiry, and how the last reload went.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use mtls::Rotate;
+    /// # let ca = mtls::dev::DevCa::new("test CA")?;
+    /// # let handle = mtls::Server::builder()
+    /// #     .identity(ca.server("localhost")?.identity()?)
+    /// #     .trust(ca.trust()?)
+    /// #     .authorize(mtls::Authorizer::any_verified())
+    /// #     .build_rustls_config()?;
+    /// let status = handle.certificate_status();
+    /// assert!(!status.identity.expired && status.last_reload_error.is_none());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     fn certificate_status(&self) -> CertificateStatus;
 }
 
@@ -251,7 +322,7 @@ fn chains(identity: &Identity, trust: &[TrustBundle], role: Role) -> bool {
         Err(_) => return false,
     };
     let ours = RevocationPolicy::default();
-    match role {
+    crate::verify::quietly(|| match role {
         Role::Server => {
             ServerIdentityVerifier::new(provider, trust, Some(Authorizer::any_verified()), ours)
                 .is_ok_and(|v| {
@@ -264,7 +335,7 @@ fn chains(identity: &Identity, trust: &[TrustBundle], role: Role) -> bool {
             ClientIdentityVerifier::new(provider, trust, Authorizer::any_verified(), false, ours)
                 .is_ok_and(|v| v.verify_client_cert(leaf, intermediates, now).is_ok())
         }
-    }
+    })
 }
 
 /// What a builder was given: material (loaded eagerly, errors kept for `bind`/`build`) and the
@@ -406,13 +477,29 @@ impl Files {
         self.paths().map(|p| digest_of(p)).collect()
     }
 
-    fn load(&self) -> Result<Update, Error> {
+    /// Which groups of files differ between two digests of [`Files::digest`].
+    fn changed(&self, before: &[[u8; 32]], now: &[[u8; 32]]) -> Dirty {
+        let differs =
+            |range: std::ops::Range<usize>| range.into_iter().any(|i| before.get(i) != now.get(i));
+        let ids = if self.identity.is_some() { 2 } else { 0 };
+        let trust_end = ids + self.trust.len();
+        Dirty {
+            identity: differs(0..ids),
+            trust: differs(ids..trust_end),
+            crls: differs(trust_end..trust_end + self.crls.len()),
+        }
+    }
+
+    /// Reads the groups of files marked in `dirty`; the others stay as they are (so a change
+    /// of the certificate files never reverts trust pushed from code, and the reverse).
+    fn load(&self, dirty: Dirty) -> Result<Update, Error> {
         let identity = self
             .identity
             .as_ref()
+            .filter(|_| dirty.identity)
             .map(|(cert, key)| Identity::from_pem_files(cert, key))
             .transpose()?;
-        let trust = if self.trust.is_empty() {
+        let trust = if self.trust.is_empty() || !dirty.trust {
             None
         } else {
             let mut all = self.static_trust.clone();
@@ -421,7 +508,7 @@ impl Files {
             }
             Some(all)
         };
-        let crls = if self.crls.is_empty() {
+        let crls = if self.crls.is_empty() || !dirty.crls {
             None
         } else {
             let mut all = self.static_crls.clone();
@@ -435,6 +522,28 @@ impl Files {
             trust,
             crls,
         })
+    }
+}
+
+/// Which groups of watched files changed (and still need loading).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Dirty {
+    identity: bool,
+    trust: bool,
+    crls: bool,
+}
+
+impl Dirty {
+    fn any(self) -> bool {
+        self.identity || self.trust || self.crls
+    }
+
+    fn or(self, other: Dirty) -> Dirty {
+        Dirty {
+            identity: self.identity || other.identity,
+            trust: self.trust || other.trust,
+            crls: self.crls || other.crls,
+        }
     }
 }
 
@@ -454,7 +563,10 @@ pub(crate) fn spawn_watcher(target: Weak<dyn Target>, files: Files, interval: Du
     };
     runtime.spawn(async move {
         let mut seen = files.loaded.clone();
-        let mut pending_failure = false;
+        // Groups changed since the last successful load: a failed candidate is retried on
+        // every tick until it loads (a not-yet-valid certificate becomes valid without its
+        // file changing).
+        let mut pending = Dirty::default();
         // A zero interval would panic in tokio; poll at most every 10 ms.
         let mut ticker = tokio::time::interval(interval.max(Duration::from_millis(10)));
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -465,12 +577,15 @@ pub(crate) fn spawn_watcher(target: Weak<dyn Target>, files: Files, interval: Du
             };
             if !files.is_empty() {
                 let now = files.digest();
-                // A failed candidate is retried on every tick until it loads (a not-yet-valid
-                // certificate becomes valid without its file changing).
-                if now != seen || pending_failure {
-                    let changed = now != seen;
+                let changed = files.changed(&seen, &now);
+                if changed.any() || pending.any() {
                     seen = now;
-                    pending_failure = reload_files(&*target, &files, changed).is_err();
+                    let dirty = pending.or(changed);
+                    pending = if reload_files(&*target, &files, dirty, changed.any()).is_err() {
+                        dirty
+                    } else {
+                        Dirty::default()
+                    };
                 }
             }
             check_expiry(&*target, SystemTime::now());
@@ -478,8 +593,8 @@ pub(crate) fn spawn_watcher(target: Weak<dyn Target>, files: Files, interval: Du
     });
 }
 
-fn reload_files(target: &dyn Target, files: &Files, changed: bool) -> Result<(), ()> {
-    match files.load() {
+fn reload_files(target: &dyn Target, files: &Files, dirty: Dirty, changed: bool) -> Result<(), ()> {
+    match files.load(dirty) {
         Ok(update) => rotate_logged(target, update, changed).map_err(|_| ()),
         Err(e) => {
             let message = e.to_string();
@@ -638,6 +753,22 @@ impl ReloadState {
 }
 
 /// One certificate's expiry facts.
+///
+/// # Examples
+///
+/// ```
+/// use mtls::Rotate;
+/// # let ca = mtls::dev::DevCa::new("test CA")?;
+/// # let handle = mtls::Server::builder()
+/// #     .identity(ca.server("localhost")?.identity()?)
+/// #     .trust(ca.trust()?)
+/// #     .authorize(mtls::Authorizer::any_verified())
+/// #     .build_rustls_config()?;
+/// let info: mtls::CertificateInfo = handle.certificate_status().identity;
+/// assert!(!info.expired && !info.renewal_due);
+/// assert!(info.remaining > std::time::Duration::from_secs(24 * 3600));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CertificateInfo {
     /// Subject distinguished name.
@@ -673,6 +804,22 @@ impl CertificateInfo {
 }
 
 /// Our own leaf and trust anchors with their expiry, and the state of reloading.
+///
+/// # Examples
+///
+/// ```
+/// use mtls::Rotate;
+/// # let ca = mtls::dev::DevCa::new("test CA")?;
+/// # let handle = mtls::Server::builder()
+/// #     .identity(ca.server("localhost")?.identity()?)
+/// #     .trust(ca.trust()?)
+/// #     .authorize(mtls::Authorizer::any_verified())
+/// #     .build_rustls_config()?;
+/// let status: mtls::CertificateStatus = handle.certificate_status();
+/// assert_eq!(status.trust_anchors.len(), 1);
+/// assert_eq!((status.reloads, status.reload_failures), (0, 0));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct CertificateStatus {
@@ -693,6 +840,23 @@ pub struct CertificateStatus {
 impl CertificateStatus {
     /// Whether the service can keep serving: our certificate is not expired, not due for
     /// renewal, and the last reload did not fail. A `/healthz` route can answer from this.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use mtls::Rotate;
+    /// # let ca = mtls::dev::DevCa::new("test CA")?;
+    /// # let handle = mtls::Server::builder()
+    /// #     .identity(ca.server("localhost")?.identity()?)
+    /// #     .trust(ca.trust()?)
+    /// #     .authorize(mtls::Authorizer::any_verified())
+    /// #     .build_rustls_config()?;
+    /// assert!(handle.certificate_status().healthy());
+    /// let expired = ca.issue(&mtls::dev::LeafSpec::server("localhost").expired())?.identity()?;
+    /// assert!(handle.set_identity(expired).is_err()); // refused, and reported:
+    /// assert!(!handle.certificate_status().healthy());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn healthy(&self) -> bool {
         !self.identity.renewal_due && self.last_reload_error.is_none()
     }

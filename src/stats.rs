@@ -9,6 +9,34 @@ use crate::error::HandshakeFailure;
 ///
 /// Read them with [`Server::stats`](crate::Server::stats); every read is a relaxed atomic load,
 /// cheap enough for a metrics scrape.
+///
+/// # Examples
+///
+/// ```
+/// # tokio::runtime::Runtime::new()?.block_on(async {
+/// # let ca = mtls::dev::DevCa::new("test CA")?;
+/// # let server = mtls::Server::builder()
+/// #     .identity(ca.server("localhost")?.identity()?)
+/// #     .trust(ca.trust()?)
+/// #     .authorize(mtls::Authorizer::any_verified())
+/// #     .bind("127.0.0.1:0")
+/// #     .await?;
+/// let stats: std::sync::Arc<mtls::ServerStats> = server.stats();
+/// # let url: http::Uri = format!("https://{}/", server.local_addr()).parse()?;
+/// # tokio::spawn(server.serve(hyper::service::service_fn(|_req: http::Request<hyper::body::Incoming>| async {
+/// #     Ok::<_, std::convert::Infallible>(http::Response::new(http_body_util::Full::new(hyper::body::Bytes::from("hello"))))
+/// # })));
+/// # let client = mtls::Client::builder()
+/// #     .identity(ca.client("spiffe://example.org/orders")?.identity()?)
+/// #     .trust(ca.trust()?)
+/// #     .build()?;
+/// client.get(url).await?;
+/// assert_eq!(stats.handshakes_accepted(), 1);
+/// assert_eq!(stats.handshake_failures_total(), 0);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// # })?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, Default)]
 pub struct ServerStats {
     accepted: AtomicU64,
@@ -19,26 +47,64 @@ pub struct ServerStats {
 
 impl ServerStats {
     /// Handshakes that completed with a verified (or, in optional mode, absent) client certificate.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let stats = mtls::ServerStats::default(); // or server.stats()
+    /// assert_eq!(stats.handshakes_accepted(), 0);
+    /// ```
     pub fn handshakes_accepted(&self) -> u64 {
         self.accepted.load(Ordering::Relaxed)
     }
 
     /// Accepted handshakes that resumed an earlier session.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let stats = mtls::ServerStats::default(); // or server.stats()
+    /// assert_eq!(stats.handshakes_resumed(), 0);
+    /// ```
     pub fn handshakes_resumed(&self) -> u64 {
         self.resumed.load(Ordering::Relaxed)
     }
 
     /// Connections open now, handshaking or established.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let stats = mtls::ServerStats::default(); // or server.stats()
+    /// assert_eq!(stats.active_connections(), 0);
+    /// ```
     pub fn active_connections(&self) -> u64 {
         self.active.load(Ordering::Relaxed)
     }
 
     /// Handshakes that failed for `reason`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let stats = mtls::ServerStats::default(); // or server.stats()
+    /// assert_eq!(stats.handshake_failures(mtls::HandshakeFailure::UnknownIssuer), 0);
+    /// ```
     pub fn handshake_failures(&self, reason: HandshakeFailure) -> u64 {
         self.failures[reason.index()].load(Ordering::Relaxed)
     }
 
     /// Every failure reason with its count, in [`HandshakeFailure::ALL`] order.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let stats = mtls::ServerStats::default(); // or server.stats()
+    /// for (reason, count) in stats.failures() {
+    ///     println!("{}: {count}", reason.as_str());
+    /// }
+    /// assert_eq!(stats.failures().len(), mtls::HandshakeFailure::ALL.len());
+    /// ```
     pub fn failures(&self) -> Vec<(HandshakeFailure, u64)> {
         HandshakeFailure::ALL
             .iter()
@@ -47,6 +113,13 @@ impl ServerStats {
     }
 
     /// All failed handshakes, whatever the reason.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let stats = mtls::ServerStats::default(); // or server.stats()
+    /// assert_eq!(stats.handshake_failures_total(), 0);
+    /// ```
     pub fn handshake_failures_total(&self) -> u64 {
         self.failures
             .iter()

@@ -58,6 +58,18 @@ impl TlsOptions {
 }
 
 /// Whether the server demands a client certificate.
+///
+/// # Examples
+///
+/// ```
+/// use mtls::{Authorizer, ClientAuth};
+///
+/// assert_eq!(ClientAuth::default(), ClientAuth::Required);
+/// let builder = mtls::Server::builder()
+///     .client_auth(ClientAuth::Optional)
+///     .authorize(Authorizer::any_of([Authorizer::anonymous(), Authorizer::any_verified()])?);
+/// # Ok::<(), mtls::PolicyError>(())
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
 pub enum ClientAuth {

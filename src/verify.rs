@@ -73,6 +73,14 @@ macro_rules! handshake_signatures_from_provider {
 }
 
 /// How the CRLs carried by trust bundles are applied. With no CRLs, nothing is checked.
+///
+/// # Examples
+///
+/// ```
+/// let mut revocation = mtls::verify::RevocationPolicy::default();
+/// assert!(!revocation.leaf_only && !revocation.allow_unknown_status);
+/// revocation.leaf_only = true; // as ServerBuilder::revocation_leaf_only does
+/// ```
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct RevocationPolicy {
@@ -168,9 +176,34 @@ fn leaf_identity(end_entity: &CertificateDer<'_>) -> Result<PeerIdentity, rustls
         .map_err(|_| rustls::Error::InvalidCertificate(CertificateError::BadEncoding))
 }
 
+thread_local! {
+    /// Set while our own code (a rotation's chain check) runs a verifier: its rejections are
+    /// answers to a question, not failed handshakes, and are not logged.
+    static QUIET: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Runs `f` with the verifiers' failure events silenced.
+pub(crate) fn quietly<R>(f: impl FnOnce() -> R) -> R {
+    struct Restore(bool);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            QUIET.with(|q| q.set(self.0));
+        }
+    }
+    let _restore = Restore(QUIET.with(|q| q.replace(true)));
+    f()
+}
+
+fn quiet() -> bool {
+    QUIET.with(std::cell::Cell::get)
+}
+
 /// Logs a rejected client certificate with what it claimed. Runs inside the connection's
 /// span, which carries the peer address.
 fn log_rejected(peer: &PeerIdentity, error: &rustls::Error) {
+    if quiet() {
+        return;
+    }
     mark_logged();
     let reason = HandshakeFailure::from_rustls(error);
     tracing::warn!(
@@ -202,6 +235,9 @@ pub(crate) fn log_not_authorized(
     denied: &Denied,
     resumed: bool,
 ) {
+    if quiet() {
+        return;
+    }
     let reason = HandshakeFailure::NotAuthorized;
     match peer {
         Some(peer) => tracing::warn!(
@@ -229,6 +265,26 @@ pub(crate) fn log_not_authorized(
 }
 
 /// Verifies client certificates on a server: chain per trust domain, then policy.
+///
+/// # Examples
+///
+/// ```
+/// use std::sync::Arc;
+/// use rustls::pki_types::{PrivateKeyDer, pem::PemObject};
+/// use mtls::verify::{ClientIdentityVerifier, RevocationPolicy};
+/// # let ca = mtls::dev::DevCa::new("test CA")?;
+/// # let server = ca.server("localhost")?;
+/// # let (chain, key) = (server.identity()?.chain().to_vec(), PrivateKeyDer::from_pem_slice(server.key_pem().as_bytes())?);
+/// let verifier = ClientIdentityVerifier::new(
+///     mtls::crypto_provider(), &[ca.trust()?], mtls::Authorizer::trust_domain("example.org")?,
+///     false, RevocationPolicy::default(),
+/// )?;
+/// let config = rustls::ServerConfig::builder_with_provider(mtls::crypto_provider())
+///     .with_safe_default_protocol_versions()?
+///     .with_client_cert_verifier(Arc::new(verifier))
+///     .with_single_cert(chain, key)?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub struct ClientIdentityVerifier {
     provider: Arc<CryptoProvider>,
     plain: Option<Arc<dyn ClientCertVerifier>>,
@@ -249,6 +305,24 @@ impl ClientIdentityVerifier {
     /// # Errors
     ///
     /// [`Error::MissingTrust`] for no bundles, [`Error::Verifier`] when rustls refuses them.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use rustls::server::danger::ClientCertVerifier;
+    /// use mtls::{Authorizer, CertificateDer, verify::ClientIdentityVerifier};
+    /// # let ca = mtls::dev::DevCa::new("test CA")?;
+    /// let verifier = ClientIdentityVerifier::new(
+    ///     mtls::crypto_provider(), &[ca.trust()?], Authorizer::trust_domain("example.org")?,
+    ///     false, Default::default(),
+    /// )?;
+    /// let orders = CertificateDer::from(ca.client("spiffe://example.org/orders")?.der().to_vec());
+    /// let partner = CertificateDer::from(ca.client("spiffe://partner.example/x")?.der().to_vec());
+    /// let now = rustls::pki_types::UnixTime::now();
+    /// assert!(verifier.verify_client_cert(&orders, &[], now).is_ok());
+    /// assert!(verifier.verify_client_cert(&partner, &[], now).is_err()); // denied by the policy
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn new(
         provider: Arc<CryptoProvider>,
         trust: &[TrustBundle],
@@ -292,12 +366,38 @@ impl ClientIdentityVerifier {
 
     /// Sends an empty CA list in the CertificateRequest instead of naming our trusted CAs
     /// (named by default). Clients send their certificate anyway.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use rustls::server::danger::ClientCertVerifier;
+    /// # let ca = mtls::dev::DevCa::new("test CA")?;
+    /// let verifier = mtls::verify::ClientIdentityVerifier::new(
+    ///     mtls::crypto_provider(), &[ca.trust()?], mtls::Authorizer::any_verified(),
+    ///     false, Default::default(),
+    /// )?;
+    /// assert_eq!(verifier.root_hint_subjects().len(), 1); // names the test CA
+    /// assert!(verifier.without_ca_hints().root_hint_subjects().is_empty());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn without_ca_hints(mut self) -> Self {
         self.hints.clear();
         self
     }
 
     /// The policy this verifier applies.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # let ca = mtls::dev::DevCa::new("test CA")?;
+    /// let verifier = mtls::verify::ClientIdentityVerifier::new(
+    ///     mtls::crypto_provider(), &[ca.trust()?], mtls::Authorizer::any_verified(),
+    ///     false, Default::default(),
+    /// )?;
+    /// assert_eq!(verifier.policy().to_string(), "any_verified");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn policy(&self) -> &Authorizer {
         &self.policy
     }
@@ -367,11 +467,39 @@ impl ClientCertVerifier for ClientIdentityVerifier {
 }
 
 /// The server's certificate is valid but not the identity we expected.
+///
+/// # Examples
+///
+/// ```
+/// let policy = mtls::Authorizer::spiffe_id("spiffe://example.org/inventory")?;
+/// let err = mtls::verify::ServerNotAllowed(policy.check(None).unwrap_err());
+/// assert_eq!(
+///     err.to_string(),
+///     "server anonymous is not the expected identity spiffe_id(spiffe://example.org/inventory)"
+/// );
+/// # Ok::<(), mtls::PolicyError>(())
+/// ```
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("server {} is not the expected identity {}", .0.presented, .0.policy)]
 pub struct ServerNotAllowed(pub Denied);
 
 /// Verifies server certificates on a client: by DNS name / IP, or by identity policy.
+///
+/// # Examples
+///
+/// ```
+/// use std::sync::Arc;
+/// # let ca = mtls::dev::DevCa::new("test CA")?;
+/// let verifier = mtls::verify::ServerIdentityVerifier::new(
+///     mtls::crypto_provider(), &[ca.trust()?], None, Default::default(),
+/// )?;
+/// let config = rustls::ClientConfig::builder_with_provider(mtls::crypto_provider())
+///     .with_safe_default_protocol_versions()?
+///     .dangerous()
+///     .with_custom_certificate_verifier(Arc::new(verifier))
+///     .with_no_client_auth();
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub struct ServerIdentityVerifier {
     provider: Arc<CryptoProvider>,
     anchors: Anchors,
@@ -396,6 +524,24 @@ impl ServerIdentityVerifier {
     ///
     /// [`Error::MissingTrust`] for no bundles (or, without a policy, no plain bundle), and
     /// [`Error::Verifier`] when rustls refuses them.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use rustls::client::danger::ServerCertVerifier;
+    /// use rustls::pki_types::{ServerName, UnixTime};
+    /// use mtls::{Authorizer, CertificateDer, dev::LeafSpec, verify::ServerIdentityVerifier};
+    /// # let ca = mtls::dev::DevCa::new("test CA")?;
+    /// let expected = Authorizer::spiffe_id("spiffe://example.org/inventory")?;
+    /// let verifier = ServerIdentityVerifier::new(
+    ///     mtls::crypto_provider(), &[ca.trust()?], Some(expected), Default::default(),
+    /// )?;
+    /// let cert = ca.issue(&LeafSpec::server("inventory").spiffe_id("spiffe://example.org/inventory"))?;
+    /// let leaf = CertificateDer::from(cert.der().to_vec());
+    /// let any_name = ServerName::try_from("10.1.2.3")?; // not checked: the identity is
+    /// assert!(verifier.verify_server_cert(&leaf, &[], &any_name, &[], UnixTime::now()).is_ok());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn new(
         provider: Arc<CryptoProvider>,
         trust: &[TrustBundle],

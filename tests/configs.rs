@@ -170,3 +170,31 @@ async fn the_handed_out_client_config_checks_the_server_as_the_client_does() {
     );
     server.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_handed_out_client_config_does_not_resume_sessions() {
+    // Only our own connections can tie a session to the material that verified it; another
+    // library's session could be stored across a swap, so none is stored.
+    let ca = Ca::new("root");
+    let server = serve(server_builder(&ca)).await;
+    let client = Client::builder()
+        .identity(ca.client("orders").identity())
+        .trust(ca.trust())
+        .pool_max_idle_per_host(0)
+        .build()
+        .unwrap();
+    let mut config = (*client.rustls_config()).clone();
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    let config = Arc::new(config);
+    for _ in 0..2 {
+        raw_get(server.addr, Arc::clone(&config)).await.unwrap();
+        assert!(!server.last_peer().unwrap().resumed());
+    }
+    // Our own client does resume.
+    for expected in [false, true] {
+        let resp = client.get(server.url("/")).await.unwrap();
+        body_string(resp).await;
+        assert_eq!(server.last_peer().unwrap().resumed(), expected);
+    }
+    server.shutdown().await;
+}

@@ -166,3 +166,27 @@ async fn a_stream_counts_against_max_connections_until_dropped() {
     );
     assert!(second.await.unwrap().is_ok());
 }
+
+#[tokio::test]
+async fn silent_connections_cannot_fill_the_queue() {
+    let ca = Ca::new("root");
+    let server = server_builder(&ca).bind("127.0.0.1:0").await.unwrap();
+    let port = server.local_addr().port();
+    let task = echo(server);
+    // More silent peers than the queue holds: they never finish a handshake.
+    let mut silent = Vec::new();
+    for _ in 0..40 {
+        silent.push(
+            tokio::net::TcpStream::connect(("127.0.0.1", port))
+                .await
+                .unwrap(),
+        );
+    }
+    let good = client(&ca, &workload(&ca, "spiffe://example.org/orders"));
+    let answer = tokio::time::timeout(Duration::from_secs(3), say(&good, port, "still here"))
+        .await
+        .expect("a good client is served while silent peers wait");
+    assert!(answer.is_ok());
+    drop(silent);
+    task.abort();
+}

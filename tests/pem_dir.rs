@@ -104,3 +104,34 @@ async fn a_reader_polling_the_directory_never_sees_a_mismatched_pair() {
     drop(pem);
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[tokio::test]
+async fn trust_domain_bundles_and_crls_get_files_of_their_own() {
+    let ca = Ca::new("root");
+    let partner = Ca::new("partner root");
+    let client = Client::builder()
+        .identity(ca.client("orders").identity())
+        .trust(ca.trust())
+        .trust(partner.trust().for_trust_domain("partner.example").unwrap())
+        .crls(mtls::Crls::from_bytes(ca.crl(&[&[0x42]]).as_bytes()).unwrap())
+        .build()
+        .unwrap();
+    let dir = temp_dir("domains");
+    let pem = client.pem_directory(&dir).unwrap();
+    // ca.crt holds only the unbound bundle: the partner's CA must not vouch for everyone.
+    let plain = TrustBundle::from_pem_file(pem.ca_path()).unwrap();
+    assert_eq!(plain.certificates().len(), 1);
+    assert_eq!(
+        plain.certificates()[0].as_ref(),
+        ca.trust().certificates()[0].as_ref()
+    );
+    let bound = TrustBundle::from_pem_file(dir.join("ca-partner.example.crt")).unwrap();
+    assert_eq!(
+        bound.certificates()[0].as_ref(),
+        partner.trust().certificates()[0].as_ref()
+    );
+    let crls = mtls::Crls::from_file(dir.join("ca.crl")).unwrap();
+    assert_eq!(crls.as_slice().len(), 1);
+    drop(pem);
+    let _ = std::fs::remove_dir_all(dir);
+}

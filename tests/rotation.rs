@@ -650,3 +650,24 @@ async fn a_zero_reload_interval_still_reloads() {
     assert!(wait_for_leaf(&client, &server, &next.der).await);
     server.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_certificate_file_change_keeps_trust_pushed_from_code() {
+    let ca = Ca::new("root");
+    let partner = Ca::new("partner root");
+    let dir = Dir::new("keep-pushed");
+    let (server, handle) = file_server(&dir, &ca, &ca.server()).await;
+    handle.set_trust(vec![ca.trust(), partner.trust()]).unwrap();
+    assert_eq!(handle.certificate_status().trust_anchors.len(), 2);
+    let client = unpooled(&ca, &ca.client("orders"));
+    let next = ca.server();
+    dir.put("tls.key", &next.key_pem);
+    dir.put("tls.crt", &next.cert_pem);
+    assert!(wait_for_leaf(&client, &server, &next.der).await);
+    assert_eq!(
+        handle.certificate_status().trust_anchors.len(),
+        2,
+        "reloading the certificate files did not revert the trust pushed from code"
+    );
+    server.shutdown().await;
+}

@@ -1,0 +1,755 @@
+//! [`Config`]: one TOML file with named bundles, a server, client profiles, roles and access
+//! rules (feature `config`), the way Spring Boot's SSL bundles name key material once for a
+//! whole service. See `docs/CONFIG.md` for every key.
+//!
+//! Everything is validated when the file loads: unknown keys, a bundle or role that is used
+//! but not defined, malformed identity patterns and durations. Files named in bundles are read
+//! when a server or client is built from the configuration.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::authorize::{Authorizer, PolicyError};
+use crate::client::{Client, ClientBuilder};
+use crate::error::Error;
+use crate::roles::{Access, AccessError, AccessRule, Roles};
+use crate::server::{Server, ServerBuilder};
+
+/// A whole configuration file. The types derive `Deserialize`, so figment or config-rs users
+/// can load them their own way and call [`Config::validate`].
+///
+/// # Examples
+///
+/// ```
+/// let cfg = mtls::Config::from_toml_str(r#"
+///     [bundle.inventory]
+///     certificate = "certs/inventory.pem"
+///     private_key = "certs/inventory.key"
+///     ca = "certs/ca.pem"
+///
+///     [server]
+///     listen = "127.0.0.1:8443"
+///     bundle = "inventory"
+///     allow = ["spiffe://example.org/ns/prod/*"]
+///
+///     [client.stock]
+///     bundle = "inventory"
+///     expect_server = ["spiffe://example.org/ns/prod/sa/stock"]
+/// "#)?;
+/// assert_eq!(cfg.server.as_ref().unwrap().listen, "127.0.0.1:8443");
+/// # Ok::<(), mtls::ConfigError>(())
+/// ```
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct Config {
+    /// Named bundles: who we are and whom we trust.
+    #[serde(default)]
+    pub bundle: BTreeMap<String, Bundle>,
+    /// The server, if this service serves.
+    pub server: Option<ServerSection>,
+    /// Named client profiles.
+    #[serde(default)]
+    pub client: BTreeMap<String, ClientSection>,
+    /// Roles: each a list of identity patterns.
+    #[serde(default)]
+    pub roles: BTreeMap<String, Vec<String>>,
+    /// Access rules, first match wins; a path not listed is denied.
+    #[serde(default)]
+    pub access: Vec<AccessSection>,
+}
+
+/// `[bundle.NAME]`: our identity and our trust.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct Bundle {
+    /// PEM certificate chain, leaf first.
+    pub certificate: Option<PathBuf>,
+    /// PEM private key.
+    pub private_key: Option<PathBuf>,
+    /// PKCS#12 keystore (not yet read by this version: convert to PEM).
+    pub keystore: Option<PathBuf>,
+    /// File holding the keystore password.
+    pub keystore_password_file: Option<PathBuf>,
+    /// Environment variable holding the keystore password.
+    pub keystore_password_env: Option<String>,
+    /// Alias of the key entry in the keystore.
+    pub key_alias: Option<String>,
+    /// PKCS#12 truststore (not yet read by this version: convert to PEM).
+    pub truststore: Option<PathBuf>,
+    /// File holding the truststore password.
+    pub truststore_password_file: Option<PathBuf>,
+    /// Environment variable holding the truststore password.
+    pub truststore_password_env: Option<String>,
+    /// PEM CA bundle(s): one path or a list.
+    #[serde(default)]
+    pub ca: OneOrMany,
+    /// CRL files (PEM or DER).
+    #[serde(default)]
+    pub crl: Vec<PathBuf>,
+    /// Watch the files and reload them on change (default true).
+    pub reload: Option<bool>,
+}
+
+/// One path or a list of paths.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(untagged)]
+pub enum OneOrMany {
+    /// No path.
+    #[default]
+    None,
+    /// One path.
+    One(PathBuf),
+    /// Several paths.
+    Many(Vec<PathBuf>),
+}
+
+impl OneOrMany {
+    /// The paths.
+    pub fn paths(&self) -> Vec<&Path> {
+        match self {
+            OneOrMany::None => Vec::new(),
+            OneOrMany::One(p) => vec![p.as_path()],
+            OneOrMany::Many(list) => list.iter().map(PathBuf::as_path).collect(),
+        }
+    }
+}
+
+/// `[server]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct ServerSection {
+    /// Address to listen on, e.g. `0.0.0.0:8443`.
+    pub listen: String,
+    /// The bundle to serve with.
+    pub bundle: String,
+    /// Identity patterns allowed to connect (see [`Authorizer::pattern`]).
+    pub allow: Vec<String>,
+    /// Handshake timeout, e.g. `"10s"`, `"500ms"`.
+    pub handshake_timeout: Option<String>,
+    /// Maximum open connections.
+    pub max_connections: Option<usize>,
+}
+
+/// `[client.NAME]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct ClientSection {
+    /// The bundle to call with.
+    pub bundle: String,
+    /// Identity patterns the server must match, instead of its host name.
+    #[serde(default)]
+    pub expect_server: Vec<String>,
+}
+
+/// `[[access]]`: a rule.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct AccessSection {
+    /// Path prefix, on segment boundaries.
+    pub path: String,
+    /// Methods covered; all when empty.
+    #[serde(default)]
+    pub methods: Vec<String>,
+    /// Roles allowed.
+    pub roles: Vec<String>,
+}
+
+/// Why a configuration could not be loaded or used. Each names the file (when there is
+/// one), the key, and the fix.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read the configuration file `{}`: {source}", path.display())]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// What the operating system said.
+        source: std::io::Error,
+    },
+    /// TOML syntax, an unknown key or a value of the wrong type.
+    #[error("{}{}: {message}", origin, line.map(|l| format!(", line {l}")).unwrap_or_default())]
+    Syntax {
+        /// The file, or `configuration` for a string.
+        origin: String,
+        /// The line, when the parser knows it.
+        line: Option<usize>,
+        /// What the parser said (it names the key).
+        message: String,
+    },
+    /// A key's value is invalid.
+    #[error("{origin}: `{key}`: {message}")]
+    Invalid {
+        /// The file, or `configuration` for a string.
+        origin: String,
+        /// The key, as a dotted path (`server.allow`, `bundle.inventory.ca`).
+        key: String,
+        /// What is wrong and how to fix it.
+        message: String,
+    },
+    /// Building a server or client from the configuration failed.
+    #[error(transparent)]
+    Build(#[from] Error),
+}
+
+impl Config {
+    /// Reads and validates a TOML file, then applies environment overrides (see
+    /// `docs/CONFIG.md`).
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::Read`], [`ConfigError::Syntax`] (with the line) and
+    /// [`ConfigError::Invalid`].
+    pub fn from_file(path: impl AsRef<Path>) -> Result<Config, ConfigError> {
+        let path = path.as_ref();
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        let mut cfg = parse(&text, &path.display().to_string())?;
+        // Relative paths in the file are relative to the file.
+        if let Some(dir) = path.parent() {
+            cfg.resolve_paths(dir);
+        }
+        cfg.apply_env(&|k| std::env::var(k).ok());
+        cfg.validate_as(&path.display().to_string())?;
+        Ok(cfg)
+    }
+
+    /// Parses and validates TOML text (no environment overrides).
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::Syntax`] and [`ConfigError::Invalid`].
+    pub fn from_toml_str(text: &str) -> Result<Config, ConfigError> {
+        let cfg = parse(text, "configuration")?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    /// A configuration from the environment alone, for a container without a file:
+    /// `MTLS_CERT`, `MTLS_KEY` and `MTLS_CA` make a bundle named `default`, used by a server
+    /// (when `MTLS_SERVER_LISTEN` and `MTLS_SERVER_ALLOW` are set) and by a client profile
+    /// named `default`.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::Invalid`] naming the missing or invalid variable.
+    pub fn from_env() -> Result<Config, ConfigError> {
+        Config::from_env_with(&|k| std::env::var(k).ok())
+    }
+
+    fn from_env_with(env: &dyn Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
+        let need = |name: &str| {
+            env(name).ok_or_else(|| ConfigError::Invalid {
+                origin: "environment".to_owned(),
+                key: name.to_owned(),
+                message: "is not set; set MTLS_CERT, MTLS_KEY and MTLS_CA to PEM file paths"
+                    .to_owned(),
+            })
+        };
+        let bundle = Bundle {
+            certificate: Some(need("MTLS_CERT")?.into()),
+            private_key: Some(need("MTLS_KEY")?.into()),
+            ca: OneOrMany::One(need("MTLS_CA")?.into()),
+            ..Bundle::default()
+        };
+        let mut cfg = Config::default();
+        cfg.bundle.insert("default".to_owned(), bundle);
+        cfg.client.insert(
+            "default".to_owned(),
+            ClientSection {
+                bundle: "default".to_owned(),
+                expect_server: Vec::new(),
+            },
+        );
+        if let Some(listen) = env("MTLS_SERVER_LISTEN") {
+            cfg.server = Some(ServerSection {
+                listen,
+                bundle: "default".to_owned(),
+                ..ServerSection::default()
+            });
+        }
+        cfg.apply_env(env);
+        cfg.validate_as("environment")?;
+        Ok(cfg)
+    }
+
+    /// Checks every cross-reference and value: bundles used by the server and clients exist
+    /// and are complete, roles used by access rules exist, patterns and durations parse.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::Invalid`] naming the key and the fix.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        self.validate_as("configuration")
+    }
+
+    fn validate_as(&self, origin: &str) -> Result<(), ConfigError> {
+        let invalid = |key: String, message: String| ConfigError::Invalid {
+            origin: origin.to_owned(),
+            key,
+            message,
+        };
+        for (name, bundle) in &self.bundle {
+            let key = |k: &str| format!("bundle.{name}.{k}");
+            if bundle.keystore.is_some() || bundle.truststore.is_some() {
+                let which = if bundle.keystore.is_some() {
+                    "keystore"
+                } else {
+                    "truststore"
+                };
+                return Err(invalid(
+                    key(which),
+                    "PKCS#12 stores are not read by this version yet; convert to PEM with \
+                     `openssl pkcs12 -in STORE.p12 -nokeys -out chain.pem` and \
+                     `openssl pkcs12 -in STORE.p12 -nocerts -nodes -out key.pem`, then use \
+                     `certificate`, `private_key` and `ca`"
+                        .to_owned(),
+                ));
+            }
+            for env in [
+                &bundle.keystore_password_env,
+                &bundle.truststore_password_env,
+            ]
+            .into_iter()
+            .flatten()
+            {
+                if std::env::var_os(env).is_none() {
+                    return Err(invalid(
+                        key("keystore_password_env"),
+                        format!("the environment variable `{env}` is not set"),
+                    ));
+                }
+            }
+            match (&bundle.certificate, &bundle.private_key) {
+                (Some(_), Some(_)) => {}
+                (Some(_), None) => {
+                    return Err(invalid(
+                        key("private_key"),
+                        "is missing: a bundle with `certificate` needs its `private_key`"
+                            .to_owned(),
+                    ));
+                }
+                (None, Some(_)) => {
+                    return Err(invalid(
+                        key("certificate"),
+                        "is missing: a bundle with `private_key` needs its `certificate`"
+                            .to_owned(),
+                    ));
+                }
+                (None, None) => {
+                    return Err(invalid(
+                        key("certificate"),
+                        "is missing: give `certificate` and `private_key` (PEM files)".to_owned(),
+                    ));
+                }
+            }
+            if bundle.ca.paths().is_empty() {
+                return Err(invalid(
+                    key("ca"),
+                    "is missing: give the CA bundle peers must chain to (a path or a list)"
+                        .to_owned(),
+                ));
+            }
+        }
+        let known = || self.bundle.keys().cloned().collect::<Vec<_>>().join(", ");
+        if let Some(server) = &self.server {
+            if !self.bundle.contains_key(&server.bundle) {
+                return Err(invalid(
+                    "server.bundle".to_owned(),
+                    format!(
+                        "names bundle `{}`, which is not defined; define [bundle.{}] (defined: {})",
+                        server.bundle,
+                        server.bundle,
+                        known()
+                    ),
+                ));
+            }
+            if server.allow.is_empty() {
+                return Err(invalid(
+                    "server.allow".to_owned(),
+                    "is empty: list the identity patterns allowed to connect \
+                     (`spiffe://example.org` allows a whole trust domain)"
+                        .to_owned(),
+                ));
+            }
+            patterns(&server.allow)
+                .map_err(|e| invalid("server.allow".to_owned(), e.to_string()))?;
+            if let Some(t) = &server.handshake_timeout {
+                duration(t).map_err(|m| invalid("server.handshake_timeout".to_owned(), m))?;
+            }
+            if server.max_connections == Some(0) {
+                return Err(invalid(
+                    "server.max_connections".to_owned(),
+                    "must be at least 1".to_owned(),
+                ));
+            }
+        }
+        for (name, client) in &self.client {
+            if !self.bundle.contains_key(&client.bundle) {
+                return Err(invalid(
+                    format!("client.{name}.bundle"),
+                    format!(
+                        "names bundle `{}`, which is not defined; define [bundle.{}] (defined: {})",
+                        client.bundle,
+                        client.bundle,
+                        known()
+                    ),
+                ));
+            }
+            if !client.expect_server.is_empty() {
+                patterns(&client.expect_server)
+                    .map_err(|e| invalid(format!("client.{name}.expect_server"), e.to_string()))?;
+            }
+        }
+        self.access().map_err(|e| match &e {
+            AccessError::Pattern { role, .. } => invalid(format!("roles.{role}"), e.to_string()),
+            _ => invalid("access".to_owned(), e.to_string()),
+        })?;
+        Ok(())
+    }
+
+    /// The roles and access rules as a tower layer; `None` when the file has no `[[access]]`.
+    ///
+    /// # Errors
+    ///
+    /// [`AccessError`] for an invalid pattern or an undefined role (caught by validation
+    /// when the file loaded).
+    pub fn access(&self) -> Result<Option<Access>, AccessError> {
+        let roles = self.roles()?;
+        if self.access.is_empty() {
+            return Ok(None);
+        }
+        let mut access = Access::new(roles);
+        for rule in &self.access {
+            access = access.rule(
+                AccessRule::path(&rule.path)
+                    .methods(&rule.methods)
+                    .roles(&rule.roles),
+            )?;
+        }
+        Ok(Some(access))
+    }
+
+    /// The `[roles]`, each pattern parsed.
+    ///
+    /// # Errors
+    ///
+    /// [`AccessError::Pattern`] for an invalid pattern.
+    pub fn roles(&self) -> Result<Roles, AccessError> {
+        let mut roles = Roles::new();
+        for (name, patterns) in &self.roles {
+            roles = roles.role(name, patterns)?;
+        }
+        Ok(roles)
+    }
+
+    /// A server builder from `[server]` and its bundle; bind it to
+    /// [`ServerSection::listen`] (or use [`Server::from_config`]).
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::Invalid`] when there is no `[server]`.
+    pub fn server_builder(&self) -> Result<ServerBuilder, ConfigError> {
+        let server = self.server.as_ref().ok_or_else(|| ConfigError::Invalid {
+            origin: "configuration".to_owned(),
+            key: "server".to_owned(),
+            message: "is missing: add a [server] section with listen, bundle and allow".to_owned(),
+        })?;
+        let bundle = &self.bundle[&server.bundle];
+        let mut builder = Server::builder();
+        if let (Some(cert), Some(key)) = (&bundle.certificate, &bundle.private_key) {
+            builder = builder.identity_files(cert, key);
+        }
+        for ca in bundle.ca.paths() {
+            builder = builder.trust_file(ca);
+        }
+        for crl in &bundle.crl {
+            builder = builder.crl_file(crl);
+        }
+        if bundle.reload == Some(false) {
+            builder = builder.reload_interval(None);
+        }
+        let policy = patterns(&server.allow).map_err(|e| ConfigError::Invalid {
+            origin: "configuration".to_owned(),
+            key: "server.allow".to_owned(),
+            message: e.to_string(),
+        })?;
+        builder = builder.authorize(policy);
+        if let Some(t) = &server.handshake_timeout {
+            builder =
+                builder.handshake_timeout(duration(t).map_err(|message| ConfigError::Invalid {
+                    origin: "configuration".to_owned(),
+                    key: "server.handshake_timeout".to_owned(),
+                    message,
+                })?);
+        }
+        if let Some(max) = server.max_connections {
+            builder = builder.max_connections(max);
+        }
+        Ok(builder)
+    }
+
+    /// A client builder from `[client.NAME]` and its bundle.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::Invalid`] when there is no such profile.
+    pub fn client_builder(&self, name: &str) -> Result<ClientBuilder, ConfigError> {
+        let profile = self.client.get(name).ok_or_else(|| ConfigError::Invalid {
+            origin: "configuration".to_owned(),
+            key: format!("client.{name}"),
+            message: format!(
+                "is not defined (defined: {})",
+                self.client.keys().cloned().collect::<Vec<_>>().join(", ")
+            ),
+        })?;
+        let bundle = &self.bundle[&profile.bundle];
+        let mut builder = Client::builder();
+        if let (Some(cert), Some(key)) = (&bundle.certificate, &bundle.private_key) {
+            builder = builder.identity_files(cert, key);
+        }
+        for ca in bundle.ca.paths() {
+            builder = builder.trust_file(ca);
+        }
+        for crl in &bundle.crl {
+            builder = builder.crl_file(crl);
+        }
+        if bundle.reload == Some(false) {
+            builder = builder.reload_interval(None);
+        }
+        if !profile.expect_server.is_empty() {
+            let policy = patterns(&profile.expect_server).map_err(|e| ConfigError::Invalid {
+                origin: "configuration".to_owned(),
+                key: format!("client.{name}.expect_server"),
+                message: e.to_string(),
+            })?;
+            builder = builder.expect_server(policy);
+        }
+        Ok(builder)
+    }
+
+    fn resolve_paths(&mut self, dir: &Path) {
+        let fix = |p: &mut PathBuf| {
+            if p.is_relative() {
+                *p = dir.join(&*p);
+            }
+        };
+        for bundle in self.bundle.values_mut() {
+            for p in [
+                &mut bundle.certificate,
+                &mut bundle.private_key,
+                &mut bundle.keystore,
+                &mut bundle.truststore,
+                &mut bundle.keystore_password_file,
+                &mut bundle.truststore_password_file,
+            ]
+            .into_iter()
+            .flatten()
+            {
+                fix(p);
+            }
+            match &mut bundle.ca {
+                OneOrMany::None => {}
+                OneOrMany::One(p) => fix(p),
+                OneOrMany::Many(list) => list.iter_mut().for_each(fix),
+            }
+            bundle.crl.iter_mut().for_each(fix);
+        }
+    }
+
+    /// Applies overrides looked up by `lookup` (the environment variables of
+    /// [`Config::from_file`], from any source), then validates again.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::Invalid`] when an override makes the configuration invalid.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # let cfg = mtls::Config::from_toml_str(r#"
+    /// #     [bundle.b]
+    /// #     certificate = "c.pem"
+    /// #     private_key = "k.pem"
+    /// #     ca = "ca.pem"
+    /// #     [server]
+    /// #     listen = "0.0.0.0:8443"
+    /// #     bundle = "b"
+    /// #     allow = ["spiffe://example.org"]
+    /// # "#)?;
+    /// let cfg = cfg.with_overrides(|key| (key == "MTLS_SERVER_LISTEN").then(|| "127.0.0.1:9443".to_owned()))?;
+    /// assert_eq!(cfg.server.unwrap().listen, "127.0.0.1:9443");
+    /// # Ok::<(), mtls::ConfigError>(())
+    /// ```
+    pub fn with_overrides(
+        mut self,
+        lookup: impl Fn(&str) -> Option<String>,
+    ) -> Result<Config, ConfigError> {
+        self.apply_env(&lookup);
+        self.validate_as("environment")?;
+        Ok(self)
+    }
+
+    /// Environment overrides, twelve-factor style: `MTLS_SERVER_LISTEN`,
+    /// `MTLS_SERVER_BUNDLE`, `MTLS_SERVER_ALLOW` (comma-separated),
+    /// `MTLS_SERVER_HANDSHAKE_TIMEOUT`, `MTLS_SERVER_MAX_CONNECTIONS`, and for each bundle
+    /// `MTLS_BUNDLE_<NAME>_CERTIFICATE`, `_PRIVATE_KEY`, `_CA` (comma-separated), `_CRL`
+    /// (comma-separated) and `_RELOAD` (`true`/`false`), NAME upper-cased with `-` as `_`.
+    fn apply_env(&mut self, env: &dyn Fn(&str) -> Option<String>) {
+        let list = |v: String| -> Vec<String> {
+            v.split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
+                .collect()
+        };
+        if let Some(server) = &mut self.server {
+            if let Some(v) = env("MTLS_SERVER_LISTEN") {
+                server.listen = v;
+            }
+            if let Some(v) = env("MTLS_SERVER_BUNDLE") {
+                server.bundle = v;
+            }
+            if let Some(v) = env("MTLS_SERVER_ALLOW") {
+                server.allow = list(v);
+            }
+            if let Some(v) = env("MTLS_SERVER_HANDSHAKE_TIMEOUT") {
+                server.handshake_timeout = Some(v);
+            }
+            if let Some(v) = env("MTLS_SERVER_MAX_CONNECTIONS") {
+                server.max_connections = v.parse().ok().or(Some(0));
+            }
+        }
+        for (name, bundle) in &mut self.bundle {
+            let prefix = format!(
+                "MTLS_BUNDLE_{}_",
+                name.to_ascii_uppercase().replace('-', "_")
+            );
+            let var = |k: &str| env(&format!("{prefix}{k}"));
+            if let Some(v) = var("CERTIFICATE") {
+                bundle.certificate = Some(v.into());
+            }
+            if let Some(v) = var("PRIVATE_KEY") {
+                bundle.private_key = Some(v.into());
+            }
+            if let Some(v) = var("CA") {
+                bundle.ca = OneOrMany::Many(list(v).into_iter().map(PathBuf::from).collect());
+            }
+            if let Some(v) = var("CRL") {
+                bundle.crl = list(v).into_iter().map(PathBuf::from).collect();
+            }
+            if let Some(v) = var("RELOAD") {
+                bundle.reload = Some(v != "false");
+            }
+        }
+    }
+}
+
+impl Server {
+    /// Builds and binds the server `[server]` describes.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::Invalid`] when there is no `[server]`, [`ConfigError::Build`] for
+    /// material that does not load or an address that cannot be bound.
+    pub async fn from_config(cfg: &Config) -> Result<Server, ConfigError> {
+        let listen = cfg
+            .server
+            .as_ref()
+            .map(|s| s.listen.clone())
+            .unwrap_or_default();
+        Ok(cfg.server_builder()?.bind(listen).await?)
+    }
+}
+
+impl Client {
+    /// Builds the client `[client.NAME]` describes.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::Invalid`] when there is no such profile, [`ConfigError::Build`] for
+    /// material that does not load.
+    pub fn from_config(cfg: &Config, name: &str) -> Result<Client, ConfigError> {
+        Ok(cfg.client_builder(name)?.build()?)
+    }
+}
+
+fn parse(text: &str, origin: &str) -> Result<Config, ConfigError> {
+    toml::from_str(text).map_err(|e| ConfigError::Syntax {
+        origin: origin.to_owned(),
+        line: e
+            .span()
+            .map(|span| text[..span.start.min(text.len())].matches('\n').count() + 1),
+        message: e.message().trim().to_owned(),
+    })
+}
+
+/// The policy admitting any of `list`'s patterns.
+fn patterns(list: &[String]) -> Result<Authorizer, PolicyError> {
+    let parsed = list
+        .iter()
+        .map(|p| Authorizer::pattern(p))
+        .collect::<Result<Vec<_>, _>>()?;
+    if parsed.len() == 1 {
+        Ok(parsed
+            .into_iter()
+            .next()
+            .unwrap_or_else(Authorizer::any_verified))
+    } else {
+        Authorizer::any_of(parsed)
+    }
+}
+
+/// `"10s"`, `"500ms"`, `"2m"`, `"1h"`.
+fn duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let value: f64 = number.parse().map_err(|_| {
+        format!("`{text}` is not a duration; write it like \"10s\", \"500ms\", \"2m\" or \"1h\"")
+    })?;
+    let seconds = match unit {
+        "ms" => value / 1000.0,
+        "s" => value,
+        "m" => value * 60.0,
+        "h" => value * 3600.0,
+        _ => {
+            return Err(format!(
+                "`{text}` has no known unit; write it like \"10s\", \"500ms\", \"2m\" or \"1h\""
+            ));
+        }
+    };
+    Duration::try_from_secs_f64(seconds)
+        .ok()
+        .filter(|d| !d.is_zero())
+        .ok_or_else(|| format!("`{text}` must be a positive duration"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::duration;
+    use std::time::Duration;
+
+    #[test]
+    fn durations_parse_with_units() {
+        assert_eq!(duration("10s"), Ok(Duration::from_secs(10)));
+        assert_eq!(duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(duration("2m"), Ok(Duration::from_secs(120)));
+        assert_eq!(duration("1h"), Ok(Duration::from_secs(3600)));
+        for bad in ["", "10", "ten s", "0s", "-1s", "1e400s", "5d"] {
+            assert!(duration(bad).is_err(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,269 @@
+//! One configuration file: a full file loads and builds a server and a client that talk
+//! (roles included), every validation error names the file, line or key and the fix, and
+//! environment overrides win over the file.
+
+mod common;
+
+use std::path::PathBuf;
+
+use common::*;
+use mtls::{Client, Config, ConfigError, Server};
+
+struct Files(PathBuf);
+
+impl Files {
+    /// CA, server and two clients as PEM files, and the configuration beside them.
+    fn new(name: &str, ca: &Ca) -> Files {
+        let dir = std::env::temp_dir().join(format!("mtls-config-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("certs")).unwrap();
+        let files = Files(dir);
+        files.put("certs/ca.pem", &ca.pem);
+        let server = ca.issue(Leaf {
+            uris: vec!["spiffe://example.org/ns/prod/sa/inventory"],
+            ..Leaf::server()
+        });
+        files.put("certs/inventory.pem", &server.cert_pem);
+        files.put("certs/inventory.key", &server.key_pem);
+        for (who, id) in [
+            ("orders", "spiffe://example.org/ns/prod/sa/orders"),
+            ("reporting", "spiffe://example.org/ns/prod/sa/reporting"),
+        ] {
+            let leaf = ca.issue(Leaf {
+                uris: vec![id],
+                ..Leaf::client("client")
+            });
+            files.put(&format!("certs/{who}.pem"), &leaf.cert_pem);
+            files.put(&format!("certs/{who}.key"), &leaf.key_pem);
+        }
+        files
+    }
+
+    fn put(&self, name: &str, contents: &str) -> PathBuf {
+        let path = self.0.join(name);
+        std::fs::write(&path, contents).unwrap();
+        path
+    }
+}
+
+impl Drop for Files {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+const FULL: &str = r#"
+[bundle.inventory]
+certificate = "certs/inventory.pem"
+private_key = "certs/inventory.key"
+ca = "certs/ca.pem"
+
+[bundle.orders]
+certificate = "certs/orders.pem"
+private_key = "certs/orders.key"
+ca = ["certs/ca.pem"]
+reload = false
+
+[bundle.reporting]
+certificate = "certs/reporting.pem"
+private_key = "certs/reporting.key"
+ca = "certs/ca.pem"
+
+[server]
+listen = "127.0.0.1:0"
+bundle = "inventory"
+allow = ["spiffe://example.org/ns/prod/*"]
+handshake_timeout = "5s"
+max_connections = 100
+
+[client.stock]
+bundle = "orders"
+expect_server = ["spiffe://example.org/ns/prod/sa/inventory"]
+
+[client.report]
+bundle = "reporting"
+expect_server = ["spiffe://example.org/ns/prod/sa/inventory"]
+
+[roles]
+reader = ["spiffe://example.org/ns/prod/sa/orders"]
+admin = ["spiffe://example.org/ns/ops/*"]
+
+[[access]]
+path = "/stock"
+methods = ["GET"]
+roles = ["reader", "admin"]
+"#;
+
+#[tokio::test]
+async fn a_full_file_builds_a_server_and_clients_that_talk_under_its_roles() {
+    let ca = Ca::new("root");
+    let files = Files::new("full", &ca);
+    let path = files.put("mtls.toml", FULL);
+    let cfg = Config::from_file(&path).unwrap();
+    let server = Server::from_config(&cfg).await.unwrap();
+    let port = server.local_addr().port();
+    let access = cfg.access().unwrap().expect("access rules");
+    let app = axum::Router::new()
+        .route("/stock", axum::routing::get(|| async { "42 widgets" }))
+        .layer(access);
+    let task = tokio::spawn(async move {
+        let _ = server.serve(app).await;
+    });
+    let url: hyper::Uri = format!("https://localhost:{port}/stock").parse().unwrap();
+    let stock = Client::from_config(&cfg, "stock").unwrap();
+    let resp = stock.get(url.clone()).await.unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(body_string(resp).await, "42 widgets");
+    // reporting is allowed in by the server (same namespace) but holds no role for /stock.
+    let report = Client::from_config(&cfg, "report").unwrap();
+    let resp = report.get(url).await.unwrap();
+    assert_eq!(resp.status(), 403);
+    task.abort();
+}
+
+fn invalid(text: &str) -> ConfigError {
+    Config::from_toml_str(text).unwrap_err()
+}
+
+const BUNDLE: &str =
+    "[bundle.b]\ncertificate = \"c.pem\"\nprivate_key = \"k.pem\"\nca = \"ca.pem\"\n";
+
+#[test]
+fn an_unknown_key_names_the_line_and_the_key() {
+    let err = invalid(&format!(
+        "{BUNDLE}\n[server]\nlisten = \"x\"\nbundle = \"b\"\nallow = [\"spiffe://example.org\"]\nlisen = \"typo\"\n"
+    ));
+    let text = err.to_string();
+    assert!(
+        matches!(err, ConfigError::Syntax { line: Some(10), .. }),
+        "{text}"
+    );
+    assert!(text.contains("lisen"), "{text}");
+}
+
+#[test]
+fn a_missing_bundle_is_named_with_the_ones_defined() {
+    let err = invalid(&format!(
+        "{BUNDLE}\n[client.stock]\nbundle = \"inventroy\"\n"
+    ));
+    let text = err.to_string();
+    assert!(
+        matches!(&err, ConfigError::Invalid { key, .. } if key == "client.stock.bundle"),
+        "{text}"
+    );
+    assert!(
+        text.contains("`inventroy`") && text.contains("defined: b"),
+        "{text}"
+    );
+    let err = invalid(&format!(
+        "{BUNDLE}\n[server]\nlisten = \"x\"\nbundle = \"nope\"\nallow = [\"spiffe://example.org\"]\n"
+    ));
+    assert!(
+        matches!(&err, ConfigError::Invalid { key, .. } if key == "server.bundle"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_role_used_but_not_defined_is_named() {
+    let err = invalid(
+        "[roles]\nreader = [\"spiffe://example.org/a\"]\n[[access]]\npath = \"/x\"\nroles = [\"readers\"]\n",
+    );
+    let text = err.to_string();
+    assert!(
+        matches!(&err, ConfigError::Invalid { key, .. } if key == "access"),
+        "{text}"
+    );
+    assert!(
+        text.contains("`readers`") && text.contains("defined: reader"),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_malformed_pattern_is_named_with_its_key() {
+    let err = invalid("[roles]\nreader = [\"example.org/orders\"]\n");
+    assert!(
+        matches!(&err, ConfigError::Invalid { key, .. } if key == "roles.reader"),
+        "{err}"
+    );
+    let err = invalid(&format!(
+        "{BUNDLE}\n[server]\nlisten = \"x\"\nbundle = \"b\"\nallow = [\"SPIFFE://example.org/x\"]\n"
+    ));
+    assert!(
+        matches!(&err, ConfigError::Invalid { key, .. } if key == "server.allow"),
+        "{err}"
+    );
+    let err = invalid(&format!(
+        "{BUNDLE}\n[server]\nlisten = \"x\"\nbundle = \"b\"\nallow = [\"spiffe://example.org\"]\nhandshake_timeout = \"10 seconds\"\n"
+    ));
+    assert!(
+        matches!(&err, ConfigError::Invalid { key, .. } if key == "server.handshake_timeout"),
+        "{err}"
+    );
+}
+
+#[test]
+fn an_incomplete_bundle_and_a_keystore_are_named_with_the_fix() {
+    let err = invalid("[bundle.b]\ncertificate = \"c.pem\"\nca = \"ca.pem\"\n");
+    assert!(
+        matches!(&err, ConfigError::Invalid { key, .. } if key == "bundle.b.private_key"),
+        "{err}"
+    );
+    let err = invalid("[bundle.b]\ncertificate = \"c.pem\"\nprivate_key = \"k.pem\"\n");
+    assert!(
+        matches!(&err, ConfigError::Invalid { key, .. } if key == "bundle.b.ca"),
+        "{err}"
+    );
+    let err = invalid("[bundle.b]\nkeystore = \"b.p12\"\nca = \"ca.pem\"\n");
+    assert!(
+        err.to_string().contains("openssl pkcs12 -in STORE.p12"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn an_unreadable_file_is_named_when_the_server_is_built() {
+    let ca = Ca::new("root");
+    let files = Files::new("unreadable", &ca);
+    let path = files.put(
+        "mtls.toml",
+        &FULL.replace("certs/inventory.key", "certs/missing.key"),
+    );
+    let cfg = Config::from_file(&path).unwrap();
+    let err = Server::from_config(&cfg).await.unwrap_err();
+    assert!(err.to_string().contains("missing.key"), "{err}");
+    let err = Config::from_file(files.0.join("nope.toml")).unwrap_err();
+    assert!(matches!(err, ConfigError::Read { .. }), "{err}");
+}
+
+#[test]
+fn environment_overrides_win_over_the_file() {
+    let cfg = Config::from_toml_str(&format!(
+        "{BUNDLE}\n[server]\nlisten = \"0.0.0.0:8443\"\nbundle = \"b\"\nallow = [\"spiffe://example.org\"]\n"
+    ))
+    .unwrap();
+    let env = |key: &str| match key {
+        "MTLS_SERVER_LISTEN" => Some("127.0.0.1:9443".to_owned()),
+        "MTLS_SERVER_ALLOW" => Some("spiffe://example.org/a, dns:db.internal".to_owned()),
+        "MTLS_BUNDLE_B_CA" => Some("one.pem,two.pem".to_owned()),
+        _ => None,
+    };
+    let cfg = cfg.with_overrides(env).unwrap();
+    let server = cfg.server.as_ref().unwrap();
+    assert_eq!(server.listen, "127.0.0.1:9443");
+    assert_eq!(server.allow, ["spiffe://example.org/a", "dns:db.internal"]);
+    assert_eq!(cfg.bundle["b"].ca.paths().len(), 2);
+    // An override is validated like the file.
+    let cfg = Config::from_toml_str(&format!(
+        "{BUNDLE}\n[server]\nlisten = \"x\"\nbundle = \"b\"\nallow = [\"spiffe://example.org\"]\n"
+    ))
+    .unwrap();
+    let err = cfg
+        .with_overrides(|k| (k == "MTLS_SERVER_ALLOW").then(|| "not-a-pattern".to_owned()))
+        .unwrap_err();
+    assert!(
+        matches!(&err, ConfigError::Invalid { key, .. } if key == "server.allow"),
+        "{err}"
+    );
+}
