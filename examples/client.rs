@@ -6,7 +6,8 @@
 //! ```
 //!
 //! With `--expect-server SPIFFE_ID` the server is verified by its SPIFFE ID instead of the URL's
-//! host name. Prints the status, the body and the server's verified identity. On failure it
+//! host name. `--config FILE --client NAME` takes the bundle and server check from a
+//! configuration file's `[client.NAME]` profile instead (`docs/CONFIG.md`). Prints the status, the body and the server's verified identity. On failure it
 //! prints the error and, for TLS failures, a line `reason=NAME` with the same names the server
 //! logs (`expired`, `unknown_issuer`, `wrong_key_usage`, `protocol_version`, ...), and exits 1.
 
@@ -15,8 +16,8 @@ use std::process::ExitCode;
 use http_body_util::BodyExt;
 use mtls::{Authorizer, Client, ClientError, HandshakeFailure, PeerIdentity};
 
-const USAGE: &str =
-    "usage: client --url URL --cert FILE --key FILE --ca FILE [--expect-server SPIFFE_ID]";
+const USAGE: &str = "usage: client --url URL (--cert FILE --key FILE --ca FILE | --config FILE --client NAME) \
+[--expect-server SPIFFE_ID]";
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -60,9 +61,18 @@ fn reason(e: &ClientError) -> Option<String> {
 }
 
 async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
-    let mut builder = Client::builder()
-        .identity_files(&args.cert, &args.key)
-        .trust_file(&args.ca);
+    let mut builder = match (&args.config, &args.client) {
+        (Some(path), Some(name)) => mtls::Config::from_file(path)?.client_builder(name)?,
+        (Some(_), None) => {
+            return Err("`--config` needs `--client NAME` (a [client.NAME] profile)".into());
+        }
+        _ => Client::builder()
+            .identity_files(
+                args.cert.as_deref().unwrap_or_default(),
+                args.key.as_deref().unwrap_or_default(),
+            )
+            .trust_file(args.ca.as_deref().unwrap_or_default()),
+    };
     if let Some(id) = &args.expect_server {
         builder = builder.expect_server(Authorizer::spiffe_id(id)?);
     }
@@ -93,19 +103,23 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
 
 struct Args {
     url: String,
-    cert: String,
-    key: String,
-    ca: String,
+    cert: Option<String>,
+    key: Option<String>,
+    ca: Option<String>,
+    config: Option<String>,
+    client: Option<String>,
     expect_server: Option<String>,
 }
 
 impl Args {
     fn parse(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
         let (mut url, mut cert, mut key, mut ca) = (None, None, None, None);
-        let mut expect_server = None;
+        let (mut expect_server, mut config, mut client) = (None, None, None);
         while let Some(flag) = args.next() {
             let slot = match flag.as_str() {
                 "--expect-server" => &mut expect_server,
+                "--config" => &mut config,
+                "--client" => &mut client,
                 "--url" => &mut url,
                 "--cert" => &mut cert,
                 "--key" => &mut key,
@@ -115,12 +129,22 @@ impl Args {
             };
             *slot = Some(args.next().ok_or(format!("`{flag}` needs a value"))?);
         }
-        let need = |v: Option<String>, name: &str| v.ok_or(format!("missing `--{name}`"));
+        if config.is_none() {
+            for (value, name) in [(&cert, "cert"), (&key, "key"), (&ca, "ca")] {
+                if value.is_none() {
+                    return Err(format!(
+                        "missing `--{name}` (or give `--config FILE --client NAME`)"
+                    ));
+                }
+            }
+        }
         Ok(Args {
-            url: need(url, "url")?,
-            cert: need(cert, "cert")?,
-            key: need(key, "key")?,
-            ca: need(ca, "ca")?,
+            url: url.ok_or("missing `--url`")?,
+            cert,
+            key,
+            ca,
+            config,
+            client,
             expect_server,
         })
     }

@@ -19,6 +19,10 @@
 //! Kubernetes `..data` symlink swaps included). A new set is validated before it is used; a
 //! broken or half-written set leaves the last good one serving. `--no-reload` turns it off.
 //!
+//! `--config FILE` takes the bundle, policy and limits from a configuration file's `[server]`
+//! section instead (`docs/CONFIG.md`), and applies its `[[access]]` rules to every route but
+//! `/healthz`; flags given beside it override the file.
+//!
 //! `--handshake-timeout SECS` (fractions allowed) and `--max-connections N` set those limits.
 //! `--no-ca-hints` leaves the list of trusted CAs out of the CertificateRequest, so clients that
 //! pick their certificate by the server's hints (Java, browsers) present one anyway.
@@ -34,7 +38,8 @@ use mtls::{
     Authorizer, CertificateStatus, Denied, PeerIdentity, PolicyError, Rotate, Server, ServerHandle,
 };
 
-const USAGE: &str = "usage: server --listen ADDR --cert FILE --key FILE --ca FILE \
+const USAGE: &str =
+    "usage: server (--cert FILE --key FILE --ca FILE | --config FILE) [--listen ADDR] \
 [--allow SPIFFE_ID]... [--allow-domain TRUST_DOMAIN]... [--crl FILE]... \
 [--handshake-timeout SECS] [--max-connections N] [--no-ca-hints] [--no-reload]
 
@@ -63,13 +68,52 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    println!("policy: {policy}");
     let reload = (!args.no_reload).then_some(mtls::DEFAULT_RELOAD_INTERVAL);
-    let mut builder = Server::builder()
-        .identity_files(&args.cert, &args.key)
-        .trust_file(&args.ca)
-        .reload_interval(reload)
-        .authorize(policy);
+    let (mut builder, listen, access) = match &args.config {
+        Some(path) => {
+            let from_file = mtls::Config::from_file(path).and_then(|cfg| {
+                let access = cfg.access().map_err(|e| mtls::ConfigError::Invalid {
+                    origin: path.clone(),
+                    key: "access".to_owned(),
+                    message: e.to_string(),
+                })?;
+                let listen = cfg.server.as_ref().map(|s| s.listen.clone());
+                Ok((cfg.server_builder()?, listen, access))
+            });
+            match from_file {
+                Ok((builder, listen, access)) => {
+                    // Flags beside the file override it.
+                    let builder = if args.allow.is_empty() && args.allow_domain.is_empty() {
+                        builder
+                    } else {
+                        builder.authorize(policy)
+                    };
+                    let builder = if args.no_reload {
+                        builder.reload_interval(None)
+                    } else {
+                        builder
+                    };
+                    (builder, args.listen.clone().or(listen), access)
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return ExitCode::from(2);
+                }
+            }
+        }
+        None => {
+            let builder = Server::builder()
+                .identity_files(
+                    args.cert.as_deref().unwrap_or_default(),
+                    args.key.as_deref().unwrap_or_default(),
+                )
+                .trust_file(args.ca.as_deref().unwrap_or_default())
+                .reload_interval(reload)
+                .authorize(policy);
+            (builder, args.listen.clone(), None)
+        }
+    };
+    let listen = listen.unwrap_or_else(|| "127.0.0.1:8443".to_owned());
     for crl in &args.crl {
         builder = builder.crl_file(crl);
     }
@@ -82,7 +126,7 @@ async fn main() -> ExitCode {
     if let Some(n) = args.max_connections {
         builder = builder.max_connections(n);
     }
-    let server = match builder.bind(args.listen.as_str()).await {
+    let server = match builder.bind(listen.as_str()).await {
         Ok(server) => server,
         Err(e) => {
             eprintln!("error: {e}");
@@ -94,12 +138,16 @@ async fn main() -> ExitCode {
         server.local_addr()
     );
     let status = server.handle();
+    println!("policy: {}", status.authorizer());
     let shutdown = async {
         let _ = tokio::signal::ctrl_c().await;
         println!("shutting down");
     };
     match server
-        .serve_with_shutdown(service_fn(move |req| handle(req, status.clone())), shutdown)
+        .serve_with_shutdown(
+            service_fn(move |req| handle(req, status.clone(), access.clone())),
+            shutdown,
+        )
         .await
     {
         Ok(()) => ExitCode::SUCCESS,
@@ -113,9 +161,35 @@ async fn main() -> ExitCode {
 async fn handle(
     req: Request<Incoming>,
     server: ServerHandle,
+    access: Option<mtls::Access>,
 ) -> Result<Response<Full<Bytes>>, Infallible> {
     if req.uri().path() == "/healthz" {
         return Ok(healthz(&server.certificate_status()));
+    }
+    // The configuration file's [[access]] rules, when given: first covering rule decides.
+    if let Some(access) = &access {
+        let peer = req.extensions().get::<PeerIdentity>();
+        let reason = match access.decide(req.method(), req.uri().path(), peer) {
+            mtls::Decision::Allowed(_) => None,
+            mtls::Decision::Denied(rule) => {
+                Some(format!("rule `{rule}` does not admit this caller"))
+            }
+            _ => Some(format!(
+                "no access rule covers {} {}",
+                req.method(),
+                req.uri().path()
+            )),
+        };
+        if let Some(reason) = reason {
+            {
+                let mut resp = Response::new(Full::new(Bytes::from(format!(
+                    "forbidden: {}: {reason}\n",
+                    peer.map_or_else(|| "anonymous".to_owned(), ToString::to_string)
+                ))));
+                *resp.status_mut() = StatusCode::FORBIDDEN;
+                return Ok(resp);
+            }
+        }
     }
     let Some(peer) = req.extensions().get::<PeerIdentity>() else {
         let mut resp = Response::new(Full::new(Bytes::from_static(b"no client identity\n")));
@@ -186,10 +260,11 @@ fn healthz(status: &CertificateStatus) -> Response<Full<Bytes>> {
 }
 
 struct Args {
-    listen: String,
-    cert: String,
-    key: String,
-    ca: String,
+    listen: Option<String>,
+    config: Option<String>,
+    cert: Option<String>,
+    key: Option<String>,
+    ca: Option<String>,
     allow: Vec<String>,
     allow_domain: Vec<String>,
     crl: Vec<String>,
@@ -202,6 +277,7 @@ struct Args {
 impl Args {
     fn parse(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
         let (mut listen, mut cert, mut key, mut ca) = (None, None, None, None);
+        let mut config = None;
         let (mut allow, mut allow_domain) = (Vec::new(), Vec::new());
         let (mut no_reload, mut no_ca_hints) = (false, false);
         let mut crl = Vec::new();
@@ -255,6 +331,7 @@ impl Args {
                     continue;
                 }
                 "--listen" => &mut listen,
+                "--config" => &mut config,
                 "--cert" => &mut cert,
                 "--key" => &mut key,
                 "--ca" => &mut ca,
@@ -263,12 +340,19 @@ impl Args {
             };
             *slot = Some(args.next().ok_or(format!("`{flag}` needs a value"))?);
         }
-        let need = |v: Option<String>, name: &str| v.ok_or(format!("missing `--{name}`"));
+        if config.is_none() {
+            for (value, name) in [(&cert, "cert"), (&key, "key"), (&ca, "ca")] {
+                if value.is_none() {
+                    return Err(format!("missing `--{name}` (or give `--config FILE`)"));
+                }
+            }
+        }
         Ok(Args {
-            listen: listen.unwrap_or_else(|| "127.0.0.1:8443".to_owned()),
-            cert: need(cert, "cert")?,
-            key: need(key, "key")?,
-            ca: need(ca, "ca")?,
+            listen,
+            config,
+            cert,
+            key,
+            ca,
             allow,
             allow_domain,
             crl,
