@@ -63,6 +63,22 @@ pub struct Config {
 }
 
 /// `[bundle.NAME]`: our identity and our trust.
+///
+/// # Examples
+///
+/// ```
+/// let cfg = mtls::Config::from_toml_str(r#"
+///     [bundle.inventory]
+///     certificate = "certs/inventory.pem"
+///     private_key = "certs/inventory.key"
+///     ca = ["certs/ca.pem", "certs/next-ca.pem"]
+///     reload = false
+/// "#)?;
+/// let bundle = &cfg.bundle["inventory"];
+/// assert_eq!(bundle.ca.paths().len(), 2);
+/// assert_eq!(bundle.reload, Some(false));
+/// # Ok::<(), mtls::ConfigError>(())
+/// ```
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 #[non_exhaustive]
@@ -96,6 +112,18 @@ pub struct Bundle {
 }
 
 /// One path or a list of paths.
+///
+/// # Examples
+///
+/// ```
+/// use mtls::OneOrMany;
+/// use std::path::Path;
+///
+/// let one = OneOrMany::One("ca.pem".into()); // `ca = "ca.pem"`
+/// let many = OneOrMany::Many(vec!["ca.pem".into(), "next-ca.pem".into()]); // `ca = [..]`
+/// assert_eq!(one.paths(), [Path::new("ca.pem")]);
+/// assert_eq!(many.paths(), [Path::new("ca.pem"), Path::new("next-ca.pem")]);
+/// ```
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(untagged)]
 pub enum OneOrMany {
@@ -110,6 +138,16 @@ pub enum OneOrMany {
 
 impl OneOrMany {
     /// The paths.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use mtls::OneOrMany;
+    /// use std::path::Path;
+    ///
+    /// assert!(OneOrMany::None.paths().is_empty());
+    /// assert_eq!(OneOrMany::One("ca.pem".into()).paths(), [Path::new("ca.pem")]);
+    /// ```
     pub fn paths(&self) -> Vec<&Path> {
         match self {
             OneOrMany::None => Vec::new(),
@@ -120,6 +158,27 @@ impl OneOrMany {
 }
 
 /// `[server]`.
+///
+/// # Examples
+///
+/// ```
+/// let cfg = mtls::Config::from_toml_str(r#"
+///     [bundle.inventory]
+///     certificate = "inventory.pem"
+///     private_key = "inventory.key"
+///     ca = "ca.pem"
+///
+///     [server]
+///     listen = "0.0.0.0:8443"
+///     bundle = "inventory"
+///     allow = ["spiffe://example.org/ns/prod/*"]
+///     handshake_timeout = "5s"
+///     max_connections = 1000
+/// "#)?;
+/// let server = cfg.server.as_ref().unwrap();
+/// assert_eq!((server.handshake_timeout.as_deref(), server.max_connections), (Some("5s"), Some(1000)));
+/// # Ok::<(), mtls::ConfigError>(())
+/// ```
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 #[non_exhaustive]
@@ -137,6 +196,24 @@ pub struct ServerSection {
 }
 
 /// `[client.NAME]`.
+///
+/// # Examples
+///
+/// ```
+/// let cfg = mtls::Config::from_toml_str(r#"
+///     [bundle.orders]
+///     certificate = "orders.pem"
+///     private_key = "orders.key"
+///     ca = "ca.pem"
+///
+///     [client.stock]
+///     bundle = "orders"
+///     expect_server = ["spiffe://example.org/ns/prod/sa/stock"]
+/// "#)?;
+/// assert_eq!(cfg.client["stock"].bundle, "orders");
+/// assert_eq!(cfg.client["stock"].expect_server, ["spiffe://example.org/ns/prod/sa/stock"]);
+/// # Ok::<(), mtls::ConfigError>(())
+/// ```
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 #[non_exhaustive]
@@ -149,6 +226,22 @@ pub struct ClientSection {
 }
 
 /// `[[access]]`: a rule.
+///
+/// # Examples
+///
+/// ```
+/// let cfg = mtls::Config::from_toml_str(r#"
+///     [roles]
+///     reader = ["spiffe://example.org/ns/prod/*"]
+///
+///     [[access]]
+///     path = "/stock"
+///     methods = ["GET"]
+///     roles = ["reader"]
+/// "#)?;
+/// assert_eq!((cfg.access[0].path.as_str(), cfg.access[0].methods.as_slice()), ("/stock", &["GET".to_owned()][..]));
+/// # Ok::<(), mtls::ConfigError>(())
+/// ```
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 #[non_exhaustive]
@@ -164,6 +257,17 @@ pub struct AccessSection {
 
 /// Why a configuration could not be loaded or used. Each names the file (when there is
 /// one), the key, and the fix.
+///
+/// # Examples
+///
+/// ```
+/// use mtls::{Config, ConfigError};
+///
+/// let err = Config::from_toml_str("[server]\nlisten = \"0.0.0.0:8443\"\nbundel = \"x\"\n").unwrap_err();
+/// assert!(matches!(err, ConfigError::Syntax { line: Some(_), .. }), "{err}"); // unknown key
+/// let err = Config::from_toml_str("[client.stock]\nbundle = \"missing\"\n").unwrap_err();
+/// assert!(matches!(err, ConfigError::Invalid { ref key, .. } if key == "client.stock.bundle"));
+/// ```
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ConfigError {
@@ -208,6 +312,25 @@ impl Config {
     ///
     /// [`ConfigError::Read`], [`ConfigError::Syntax`] (with the line) and
     /// [`ConfigError::Invalid`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # let dir = std::env::temp_dir().join(format!("mtls-doc-from-file-{}", std::process::id()));
+    /// # std::fs::create_dir_all(&dir)?;
+    /// std::fs::write(dir.join("mtls.toml"), r#"
+    ///     [bundle.inventory]
+    ///     certificate = "inventory.pem"
+    ///     private_key = "inventory.key"
+    ///     ca = "ca.pem"
+    /// "#)?;
+    /// let cfg = mtls::Config::from_file(dir.join("mtls.toml"))?;
+    /// // Relative paths are relative to the file; the PEM files are read only when building.
+    /// assert_eq!(cfg.bundle["inventory"].certificate, Some(dir.join("inventory.pem")));
+    /// assert!(matches!(mtls::Config::from_file(dir.join("none.toml")), Err(mtls::ConfigError::Read { .. })));
+    /// # std::fs::remove_dir_all(&dir)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn from_file(path: impl AsRef<Path>) -> Result<Config, ConfigError> {
         let path = path.as_ref();
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
@@ -229,6 +352,21 @@ impl Config {
     /// # Errors
     ///
     /// [`ConfigError::Syntax`] and [`ConfigError::Invalid`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use mtls::{Config, ConfigError};
+    ///
+    /// let cfg = Config::from_toml_str(r#"
+    ///     [roles]
+    ///     admin = ["spiffe://example.org/ns/ops/*"]
+    /// "#)?;
+    /// assert_eq!(cfg.roles["admin"], ["spiffe://example.org/ns/ops/*"]);
+    /// let err = Config::from_toml_str("[roles]\nadmin = [\"example.org/ops\"]\n").unwrap_err();
+    /// assert!(matches!(err, ConfigError::Invalid { ref key, .. } if key == "roles.admin"), "{err}");
+    /// # Ok::<(), ConfigError>(())
+    /// ```
     pub fn from_toml_str(text: &str) -> Result<Config, ConfigError> {
         let cfg = parse(text, "configuration")?;
         cfg.validate()?;
@@ -243,6 +381,20 @@ impl Config {
     /// # Errors
     ///
     /// [`ConfigError::Invalid`] naming the missing or invalid variable.
+    ///
+    /// # Examples
+    ///
+    /// Not run: it reads the process environment (to apply overrides from another source,
+    /// see [`Config::with_overrides`]).
+    ///
+    /// ```no_run
+    /// // MTLS_CERT=/run/certs/tls.crt MTLS_KEY=/run/certs/tls.key MTLS_CA=/run/certs/ca.crt
+    /// let cfg = mtls::Config::from_env()?;
+    /// assert_eq!(cfg.bundle["default"].ca.paths().len(), 1);
+    /// let client = mtls::Client::from_config(&cfg, "default")?;
+    /// # drop(client);
+    /// # Ok::<(), mtls::ConfigError>(())
+    /// ```
     pub fn from_env() -> Result<Config, ConfigError> {
         Config::from_env_with(&|k| std::env::var(k).ok())
     }
@@ -289,6 +441,26 @@ impl Config {
     /// # Errors
     ///
     /// [`ConfigError::Invalid`] naming the key and the fix.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # let mut cfg = mtls::Config::from_toml_str(r#"
+    /// #     [bundle.b]
+    /// #     certificate = "c.pem"
+    /// #     private_key = "k.pem"
+    /// #     ca = "ca.pem"
+    /// #     [server]
+    /// #     listen = "0.0.0.0:8443"
+    /// #     bundle = "b"
+    /// #     allow = ["spiffe://example.org"]
+    /// # "#)?;
+    /// cfg.validate()?; // loaded and validated already
+    /// cfg.server.as_mut().unwrap().handshake_timeout = Some("ten seconds".into());
+    /// let err = cfg.validate().unwrap_err();
+    /// assert!(matches!(err, mtls::ConfigError::Invalid { ref key, .. } if key == "server.handshake_timeout"));
+    /// # Ok::<(), mtls::ConfigError>(())
+    /// ```
     pub fn validate(&self) -> Result<(), ConfigError> {
         self.validate_as("configuration")
     }
@@ -424,6 +596,24 @@ impl Config {
     ///
     /// [`AccessError`] for an invalid pattern or an undefined role (caught by validation
     /// when the file loaded).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use mtls::Decision;
+    ///
+    /// let cfg = mtls::Config::from_toml_str(r#"
+    ///     [roles]
+    ///     reader = ["spiffe://example.org/ns/prod/*"]
+    ///     [[access]]
+    ///     path = "/stock"
+    ///     roles = ["reader"]
+    /// "#)?;
+    /// let access = cfg.access()?.expect("has [[access]]"); // a tower Layer
+    /// assert_eq!(access.decide(&http::Method::GET, "/metrics", None), Decision::NoRule);
+    /// assert!(mtls::Config::default().access()?.is_none());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn access(&self) -> Result<Option<Access>, AccessError> {
         let roles = self.roles()?;
         if self.access.is_empty() {
@@ -445,6 +635,19 @@ impl Config {
     /// # Errors
     ///
     /// [`AccessError::Pattern`] for an invalid pattern.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let cfg = mtls::Config::from_toml_str(r#"
+    ///     [roles]
+    ///     reader = ["spiffe://example.org/ns/prod/*"]
+    ///     admin = ["spiffe://example.org/ns/ops/*"]
+    /// "#)?;
+    /// let roles = cfg.roles()?;
+    /// assert_eq!(roles.names().collect::<Vec<_>>(), ["admin", "reader"]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn roles(&self) -> Result<Roles, AccessError> {
         let mut roles = Roles::new();
         for (name, patterns) in &self.roles {
@@ -459,6 +662,40 @@ impl Config {
     /// # Errors
     ///
     /// [`ConfigError::Invalid`] when there is no `[server]`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # let dir = std::env::temp_dir().join(format!("mtls-doc-server-builder-{}", std::process::id()));
+    /// # let ca = mtls::dev::DevCa::new("test CA")?;
+    /// # ca.write_pem(&dir, "ca")?;
+    /// # ca.server("localhost")?.write_pem(&dir, "inventory")?;
+    /// # ca.client("spiffe://example.org/orders")?.write_pem(&dir, "orders")?;
+    /// # std::fs::write(dir.join("mtls.toml"), r#"
+    /// #     [bundle.inventory]
+    /// #     certificate = "inventory.pem"
+    /// #     private_key = "inventory.key"
+    /// #     ca = "ca.pem"
+    /// #     [bundle.orders]
+    /// #     certificate = "orders.pem"
+    /// #     private_key = "orders.key"
+    /// #     ca = "ca.pem"
+    /// #     [server]
+    /// #     listen = "127.0.0.1:0"
+    /// #     bundle = "inventory"
+    /// #     allow = ["spiffe://example.org"]
+    /// #     [client.inventory]
+    /// #     bundle = "orders"
+    /// # "#)?;
+    /// // mtls.toml: [bundle.inventory], [bundle.orders], [server] on 127.0.0.1:0, [client.inventory]
+    /// let cfg = mtls::Config::from_file(dir.join("mtls.toml"))?;
+    /// let builder = cfg.server_builder()?.idle_timeout(std::time::Duration::from_secs(30));
+    /// let handle = builder.build_rustls_config()?; // or .bind(listen).await?
+    /// assert_eq!(handle.authorizer().to_string(), "trust_domain(example.org)"); // from `allow`
+    /// assert!(mtls::Config::default().server_builder().is_err()); // no [server]
+    /// # std::fs::remove_dir_all(&dir)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn server_builder(&self) -> Result<ServerBuilder, ConfigError> {
         let server = self.server.as_ref().ok_or_else(|| ConfigError::Invalid {
             origin: "configuration".to_owned(),
@@ -504,6 +741,41 @@ impl Config {
     /// # Errors
     ///
     /// [`ConfigError::Invalid`] when there is no such profile.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # let dir = std::env::temp_dir().join(format!("mtls-doc-client-builder-{}", std::process::id()));
+    /// # let ca = mtls::dev::DevCa::new("test CA")?;
+    /// # ca.write_pem(&dir, "ca")?;
+    /// # ca.server("localhost")?.write_pem(&dir, "inventory")?;
+    /// # ca.client("spiffe://example.org/orders")?.write_pem(&dir, "orders")?;
+    /// # std::fs::write(dir.join("mtls.toml"), r#"
+    /// #     [bundle.inventory]
+    /// #     certificate = "inventory.pem"
+    /// #     private_key = "inventory.key"
+    /// #     ca = "ca.pem"
+    /// #     [bundle.orders]
+    /// #     certificate = "orders.pem"
+    /// #     private_key = "orders.key"
+    /// #     ca = "ca.pem"
+    /// #     [server]
+    /// #     listen = "127.0.0.1:0"
+    /// #     bundle = "inventory"
+    /// #     allow = ["spiffe://example.org"]
+    /// #     [client.inventory]
+    /// #     bundle = "orders"
+    /// # "#)?;
+    /// // mtls.toml: [bundle.inventory], [bundle.orders], [server] on 127.0.0.1:0, [client.inventory]
+    /// let cfg = mtls::Config::from_file(dir.join("mtls.toml"))?;
+    /// let builder = cfg.client_builder("inventory")?;
+    /// let client = builder.connect_timeout(std::time::Duration::from_secs(2)).build()?;
+    /// # drop(client);
+    /// let err = cfg.client_builder("billing").unwrap_err();
+    /// assert!(matches!(err, mtls::ConfigError::Invalid { ref key, .. } if key == "client.billing"));
+    /// # std::fs::remove_dir_all(&dir)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn client_builder(&self, name: &str) -> Result<ClientBuilder, ConfigError> {
         let profile = self.client.get(name).ok_or_else(|| ConfigError::Invalid {
             origin: "configuration".to_owned(),
@@ -662,6 +934,40 @@ impl Server {
     ///
     /// [`ConfigError::Invalid`] when there is no `[server]`, [`ConfigError::Build`] for
     /// material that does not load or an address that cannot be bound.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let dir = std::env::temp_dir().join(format!("mtls-doc-server-from-config-{}", std::process::id()));
+    /// # let ca = mtls::dev::DevCa::new("test CA")?;
+    /// # ca.write_pem(&dir, "ca")?;
+    /// # ca.server("localhost")?.write_pem(&dir, "inventory")?;
+    /// # ca.client("spiffe://example.org/orders")?.write_pem(&dir, "orders")?;
+    /// # std::fs::write(dir.join("mtls.toml"), r#"
+    /// #     [bundle.inventory]
+    /// #     certificate = "inventory.pem"
+    /// #     private_key = "inventory.key"
+    /// #     ca = "ca.pem"
+    /// #     [bundle.orders]
+    /// #     certificate = "orders.pem"
+    /// #     private_key = "orders.key"
+    /// #     ca = "ca.pem"
+    /// #     [server]
+    /// #     listen = "127.0.0.1:0"
+    /// #     bundle = "inventory"
+    /// #     allow = ["spiffe://example.org"]
+    /// #     [client.inventory]
+    /// #     bundle = "orders"
+    /// # "#)?;
+    /// // mtls.toml: [bundle.inventory], [bundle.orders], [server] on 127.0.0.1:0, [client.inventory]
+    /// let cfg = mtls::Config::from_file(dir.join("mtls.toml"))?;
+    /// let server = mtls::Server::from_config(&cfg).await?; // bound to `listen`
+    /// assert!(server.local_addr().ip().is_loopback());
+    /// assert_ne!(server.local_addr().port(), 0);
+    /// # std::fs::remove_dir_all(&dir)?;
+    /// # Ok(()) }
+    /// ```
     pub async fn from_config(cfg: &Config) -> Result<Server, ConfigError> {
         let listen = cfg
             .server
@@ -679,6 +985,44 @@ impl Client {
     ///
     /// [`ConfigError::Invalid`] when there is no such profile, [`ConfigError::Build`] for
     /// material that does not load.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let dir = std::env::temp_dir().join(format!("mtls-doc-client-from-config-{}", std::process::id()));
+    /// # let ca = mtls::dev::DevCa::new("test CA")?;
+    /// # ca.write_pem(&dir, "ca")?;
+    /// # ca.server("localhost")?.write_pem(&dir, "inventory")?;
+    /// # ca.client("spiffe://example.org/orders")?.write_pem(&dir, "orders")?;
+    /// # std::fs::write(dir.join("mtls.toml"), r#"
+    /// #     [bundle.inventory]
+    /// #     certificate = "inventory.pem"
+    /// #     private_key = "inventory.key"
+    /// #     ca = "ca.pem"
+    /// #     [bundle.orders]
+    /// #     certificate = "orders.pem"
+    /// #     private_key = "orders.key"
+    /// #     ca = "ca.pem"
+    /// #     [server]
+    /// #     listen = "127.0.0.1:0"
+    /// #     bundle = "inventory"
+    /// #     allow = ["spiffe://example.org"]
+    /// #     [client.inventory]
+    /// #     bundle = "orders"
+    /// # "#)?;
+    /// // mtls.toml: [bundle.inventory], [bundle.orders], [server] on 127.0.0.1:0, [client.inventory]
+    /// let cfg = mtls::Config::from_file(dir.join("mtls.toml"))?;
+    /// let server = mtls::Server::from_config(&cfg).await?;
+    /// let url: http::Uri = format!("https://{}/", server.local_addr()).parse()?;
+    /// tokio::spawn(server.serve(hyper::service::service_fn(|_req: http::Request<hyper::body::Incoming>| async {
+    ///     Ok::<_, std::convert::Infallible>(http::Response::new(http_body_util::Full::new(hyper::body::Bytes::from("ok"))))
+    /// })));
+    /// let client = mtls::Client::from_config(&cfg, "inventory")?;
+    /// assert_eq!(client.get(url).await?.status(), http::StatusCode::OK);
+    /// # std::fs::remove_dir_all(&dir)?;
+    /// # Ok(()) }
+    /// ```
     pub fn from_config(cfg: &Config, name: &str) -> Result<Client, ConfigError> {
         Ok(cfg.client_builder(name)?.build()?)
     }

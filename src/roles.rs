@@ -19,6 +19,18 @@ use crate::identity::PeerIdentity;
 use crate::require::RequireIdentityFuture;
 
 /// Why roles or access rules could not be built.
+///
+/// # Examples
+///
+/// ```
+/// use mtls::{Access, AccessError, AccessRule, Roles};
+///
+/// let roles = Roles::new().role("reader", ["spiffe://example.org/ns/prod/*"])?;
+/// let err = Access::new(roles).rule(AccessRule::path("/stock").roles(["writer"])).unwrap_err();
+/// assert!(matches!(err, AccessError::UnknownRole { ref role, ref defined, .. }
+///     if role == "writer" && defined == "reader"));
+/// # Ok::<(), AccessError>(())
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum AccessError {
@@ -102,6 +114,13 @@ impl fmt::Debug for Roles {
 
 impl Roles {
     /// No roles yet.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let roles = mtls::Roles::new();
+    /// assert_eq!(roles.names().count(), 0);
+    /// ```
     pub fn new() -> Self {
         Roles::default()
     }
@@ -113,6 +132,20 @@ impl Roles {
     ///
     /// [`AccessError::Pattern`] for an invalid pattern, [`AccessError::DuplicateRole`] when
     /// `name` is already defined.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use mtls::{AccessError, Roles};
+    ///
+    /// let roles = Roles::new()
+    ///     .role("admin", ["spiffe://example.org/ns/ops/*"])?
+    ///     .role("auditor", Vec::<&str>::new())?; // admits nobody, for now
+    /// let again = roles.clone().role("admin", ["spiffe://example.org"]);
+    /// assert_eq!(again.unwrap_err(), AccessError::DuplicateRole("admin".into()));
+    /// assert!(roles.role("broken", ["example.org/orders"]).is_err()); // not a pattern
+    /// # Ok::<(), AccessError>(())
+    /// ```
     pub fn role<I, S>(mut self, name: &str, patterns: I) -> Result<Self, AccessError>
     where
         I: IntoIterator<Item = S>,
@@ -140,11 +173,35 @@ impl Roles {
     }
 
     /// The role names, sorted.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let roles = mtls::Roles::new()
+    ///     .role("writer", ["spiffe://example.org/ns/prod/sa/orders"])?
+    ///     .role("admin", ["spiffe://example.org/ns/ops/*"])?;
+    /// assert_eq!(roles.names().collect::<Vec<_>>(), ["admin", "writer"]);
+    /// # Ok::<(), mtls::AccessError>(())
+    /// ```
     pub fn names(&self) -> impl Iterator<Item = &str> {
         self.roles.keys().map(String::as_str)
     }
 
     /// The roles `peer` holds, sorted.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # let ca = mtls::dev::DevCa::new("test CA")?;
+    /// let identity = ca.client("spiffe://example.org/ns/ops/sa/oncall")?.identity()?;
+    /// let peer = mtls::PeerIdentity::from_chain(identity.chain())?;
+    /// let roles = mtls::Roles::new()
+    ///     .role("reader", ["spiffe://example.org/ns/prod/*", "spiffe://example.org/ns/ops/*"])?
+    ///     .role("admin", ["spiffe://example.org/ns/ops/*"])?
+    ///     .role("billing", ["spiffe://example.org/ns/prod/sa/billing"])?;
+    /// assert_eq!(roles.of(&peer), ["admin", "reader"]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn of(&self, peer: &PeerIdentity) -> Vec<&str> {
         self.roles
             .iter()
@@ -155,6 +212,18 @@ impl Roles {
 }
 
 /// One access rule: a path prefix, the methods it covers, and the roles allowed.
+///
+/// # Examples
+///
+/// ```
+/// use mtls::{Access, AccessRule, Decision, Roles};
+///
+/// let roles = Roles::new().role("reader", ["spiffe://example.org/ns/prod/*"])?;
+/// let rule = AccessRule::path("/stock").methods(["GET", "HEAD"]).roles(["reader"]);
+/// let access = Access::new(roles).rule(rule)?;
+/// assert_eq!(access.decide(&http::Method::POST, "/stock", None), Decision::NoRule);
+/// # Ok::<(), mtls::AccessError>(())
+/// ```
 #[derive(Debug, Clone)]
 pub struct AccessRule {
     path: String,
@@ -166,6 +235,19 @@ impl AccessRule {
     /// A rule for `path` and everything under it on segment boundaries (`/stock` covers
     /// `/stock` and `/stock/42`, never `/stockpile`), for every method until
     /// [`AccessRule::methods`] narrows it.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use mtls::{Access, AccessRule, Decision, Roles};
+    /// use http::Method;
+    ///
+    /// let roles = Roles::new().role("reader", ["spiffe://example.org/ns/prod/*"])?;
+    /// let access = Access::new(roles).rule(AccessRule::path("/stock").roles(["reader"]))?;
+    /// assert!(matches!(access.decide(&Method::GET, "/stock/42", None), Decision::Denied(_)));
+    /// assert_eq!(access.decide(&Method::GET, "/stockpile", None), Decision::NoRule);
+    /// # Ok::<(), mtls::AccessError>(())
+    /// ```
     pub fn path(path: &str) -> Self {
         AccessRule {
             path: path.to_owned(),
@@ -175,6 +257,20 @@ impl AccessRule {
     }
 
     /// The methods the rule covers (`GET`, `POST`...); all methods when none are given.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use mtls::{Access, AccessRule, Decision, Roles};
+    /// use http::Method;
+    ///
+    /// let roles = Roles::new().role("reader", ["spiffe://example.org/ns/prod/*"])?;
+    /// let rule = AccessRule::path("/stock").methods(["get"]).roles(["reader"]); // any case
+    /// let access = Access::new(roles).rule(rule)?;
+    /// assert!(matches!(access.decide(&Method::GET, "/stock", None), Decision::Denied(_)));
+    /// assert_eq!(access.decide(&Method::DELETE, "/stock", None), Decision::NoRule);
+    /// # Ok::<(), mtls::AccessError>(())
+    /// ```
     pub fn methods<I, S>(mut self, methods: I) -> Self
     where
         I: IntoIterator<Item = S>,
@@ -185,6 +281,23 @@ impl AccessRule {
     }
 
     /// The roles allowed to use the rule's routes.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use mtls::{Access, AccessRule, Decision, PeerIdentity, Roles};
+    ///
+    /// # let ca = mtls::dev::DevCa::new("test CA")?;
+    /// let orders = ca.client("spiffe://example.org/ns/prod/sa/orders")?.identity()?;
+    /// let peer = PeerIdentity::from_chain(orders.chain())?;
+    /// let roles = Roles::new()
+    ///     .role("reader", ["spiffe://example.org/ns/prod/*"])?
+    ///     .role("admin", ["spiffe://example.org/ns/ops/*"])?;
+    /// let access = Access::new(roles).rule(AccessRule::path("/admin").roles(["admin"]))?;
+    /// let decision = access.decide(&http::Method::GET, "/admin", Some(&peer));
+    /// assert_eq!(decision, Decision::Denied("/admin any method for admin".into()));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn roles<I, S>(mut self, roles: I) -> Self
     where
         I: IntoIterator<Item = S>,
@@ -271,6 +384,24 @@ impl fmt::Debug for Access {
 }
 
 /// What [`Access::decide`] concluded.
+///
+/// # Examples
+///
+/// ```
+/// use mtls::{Access, AccessRule, Decision, PeerIdentity, Roles};
+/// use http::Method;
+///
+/// # let ca = mtls::dev::DevCa::new("test CA")?;
+/// let orders = ca.client("spiffe://example.org/ns/prod/sa/orders")?.identity()?;
+/// let peer = PeerIdentity::from_chain(orders.chain())?;
+/// let roles = Roles::new().role("reader", ["spiffe://example.org/ns/prod/*"])?;
+/// let access = Access::new(roles)
+///     .rule(AccessRule::path("/stock").methods(["GET"]).roles(["reader"]))?;
+/// let allowed = Decision::Allowed("/stock GET for reader".into());
+/// assert_eq!(access.decide(&Method::GET, "/stock", Some(&peer)), allowed);
+/// assert_eq!(access.decide(&Method::GET, "/metrics", Some(&peer)), Decision::NoRule);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Decision {
@@ -284,6 +415,17 @@ pub enum Decision {
 
 impl Access {
     /// Access over `roles`, with no rules yet (so everything is denied).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use mtls::{Access, Decision, Roles};
+    ///
+    /// let roles = Roles::new().role("admin", ["spiffe://example.org/ns/ops/*"])?;
+    /// let access = Access::new(roles);
+    /// assert_eq!(access.decide(&http::Method::GET, "/", None), Decision::NoRule);
+    /// # Ok::<(), mtls::AccessError>(())
+    /// ```
     pub fn new(roles: Roles) -> Self {
         Access {
             roles,
@@ -297,6 +439,24 @@ impl Access {
     ///
     /// [`AccessError::UnknownRole`], [`AccessError::Path`], [`AccessError::Method`] and
     /// [`AccessError::NoRoles`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use mtls::{Access, AccessError, AccessRule, Decision, Roles};
+    ///
+    /// let roles = Roles::new()
+    ///     .role("reader", ["spiffe://example.org/ns/prod/*"])?
+    ///     .role("admin", ["spiffe://example.org/ns/ops/*"])?;
+    /// let access = Access::new(roles)
+    ///     .rule(AccessRule::path("/stock/reserved").roles(["admin"]))? // first: the narrower rule
+    ///     .rule(AccessRule::path("/stock").roles(["reader", "admin"]))?;
+    /// let decision = access.decide(&http::Method::GET, "/stock/reserved/7", None);
+    /// assert_eq!(decision, Decision::Denied("/stock/reserved any method for admin".into()));
+    /// let err = access.rule(AccessRule::path("stock").roles(["reader"])).unwrap_err();
+    /// assert_eq!(err, AccessError::Path("stock".into()));
+    /// # Ok::<(), AccessError>(())
+    /// ```
     pub fn rule(mut self, rule: AccessRule) -> Result<Self, AccessError> {
         if !rule.path.starts_with('/') {
             return Err(AccessError::Path(rule.path));
@@ -344,6 +504,22 @@ impl Access {
     }
 
     /// Decides a request from its method, path and caller.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use mtls::{Access, AccessRule, Decision, PeerIdentity, Roles};
+    /// use http::Method;
+    ///
+    /// # let ca = mtls::dev::DevCa::new("test CA")?;
+    /// let oncall = ca.client("spiffe://example.org/ns/ops/sa/oncall")?.identity()?;
+    /// let peer = PeerIdentity::from_chain(oncall.chain())?;
+    /// let roles = Roles::new().role("admin", ["spiffe://example.org/ns/ops/*"])?;
+    /// let access = Access::new(roles).rule(AccessRule::path("/admin").roles(["admin"]))?;
+    /// assert!(matches!(access.decide(&Method::POST, "/admin/reload", Some(&peer)), Decision::Allowed(_)));
+    /// assert!(matches!(access.decide(&Method::POST, "/admin/reload", None), Decision::Denied(_)));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn decide(&self, method: &Method, path: &str, peer: Option<&PeerIdentity>) -> Decision {
         let Some(rule) = self.rules.iter().find(|r| r.covers(method, path)) else {
             return Decision::NoRule;
@@ -372,6 +548,30 @@ impl<S> tower_layer::Layer<S> for Access {
 }
 
 /// The service [`Access`] wraps around an inner service.
+///
+/// # Examples
+///
+/// ```
+/// # #[tokio::main] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// use mtls::{Access, AccessRule, AccessService, Roles};
+/// use tower::{Layer, ServiceExt, service_fn};
+///
+/// let roles = Roles::new().role("admin", ["spiffe://example.org/ns/ops/*"])?;
+/// let access = Access::new(roles).rule(AccessRule::path("/admin").roles(["admin"]))?;
+/// let inner = service_fn(|_req: http::Request<()>| async {
+///     Ok::<_, std::convert::Infallible>(http::Response::new(http_body_util::Full::new(hyper::body::Bytes::from("ok"))))
+/// });
+/// let service: AccessService<_> = access.layer(inner);
+/// // No PeerIdentity in the request's extensions (the server puts it there): denied.
+/// let resp = service.clone().oneshot(http::Request::get("/admin").body(())?).await?;
+/// assert_eq!(resp.status(), http::StatusCode::FORBIDDEN);
+/// # let ca = mtls::dev::DevCa::new("test CA")?;
+/// # let oncall = ca.client("spiffe://example.org/ns/ops/sa/oncall")?.identity()?;
+/// let mut req = http::Request::get("/admin").body(())?;
+/// req.extensions_mut().insert(mtls::PeerIdentity::from_chain(oncall.chain())?);
+/// assert_eq!(service.oneshot(req).await?.status(), http::StatusCode::OK);
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Clone)]
 pub struct AccessService<S> {
     inner: S,
