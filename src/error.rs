@@ -160,6 +160,84 @@ pub enum LoadError {
         /// The subject of the offending certificate.
         subject: String,
     },
+    /// A truststore entry is not a CA.
+    #[error(
+        "entry `{alias}` of {origin} ({subject}) is not a CA certificate; a truststore holds the CAs that issued your peers' certificates: remove it with `keytool -delete -alias {alias}`"
+    )]
+    NotCaEntry {
+        /// The store.
+        origin: Origin,
+        /// The entry's alias (its subject when it has none).
+        alias: String,
+        /// The entry's subject.
+        subject: String,
+    },
+    /// The environment variable that should hold a password is not set.
+    #[error("the password variable `{name}` is not set; export it, or give the password in a file")]
+    PasswordVariable {
+        /// The variable.
+        name: String,
+    },
+    /// The keystore's integrity check failed: the password is wrong.
+    #[error(
+        "wrong password for {origin}: the store's integrity check (MAC) fails with the password given; check the password file or variable"
+    )]
+    WrongPassword {
+        /// The store.
+        origin: Origin,
+    },
+    /// A Java KeyStore (JKS or JCEKS), not PKCS#12.
+    #[error(
+        "{origin} is a JKS keystore, not PKCS#12; convert it with `keytool -importkeystore -srckeystore STORE.jks -destkeystore STORE.p12 -deststoretype pkcs12`"
+    )]
+    JksKeystore {
+        /// The store.
+        origin: Origin,
+    },
+    /// The store is protected with a legacy algorithm (RC2, RC4, DES, 3DES, MD5).
+    #[error(
+        "{origin} is encrypted with a legacy algorithm ({algorithm}); export it again with AES: `openssl pkcs12 -legacy -in STORE.p12 -noenc -out all.pem` then `openssl pkcs12 -export -in all.pem -out STORE-aes.p12`"
+    )]
+    Pkcs12Legacy {
+        /// The store.
+        origin: Origin,
+        /// The algorithm's object identifier or name.
+        algorithm: String,
+    },
+    /// The store holds no entry of the kind asked for.
+    #[error("{origin} holds no {what}; check that it is the right store (keystore or truststore)")]
+    EmptyKeystore {
+        /// The store.
+        origin: Origin,
+        /// What was looked for.
+        what: &'static str,
+    },
+    /// Several key entries and no alias to choose one.
+    #[error("{origin} holds several private-key entries ({aliases}); choose one with an alias")]
+    AmbiguousAlias {
+        /// The store.
+        origin: Origin,
+        /// The aliases, comma-separated.
+        aliases: String,
+    },
+    /// No key entry has the alias asked for.
+    #[error("{origin} has no private-key entry `{alias}` (entries: {aliases})")]
+    AliasNotFound {
+        /// The store.
+        origin: Origin,
+        /// The alias asked for.
+        alias: String,
+        /// The aliases there are, comma-separated.
+        aliases: String,
+    },
+    /// The store is damaged or in a form this crate does not read.
+    #[error("{origin} cannot be read as PKCS#12: {detail}")]
+    Pkcs12 {
+        /// The store.
+        origin: Origin,
+        /// What went wrong.
+        detail: String,
+    },
 }
 
 /// An error building or running a [`Server`](crate::Server) or [`Client`](crate::Client).

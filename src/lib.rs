@@ -31,6 +31,7 @@
 //! | `axum`     | no      | [`PeerIdentity`] as an axum extractor (401 without one), [`Denied`] as a 403 |
 //! | `dev`      | no      | [`dev::DevCa`]: a throwaway CA for tests and local development |
 //! | `tonic`    | no      | [`Server::incoming`] streams for tonic's `serve_with_incoming` |
+//! | `pkcs12`   | yes     | PKCS#12 keystores and truststores ([`Identity::from_pkcs12`], [`Password`]) |
 //! | `config`   | yes     | [`Config`]: one TOML file with named bundles, server, clients, roles |
 //!
 //! The provider is passed explicitly to every rustls config; the process-wide default is never
@@ -76,6 +77,8 @@ mod limits;
 mod live;
 mod material;
 mod pem_dir;
+#[cfg(feature = "pkcs12")]
+mod pkcs12;
 mod provider;
 mod require;
 mod roles;
@@ -102,6 +105,8 @@ pub use incoming::{TlsIncoming, VerifiedStream};
 pub use limits::{DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_SHUTDOWN_TIMEOUT, Limits};
 pub use material::{Crls, Identity, TrustBundle};
 pub use pem_dir::PemDirectory;
+#[cfg(feature = "pkcs12")]
+pub use pkcs12::Password;
 pub use provider::{CRYPTO_PROVIDER, crypto_provider};
 pub use require::{RequireIdentity, RequireIdentityFuture, RequireIdentityService};
 pub use roles::{Access, AccessError, AccessRule, AccessService, Decision, Roles};

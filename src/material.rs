@@ -127,6 +127,16 @@ impl Identity {
         )
     }
 
+    /// [`Identity::from_der`] with the origins to name in errors.
+    pub(crate) fn from_der_with_origin(
+        chain: Vec<CertificateDer<'static>>,
+        key: PrivateKeyDer<'static>,
+        cert_origin: Origin,
+        key_origin: Origin,
+    ) -> Result<Self, LoadError> {
+        Self::build(chain, key, cert_origin, key_origin)
+    }
+
     fn load(
         cert_pem: &[u8],
         cert_origin: Origin,
@@ -409,6 +419,31 @@ impl TrustBundle {
     /// ```
     pub fn crls(&self) -> &[CertificateRevocationListDer<'static>] {
         &self.crls
+    }
+
+    /// A bundle of store entries: a non-CA entry is named by its alias.
+    pub(crate) fn from_der_named(
+        entries: Vec<(CertificateDer<'static>, Option<String>)>,
+        origin: Origin,
+    ) -> Result<Self, LoadError> {
+        let aliases: Vec<Option<String>> = entries.iter().map(|(_, a)| a.clone()).collect();
+        let certs = entries.into_iter().map(|(c, _)| c).collect();
+        Self::build(certs, origin).map_err(|e| match e {
+            LoadError::NotCa {
+                origin,
+                index,
+                subject,
+            } => LoadError::NotCaEntry {
+                origin,
+                alias: aliases
+                    .get(index - 1)
+                    .cloned()
+                    .flatten()
+                    .unwrap_or_else(|| subject.clone()),
+                subject,
+            },
+            other => other,
+        })
     }
 
     fn build(certs: Vec<CertificateDer<'static>>, origin: Origin) -> Result<Self, LoadError> {

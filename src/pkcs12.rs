@@ -1,0 +1,614 @@
+//! PKCS#12 keystores and truststores, as Java services hold them (feature `pkcs12`):
+//! [`Identity::from_pkcs12`] and [`TrustBundle::from_pkcs12`], with [`Password`]s that come
+//! from a string, a file or an environment variable and are wiped from memory after use.
+//!
+//! Read with RustCrypto's `pkcs12`, `pkcs5` and `cms` crates: PBES2 (PBKDF2 with HMAC-SHA-256
+//! and AES-CBC, what `keytool` since JDK 17 and `openssl pkcs12` 3.x write) and the
+//! HMAC-SHA-256 or HMAC-SHA-1 integrity MAC. Legacy RC2/3DES stores are refused with the
+//! command that re-exports them.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use der::asn1::OctetString;
+use der::{Decode, Encode};
+use hmac::{Hmac, Mac};
+use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+use zeroize::Zeroizing;
+
+use crate::error::{LoadError, Origin};
+use crate::material::{Identity, TrustBundle};
+
+/// A keystore or truststore password. It is wiped from memory when dropped and never shown
+/// by `Debug` or in errors.
+///
+/// # Examples
+///
+/// ```
+/// let password = mtls::Password::new("changeit");
+/// assert_eq!(format!("{password:?}"), "Password(***)");
+/// ```
+#[derive(Clone)]
+pub struct Password(Zeroizing<String>);
+
+impl fmt::Debug for Password {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Password(***)")
+    }
+}
+
+impl Password {
+    /// A password given as a string.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let password = mtls::Password::new(String::from("changeit"));
+    /// assert!(!format!("{password:?}").contains("changeit"));
+    /// ```
+    pub fn new(password: impl Into<String>) -> Self {
+        Password(Zeroizing::new(password.into()))
+    }
+
+    /// The password in `path`, without a trailing line break (as `echo` writes it).
+    ///
+    /// # Errors
+    ///
+    /// [`LoadError::Read`] naming the file.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # let dir = std::env::temp_dir().join(format!("mtls-doc-pass-{}", std::process::id()));
+    /// # std::fs::create_dir_all(&dir).unwrap();
+    /// std::fs::write(dir.join("ks.pass"), "changeit\n")?;
+    /// let password = mtls::Password::from_file(dir.join("ks.pass"))?;
+    /// assert_eq!(format!("{password:?}"), "Password(***)");
+    /// # std::fs::remove_dir_all(&dir).unwrap();
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn from_file(path: impl AsRef<Path>) -> Result<Self, LoadError> {
+        let path = path.as_ref();
+        let text =
+            Zeroizing::new(
+                std::fs::read_to_string(path).map_err(|source| LoadError::Read {
+                    path: path.to_owned(),
+                    source,
+                })?,
+            );
+        Ok(Password::new(text.trim_end_matches(['\r', '\n'])))
+    }
+
+    /// The password in the environment variable `name`.
+    ///
+    /// # Errors
+    ///
+    /// [`LoadError::PasswordVariable`] when it is not set (or not UTF-8).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let err = mtls::Password::from_env("SURELY_NOT_SET_MTLS_PASSWORD").unwrap_err();
+    /// assert!(err.to_string().contains("SURELY_NOT_SET_MTLS_PASSWORD"));
+    /// ```
+    pub fn from_env(name: &str) -> Result<Self, LoadError> {
+        std::env::var(name)
+            .map(Password::new)
+            .map_err(|_| LoadError::PasswordVariable {
+                name: name.to_owned(),
+            })
+    }
+
+    fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// What a store held: key entries (chain and key) and trusted certificates.
+struct Store {
+    keys: Vec<KeyEntry>,
+    certs: Vec<CertEntry>,
+}
+
+struct KeyEntry {
+    alias: Option<String>,
+    local_key_id: Option<Vec<u8>>,
+    key: Zeroizing<Vec<u8>>,
+}
+
+struct CertEntry {
+    alias: Option<String>,
+    local_key_id: Option<Vec<u8>>,
+    der: Vec<u8>,
+}
+
+const FRIENDLY_NAME: der::asn1::ObjectIdentifier =
+    der::asn1::ObjectIdentifier::new_unwrap("1.2.840.113549.1.9.20");
+const LOCAL_KEY_ID: der::asn1::ObjectIdentifier =
+    der::asn1::ObjectIdentifier::new_unwrap("1.2.840.113549.1.9.21");
+const DATA: der::asn1::ObjectIdentifier =
+    der::asn1::ObjectIdentifier::new_unwrap("1.2.840.113549.1.7.1");
+const ENCRYPTED_DATA: der::asn1::ObjectIdentifier =
+    der::asn1::ObjectIdentifier::new_unwrap("1.2.840.113549.1.7.6");
+const SHA1: der::asn1::ObjectIdentifier = der::asn1::ObjectIdentifier::new_unwrap("1.3.14.3.2.26");
+const SHA256: der::asn1::ObjectIdentifier =
+    der::asn1::ObjectIdentifier::new_unwrap("2.16.840.1.101.3.4.2.1");
+/// PKCS#12's own (legacy) PBE algorithms: 1.2.840.113549.1.12.1.*.
+const PKCS12_PBE_PREFIX: &str = "1.2.840.113549.1.12.1.";
+/// PKCS#5 PBES1 (MD5/SHA-1 with DES or RC2): 1.2.840.113549.1.5.{1,3,4,6,10,11}.
+const PBES1: [&str; 6] = [
+    "1.2.840.113549.1.5.1",
+    "1.2.840.113549.1.5.3",
+    "1.2.840.113549.1.5.4",
+    "1.2.840.113549.1.5.6",
+    "1.2.840.113549.1.5.10",
+    "1.2.840.113549.1.5.11",
+];
+
+fn is_legacy(oid: &der::asn1::ObjectIdentifier) -> bool {
+    let text = oid.to_string();
+    text.starts_with(PKCS12_PBE_PREFIX) || PBES1.contains(&text.as_str())
+}
+
+/// Reads a whole store: checks the magic, the MAC, decrypts every safe and bag.
+fn read(bytes: &[u8], password: &Password, origin: &Origin) -> Result<Store, LoadError> {
+    let bad = |detail: String| LoadError::Pkcs12 {
+        origin: origin.clone(),
+        detail,
+    };
+    match bytes.get(..4) {
+        Some([0xfe, 0xed, 0xfe, 0xed]) | Some([0xce, 0xce, 0xce, 0xce]) => {
+            return Err(LoadError::JksKeystore {
+                origin: origin.clone(),
+            });
+        }
+        _ => {}
+    }
+    let pfx =
+        pkcs12::pfx::Pfx::from_der(bytes).map_err(|e| bad(format!("not a PKCS#12 store ({e})")))?;
+    if pfx.auth_safe.content_type != DATA {
+        return Err(bad(
+            "the store is signed with a public key, not protected by a password".to_owned(),
+        ));
+    }
+    let content = pfx
+        .auth_safe
+        .content
+        .decode_as::<OctetString>()
+        .map_err(|e| bad(format!("unreadable content ({e})")))?;
+    let content = content.as_bytes();
+    match &pfx.mac_data {
+        Some(mac) => verify_mac(mac, password, content, origin)?,
+        None => {
+            return Err(bad(
+                "the store has no integrity MAC, so a wrong password or a tampered file could \
+                 not be told apart; export it again with a password"
+                    .to_owned(),
+            ));
+        }
+    }
+    let safes = pkcs12::authenticated_safe::AuthenticatedSafe::from_der(content)
+        .map_err(|e| bad(format!("unreadable contents ({e})")))?;
+    let mut store = Store {
+        keys: Vec::new(),
+        certs: Vec::new(),
+    };
+    for safe in safes.iter() {
+        let plain = if safe.content_type == DATA {
+            safe.content
+                .decode_as::<OctetString>()
+                .map_err(|e| bad(format!("unreadable contents ({e})")))?
+                .as_bytes()
+                .to_vec()
+        } else if safe.content_type == ENCRYPTED_DATA {
+            let encrypted = safe
+                .content
+                .decode_as::<cms::encrypted_data::EncryptedData>()
+                .map_err(|e| bad(format!("unreadable encrypted contents ({e})")))?;
+            let info = encrypted.enc_content_info;
+            let ciphertext = info
+                .encrypted_content
+                .ok_or_else(|| bad("encrypted contents are missing".to_owned()))?;
+            decrypt(
+                &info.content_enc_alg,
+                ciphertext.as_bytes(),
+                password,
+                origin,
+            )?
+            .to_vec()
+        } else {
+            return Err(bad(format!(
+                "contents of type {} are not supported",
+                safe.content_type
+            )));
+        };
+        read_bags(&plain, password, origin, &mut store)?;
+    }
+    Ok(store)
+}
+
+fn verify_mac(
+    mac: &pkcs12::mac_data::MacData,
+    password: &Password,
+    content: &[u8],
+    origin: &Origin,
+) -> Result<(), LoadError> {
+    let salt = mac.mac_salt.as_bytes();
+    let rounds = mac.iterations;
+    let expected = mac.mac.digest.as_bytes();
+    let derive = |len| {
+        // PKCS#12's key derivation encodes the password as BMPString.
+        pkcs12::kdf::derive_key_utf8::<sha2::Sha256>(
+            password.as_str(),
+            salt,
+            pkcs12::kdf::Pkcs12KeyType::Mac,
+            rounds,
+            len,
+        )
+    };
+    let ok = match mac.mac.algorithm.oid {
+        oid if oid == SHA256 => {
+            let key = Zeroizing::new(derive(32).map_err(|e| LoadError::Pkcs12 {
+                origin: origin.clone(),
+                detail: format!("the password cannot be encoded ({e})"),
+            })?);
+            let mut hmac = <Hmac<sha2::Sha256> as Mac>::new_from_slice(&key).map_err(|e| {
+                LoadError::Pkcs12 {
+                    origin: origin.clone(),
+                    detail: e.to_string(),
+                }
+            })?;
+            hmac.update(content);
+            hmac.verify_slice(expected).is_ok()
+        }
+        oid if oid == SHA1 => {
+            let key = Zeroizing::new(
+                pkcs12::kdf::derive_key_utf8::<sha1::Sha1>(
+                    password.as_str(),
+                    salt,
+                    pkcs12::kdf::Pkcs12KeyType::Mac,
+                    rounds,
+                    20,
+                )
+                .map_err(|e| LoadError::Pkcs12 {
+                    origin: origin.clone(),
+                    detail: format!("the password cannot be encoded ({e})"),
+                })?,
+            );
+            let mut hmac =
+                <Hmac<sha1::Sha1> as Mac>::new_from_slice(&key).map_err(|e| LoadError::Pkcs12 {
+                    origin: origin.clone(),
+                    detail: e.to_string(),
+                })?;
+            hmac.update(content);
+            hmac.verify_slice(expected).is_ok()
+        }
+        other => {
+            return Err(LoadError::Pkcs12Legacy {
+                origin: origin.clone(),
+                algorithm: format!("integrity MAC {other}"),
+            });
+        }
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(LoadError::WrongPassword {
+            origin: origin.clone(),
+        })
+    }
+}
+
+/// Decrypts PBES2 content; legacy schemes are refused by name.
+fn decrypt(
+    algorithm: &spki::AlgorithmIdentifierOwned,
+    ciphertext: &[u8],
+    password: &Password,
+    origin: &Origin,
+) -> Result<Zeroizing<Vec<u8>>, LoadError> {
+    if is_legacy(&algorithm.oid) {
+        return Err(LoadError::Pkcs12Legacy {
+            origin: origin.clone(),
+            algorithm: algorithm.oid.to_string(),
+        });
+    }
+    let encoded = algorithm.to_der().map_err(|e| LoadError::Pkcs12 {
+        origin: origin.clone(),
+        detail: e.to_string(),
+    })?;
+    let scheme = pkcs5::EncryptionScheme::from_der(&encoded).map_err(|e| LoadError::Pkcs12 {
+        origin: origin.clone(),
+        detail: format!("unsupported encryption ({e}); export the store again with PBES2/AES"),
+    })?;
+    scheme
+        .decrypt(password.as_str().as_bytes(), ciphertext)
+        .map(Zeroizing::new)
+        // The MAC already checked the password; a failure here is a damaged store.
+        .map_err(|e| LoadError::Pkcs12 {
+            origin: origin.clone(),
+            detail: format!("cannot decrypt ({e})"),
+        })
+}
+
+fn read_bags(
+    contents: &[u8],
+    password: &Password,
+    origin: &Origin,
+    store: &mut Store,
+) -> Result<(), LoadError> {
+    let bad = |detail: String| LoadError::Pkcs12 {
+        origin: origin.clone(),
+        detail,
+    };
+    let bags = <Vec<pkcs12::safe_bag::SafeBag>>::from_der(contents)
+        .map_err(|e| bad(format!("unreadable entries ({e})")))?;
+    for bag in bags {
+        // The value sits inside an explicit [0] tag.
+        let wrapped = der::Any::from_der(&bag.bag_value)
+            .map_err(|e| bad(format!("unreadable entry ({e})")))?;
+        let value = wrapped.value();
+        let (mut alias, mut local_key_id) = (None, None);
+        for attribute in bag.bag_attributes.iter().flat_map(|a| a.iter()) {
+            let Some(first) = attribute.values.iter().next() else {
+                continue;
+            };
+            if attribute.oid == FRIENDLY_NAME {
+                alias = first
+                    .decode_as::<der::asn1::BmpString>()
+                    .ok()
+                    .map(|s| s.to_string());
+            } else if attribute.oid == LOCAL_KEY_ID {
+                local_key_id = first
+                    .decode_as::<OctetString>()
+                    .ok()
+                    .map(|o| o.as_bytes().to_vec());
+            }
+        }
+        if bag.bag_id == pkcs12::PKCS_12_CERT_BAG_OID {
+            let cert = pkcs12::cert_type::CertBag::from_der(value)
+                .map_err(|e| bad(format!("unreadable certificate entry ({e})")))?;
+            store.certs.push(CertEntry {
+                alias,
+                local_key_id,
+                der: cert.cert_value.as_bytes().to_vec(),
+            });
+        } else if bag.bag_id == pkcs12::PKCS_12_PKCS8_KEY_BAG_OID {
+            let shrouded = pkcs12::pbe_params::EncryptedPrivateKeyInfo::from_der(value)
+                .map_err(|e| bad(format!("unreadable key entry ({e})")))?;
+            let key = decrypt(
+                &shrouded.encryption_algorithm,
+                shrouded.encrypted_data.as_bytes(),
+                password,
+                origin,
+            )?;
+            store.keys.push(KeyEntry {
+                alias,
+                local_key_id,
+                key,
+            });
+        } else if bag.bag_id == pkcs12::PKCS_12_KEY_BAG_OID {
+            store.keys.push(KeyEntry {
+                alias,
+                local_key_id,
+                key: Zeroizing::new(value.to_vec()),
+            });
+        }
+        // CRL, secret and nested bags carry nothing an identity or a bundle uses.
+    }
+    Ok(())
+}
+
+fn subject_and_issuer(der: &[u8]) -> Option<(Vec<u8>, Vec<u8>)> {
+    use x509_parser::prelude::{FromDer, X509Certificate};
+    let (_, cert) = X509Certificate::from_der(der).ok()?;
+    Some((
+        cert.subject().as_raw().to_vec(),
+        cert.issuer().as_raw().to_vec(),
+    ))
+}
+
+impl Identity {
+    /// Loads the private-key entry of a PKCS#12 keystore as our identity: its certificate,
+    /// the CA certificates of the store that chain it (in order), and its key.
+    ///
+    /// With several key entries, `alias` picks one (as `keytool -alias` names it); without
+    /// an alias, more than one key entry is an error that lists them.
+    ///
+    /// # Errors
+    ///
+    /// [`LoadError::WrongPassword`], [`LoadError::JksKeystore`] (with the conversion command),
+    /// [`LoadError::Pkcs12Legacy`] (with the re-export command), [`LoadError::EmptyKeystore`],
+    /// [`LoadError::AmbiguousAlias`], [`LoadError::AliasNotFound`],
+    /// [`LoadError::Pkcs12`] for a damaged store, and the errors of [`Identity::from_der`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// // A JKS store is recognised and the conversion command given.
+    /// let jks = [0xfe, 0xed, 0xfe, 0xed, 0, 0, 0, 2];
+    /// let err = mtls::Identity::from_pkcs12(&jks, &mtls::Password::new("changeit"), None).unwrap_err();
+    /// assert!(err.to_string().contains("keytool -importkeystore"));
+    /// ```
+    pub fn from_pkcs12(
+        bytes: &[u8],
+        password: &Password,
+        alias: Option<&str>,
+    ) -> Result<Identity, LoadError> {
+        Self::pkcs12(bytes, password, alias, Origin::Memory("PKCS#12 keystore"))
+    }
+
+    /// As [`Identity::from_pkcs12`], from a file.
+    ///
+    /// # Errors
+    ///
+    /// As [`Identity::from_pkcs12`], and [`LoadError::Read`] naming the file.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// let password = mtls::Password::from_env("KEYSTORE_PASSWORD")?;
+    /// let identity = mtls::Identity::from_pkcs12_file("certs/orders.p12", &password, Some("orders"))?;
+    /// # drop(identity);
+    /// # Ok::<(), mtls::LoadError>(())
+    /// ```
+    pub fn from_pkcs12_file(
+        path: impl AsRef<Path>,
+        password: &Password,
+        alias: Option<&str>,
+    ) -> Result<Identity, LoadError> {
+        let (bytes, origin) = read_file(path.as_ref())?;
+        Self::pkcs12(&bytes, password, alias, origin)
+    }
+
+    fn pkcs12(
+        bytes: &[u8],
+        password: &Password,
+        alias: Option<&str>,
+        origin: Origin,
+    ) -> Result<Identity, LoadError> {
+        let store = read(bytes, password, &origin)?;
+        let aliases = || {
+            store
+                .keys
+                .iter()
+                .map(|k| k.alias.clone().unwrap_or_else(|| "(no alias)".to_owned()))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let entry = match alias {
+            Some(wanted) => store
+                .keys
+                .iter()
+                .find(|k| k.alias.as_deref() == Some(wanted))
+                .ok_or_else(|| LoadError::AliasNotFound {
+                    origin: origin.clone(),
+                    alias: wanted.to_owned(),
+                    aliases: aliases(),
+                })?,
+            None => match store.keys.as_slice() {
+                [] => {
+                    return Err(LoadError::EmptyKeystore {
+                        origin,
+                        what: "private-key entry",
+                    });
+                }
+                [one] => one,
+                _ => {
+                    return Err(LoadError::AmbiguousAlias {
+                        origin: origin.clone(),
+                        aliases: aliases(),
+                    });
+                }
+            },
+        };
+        // The leaf is the certificate with the key's local key id (or, without ids, the
+        // only certificate whose public key matches, which Identity checks below).
+        let leaf = store
+            .certs
+            .iter()
+            .find(|c| c.local_key_id.is_some() && c.local_key_id == entry.local_key_id)
+            .or_else(|| store.certs.first())
+            .ok_or_else(|| LoadError::NoCertificate {
+                origin: origin.clone(),
+            })?;
+        let mut chain = vec![CertificateDer::from(leaf.der.clone())];
+        let mut current = leaf.der.clone();
+        // Follow issuers through the store's other certificates, at most once each.
+        let mut used = vec![false; store.certs.len()];
+        while let Some((subject, issuer)) = subject_and_issuer(&current) {
+            if subject == issuer {
+                break;
+            }
+            let next = store.certs.iter().enumerate().find(|(i, c)| {
+                !used[*i]
+                    && c.der != leaf.der
+                    && subject_and_issuer(&c.der).is_some_and(|(s, _)| s == issuer)
+            });
+            let Some((i, cert)) = next else { break };
+            used[i] = true;
+            // A self-signed root is not sent: peers have it, and rustls ignores it.
+            if subject_and_issuer(&cert.der).is_some_and(|(s, i)| s == i) {
+                break;
+            }
+            chain.push(CertificateDer::from(cert.der.clone()));
+            current = cert.der.clone();
+        }
+        let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(entry.key.to_vec()));
+        Identity::from_der_with_origin(chain, key, origin.clone(), origin)
+    }
+}
+
+impl TrustBundle {
+    /// Loads every certificate entry of a PKCS#12 truststore as a trust anchor (Java marks
+    /// them as trusted entries; stores made by `openssl pkcs12 -nokeys` are read the same).
+    /// Certificates that belong to a key entry are not anchors and are left out.
+    ///
+    /// # Errors
+    ///
+    /// [`LoadError::WrongPassword`], [`LoadError::JksKeystore`], [`LoadError::Pkcs12Legacy`],
+    /// [`LoadError::EmptyKeystore`], [`LoadError::Pkcs12`], and [`LoadError::NotCa`] for an
+    /// entry that is not a CA (naming its alias).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let err = mtls::TrustBundle::from_pkcs12(b"not a store", &mtls::Password::new("x")).unwrap_err();
+    /// assert!(matches!(err, mtls::LoadError::Pkcs12 { .. }));
+    /// ```
+    pub fn from_pkcs12(bytes: &[u8], password: &Password) -> Result<TrustBundle, LoadError> {
+        Self::pkcs12(bytes, password, Origin::Memory("PKCS#12 truststore"))
+    }
+
+    /// As [`TrustBundle::from_pkcs12`], from a file.
+    ///
+    /// # Errors
+    ///
+    /// As [`TrustBundle::from_pkcs12`], and [`LoadError::Read`] naming the file.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// let password = mtls::Password::from_file("secrets/trust.pass")?;
+    /// let trust = mtls::TrustBundle::from_pkcs12_file("certs/trust.p12", &password)?;
+    /// # drop(trust);
+    /// # Ok::<(), mtls::LoadError>(())
+    /// ```
+    pub fn from_pkcs12_file(
+        path: impl AsRef<Path>,
+        password: &Password,
+    ) -> Result<TrustBundle, LoadError> {
+        let (bytes, origin) = read_file(path.as_ref())?;
+        Self::pkcs12(&bytes, password, origin)
+    }
+
+    fn pkcs12(bytes: &[u8], password: &Password, origin: Origin) -> Result<TrustBundle, LoadError> {
+        let store = read(bytes, password, &origin)?;
+        let anchors: Vec<&CertEntry> = store
+            .certs
+            .iter()
+            .filter(|c| c.local_key_id.is_none())
+            .collect();
+        if anchors.is_empty() {
+            return Err(LoadError::EmptyKeystore {
+                origin,
+                what: "certificate entry",
+            });
+        }
+        TrustBundle::from_der_named(
+            anchors
+                .iter()
+                .map(|c| (CertificateDer::from(c.der.clone()), c.alias.clone()))
+                .collect(),
+            origin,
+        )
+    }
+}
+
+fn read_file(path: &Path) -> Result<(Zeroizing<Vec<u8>>, Origin), LoadError> {
+    let origin = Origin::File(PathBuf::from(path));
+    let bytes = std::fs::read(path).map_err(|source| LoadError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    Ok((Zeroizing::new(bytes), origin))
+}
