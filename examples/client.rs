@@ -6,7 +6,9 @@
 //! ```
 //!
 //! With `--expect-server SPIFFE_ID` the server is verified by its SPIFFE ID instead of the URL's
-//! host name. `--config FILE --client NAME` takes the bundle and server check from a
+//! host name. `--keystore FILE --keystore-password-file FILE` and `--truststore FILE
+//! --truststore-password-file FILE` read PKCS#12 stores instead of PEM files.
+//! `--config FILE --client NAME` takes the bundle and server check from a
 //! configuration file's `[client.NAME]` profile instead (`docs/CONFIG.md`). Prints the status, the body and the server's verified identity. On failure it
 //! prints the error and, for TLS failures, a line `reason=NAME` with the same names the server
 //! logs (`expired`, `unknown_issuer`, `wrong_key_usage`, `protocol_version`, ...), and exits 1.
@@ -16,7 +18,8 @@ use std::process::ExitCode;
 use http_body_util::BodyExt;
 use mtls::{Authorizer, Client, ClientError, HandshakeFailure, PeerIdentity};
 
-const USAGE: &str = "usage: client --url URL (--cert FILE --key FILE --ca FILE | --config FILE --client NAME) \
+const USAGE: &str = "usage: client --url URL ((--cert FILE --key FILE | --keystore FILE --keystore-password-file FILE) \
+(--ca FILE | --truststore FILE --truststore-password-file FILE) | --config FILE --client NAME) \
 [--expect-server SPIFFE_ID]";
 
 #[tokio::main]
@@ -66,12 +69,30 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         (Some(_), None) => {
             return Err("`--config` needs `--client NAME` (a [client.NAME] profile)".into());
         }
-        _ => Client::builder()
-            .identity_files(
-                args.cert.as_deref().unwrap_or_default(),
-                args.key.as_deref().unwrap_or_default(),
-            )
-            .trust_file(args.ca.as_deref().unwrap_or_default()),
+        _ => {
+            let mut builder = Client::builder();
+            builder = match (&args.keystore, &args.keystore_password_file) {
+                (Some(path), Some(file)) => {
+                    builder.identity_pkcs12_file(path, mtls::Password::from_file(file)?, None)
+                }
+                (Some(_), None) => {
+                    return Err("`--keystore` needs `--keystore-password-file FILE`".into());
+                }
+                _ => builder.identity_files(
+                    args.cert.as_deref().unwrap_or_default(),
+                    args.key.as_deref().unwrap_or_default(),
+                ),
+            };
+            match (&args.truststore, &args.truststore_password_file) {
+                (Some(path), Some(file)) => {
+                    builder.trust_pkcs12_file(path, mtls::Password::from_file(file)?)
+                }
+                (Some(_), None) => {
+                    return Err("`--truststore` needs `--truststore-password-file FILE`".into());
+                }
+                _ => builder.trust_file(args.ca.as_deref().unwrap_or_default()),
+            }
+        }
     };
     if let Some(id) = &args.expect_server {
         builder = builder.expect_server(Authorizer::spiffe_id(id)?);
@@ -108,6 +129,10 @@ struct Args {
     ca: Option<String>,
     config: Option<String>,
     client: Option<String>,
+    keystore: Option<String>,
+    keystore_password_file: Option<String>,
+    truststore: Option<String>,
+    truststore_password_file: Option<String>,
     expect_server: Option<String>,
 }
 
@@ -115,11 +140,17 @@ impl Args {
     fn parse(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
         let (mut url, mut cert, mut key, mut ca) = (None, None, None, None);
         let (mut expect_server, mut config, mut client) = (None, None, None);
+        let (mut keystore, mut keystore_password_file) = (None, None);
+        let (mut truststore, mut truststore_password_file) = (None, None);
         while let Some(flag) = args.next() {
             let slot = match flag.as_str() {
                 "--expect-server" => &mut expect_server,
                 "--config" => &mut config,
                 "--client" => &mut client,
+                "--keystore" => &mut keystore,
+                "--keystore-password-file" => &mut keystore_password_file,
+                "--truststore" => &mut truststore,
+                "--truststore-password-file" => &mut truststore_password_file,
                 "--url" => &mut url,
                 "--cert" => &mut cert,
                 "--key" => &mut key,
@@ -130,10 +161,15 @@ impl Args {
             *slot = Some(args.next().ok_or(format!("`{flag}` needs a value"))?);
         }
         if config.is_none() {
-            for (value, name) in [(&cert, "cert"), (&key, "key"), (&ca, "ca")] {
-                if value.is_none() {
+            let needed = [
+                (&cert, "cert", keystore.is_some()),
+                (&key, "key", keystore.is_some()),
+                (&ca, "ca", truststore.is_some()),
+            ];
+            for (value, name, replaced) in needed {
+                if value.is_none() && !replaced {
                     return Err(format!(
-                        "missing `--{name}` (or give `--config FILE --client NAME`)"
+                        "missing `--{name}` (or the keystore/truststore flags, or `--config FILE --client NAME`)"
                     ));
                 }
             }
@@ -145,6 +181,10 @@ impl Args {
             ca,
             config,
             client,
+            keystore,
+            keystore_password_file,
+            truststore,
+            truststore_password_file,
             expect_server,
         })
     }

@@ -19,7 +19,9 @@
 //! Kubernetes `..data` symlink swaps included). A new set is validated before it is used; a
 //! broken or half-written set leaves the last good one serving. `--no-reload` turns it off.
 //!
-//! `--config FILE` takes the bundle, policy and limits from a configuration file's `[server]`
+//! `--keystore FILE --keystore-password-file FILE` and `--truststore FILE
+//! --truststore-password-file FILE` read PKCS#12 stores (as `keytool` writes them) instead of
+//! the PEM files. `--config FILE` takes the bundle, policy and limits from a configuration file's `[server]`
 //! section instead (`docs/CONFIG.md`), and applies its `[[access]]` rules to every route but
 //! `/healthz`; flags given beside it override the file.
 //!
@@ -102,14 +104,28 @@ async fn main() -> ExitCode {
             }
         }
         None => {
-            let builder = Server::builder()
-                .identity_files(
-                    args.cert.as_deref().unwrap_or_default(),
-                    args.key.as_deref().unwrap_or_default(),
-                )
-                .trust_file(args.ca.as_deref().unwrap_or_default())
-                .reload_interval(reload)
-                .authorize(policy);
+            let mut builder = Server::builder().reload_interval(reload).authorize(policy);
+            match args.stores() {
+                Ok((keystore, truststore)) => {
+                    builder = match keystore {
+                        Some((path, password)) => {
+                            builder.identity_pkcs12_file(path, password, None)
+                        }
+                        None => builder.identity_files(
+                            args.cert.as_deref().unwrap_or_default(),
+                            args.key.as_deref().unwrap_or_default(),
+                        ),
+                    };
+                    builder = match truststore {
+                        Some((path, password)) => builder.trust_pkcs12_file(path, password),
+                        None => builder.trust_file(args.ca.as_deref().unwrap_or_default()),
+                    };
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return ExitCode::from(2);
+                }
+            }
             (builder, args.listen.clone(), None)
         }
     };
@@ -262,6 +278,10 @@ fn healthz(status: &CertificateStatus) -> Response<Full<Bytes>> {
 struct Args {
     listen: Option<String>,
     config: Option<String>,
+    keystore: Option<String>,
+    keystore_password_file: Option<String>,
+    truststore: Option<String>,
+    truststore_password_file: Option<String>,
     cert: Option<String>,
     key: Option<String>,
     ca: Option<String>,
@@ -278,6 +298,8 @@ impl Args {
     fn parse(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
         let (mut listen, mut cert, mut key, mut ca) = (None, None, None, None);
         let mut config = None;
+        let (mut keystore, mut keystore_password_file) = (None, None);
+        let (mut truststore, mut truststore_password_file) = (None, None);
         let (mut allow, mut allow_domain) = (Vec::new(), Vec::new());
         let (mut no_reload, mut no_ca_hints) = (false, false);
         let mut crl = Vec::new();
@@ -332,6 +354,10 @@ impl Args {
                 }
                 "--listen" => &mut listen,
                 "--config" => &mut config,
+                "--keystore" => &mut keystore,
+                "--keystore-password-file" => &mut keystore_password_file,
+                "--truststore" => &mut truststore,
+                "--truststore-password-file" => &mut truststore_password_file,
                 "--cert" => &mut cert,
                 "--key" => &mut key,
                 "--ca" => &mut ca,
@@ -341,15 +367,26 @@ impl Args {
             *slot = Some(args.next().ok_or(format!("`{flag}` needs a value"))?);
         }
         if config.is_none() {
-            for (value, name) in [(&cert, "cert"), (&key, "key"), (&ca, "ca")] {
-                if value.is_none() {
-                    return Err(format!("missing `--{name}` (or give `--config FILE`)"));
+            let needed = [
+                (&cert, "cert", keystore.is_some()),
+                (&key, "key", keystore.is_some()),
+                (&ca, "ca", truststore.is_some()),
+            ];
+            for (value, name, replaced) in needed {
+                if value.is_none() && !replaced {
+                    return Err(format!(
+                        "missing `--{name}` (or the keystore/truststore flags, or `--config FILE`)"
+                    ));
                 }
             }
         }
         Ok(Args {
             listen,
             config,
+            keystore,
+            keystore_password_file,
+            truststore,
+            truststore_password_file,
             cert,
             key,
             ca,
@@ -361,6 +398,35 @@ impl Args {
             no_ca_hints,
             no_reload,
         })
+    }
+
+    /// The keystore and truststore flags, with their passwords read.
+    #[allow(clippy::type_complexity)]
+    fn stores(
+        &self,
+    ) -> Result<
+        (
+            Option<(String, mtls::Password)>,
+            Option<(String, mtls::Password)>,
+        ),
+        String,
+    > {
+        let store =
+            |path: &Option<String>, password: &Option<String>, flag: &str| match (path, password) {
+                (Some(path), Some(file)) => mtls::Password::from_file(file)
+                    .map(|p| Some((path.clone(), p)))
+                    .map_err(|e| e.to_string()),
+                (Some(_), None) => Err(format!("`--{flag}` needs `--{flag}-password-file FILE`")),
+                (None, _) => Ok(None),
+            };
+        Ok((
+            store(&self.keystore, &self.keystore_password_file, "keystore")?,
+            store(
+                &self.truststore,
+                &self.truststore_password_file,
+                "truststore",
+            )?,
+        ))
     }
 
     /// `--allow` and `--allow-domain` combined with `any_of`; no flags: any verified client.

@@ -118,6 +118,51 @@ impl ClientBuilder {
         self
     }
 
+    /// Our identity from a PKCS#12 keystore (as `keytool` and `openssl pkcs12` write them),
+    /// re-read when the file changes like PEM files are. With several key entries, `alias`
+    /// picks one.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # fn build() -> Result<(), mtls::LoadError> {
+    /// let password = mtls::Password::from_file("secrets/keystore.pass")?;
+    /// let builder = mtls::Client::builder()
+    ///     .identity_pkcs12_file("certs/service.p12", password, None);
+    /// # drop(builder);
+    /// # Ok(()) }
+    /// ```
+    #[cfg(feature = "pkcs12")]
+    pub fn identity_pkcs12_file(
+        mut self,
+        path: impl AsRef<Path>,
+        password: crate::Password,
+        alias: Option<&str>,
+    ) -> Self {
+        self.material
+            .identity_pkcs12(path.as_ref(), password, alias);
+        self
+    }
+
+    /// Trust anchors from a PKCS#12 truststore (every certificate entry), re-read when the
+    /// file changes.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # fn build() -> Result<(), mtls::LoadError> {
+    /// let password = mtls::Password::from_env("TRUSTSTORE_PASSWORD")?;
+    /// let builder = mtls::Client::builder()
+    ///     .trust_pkcs12_file("certs/trust.p12", password);
+    /// # drop(builder);
+    /// # Ok(()) }
+    /// ```
+    #[cfg(feature = "pkcs12")]
+    pub fn trust_pkcs12_file(mut self, path: impl AsRef<Path>, password: crate::Password) -> Self {
+        self.material.trust_pkcs12(path.as_ref(), password);
+        self
+    }
+
     /// Adds CAs a server's certificate may chain to. Call it once per bundle; a bundle bound
     /// with [`TrustBundle::for_trust_domain`] only validates identities of its trust domain.
     ///

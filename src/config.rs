@@ -87,7 +87,7 @@ pub struct Bundle {
     pub certificate: Option<PathBuf>,
     /// PEM private key.
     pub private_key: Option<PathBuf>,
-    /// PKCS#12 keystore (not yet read by this version: convert to PEM).
+    /// PKCS#12 keystore (instead of `certificate` and `private_key`).
     pub keystore: Option<PathBuf>,
     /// File holding the keystore password.
     pub keystore_password_file: Option<PathBuf>,
@@ -95,7 +95,7 @@ pub struct Bundle {
     pub keystore_password_env: Option<String>,
     /// Alias of the key entry in the keystore.
     pub key_alias: Option<String>,
-    /// PKCS#12 truststore (not yet read by this version: convert to PEM).
+    /// PKCS#12 truststore (beside or instead of `ca`).
     pub truststore: Option<PathBuf>,
     /// File holding the truststore password.
     pub truststore_password_file: Option<PathBuf>,
@@ -473,62 +473,99 @@ impl Config {
         };
         for (name, bundle) in &self.bundle {
             let key = |k: &str| format!("bundle.{name}.{k}");
-            if bundle.keystore.is_some() || bundle.truststore.is_some() {
-                let which = if bundle.keystore.is_some() {
-                    "keystore"
-                } else {
-                    "truststore"
-                };
+            for (store, file, env, name) in [
+                (
+                    &bundle.keystore,
+                    &bundle.keystore_password_file,
+                    &bundle.keystore_password_env,
+                    "keystore",
+                ),
+                (
+                    &bundle.truststore,
+                    &bundle.truststore_password_file,
+                    &bundle.truststore_password_env,
+                    "truststore",
+                ),
+            ] {
+                if store.is_none() {
+                    if file.is_some() || env.is_some() {
+                        return Err(invalid(
+                            key(&format!("{name}_password")),
+                            format!(
+                                "is given without `{name}`; name the store or drop the password"
+                            ),
+                        ));
+                    }
+                    continue;
+                }
+                match (file, env) {
+                    (Some(_), Some(_)) => {
+                        return Err(invalid(
+                            key(&format!("{name}_password_env")),
+                            format!(
+                                "give `{name}_password_file` or `{name}_password_env`, not both"
+                            ),
+                        ));
+                    }
+                    (None, None) => {
+                        return Err(invalid(
+                            key(&format!("{name}_password_file")),
+                            format!(
+                                "is missing: the {name} needs its password, from \
+                                 `{name}_password_file` or `{name}_password_env` (never in this file)"
+                            ),
+                        ));
+                    }
+                    (None, Some(var)) if std::env::var_os(var).is_none() => {
+                        return Err(invalid(
+                            key(&format!("{name}_password_env")),
+                            format!("the environment variable `{var}` is not set"),
+                        ));
+                    }
+                    _ => {}
+                }
+            }
+            if bundle.keystore.is_some()
+                && (bundle.certificate.is_some() || bundle.private_key.is_some())
+            {
                 return Err(invalid(
-                    key(which),
-                    "PKCS#12 stores are not read by this version yet; convert to PEM with \
-                     `openssl pkcs12 -in STORE.p12 -nokeys -out chain.pem` and \
-                     `openssl pkcs12 -in STORE.p12 -nocerts -nodes -out key.pem`, then use \
-                     `certificate`, `private_key` and `ca`"
+                    key("keystore"),
+                    "give either `keystore` or `certificate` and `private_key`, not both"
                         .to_owned(),
                 ));
             }
-            for env in [
-                &bundle.keystore_password_env,
-                &bundle.truststore_password_env,
-            ]
-            .into_iter()
-            .flatten()
-            {
-                if std::env::var_os(env).is_none() {
-                    return Err(invalid(
-                        key("keystore_password_env"),
-                        format!("the environment variable `{env}` is not set"),
-                    ));
+            if bundle.keystore.is_none() {
+                match (&bundle.certificate, &bundle.private_key) {
+                    (Some(_), Some(_)) => {}
+                    (Some(_), None) => {
+                        return Err(invalid(
+                            key("private_key"),
+                            "is missing: a bundle with `certificate` needs its `private_key`"
+                                .to_owned(),
+                        ));
+                    }
+                    (None, Some(_)) => {
+                        return Err(invalid(
+                            key("certificate"),
+                            "is missing: a bundle with `private_key` needs its `certificate`"
+                                .to_owned(),
+                        ));
+                    }
+                    (None, None) => {
+                        return Err(invalid(
+                            key("certificate"),
+                            "is missing: give `certificate` and `private_key` (PEM files), or \
+                             `keystore` (PKCS#12)"
+                                .to_owned(),
+                        ));
+                    }
                 }
             }
-            match (&bundle.certificate, &bundle.private_key) {
-                (Some(_), Some(_)) => {}
-                (Some(_), None) => {
-                    return Err(invalid(
-                        key("private_key"),
-                        "is missing: a bundle with `certificate` needs its `private_key`"
-                            .to_owned(),
-                    ));
-                }
-                (None, Some(_)) => {
-                    return Err(invalid(
-                        key("certificate"),
-                        "is missing: a bundle with `private_key` needs its `certificate`"
-                            .to_owned(),
-                    ));
-                }
-                (None, None) => {
-                    return Err(invalid(
-                        key("certificate"),
-                        "is missing: give `certificate` and `private_key` (PEM files)".to_owned(),
-                    ));
-                }
-            }
-            if bundle.ca.paths().is_empty() {
+            if bundle.ca.paths().is_empty() && bundle.truststore.is_none() {
                 return Err(invalid(
                     key("ca"),
-                    "is missing: give the CA bundle peers must chain to (a path or a list)"
+                    "is missing: give the CA bundle peers must chain to (`ca`, a path or a list, \
+                     or `truststore`)"
                         .to_owned(),
                 ));
             }
@@ -710,6 +747,16 @@ impl Config {
         for ca in bundle.ca.paths() {
             builder = builder.trust_file(ca);
         }
+        #[cfg(feature = "pkcs12")]
+        {
+            let (keystore, truststore) = stores(bundle, &server.bundle)?;
+            if let Some((path, password, alias)) = keystore {
+                builder = builder.identity_pkcs12_file(path, password, alias.as_deref());
+            }
+            if let Some((path, password)) = truststore {
+                builder = builder.trust_pkcs12_file(path, password);
+            }
+        }
         for crl in &bundle.crl {
             builder = builder.crl_file(crl);
         }
@@ -792,6 +839,16 @@ impl Config {
         }
         for ca in bundle.ca.paths() {
             builder = builder.trust_file(ca);
+        }
+        #[cfg(feature = "pkcs12")]
+        {
+            let (keystore, truststore) = stores(bundle, &profile.bundle)?;
+            if let Some((path, password, alias)) = keystore {
+                builder = builder.identity_pkcs12_file(path, password, alias.as_deref());
+            }
+            if let Some((path, password)) = truststore {
+                builder = builder.trust_pkcs12_file(path, password);
+            }
         }
         for crl in &bundle.crl {
             builder = builder.crl_file(crl);
@@ -1026,6 +1083,57 @@ impl Client {
     pub fn from_config(cfg: &Config, name: &str) -> Result<Client, ConfigError> {
         Ok(cfg.client_builder(name)?.build()?)
     }
+}
+
+/// A keystore (path, password, alias) and a truststore (path, password), passwords read.
+#[cfg(feature = "pkcs12")]
+#[allow(clippy::type_complexity)]
+fn stores(
+    bundle: &Bundle,
+    name: &str,
+) -> Result<
+    (
+        Option<(PathBuf, crate::Password, Option<String>)>,
+        Option<(PathBuf, crate::Password)>,
+    ),
+    ConfigError,
+> {
+    let password = |file: &Option<PathBuf>, env: &Option<String>, which: &str| {
+        let result = match (file, env) {
+            (Some(file), _) => crate::Password::from_file(file),
+            (None, Some(var)) => crate::Password::from_env(var),
+            (None, None) => crate::Password::from_env(""),
+        };
+        result.map_err(|e| ConfigError::Invalid {
+            origin: "configuration".to_owned(),
+            key: format!("bundle.{name}.{which}_password"),
+            message: e.to_string(),
+        })
+    };
+    let keystore = match &bundle.keystore {
+        Some(path) => Some((
+            path.clone(),
+            password(
+                &bundle.keystore_password_file,
+                &bundle.keystore_password_env,
+                "keystore",
+            )?,
+            bundle.key_alias.clone(),
+        )),
+        None => None,
+    };
+    let truststore = match &bundle.truststore {
+        Some(path) => Some((
+            path.clone(),
+            password(
+                &bundle.truststore_password_file,
+                &bundle.truststore_password_env,
+                "truststore",
+            )?,
+        )),
+        None => None,
+    };
+    Ok((keystore, truststore))
 }
 
 fn parse(text: &str, origin: &str) -> Result<Config, ConfigError> {

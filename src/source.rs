@@ -371,7 +371,37 @@ impl MaterialSpec {
         self.files.note_loaded(cert);
         self.files.note_loaded(key);
         self.identity = Some(Identity::from_pem_files(cert, key));
-        self.files.identity = Some((cert.to_owned(), key.to_owned()));
+        self.files.identity = Some(IdentityFiles::Pem(cert.to_owned(), key.to_owned()));
+    }
+
+    #[cfg(feature = "pkcs12")]
+    pub(crate) fn identity_pkcs12(
+        &mut self,
+        path: &std::path::Path,
+        password: crate::pkcs12::Password,
+        alias: Option<&str>,
+    ) {
+        self.files.note_loaded(path);
+        self.identity = Some(Identity::from_pkcs12_file(path, &password, alias));
+        self.files.identity = Some(IdentityFiles::Pkcs12(
+            path.to_owned(),
+            password,
+            alias.map(str::to_owned),
+        ));
+    }
+
+    #[cfg(feature = "pkcs12")]
+    pub(crate) fn trust_pkcs12(
+        &mut self,
+        path: &std::path::Path,
+        password: crate::pkcs12::Password,
+    ) {
+        self.files.note_loaded(path);
+        self.trust
+            .push(TrustBundle::from_pkcs12_file(path, &password));
+        self.files
+            .trust
+            .push(TrustFile::Pkcs12(path.to_owned(), password));
     }
 
     pub(crate) fn trust(&mut self, bundle: TrustBundle) {
@@ -382,7 +412,7 @@ impl MaterialSpec {
     pub(crate) fn trust_file(&mut self, path: &std::path::Path) {
         self.files.note_loaded(path);
         self.trust.push(TrustBundle::from_pem_file(path));
-        self.files.trust.push(path.to_owned());
+        self.files.trust.push(TrustFile::Pem(path.to_owned()));
     }
 
     pub(crate) fn crls(&mut self, crls: Crls) {
@@ -431,11 +461,65 @@ impl MaterialSpec {
     }
 }
 
+/// Where our identity is read from.
+#[derive(Debug, Clone)]
+pub(crate) enum IdentityFiles {
+    Pem(PathBuf, PathBuf),
+    #[cfg(feature = "pkcs12")]
+    Pkcs12(PathBuf, crate::pkcs12::Password, Option<String>),
+}
+
+impl IdentityFiles {
+    fn paths(&self) -> Vec<&PathBuf> {
+        match self {
+            IdentityFiles::Pem(cert, key) => vec![cert, key],
+            #[cfg(feature = "pkcs12")]
+            IdentityFiles::Pkcs12(path, ..) => vec![path],
+        }
+    }
+
+    fn load(&self) -> Result<Identity, LoadError> {
+        match self {
+            IdentityFiles::Pem(cert, key) => Identity::from_pem_files(cert, key),
+            #[cfg(feature = "pkcs12")]
+            IdentityFiles::Pkcs12(path, password, alias) => {
+                Identity::from_pkcs12_file(path, password, alias.as_deref())
+            }
+        }
+    }
+}
+
+/// Where a trust bundle is read from.
+#[derive(Debug, Clone)]
+pub(crate) enum TrustFile {
+    Pem(PathBuf),
+    #[cfg(feature = "pkcs12")]
+    Pkcs12(PathBuf, crate::pkcs12::Password),
+}
+
+impl TrustFile {
+    fn path(&self) -> &PathBuf {
+        match self {
+            TrustFile::Pem(path) => path,
+            #[cfg(feature = "pkcs12")]
+            TrustFile::Pkcs12(path, _) => path,
+        }
+    }
+
+    fn load(&self) -> Result<TrustBundle, LoadError> {
+        match self {
+            TrustFile::Pem(path) => TrustBundle::from_pem_file(path),
+            #[cfg(feature = "pkcs12")]
+            TrustFile::Pkcs12(path, password) => TrustBundle::from_pkcs12_file(path, password),
+        }
+    }
+}
+
 /// Files that material was loaded from, re-read when their content changes.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Files {
-    pub(crate) identity: Option<(PathBuf, PathBuf)>,
-    pub(crate) trust: Vec<PathBuf>,
+    pub(crate) identity: Option<IdentityFiles>,
+    pub(crate) trust: Vec<TrustFile>,
     /// Bundles given as values, kept beside the reloaded files.
     pub(crate) static_trust: Vec<TrustBundle>,
     pub(crate) crls: Vec<PathBuf>,
@@ -454,8 +538,8 @@ impl Files {
     fn paths(&self) -> impl Iterator<Item = &PathBuf> {
         self.identity
             .iter()
-            .flat_map(|(c, k)| [c, k])
-            .chain(self.trust.iter())
+            .flat_map(IdentityFiles::paths)
+            .chain(self.trust.iter().map(TrustFile::path))
             .chain(self.crls.iter())
     }
 
@@ -481,7 +565,7 @@ impl Files {
     fn changed(&self, before: &[[u8; 32]], now: &[[u8; 32]]) -> Dirty {
         let differs =
             |range: std::ops::Range<usize>| range.into_iter().any(|i| before.get(i) != now.get(i));
-        let ids = if self.identity.is_some() { 2 } else { 0 };
+        let ids = self.identity.as_ref().map_or(0, |i| i.paths().len());
         let trust_end = ids + self.trust.len();
         Dirty {
             identity: differs(0..ids),
@@ -497,14 +581,14 @@ impl Files {
             .identity
             .as_ref()
             .filter(|_| dirty.identity)
-            .map(|(cert, key)| Identity::from_pem_files(cert, key))
+            .map(IdentityFiles::load)
             .transpose()?;
         let trust = if self.trust.is_empty() || !dirty.trust {
             None
         } else {
             let mut all = self.static_trust.clone();
-            for path in &self.trust {
-                all.push(TrustBundle::from_pem_file(path)?);
+            for file in &self.trust {
+                all.push(file.load()?);
             }
             Some(all)
         };

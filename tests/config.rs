@@ -215,9 +215,24 @@ fn an_incomplete_bundle_and_a_keystore_are_named_with_the_fix() {
         matches!(&err, ConfigError::Invalid { key, .. } if key == "bundle.b.ca"),
         "{err}"
     );
+    // A keystore needs its password, from a file or a variable, never from the file itself.
     let err = invalid("[bundle.b]\nkeystore = \"b.p12\"\nca = \"ca.pem\"\n");
     assert!(
-        err.to_string().contains("openssl pkcs12 -in STORE.p12"),
+        matches!(&err, ConfigError::Invalid { key, .. } if key == "bundle.b.keystore_password_file"),
+        "{err}"
+    );
+    let err = invalid(
+        "[bundle.b]\nkeystore = \"b.p12\"\nkeystore_password_env = \"MTLS_TEST_UNSET_PASSWORD_VAR\"\nca = \"ca.pem\"\n",
+    );
+    assert!(
+        err.to_string().contains("MTLS_TEST_UNSET_PASSWORD_VAR"),
+        "{err}"
+    );
+    let err = invalid(
+        "[bundle.b]\nkeystore = \"b.p12\"\nkeystore_password_file = \"p\"\ncertificate = \"c.pem\"\nprivate_key = \"k.pem\"\nca = \"ca.pem\"\n",
+    );
+    assert!(
+        matches!(&err, ConfigError::Invalid { key, .. } if key == "bundle.b.keystore"),
         "{err}"
     );
 }
@@ -266,4 +281,67 @@ fn environment_overrides_win_over_the_file() {
         matches!(&err, ConfigError::Invalid { key, .. } if key == "server.allow"),
         "{err}"
     );
+}
+
+#[tokio::test]
+#[ignore = "needs the openssl command; .ci/run runs it"]
+async fn keystores_named_in_the_file_load_with_passwords_from_files() {
+    let ca = Ca::new("root");
+    let files = Files::new("keystores", &ca);
+    let dir = files.0.clone();
+    let openssl = |args: &[&str]| {
+        let out = std::process::Command::new("openssl")
+            .args(args)
+            .current_dir(&dir)
+            .output()
+            .expect("FAIL: openssl is required");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    openssl(&[
+        "pkcs12",
+        "-export",
+        "-inkey",
+        "certs/inventory.key",
+        "-in",
+        "certs/inventory.pem",
+        "-passout",
+        "pass:ks",
+        "-out",
+        "certs/inventory.p12",
+    ]);
+    openssl(&[
+        "pkcs12",
+        "-export",
+        "-nokeys",
+        "-in",
+        "certs/ca.pem",
+        "-passout",
+        "pass:ts",
+        "-out",
+        "certs/trust.p12",
+    ]);
+    files.put("ks.pass", "ks\n");
+    files.put("ts.pass", "ts\n");
+    let text = FULL.replace(
+        "[bundle.inventory]\ncertificate = \"certs/inventory.pem\"\nprivate_key = \"certs/inventory.key\"\nca = \"certs/ca.pem\"",
+        "[bundle.inventory]\nkeystore = \"certs/inventory.p12\"\nkeystore_password_file = \"ks.pass\"\ntruststore = \"certs/trust.p12\"\ntruststore_password_file = \"ts.pass\"",
+    );
+    assert_ne!(text, FULL);
+    let path = files.put("mtls.toml", &text);
+    let cfg = Config::from_file(&path).unwrap();
+    let server = Server::from_config(&cfg).await.unwrap();
+    let port = server.local_addr().port();
+    let task = tokio::spawn(async move {
+        let _ = server
+            .serve(axum::Router::new().route("/stock", axum::routing::get(|| async { "ok" })))
+            .await;
+    });
+    let stock = Client::from_config(&cfg, "stock").unwrap();
+    let url: hyper::Uri = format!("https://localhost:{port}/stock").parse().unwrap();
+    assert_eq!(stock.get(url).await.unwrap().status(), 200);
+    task.abort();
 }

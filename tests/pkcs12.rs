@@ -369,3 +369,86 @@ fn keytool_stores_load_and_their_mistakes_are_named() {
     let err = Identity::from_pkcs12_file(dir.path("old.jks"), &password, None).unwrap_err();
     assert!(matches!(err, LoadError::JksKeystore { .. }), "{err}");
 }
+
+#[tokio::test]
+#[ignore = "needs the openssl command; .ci/run runs it"]
+async fn a_keystore_reloads_like_pem_files() {
+    let dir = Dir::new("reload");
+    let root = Ca::new("reload root");
+    let export = |leaf: &Issued, out: &str| {
+        dir.put("leaf.pem", &leaf.cert_pem);
+        dir.put("leaf.key", &leaf.key_pem);
+        run(
+            "openssl",
+            &[
+                "pkcs12",
+                "-export",
+                "-inkey",
+                "leaf.key",
+                "-in",
+                "leaf.pem",
+                "-passout",
+                "pass:secret",
+                "-out",
+                out,
+            ],
+            &dir.0,
+        );
+    };
+    let first = root.server();
+    export(&first, "server.p12");
+    dir.put("ca.pem", &root.pem);
+    run(
+        "openssl",
+        &[
+            "pkcs12",
+            "-export",
+            "-nokeys",
+            "-in",
+            "ca.pem",
+            "-passout",
+            "pass:trust",
+            "-out",
+            "trust.p12",
+        ],
+        &dir.0,
+    );
+    let server = mtls::Server::builder()
+        .identity_pkcs12_file(dir.path("server.p12"), Password::new("secret"), None)
+        .trust_pkcs12_file(dir.path("trust.p12"), Password::new("trust"))
+        .authorize(mtls::Authorizer::any_verified())
+        .reload_interval(Some(std::time::Duration::from_millis(50)))
+        .bind("127.0.0.1:0")
+        .await
+        .unwrap();
+    let server = start(server);
+    let client = mtls::Client::builder()
+        .identity(root.client("orders").identity())
+        .trust(root.trust())
+        .pool_max_idle_per_host(0)
+        .build()
+        .unwrap();
+    let served = |client: mtls::Client, url: hyper::Uri| async move {
+        let resp = client.get(url).await.unwrap();
+        resp.extensions()
+            .get::<mtls::PeerIdentity>()
+            .unwrap()
+            .leaf()
+            .to_vec()
+    };
+    assert_eq!(served(client.clone(), server.url("/")).await, first.der);
+    // A renewed keystore, written atomically.
+    let second = root.server();
+    export(&second, "server.p12.tmp");
+    std::fs::rename(dir.path("server.p12.tmp"), dir.path("server.p12")).unwrap();
+    let mut seen = false;
+    for _ in 0..100 {
+        if served(client.clone(), server.url("/")).await == second.der {
+            seen = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(seen, "the renewed keystore is served without a restart");
+    server.shutdown().await;
+}
