@@ -373,10 +373,12 @@ impl Config {
         Ok(cfg)
     }
 
-    /// A configuration from the environment alone, for a container without a file:
-    /// `MTLS_CERT`, `MTLS_KEY` and `MTLS_CA` make a bundle named `default`, used by a server
-    /// (when `MTLS_SERVER_LISTEN` and `MTLS_SERVER_ALLOW` are set) and by a client profile
-    /// named `default`.
+    /// A configuration from the environment alone, for a container without a file: a bundle
+    /// named `default` from `MTLS_CERT` and `MTLS_KEY` (PEM) or `MTLS_KEYSTORE` (PKCS#12, with
+    /// `MTLS_KEYSTORE_PASSWORD_FILE` or `MTLS_KEYSTORE_PASSWORD`, and `MTLS_KEY_ALIAS`), and
+    /// `MTLS_CA` or `MTLS_TRUSTSTORE` (with `MTLS_TRUSTSTORE_PASSWORD_FILE` or
+    /// `MTLS_TRUSTSTORE_PASSWORD`); used by a server (when `MTLS_SERVER_LISTEN` and
+    /// `MTLS_SERVER_ALLOW` are set) and by a client profile named `default`.
     ///
     /// # Errors
     ///
@@ -396,24 +398,69 @@ impl Config {
     /// # Ok::<(), mtls::ConfigError>(())
     /// ```
     pub fn from_env() -> Result<Config, ConfigError> {
-        Config::from_env_with(&|k| std::env::var(k).ok())
+        Config::from_env_lookup(|k| std::env::var(k).ok())
     }
 
-    fn from_env_with(env: &dyn Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
-        let need = |name: &str| {
-            env(name).ok_or_else(|| ConfigError::Invalid {
-                origin: "environment".to_owned(),
-                key: name.to_owned(),
-                message: "is not set; set MTLS_CERT, MTLS_KEY and MTLS_CA to PEM file paths"
-                    .to_owned(),
-            })
+    /// As [`Config::from_env`], with the variables looked up by `env` (a test, or another
+    /// source of settings).
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::Invalid`] naming the missing or invalid variable.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let cfg = mtls::Config::from_env_lookup(|name| match name {
+    ///     "MTLS_CERT" => Some("/etc/tls/tls.crt".to_owned()),
+    ///     "MTLS_KEY" => Some("/etc/tls/tls.key".to_owned()),
+    ///     "MTLS_CA" => Some("/etc/tls/ca.crt".to_owned()),
+    ///     _ => None,
+    /// })?;
+    /// assert!(cfg.client.contains_key("default"));
+    /// let err = mtls::Config::from_env_lookup(|_| None).unwrap_err();
+    /// assert!(err.to_string().contains("MTLS_CERT"));
+    /// # Ok::<(), mtls::ConfigError>(())
+    /// ```
+    pub fn from_env_lookup(env: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
+        let env = &env;
+        let missing = |name: &str| ConfigError::Invalid {
+            origin: "environment".to_owned(),
+            key: name.to_owned(),
+            message: "is not set; set MTLS_CERT and MTLS_KEY (PEM files) or MTLS_KEYSTORE \
+                      (PKCS#12, with MTLS_KEYSTORE_PASSWORD_FILE or MTLS_KEYSTORE_PASSWORD), \
+                      and MTLS_CA or MTLS_TRUSTSTORE"
+                .to_owned(),
         };
-        let bundle = Bundle {
-            certificate: Some(need("MTLS_CERT")?.into()),
-            private_key: Some(need("MTLS_KEY")?.into()),
-            ca: OneOrMany::One(need("MTLS_CA")?.into()),
-            ..Bundle::default()
-        };
+        let mut bundle = Bundle::default();
+        // A password given in a variable is read from that variable by name, never copied.
+        let password_env = |name: &str| env(name).map(|_| name.to_owned());
+        match env("MTLS_KEYSTORE") {
+            Some(keystore) => {
+                bundle.keystore = Some(keystore.into());
+                bundle.keystore_password_file = env("MTLS_KEYSTORE_PASSWORD_FILE").map(Into::into);
+                bundle.keystore_password_env = password_env("MTLS_KEYSTORE_PASSWORD");
+                bundle.key_alias = env("MTLS_KEY_ALIAS");
+            }
+            None => {
+                bundle.certificate =
+                    Some(env("MTLS_CERT").ok_or_else(|| missing("MTLS_CERT"))?.into());
+                bundle.private_key =
+                    Some(env("MTLS_KEY").ok_or_else(|| missing("MTLS_KEY"))?.into());
+            }
+        }
+        match env("MTLS_TRUSTSTORE") {
+            Some(truststore) => {
+                bundle.truststore = Some(truststore.into());
+                bundle.truststore_password_file =
+                    env("MTLS_TRUSTSTORE_PASSWORD_FILE").map(Into::into);
+                bundle.truststore_password_env = password_env("MTLS_TRUSTSTORE_PASSWORD");
+            }
+            None => {
+                bundle.ca =
+                    OneOrMany::One(env("MTLS_CA").ok_or_else(|| missing("MTLS_CA"))?.into());
+            }
+        }
         let mut cfg = Config::default();
         cfg.bundle.insert("default".to_owned(), bundle);
         cfg.client.insert(
@@ -430,7 +477,7 @@ impl Config {
                 ..ServerSection::default()
             });
         }
-        cfg.apply_env(env);
+        cfg.apply_env(&env);
         cfg.validate_as("environment")?;
         Ok(cfg)
     }
@@ -933,7 +980,9 @@ impl Config {
     /// `MTLS_SERVER_BUNDLE`, `MTLS_SERVER_ALLOW` (comma-separated),
     /// `MTLS_SERVER_HANDSHAKE_TIMEOUT`, `MTLS_SERVER_MAX_CONNECTIONS`, and for each bundle
     /// `MTLS_BUNDLE_<NAME>_CERTIFICATE`, `_PRIVATE_KEY`, `_CA` (comma-separated), `_CRL`
-    /// (comma-separated) and `_RELOAD` (`true`/`false`), NAME upper-cased with `-` as `_`.
+    /// (comma-separated), `_KEYSTORE`, `_KEYSTORE_PASSWORD_FILE`, `_KEYSTORE_PASSWORD_ENV`,
+    /// `_KEY_ALIAS`, `_TRUSTSTORE`, `_TRUSTSTORE_PASSWORD_FILE`, `_TRUSTSTORE_PASSWORD_ENV` and
+    /// `_RELOAD` (`true`/`false`), NAME upper-cased with `-` as `_`.
     fn apply_env(&mut self, env: &dyn Fn(&str) -> Option<String>) {
         let list = |v: String| -> Vec<String> {
             v.split(',')
@@ -976,6 +1025,27 @@ impl Config {
             }
             if let Some(v) = var("CRL") {
                 bundle.crl = list(v).into_iter().map(PathBuf::from).collect();
+            }
+            if let Some(v) = var("KEYSTORE") {
+                bundle.keystore = Some(v.into());
+            }
+            if let Some(v) = var("KEYSTORE_PASSWORD_FILE") {
+                bundle.keystore_password_file = Some(v.into());
+            }
+            if let Some(v) = var("KEYSTORE_PASSWORD_ENV") {
+                bundle.keystore_password_env = Some(v);
+            }
+            if let Some(v) = var("KEY_ALIAS") {
+                bundle.key_alias = Some(v);
+            }
+            if let Some(v) = var("TRUSTSTORE") {
+                bundle.truststore = Some(v.into());
+            }
+            if let Some(v) = var("TRUSTSTORE_PASSWORD_FILE") {
+                bundle.truststore_password_file = Some(v.into());
+            }
+            if let Some(v) = var("TRUSTSTORE_PASSWORD_ENV") {
+                bundle.truststore_password_env = Some(v);
             }
             if let Some(v) = var("RELOAD") {
                 bundle.reload = Some(v != "false");

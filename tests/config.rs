@@ -345,3 +345,49 @@ async fn keystores_named_in_the_file_load_with_passwords_from_files() {
     assert_eq!(stock.get(url).await.unwrap().status(), 200);
     task.abort();
 }
+
+#[test]
+fn a_container_configures_itself_from_the_environment_alone() {
+    let cfg = Config::from_env_lookup(|name| match name {
+        "MTLS_KEYSTORE" => Some("/run/secrets/service.p12".to_owned()),
+        "MTLS_KEYSTORE_PASSWORD_FILE" => Some("/run/secrets/ks.pass".to_owned()),
+        "MTLS_KEY_ALIAS" => Some("service".to_owned()),
+        "MTLS_TRUSTSTORE" => Some("/run/secrets/trust.p12".to_owned()),
+        "MTLS_TRUSTSTORE_PASSWORD_FILE" => Some("/run/secrets/ts.pass".to_owned()),
+        "MTLS_SERVER_LISTEN" => Some("0.0.0.0:8443".to_owned()),
+        "MTLS_SERVER_ALLOW" => Some("spiffe://example.org".to_owned()),
+        _ => None,
+    })
+    .unwrap();
+    let bundle = &cfg.bundle["default"];
+    assert_eq!(
+        bundle.keystore.as_deref(),
+        Some(std::path::Path::new("/run/secrets/service.p12"))
+    );
+    assert_eq!(bundle.key_alias.as_deref(), Some("service"));
+    assert!(bundle.truststore.is_some() && bundle.ca.paths().is_empty());
+    assert_eq!(cfg.server.as_ref().unwrap().allow, ["spiffe://example.org"]);
+    // PEM files instead, and what is missing is named.
+    let cfg = Config::from_env_lookup(|name| match name {
+        "MTLS_CERT" => Some("tls.crt".to_owned()),
+        "MTLS_KEY" => Some("tls.key".to_owned()),
+        "MTLS_CA" => Some("ca.crt".to_owned()),
+        _ => None,
+    })
+    .unwrap();
+    assert!(cfg.server.is_none() && cfg.client.contains_key("default"));
+    let err = Config::from_env_lookup(|name| (name == "MTLS_CERT").then(|| "tls.crt".to_owned()))
+        .unwrap_err();
+    assert!(
+        matches!(&err, ConfigError::Invalid { key, .. } if key == "MTLS_KEY"),
+        "{err}"
+    );
+    // A keystore without a password source is refused.
+    let err = Config::from_env_lookup(|name| match name {
+        "MTLS_KEYSTORE" => Some("service.p12".to_owned()),
+        "MTLS_CA" => Some("ca.crt".to_owned()),
+        _ => None,
+    })
+    .unwrap_err();
+    assert!(err.to_string().contains("keystore_password"), "{err}");
+}
