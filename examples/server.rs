@@ -6,8 +6,10 @@
 //! ```
 //!
 //! Without `--allow` flags any client whose certificate chains to the CA is let in. With
-//! `--allow SPIFFE_ID` (repeatable) or `--allow-domain TRUST_DOMAIN`, only those identities are:
-//! the others are refused in the handshake with the `access_denied` alert.
+//! `--allow PATTERN` (repeatable; an exact SPIFFE ID, `spiffe://td/path/*`, `spiffe://td`,
+//! `dns:NAME` or `cn:NAME`, as in configuration files) or `--allow-domain TRUST_DOMAIN`, only
+//! those identities are: the others are refused in the handshake with the `access_denied`
+//! alert.
 //!
 //! `GET /` answers 200 with the caller's SPIFFE ID (or subject) and SANs. `GET /admin` is a
 //! narrower route: only `spiffe://<the caller's trust domain>/admin` may call it; others get a
@@ -41,8 +43,9 @@ use mtls::{
 };
 
 const USAGE: &str =
-    "usage: server (--cert FILE --key FILE --ca FILE | --config FILE) [--listen ADDR] \
-[--allow SPIFFE_ID]... [--allow-domain TRUST_DOMAIN]... [--crl FILE]... \
+    "usage: server ((--cert FILE --key FILE | --keystore FILE --keystore-password-file FILE) \
+(--ca FILE | --truststore FILE --truststore-password-file FILE) | --config FILE) [--listen ADDR] \
+[--allow PATTERN]... [--allow-domain TRUST_DOMAIN]... [--crl FILE]... \
 [--handshake-timeout SECS] [--max-connections N] [--no-ca-hints] [--no-reload]
 
 Certificate, key and CA files are reloaded when they change (checked every 5 s); a broken
@@ -429,12 +432,16 @@ impl Args {
         ))
     }
 
-    /// `--allow` and `--allow-domain` combined with `any_of`; no flags: any verified client.
+    /// `--allow` patterns and `--allow-domain` combined with `any_of`; no flags: any verified
+    /// client.
     fn policy(&self) -> Result<Authorizer, PolicyError> {
-        let mut rules = Vec::new();
-        if !self.allow.is_empty() {
-            rules.push(Authorizer::spiffe_ids(&self.allow)?);
-        }
+        // `--allow` takes the identity patterns of configuration files: an exact SPIFFE ID,
+        // `spiffe://td/path/*`, `spiffe://td`, `dns:NAME` or `cn:NAME`.
+        let mut rules = self
+            .allow
+            .iter()
+            .map(|p| Authorizer::pattern(p))
+            .collect::<Result<Vec<_>, _>>()?;
         for td in &self.allow_domain {
             rules.push(Authorizer::trust_domain(td)?);
         }

@@ -196,7 +196,7 @@ if curl -sS --max-time 10 --cert client.pem --key client.key --cacert ca.pem "$u
 fi
 cat curl2.err
 grep -qi "access denied" curl2.err || fail "curl did not see access_denied"
-grep -q "policy=spiffe_ids(spiffe://example.org/someone-else)" server2.log || { cat server2.log; fail "denial not logged with the policy"; }
+grep -q "policy=spiffe_id(spiffe://example.org/someone-else)" server2.log || { cat server2.log; fail "denial not logged with the policy"; }
 grep -q "peer.identity=spiffe://example.org/interop" server2.log || fail "denial not logged with the identity"
 [ "$(reason_count server2.log not_authorized)" -ge 1 ] || { cat server2.log; fail "denial not logged as reason=not_authorized"; }
 
@@ -241,7 +241,7 @@ start_server allow.log --cert server.pem --key server.key --ca ca.pem \
 policy_case client allow.log served
 policy_case other-org-billing allow.log served
 policy_case other-org-interop allow.log denied
-grep -q "policy=any_of(spiffe_ids(spiffe://other.org/billing), trust_domain(example.org))" allow.log ||
+grep -q "policy=any_of(spiffe_id(spiffe://other.org/billing), trust_domain(example.org))" allow.log ||
     { cat allow.log; fail "denial not logged with the combined policy"; }
 quoted_reason_note allow.log
 
