@@ -188,17 +188,9 @@ async fn handle(
     // The configuration file's [[access]] rules, when given: first covering rule decides.
     if let Some(access) = &access {
         let peer = req.extensions().get::<PeerIdentity>();
-        let reason = match access.decide(req.method(), req.uri().path(), peer) {
-            mtls::Decision::Allowed(_) => None,
-            mtls::Decision::Denied(rule) => {
-                Some(format!("rule `{rule}` does not admit this caller"))
-            }
-            _ => Some(format!(
-                "no access rule covers {} {}",
-                req.method(),
-                req.uri().path()
-            )),
-        };
+        let reason = access
+            .decide(req.method(), req.uri().path(), peer)
+            .refusal(req.method(), req.uri().path());
         if let Some(reason) = reason {
             {
                 let mut resp = Response::new(Full::new(Bytes::from(format!(

@@ -146,14 +146,20 @@ impl Denied {
     /// assert_eq!(resp.status(), http::StatusCode::FORBIDDEN);
     /// ```
     pub fn into_response(self) -> Response<Full<Bytes>> {
-        let mut resp = Response::new(Full::new(Bytes::from(format!("forbidden: {self}\n"))));
-        *resp.status_mut() = StatusCode::FORBIDDEN;
-        resp.headers_mut().insert(
-            http::header::CONTENT_TYPE,
-            http::HeaderValue::from_static("text/plain; charset=utf-8"),
-        );
-        resp
+        forbidden(&self)
     }
+}
+
+/// `403 Forbidden` with `forbidden: {reason}` as a plain-text body: every refusal by identity
+/// (a route policy, an access rule) answers in this one form.
+pub(crate) fn forbidden(reason: &dyn fmt::Display) -> Response<Full<Bytes>> {
+    let mut resp = Response::new(Full::new(Bytes::from(format!("forbidden: {reason}\n"))));
+    *resp.status_mut() = StatusCode::FORBIDDEN;
+    resp.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    resp
 }
 
 impl Authorizer {

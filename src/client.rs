@@ -59,7 +59,7 @@ pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 #[must_use = "a builder does nothing until `.build()` is called"]
 #[derive(Debug)]
 pub struct ClientBuilder {
-    material: MaterialSpec,
+    pub(crate) material: MaterialSpec,
     expect_server: Option<Authorizer>,
     tls: TlsOptions,
     connect_timeout: Duration,
@@ -740,23 +740,8 @@ fn classify(error: hyper_util::client::legacy::Error) -> ClientError {
             return from_tls(&tls);
         }
     }
-    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(&error);
-    while let Some(e) = cause {
-        if let Some(ours) = e.downcast_ref::<ClientError>() {
-            return ours.duplicate();
-        }
-        if let Some(tls) = e.downcast_ref::<rustls::Error>() {
-            return from_tls(tls);
-        }
-        // io::Error::source skips the error it wraps, so look inside explicitly.
-        if let Some(tls) = e
-            .downcast_ref::<io::Error>()
-            .and_then(io::Error::get_ref)
-            .and_then(|inner| inner.downcast_ref::<rustls::Error>())
-        {
-            return from_tls(tls);
-        }
-        cause = e.source();
+    if let Some(named) = ClientError::find_in(&error) {
+        return named;
     }
     ClientError::Http(Box::new(error))
 }

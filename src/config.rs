@@ -786,30 +786,12 @@ impl Config {
             key: "server".to_owned(),
             message: "is missing: add a [server] section with listen, bundle and allow".to_owned(),
         })?;
-        let bundle = &self.bundle[&server.bundle];
         let mut builder = Server::builder();
-        if let (Some(cert), Some(key)) = (&bundle.certificate, &bundle.private_key) {
-            builder = builder.identity_files(cert, key);
-        }
-        for ca in bundle.ca.paths() {
-            builder = builder.trust_file(ca);
-        }
-        #[cfg(feature = "pkcs12")]
-        {
-            let (keystore, truststore) = stores(bundle, &server.bundle)?;
-            if let Some((path, password, alias)) = keystore {
-                builder = builder.identity_pkcs12_file(path, password, alias.as_deref());
-            }
-            if let Some((path, password)) = truststore {
-                builder = builder.trust_pkcs12_file(path, password);
-            }
-        }
-        for crl in &bundle.crl {
-            builder = builder.crl_file(crl);
-        }
-        if bundle.reload == Some(false) {
-            builder = builder.reload_interval(None);
-        }
+        apply_bundle(
+            &self.bundle[&server.bundle],
+            &server.bundle,
+            &mut builder.material,
+        )?;
         let policy = patterns(&server.allow).map_err(|e| ConfigError::Invalid {
             origin: "configuration".to_owned(),
             key: "server.allow".to_owned(),
@@ -879,30 +861,12 @@ impl Config {
                 self.client.keys().cloned().collect::<Vec<_>>().join(", ")
             ),
         })?;
-        let bundle = &self.bundle[&profile.bundle];
         let mut builder = Client::builder();
-        if let (Some(cert), Some(key)) = (&bundle.certificate, &bundle.private_key) {
-            builder = builder.identity_files(cert, key);
-        }
-        for ca in bundle.ca.paths() {
-            builder = builder.trust_file(ca);
-        }
-        #[cfg(feature = "pkcs12")]
-        {
-            let (keystore, truststore) = stores(bundle, &profile.bundle)?;
-            if let Some((path, password, alias)) = keystore {
-                builder = builder.identity_pkcs12_file(path, password, alias.as_deref());
-            }
-            if let Some((path, password)) = truststore {
-                builder = builder.trust_pkcs12_file(path, password);
-            }
-        }
-        for crl in &bundle.crl {
-            builder = builder.crl_file(crl);
-        }
-        if bundle.reload == Some(false) {
-            builder = builder.reload_interval(None);
-        }
+        apply_bundle(
+            &self.bundle[&profile.bundle],
+            &profile.bundle,
+            &mut builder.material,
+        )?;
         if !profile.expect_server.is_empty() {
             let policy = patterns(&profile.expect_server).map_err(|e| ConfigError::Invalid {
                 origin: "configuration".to_owned(),
@@ -1153,6 +1117,40 @@ impl Client {
     pub fn from_config(cfg: &Config, name: &str) -> Result<Client, ConfigError> {
         Ok(cfg.client_builder(name)?.build()?)
     }
+}
+
+/// Puts a bundle's material into a server's or client's builder: PEM files or keystores,
+/// CA files or a truststore, CRLs, and whether to watch them.
+fn apply_bundle(
+    bundle: &Bundle,
+    name: &str,
+    material: &mut crate::source::MaterialSpec,
+) -> Result<(), ConfigError> {
+    if let (Some(cert), Some(key)) = (&bundle.certificate, &bundle.private_key) {
+        material.identity_files(cert, key);
+    }
+    for ca in bundle.ca.paths() {
+        material.trust_file(ca);
+    }
+    #[cfg(feature = "pkcs12")]
+    {
+        let (keystore, truststore) = stores(bundle, name)?;
+        if let Some((path, password, alias)) = keystore {
+            material.identity_pkcs12(&path, password, alias.as_deref());
+        }
+        if let Some((path, password)) = truststore {
+            material.trust_pkcs12(&path, password);
+        }
+    }
+    #[cfg(not(feature = "pkcs12"))]
+    let _ = name;
+    for crl in &bundle.crl {
+        material.crl_file(crl);
+    }
+    if bundle.reload == Some(false) {
+        material.reload_interval = None;
+    }
+    Ok(())
 }
 
 /// A keystore (path, password, alias) and a truststore (path, password), passwords read.

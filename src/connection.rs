@@ -141,7 +141,6 @@ impl HttpBuilders {
 
 pub(crate) struct Connection {
     pub(crate) shared: Arc<Shared>,
-    pub(crate) http: Arc<HttpBuilders>,
     pub(crate) addr: SocketAddr,
 }
 
@@ -210,7 +209,7 @@ impl Connection {
             }
             Some(_) => None,
             None => {
-                let policy = self.shared.live.current().policy.clone();
+                let policy = self.shared.live.current().verifier.policy().clone();
                 policy.check(None).err().map(|denied| {
                     crate::verify::log_not_authorized(&self.addr, None, &denied, resumed);
                     HandshakeFailure::NotAuthorized
@@ -270,6 +269,7 @@ impl Connection {
         (tls, peer): (TlsStream, Option<PeerIdentity>),
         service: S,
         watcher: Watcher,
+        http: &HttpBuilders,
     ) where
         S: hyper::service::Service<Request<Incoming>, Response = Response<B>> + Send + 'static,
         S::Future: Send + 'static,
@@ -278,7 +278,7 @@ impl Connection {
         B::Data: Send,
         B::Error: Into<BoxError>,
     {
-        let builder = self.http.for_alpn(tls.get_ref().1.alpn_protocol());
+        let builder = http.for_alpn(tls.get_ref().1.alpn_protocol());
         let activity = Arc::new(Activity::new());
         let service = WithPeer {
             inner: service,

@@ -13,10 +13,10 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use tracing::Instrument;
 
-use crate::connection::{CONNECTION, Connection, ConnectionContext, HttpBuilders};
+use crate::connection::{CONNECTION, Connection, ConnectionContext};
 use crate::identity::PeerIdentity;
 use crate::server::{Shared, accept, accept_error};
-use crate::stats::OwnedActiveGuard;
+use crate::stats::ActiveGuard;
 
 /// The streams of a [`Server`](crate::Server) turned into a listener with
 /// [`Server::incoming`](crate::Server::incoming): each one has completed the TLS handshake
@@ -159,7 +159,6 @@ async fn accept_streams(
     let permits = |n: usize| n.clamp(1, Semaphore::MAX_PERMITS);
     let connections = Arc::new(Semaphore::new(permits(shared.limits.max_connections)));
     let handshakes = Arc::new(Semaphore::new(permits(shared.limits.max_handshakes)));
-    let http = Arc::new(HttpBuilders::new(&shared.limits));
     loop {
         if tx.is_closed() {
             return;
@@ -174,10 +173,9 @@ async fn accept_streams(
             };
         let connection = Connection {
             shared: Arc::clone(&shared),
-            http: Arc::clone(&http),
             addr,
         };
-        let active = shared.stats.connection_opened_owned();
+        let active = shared.stats.connection_opened();
         let span = tracing::info_span!(
             "mtls.connection",
             peer.addr = %addr,
@@ -248,7 +246,7 @@ pub struct VerifiedStream {
     peer: Option<PeerIdentity>,
     remote_addr: SocketAddr,
     _permit: OwnedSemaphorePermit,
-    _active: OwnedActiveGuard,
+    _active: ActiveGuard,
 }
 
 impl fmt::Debug for VerifiedStream {

@@ -27,7 +27,6 @@ use rustls::sign::CertifiedKey;
 use rustls::{DigitallySignedStruct, DistinguishedName, NamedGroup, SignatureScheme};
 use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
 
-use crate::authorize::Authorizer;
 use crate::error::HandshakeFailure;
 use crate::stats::ServerStats;
 use crate::verify::{ClientIdentityVerifier, ServerIdentityVerifier};
@@ -104,22 +103,17 @@ impl<F: std::future::Future> std::future::Future for InGeneration<F> {
 pub(crate) struct ServerGeneration {
     pub(crate) id: u64,
     pub(crate) certified: Arc<CertifiedKey>,
+    /// Also holds the policy ([`ClientIdentityVerifier::policy`]), so the two never disagree.
     pub(crate) verifier: Arc<ClientIdentityVerifier>,
-    pub(crate) policy: Authorizer,
     sessions: Arc<dyn StoresServerSessions>,
 }
 
 impl ServerGeneration {
-    pub(crate) fn new(
-        certified: Arc<CertifiedKey>,
-        verifier: ClientIdentityVerifier,
-        policy: Authorizer,
-    ) -> Self {
+    pub(crate) fn new(certified: Arc<CertifiedKey>, verifier: ClientIdentityVerifier) -> Self {
         ServerGeneration {
             id: next_generation(),
             certified,
             verifier: Arc::new(verifier),
-            policy,
             sessions: ServerSessionMemoryCache::new(SESSIONS),
         }
     }
@@ -157,7 +151,7 @@ impl LiveServer {
 impl fmt::Debug for LiveServer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("LiveServer")
-            .field("policy", &self.current.load().policy)
+            .field("policy", self.current.load().verifier.policy())
             .finish_non_exhaustive()
     }
 }

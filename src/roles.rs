@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::task::{Context, Poll};
 
-use http::{Method, Request, Response, StatusCode};
+use http::{Method, Request, Response};
 use http_body_util::{Either, Full};
 use hyper::body::Bytes;
 
@@ -413,6 +413,31 @@ pub enum Decision {
     NoRule,
 }
 
+impl Decision {
+    /// Why the request is refused, in the words of the 403 body and the `tracing` event;
+    /// `None` when it is allowed.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use http::Method;
+    /// use mtls::Decision;
+    ///
+    /// assert_eq!(
+    ///     Decision::NoRule.refusal(&Method::GET, "/metrics").as_deref(),
+    ///     Some("no access rule covers GET /metrics")
+    /// );
+    /// assert_eq!(Decision::Allowed("/ any method for admin".into()).refusal(&Method::GET, "/"), None);
+    /// ```
+    pub fn refusal(&self, method: &Method, path: &str) -> Option<String> {
+        match self {
+            Decision::Allowed(_) => None,
+            Decision::Denied(rule) => Some(format!("rule `{rule}` does not admit this caller")),
+            Decision::NoRule => Some(format!("no access rule covers {method} {path}")),
+        }
+    }
+}
+
 impl Access {
     /// Access over `roles`, with no rules yet (so everything is denied).
     ///
@@ -578,16 +603,6 @@ pub struct AccessService<S> {
     access: Access,
 }
 
-fn forbidden(reason: String) -> Response<Full<Bytes>> {
-    let mut resp = Response::new(Full::new(Bytes::from(format!("forbidden: {reason}\n"))));
-    *resp.status_mut() = StatusCode::FORBIDDEN;
-    resp.headers_mut().insert(
-        http::header::CONTENT_TYPE,
-        http::HeaderValue::from_static("text/plain; charset=utf-8"),
-    );
-    resp
-}
-
 impl<S, ReqBody, ResBody> tower_service::Service<Request<ReqBody>> for AccessService<S>
 where
     S: tower_service::Service<Request<ReqBody>, Response = Response<ResBody>>,
@@ -604,12 +619,8 @@ where
     fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
         let peer = req.extensions().get::<PeerIdentity>();
         let (method, path) = (req.method(), req.uri().path());
-        let reason = match self.access.decide(method, path, peer) {
-            Decision::Allowed(_) => {
-                return RequireIdentityFuture::allowed(self.inner.call(req));
-            }
-            Decision::Denied(rule) => format!("rule `{rule}` does not admit this caller"),
-            Decision::NoRule => format!("no access rule covers {method} {path}"),
+        let Some(reason) = self.access.decide(method, path, peer).refusal(method, path) else {
+            return RequireIdentityFuture::allowed(self.inner.call(req));
         };
         let identity = peer.map_or_else(|| "anonymous".to_owned(), ToString::to_string);
         tracing::warn!(
@@ -619,6 +630,8 @@ where
             reason = %reason,
             "request denied by access rules"
         );
-        RequireIdentityFuture::denied(forbidden(format!("{identity}: {reason}")))
+        RequireIdentityFuture::denied(crate::authorize::forbidden(&format_args!(
+            "{identity}: {reason}"
+        )))
     }
 }

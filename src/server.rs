@@ -50,7 +50,7 @@ use crate::tls::{ClientAuth, TlsOptions, live_server_config, server_generation};
 /// ```
 #[must_use = "a builder does nothing until `.bind(...)` is awaited"]
 pub struct ServerBuilder {
-    material: MaterialSpec,
+    pub(crate) material: MaterialSpec,
     policy: Option<Authorizer>,
     client_auth: ClientAuth,
     tls: TlsOptions,
@@ -726,7 +726,7 @@ pub struct ServerHandle {
 impl fmt::Debug for ServerHandle {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ServerHandle")
-            .field("policy", &self.shared.live.current().policy)
+            .field("policy", self.shared.live.current().verifier.policy())
             .finish_non_exhaustive()
     }
 }
@@ -789,7 +789,7 @@ impl ServerHandle {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn authorizer(&self) -> Authorizer {
-        self.shared.live.current().policy.clone()
+        self.shared.live.current().verifier.policy().clone()
     }
 
     /// The server's counters.
@@ -1185,10 +1185,10 @@ impl Server {
                         let watcher = graceful.watcher();
                         let connection = Connection {
                             shared: Arc::clone(&shared),
-                            http: Arc::clone(&http),
                             addr,
                         };
                         let service = service.clone();
+                        let http = Arc::clone(&http);
                         // The peer's identity is recorded on the span once the handshake
                         // has verified it, so every event of the connection carries it.
                         let span = tracing::info_span!(
@@ -1210,7 +1210,7 @@ impl Server {
                             };
                             drop(handshake_permit);
                             if let Some(io) = handshake {
-                                connection.serve(io, service, watcher).await;
+                                connection.serve(io, service, watcher, &http).await;
                             }
                         }).instrument(span));
                     }

@@ -185,17 +185,11 @@ impl ServerStats {
         }
     }
 
-    /// Counts a connection as active until the returned guard is dropped.
-    pub(crate) fn connection_opened(&self) -> ActiveGuard<'_> {
+    /// Counts a connection as active until the returned guard is dropped (by the connection
+    /// task, or with a stream handed out by `Server::incoming`).
+    pub(crate) fn connection_opened(self: &Arc<Self>) -> ActiveGuard {
         self.active.fetch_add(1, Ordering::Relaxed);
-        ActiveGuard(&self.active)
-    }
-
-    /// As [`ServerStats::connection_opened`], for a connection that outlives the task that
-    /// accepted it (a stream handed out by `Server::incoming`).
-    pub(crate) fn connection_opened_owned(self: &Arc<Self>) -> OwnedActiveGuard {
-        self.active.fetch_add(1, Ordering::Relaxed);
-        OwnedActiveGuard(Arc::clone(self))
+        ActiveGuard(Arc::clone(self))
     }
 
     pub(crate) fn record_failure(&self, reason: HandshakeFailure) {
@@ -203,20 +197,11 @@ impl ServerStats {
     }
 }
 
-/// Decrements the active-connection gauge when the connection task ends.
-pub(crate) struct ActiveGuard<'a>(&'a AtomicU64);
-
-impl Drop for ActiveGuard<'_> {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::Relaxed);
-    }
-}
-
-/// Decrements the active-connection gauge when a handed-out stream is dropped.
+/// Decrements the active-connection gauge when the connection ends.
 #[derive(Debug)]
-pub(crate) struct OwnedActiveGuard(Arc<ServerStats>);
+pub(crate) struct ActiveGuard(Arc<ServerStats>);
 
-impl Drop for OwnedActiveGuard {
+impl Drop for ActiveGuard {
     fn drop(&mut self) {
         self.0.active.fetch_sub(1, Ordering::Relaxed);
     }

@@ -106,11 +106,7 @@ pub(crate) fn server_generation(
     } else {
         verifier.without_ca_hints()
     };
-    Ok(ServerGeneration::new(
-        identity.certified_key(),
-        verifier,
-        policy.clone(),
-    ))
+    Ok(ServerGeneration::new(identity.certified_key(), verifier))
 }
 
 /// The one `ServerConfig` of a server: built once, it reads `live` at every handshake.

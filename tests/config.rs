@@ -7,7 +7,7 @@ mod common;
 use std::path::PathBuf;
 
 use common::*;
-use mtls::{Client, Config, ConfigError, Server};
+use mtls::{Client, Config, ConfigError, Rotate, Server};
 
 struct Files(PathBuf);
 
@@ -390,4 +390,65 @@ fn a_container_configures_itself_from_the_environment_alone() {
     })
     .unwrap_err();
     assert!(err.to_string().contains("keystore_password"), "{err}");
+}
+
+#[test]
+fn limits_and_password_sources_are_checked() {
+    let server = |extra: &str| {
+        format!(
+            "{BUNDLE}\n[server]\nlisten = \"x\"\nbundle = \"b\"\nallow = [\"spiffe://example.org\"]\n{extra}"
+        )
+    };
+    let err = invalid(&server("max_connections = 0\n"));
+    assert!(
+        matches!(&err, ConfigError::Invalid { key, .. } if key == "server.max_connections"),
+        "{err}"
+    );
+    let err = invalid(&server("allow = []\n").replace("allow = [\"spiffe://example.org\"]\n", ""));
+    assert!(
+        matches!(&err, ConfigError::Invalid { key, .. } if key == "server.allow"),
+        "{err}"
+    );
+    let err = invalid(
+        "[bundle.b]\nkeystore = \"b.p12\"\nkeystore_password_file = \"p\"\nkeystore_password_env = \"P\"\nca = \"ca.pem\"\n",
+    );
+    assert!(
+        matches!(&err, ConfigError::Invalid { key, .. } if key == "bundle.b.keystore_password_env"),
+        "{err}"
+    );
+    let err = invalid(&format!("{BUNDLE}truststore_password_file = \"p\"\n"));
+    assert!(
+        matches!(&err, ConfigError::Invalid { key, .. } if key == "bundle.b.truststore_password"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn reload_false_turns_watching_off() {
+    let ca = Ca::new("root");
+    let files = Files::new("noreload", &ca);
+    let text = FULL.replace(
+        "[bundle.inventory]\n",
+        "[bundle.inventory]\nreload = false\n",
+    );
+    let path = files.put("mtls.toml", &text);
+    let cfg = Config::from_file(&path).unwrap();
+    let server = Server::from_config(&cfg).await.unwrap();
+    let handle = server.handle();
+    let running = start(server);
+    let before = handle.certificate_status().identity.not_after;
+    // New server files: a watched bundle would reload them within its 5 s tick; this one
+    // never does (checked after one default tick).
+    let next = ca.issue(Leaf {
+        uris: vec!["spiffe://example.org/ns/prod/sa/inventory"],
+        not_after: time::Duration::hours(48),
+        ..Leaf::server()
+    });
+    files.put("certs/inventory.pem", &next.cert_pem);
+    files.put("certs/inventory.key", &next.key_pem);
+    tokio::time::sleep(mtls::DEFAULT_RELOAD_INTERVAL + std::time::Duration::from_millis(500)).await;
+    let status = handle.certificate_status();
+    assert_eq!(status.identity.not_after, before);
+    assert_eq!(status.reloads, 0);
+    running.shutdown().await;
 }

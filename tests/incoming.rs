@@ -190,3 +190,22 @@ async fn silent_connections_cannot_fill_the_queue() {
     drop(silent);
     task.abort();
 }
+
+#[tokio::test]
+async fn dropping_incoming_stops_the_listener() {
+    let ca = Ca::new("root");
+    let server = server_builder(&ca).bind("127.0.0.1:0").await.unwrap();
+    let addr = server.local_addr();
+    let incoming = server.incoming();
+    assert!(tokio::net::TcpStream::connect(addr).await.is_ok());
+    drop(incoming);
+    let mut refused = false;
+    for _ in 0..100 {
+        if tokio::net::TcpStream::connect(addr).await.is_err() {
+            refused = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(refused, "the socket closes once TlsIncoming is dropped");
+}

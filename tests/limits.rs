@@ -189,6 +189,13 @@ impl rustls::client::ResolvesClientCert for HintRecorder {
 async fn hints_seen(send: bool) -> usize {
     let ca = Ca::new("root");
     let server = serve(server_builder(&ca).send_ca_hints(send)).await;
+    let hints = hints_at(&ca, &server).await;
+    server.shutdown().await;
+    hints
+}
+
+/// How many CA names the server hinted in its CertificateRequest to a client of `ca`.
+async fn hints_at(ca: &Ca, server: &Running) -> usize {
     let leaf = ca.client("orders");
     let provider = mtls::crypto_provider();
     let key = rustls::sign::CertifiedKey::from_der(
@@ -216,8 +223,25 @@ async fn hints_seen(send: bool) -> usize {
         text.starts_with("HTTP/1.1 200"),
         "the certificate is sent either way: {text}"
     );
-    server.shutdown().await;
     recorder.hints.lock().unwrap().expect("resolver asked")
+}
+
+#[tokio::test]
+async fn ca_hints_follow_a_trust_rotation() {
+    // The live config borrows its hint list for a whole handshake; a new trust bundle must
+    // still reach the next CertificateRequest.
+    use mtls::Rotate;
+    let ca = Ca::new("root");
+    let next = Ca::new("next root");
+    let server = server_builder(&ca).bind("127.0.0.1:0").await.unwrap();
+    let handle = server.handle();
+    let server = start(server);
+    assert_eq!(hints_at(&ca, &server).await, 1);
+    handle.set_trust(vec![ca.trust(), next.trust()]).unwrap();
+    assert_eq!(hints_at(&ca, &server).await, 2);
+    handle.set_trust(vec![ca.trust()]).unwrap();
+    assert_eq!(hints_at(&ca, &server).await, 1);
+    server.shutdown().await;
 }
 
 #[tokio::test]
