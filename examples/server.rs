@@ -15,7 +15,8 @@
 //! narrower route: only `spiffe://<the caller's trust domain>/admin` may call it; others get a
 //! 403 naming the policy. `GET /healthz` answers 200 while our certificate is fresh and 503 once
 //! it is due for renewal (past 2/3 of its lifetime or under 24 h left) or a reload failed, with
-//! the facts as JSON. Ctrl-C shuts down gracefully.
+//! the facts as JSON (`mtls::Health`: expiry, reload errors, handshake failures by reason in
+//! the last minute). Ctrl-C shuts down gracefully.
 //!
 //! The `--cert`, `--key` and `--ca` files are reloaded when they change (checked every 5 s,
 //! Kubernetes `..data` symlink swaps included). A new set is validated before it is used; a
@@ -38,9 +39,7 @@ use http_body_util::Full;
 use hyper::body::{Bytes, Incoming};
 use hyper::service::service_fn;
 use hyper::{Request, Response, StatusCode};
-use mtls::{
-    Authorizer, CertificateStatus, Denied, PeerIdentity, PolicyError, Rotate, Server, ServerHandle,
-};
+use mtls::{Authorizer, Denied, PeerIdentity, PolicyError, Server, ServerHandle};
 
 const USAGE: &str =
     "usage: server ((--cert FILE --key FILE | --keystore FILE --keystore-password-file FILE) \
@@ -183,7 +182,7 @@ async fn handle(
     access: Option<mtls::Access>,
 ) -> Result<Response<Full<Bytes>>, Infallible> {
     if req.uri().path() == "/healthz" {
-        return Ok(healthz(&server.certificate_status()));
+        return Ok(healthz(&server.health()));
     }
     // The configuration file's [[access]] rules, when given: first covering rule decides.
     if let Some(access) = &access {
@@ -239,28 +238,9 @@ async fn handle(
 }
 
 /// 200 while our certificate is fresh and reloads succeed, 503 before it expires.
-fn healthz(status: &CertificateStatus) -> Response<Full<Bytes>> {
-    let not_after = status
-        .identity
-        .not_after
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
-    let body = format!(
-        "{{\"healthy\":{},\"subject\":{:?},\"not_after_unix\":{},\"remaining_secs\":{},\"renewal_due\":{},\"expired\":{},\"last_reload_error\":{}}}\n",
-        status.healthy(),
-        status.identity.subject,
-        not_after,
-        status.identity.remaining.as_secs(),
-        status.identity.renewal_due,
-        status.identity.expired,
-        status
-            .last_reload_error
-            .as_ref()
-            .map_or("null".to_owned(), |e| format!("{e:?}")),
-    );
-    let mut resp = Response::new(Full::new(Bytes::from(body)));
-    if !status.healthy() {
+fn healthz(health: &mtls::Health) -> Response<Full<Bytes>> {
+    let mut resp = Response::new(Full::new(Bytes::from(health.to_json() + "\n")));
+    if !health.healthy() {
         *resp.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
     }
     resp.headers_mut().insert(

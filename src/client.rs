@@ -560,6 +560,42 @@ impl Client {
         Arc::clone(&self.shared.config)
     }
 
+    /// The identity this client presents now (after any rotation): its chain and key.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # let ca = mtls::dev::DevCa::new("test CA")?;
+    /// let client = mtls::Client::builder()
+    ///     .identity(ca.client("spiffe://example.org/orders")?.identity()?)
+    ///     .trust(ca.trust()?)
+    ///     .build()?;
+    /// let ours = mtls::PeerIdentity::from_chain(client.identity().chain())?;
+    /// assert_eq!(ours.spiffe_id().unwrap().as_str(), "spiffe://example.org/orders");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn identity(&self) -> Identity {
+        self.shared.current().identity
+    }
+
+    /// The trust bundles this client verifies servers against now, with any CRLs given
+    /// separately attached to the first.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # let ca = mtls::dev::DevCa::new("test CA")?;
+    /// let client = mtls::Client::builder()
+    ///     .identity(ca.client("spiffe://example.org/orders")?.identity()?)
+    ///     .trust(ca.trust()?)
+    ///     .build()?;
+    /// assert_eq!(client.trust()[0].certificates().len(), 1);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn trust(&self) -> Vec<TrustBundle> {
+        self.shared.current().effective_trust()
+    }
+
     /// Writes our current identity and trust as PEM files into `dir` and rewrites them
     /// atomically on every rotation, for libraries that only take file paths. See
     /// [`PemDirectory`](crate::PemDirectory) for the layout.

@@ -21,6 +21,8 @@
 //!   reason); [`Server::serve`] takes hyper and tower services alike ([`HttpService`]).
 //! - [`Rotate`]: new certificates, keys, bundles and CRLs swapped in without a restart, from
 //!   watched files or from code, validated first; [`CertificateStatus`] shows expiry coming.
+//! - [`Health`]: our certificate's expiry, reload errors and recent rejections in one value,
+//!   as JSON for a `/healthz` route.
 //!
 //! **Features**
 //!
@@ -71,6 +73,7 @@ mod connection;
 #[cfg(feature = "dev")]
 pub mod dev;
 mod error;
+mod health;
 mod identity;
 mod incoming;
 mod limits;
@@ -98,6 +101,7 @@ pub use config::{
     AccessSection, Bundle, ClientSection, Config, ConfigError, OneOrMany, ServerSection,
 };
 pub use error::{ClientError, Error, HandshakeFailure, LoadError, Origin};
+pub use health::Health;
 pub use identity::{Fingerprint, PeerIdentity, SpiffeId, SpiffeIdError, TlsVersion};
 #[cfg(feature = "tonic")]
 pub use incoming::VerifiedConnectInfo;
@@ -113,7 +117,7 @@ pub use roles::{Access, AccessError, AccessRule, AccessService, Decision, Roles}
 pub use server::{Server, ServerBuilder, ServerHandle};
 pub use service::{HttpService, Hyper, Tower};
 pub use source::{CertificateInfo, CertificateStatus, DEFAULT_RELOAD_INTERVAL, Rotate};
-pub use stats::ServerStats;
+pub use stats::{RECENT_WINDOW, ServerStats};
 pub use tls::ClientAuth;
 
 /// Re-exported so that users name the same versions this crate was built with.

@@ -792,6 +792,27 @@ impl ServerHandle {
         self.shared.live.current().verifier.policy().clone()
     }
 
+    /// Health facts for a `/healthz` or readiness route: our certificate's expiry, how
+    /// reloading went, and the handshake failures by reason, since start and in the last
+    /// minute. See [`Health`](crate::Health).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # let ca = mtls::dev::DevCa::new("test CA")?;
+    /// # let handle = mtls::Server::builder()
+    /// #     .identity(ca.server("localhost")?.identity()?)
+    /// #     .trust(ca.trust()?)
+    /// #     .authorize(mtls::Authorizer::any_verified())
+    /// #     .build_rustls_config()?;
+    /// let health = handle.health();
+    /// assert!(health.healthy() && health.problems().is_empty());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn health(&self) -> crate::Health {
+        crate::Health::new(status(&*self.shared), &self.shared.stats)
+    }
+
     /// The server's counters.
     ///
     /// # Examples
@@ -949,6 +970,28 @@ impl Server {
     /// ```
     pub fn stats(&self) -> Arc<ServerStats> {
         Arc::clone(&self.shared.stats)
+    }
+
+    /// Health facts for a `/healthz` or readiness route: see [`ServerHandle::health`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # tokio::runtime::Runtime::new()?.block_on(async {
+    /// # let ca = mtls::dev::DevCa::new("test CA")?;
+    /// let server = mtls::Server::builder()
+    ///     .identity(ca.server("localhost")?.identity()?)
+    ///     .trust(ca.trust()?)
+    ///     .authorize(mtls::Authorizer::any_verified())
+    ///     .bind("127.0.0.1:0")
+    ///     .await?;
+    /// assert!(server.health().to_json().contains("\"accepted\":0"));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # })?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn health(&self) -> crate::Health {
+        crate::Health::new(status(&*self.shared), &self.shared.stats)
     }
 
     /// Our certificate and trust anchors with their expiry, and how reloading went.

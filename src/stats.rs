@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use crate::error::HandshakeFailure;
 
@@ -37,12 +38,95 @@ use crate::error::HandshakeFailure;
 /// # })?;
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct ServerStats {
     accepted: AtomicU64,
     resumed: AtomicU64,
     active: AtomicU64,
     failures: [AtomicU64; HandshakeFailure::ALL.len()],
+    /// Failures per second over the last [`RECENT_WINDOW`], for health reports.
+    recent: Recent,
+}
+
+impl Default for ServerStats {
+    fn default() -> Self {
+        ServerStats {
+            accepted: AtomicU64::new(0),
+            resumed: AtomicU64::new(0),
+            active: AtomicU64::new(0),
+            failures: Default::default(),
+            recent: Recent::new(),
+        }
+    }
+}
+
+/// How far back [`ServerStats::recent_failures`] looks: one minute.
+pub const RECENT_WINDOW: Duration = Duration::from_secs(60);
+
+const SLOTS: usize = RECENT_WINDOW.as_secs() as usize;
+
+/// A ring of one-second buckets of failure counts. Lock-free: a bucket is claimed for its
+/// second by a compare-exchange and then cleared, so a failure counted in the instant of a
+/// claim may be lost; the window is a health signal, the totals stay exact.
+#[derive(Debug)]
+struct Recent {
+    started: Instant,
+    buckets: Box<[Bucket]>,
+}
+
+#[derive(Debug, Default)]
+struct Bucket {
+    /// The second (since `started`, plus one; zero: never used) the counts belong to.
+    second: AtomicU64,
+    counts: [AtomicU64; HandshakeFailure::ALL.len()],
+}
+
+impl Recent {
+    fn new() -> Self {
+        Recent {
+            started: Instant::now(),
+            buckets: (0..SLOTS).map(|_| Bucket::default()).collect(),
+        }
+    }
+
+    fn now(&self) -> u64 {
+        self.started.elapsed().as_secs() + 1
+    }
+
+    fn record(&self, index: usize) {
+        self.record_at(index, self.now());
+    }
+
+    fn record_at(&self, index: usize, now: u64) {
+        let bucket = &self.buckets[(now % SLOTS as u64) as usize];
+        let seen = bucket.second.load(Ordering::Acquire);
+        if seen != now
+            && bucket
+                .second
+                .compare_exchange(seen, now, Ordering::AcqRel, Ordering::Acquire)
+                .is_ok()
+        {
+            for count in &bucket.counts {
+                count.store(0, Ordering::Relaxed);
+            }
+        }
+        bucket.counts[index].fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn count(&self, index: usize) -> u64 {
+        self.count_at(index, self.now())
+    }
+
+    fn count_at(&self, index: usize, now: u64) -> u64 {
+        self.buckets
+            .iter()
+            .filter(|b| {
+                let second = b.second.load(Ordering::Acquire);
+                second != 0 && second + SLOTS as u64 > now
+            })
+            .map(|b| b.counts[index].load(Ordering::Relaxed))
+            .sum()
+    }
 }
 
 impl ServerStats {
@@ -110,6 +194,27 @@ impl ServerStats {
             .iter()
             .map(|r| (*r, self.handshake_failures(*r)))
             .collect()
+    }
+
+    /// Every failure reason with its count over the last minute ([`RECENT_WINDOW`]), only
+    /// the reasons that occurred, most frequent first: "43 peers rejected as unknown CA in the
+    /// last minute" for a readiness check or an alert. Counted in one-second buckets, so the
+    /// window is 59 to 60 seconds long.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let stats = mtls::ServerStats::default(); // or server.stats()
+    /// assert!(stats.recent_failures().is_empty());
+    /// ```
+    pub fn recent_failures(&self) -> Vec<(HandshakeFailure, u64)> {
+        let mut recent: Vec<(HandshakeFailure, u64)> = HandshakeFailure::ALL
+            .iter()
+            .map(|r| (*r, self.recent.count(r.index())))
+            .filter(|(_, n)| *n > 0)
+            .collect();
+        recent.sort_by(|a, b| b.1.cmp(&a.1));
+        recent
     }
 
     /// All failed handshakes, whatever the reason.
@@ -194,6 +299,7 @@ impl ServerStats {
 
     pub(crate) fn record_failure(&self, reason: HandshakeFailure) {
         self.failures[reason.index()].fetch_add(1, Ordering::Relaxed);
+        self.recent.record(reason.index());
     }
 }
 
@@ -204,5 +310,44 @@ pub(crate) struct ActiveGuard(Arc<ServerStats>);
 impl Drop for ActiveGuard {
     fn drop(&mut self) {
         self.0.active.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn recent_failures_count_within_the_window_and_sort_by_count() {
+        let stats = ServerStats::default();
+        stats.record_failure(HandshakeFailure::Expired);
+        for _ in 0..3 {
+            stats.record_failure(HandshakeFailure::UnknownIssuer);
+        }
+        assert_eq!(
+            stats.recent_failures(),
+            [
+                (HandshakeFailure::UnknownIssuer, 3),
+                (HandshakeFailure::Expired, 1)
+            ]
+        );
+        assert_eq!(stats.handshake_failures_total(), 4);
+    }
+
+    #[test]
+    fn old_seconds_leave_the_window_and_a_reused_bucket_forgets_them() {
+        let recent = Recent::new();
+        let index = HandshakeFailure::Revoked.index();
+        recent.record_at(index, 5);
+        recent.record_at(index, 5);
+        recent.record_at(index, 30);
+        assert_eq!(recent.count_at(index, 30), 3);
+        assert_eq!(recent.count_at(index, 64), 3);
+        // Second 5 is a full window old at 65; second 30 is not.
+        assert_eq!(recent.count_at(index, 65), 1);
+        // Second 65 reuses second 5's bucket, which starts from zero.
+        recent.record_at(index, 65);
+        assert_eq!(recent.count_at(index, 65), 2);
+        assert_eq!(recent.count_at(index, 200), 0);
     }
 }

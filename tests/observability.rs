@@ -104,3 +104,110 @@ async fn events_inside_a_connection_carry_the_peer_and_counters_scrape_as_promet
     );
     task.abort();
 }
+
+#[tokio::test]
+async fn health_reports_rejected_peers_of_the_last_minute_as_json_and_sentences() {
+    let ca = Ca::new("root");
+    // A month to live: fresh (the default test leaf, a day, would be due for renewal).
+    let leaf = ca.issue(Leaf {
+        not_after: time::Duration::days(30),
+        ..Leaf::server()
+    });
+    let server = server_builder(&ca)
+        .identity(leaf.identity())
+        .bind("127.0.0.1:0")
+        .await
+        .unwrap();
+    let handle = server.handle();
+    let running = start(server);
+    let healthy = handle.health();
+    assert!(healthy.healthy());
+    assert!(healthy.problems().is_empty(), "{:?}", healthy.problems());
+
+    // Two callers from a CA the server does not trust, one good one.
+    let rogue = Ca::new("rogue");
+    for _ in 0..2 {
+        let stranger = client(&ca, &rogue.client("stranger"));
+        assert!(stranger.get(running.url("/")).await.is_err());
+    }
+    let friend = client(&ca, &ca.client("friend"));
+    friend.get(running.url("/")).await.unwrap();
+
+    assert!(eventually(|| handle.health().recent_failures.len() == 1).await);
+    let health = handle.health();
+    assert!(
+        health.healthy(),
+        "peers being rejected is not our ill health"
+    );
+    assert_eq!(
+        health.recent_failures,
+        [(HandshakeFailure::UnknownIssuer, 2)]
+    );
+    assert_eq!(health.failures, [(HandshakeFailure::UnknownIssuer, 2)]);
+    assert_eq!(
+        health.problems(),
+        [
+            "2 handshakes failed as unknown_issuer (certificate issued by an unknown CA) in the last minute"
+        ]
+    );
+    let json: serde_json::Value = serde_json::from_str(&health.to_json()).unwrap();
+    assert_eq!(json["healthy"], true);
+    assert_eq!(json["handshakes"]["accepted"], 1);
+    assert_eq!(
+        json["handshakes"]["failures_last_minute"]["unknown_issuer"],
+        2
+    );
+    assert_eq!(json["certificate"]["subject"], "CN=server, O=Example");
+    assert_eq!(json["certificate"]["expired"], false);
+    assert!(json["certificate"]["remaining_seconds"].as_u64().unwrap() > 3600);
+    assert_eq!(json["trust_anchors"].as_array().unwrap().len(), 1);
+    assert!(json["reload"]["last_error"].is_null());
+    running.shutdown().await;
+}
+
+#[tokio::test]
+async fn health_names_a_certificate_about_to_expire_and_a_failed_reload() {
+    let ca = mtls::dev::DevCa::new("root").unwrap();
+    // Issued a month ago, with 2 h 10 min left: due for renewal.
+    let now = std::time::SystemTime::now();
+    let soon = ca
+        .issue(&mtls::dev::LeafSpec::server("localhost").validity(
+            now - std::time::Duration::from_secs(30 * 86_400),
+            now + std::time::Duration::from_secs(2 * 3600 + 600),
+        ))
+        .unwrap();
+    let handle = mtls::Server::builder()
+        .identity(soon.identity().unwrap())
+        .trust(ca.trust().unwrap())
+        .authorize(mtls::Authorizer::any_verified())
+        .build_rustls_config()
+        .unwrap();
+    // A rotation to an expired certificate is refused, and the refusal is reported.
+    let expired = ca
+        .issue(&mtls::dev::LeafSpec::server("localhost").expired())
+        .unwrap();
+    use mtls::Rotate;
+    assert!(handle.set_identity(expired.identity().unwrap()).is_err());
+
+    let health = handle.health();
+    assert!(!health.healthy());
+    let problems = health.problems();
+    assert!(
+        problems[0].starts_with("our certificate CN=localhost, O=mtls development expires in 2 h"),
+        "{problems:?}"
+    );
+    assert!(
+        problems[1].starts_with("the last reload failed"),
+        "{problems:?}"
+    );
+    let json: serde_json::Value = serde_json::from_str(&health.to_json()).unwrap();
+    assert_eq!(json["healthy"], false);
+    assert_eq!(json["certificate"]["renewal_due"], true);
+    assert!(
+        json["reload"]["last_error"]
+            .as_str()
+            .unwrap()
+            .contains("CN=localhost")
+    );
+    assert_eq!(json["reload"]["failures"], 1);
+}
