@@ -213,7 +213,7 @@ impl ServerStats {
             .map(|r| (*r, self.recent.count(r.index())))
             .filter(|(_, n)| *n > 0)
             .collect();
-        recent.sort_by(|a, b| b.1.cmp(&a.1));
+        recent.sort_by_key(|r| std::cmp::Reverse(r.1));
         recent
     }
 
