@@ -104,7 +104,7 @@ pub struct Material {
     /// A configuration file (docs/CONFIG.md) to take a client profile from.
     #[arg(long, value_name = "FILE", requires = "client", conflicts_with_all = ["cert", "key", "ca", "keystore", "truststore"], help_heading = "Our identity and trust")]
     pub config: Option<PathBuf>,
-    /// The `[clients.NAME]` profile of `--config` to use.
+    /// The `[client.NAME]` profile of `--config` to use.
     #[arg(
         long,
         value_name = "NAME",

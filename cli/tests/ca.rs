@@ -1,0 +1,118 @@
+//! `mtls ca init` and `mtls ca issue`: files our server accepts, keys kept private.
+
+mod common;
+
+use common::*;
+
+#[test]
+fn init_then_issue_makes_files_our_server_accepts_and_inspect_reads_back() {
+    let dir = Dir::new("ca");
+    let ca_dir = dir.path("pki");
+    let run = mtls(&["ca", "init", &ca_dir]);
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    assert!(run.stdout.contains("not for production"));
+    // A second init does not silently replace the CA.
+    let again = mtls(&["ca", "init", &ca_dir]);
+    assert_eq!(again.code, 2);
+    assert!(again.stderr.contains("--force"), "{}", again.stderr);
+
+    let run = mtls(&["ca", "issue", &ca_dir, "--name", "server", "--server"]);
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    assert!(
+        run.stdout
+            .contains("names:       DNS:localhost, IP:127.0.0.1"),
+        "{}",
+        run.stdout
+    );
+    let run = mtls(&[
+        "ca",
+        "issue",
+        &ca_dir,
+        "--name",
+        "orders",
+        "--client",
+        "--spiffe-id",
+        "spiffe://example.org/orders",
+        "--ttl",
+        "2h",
+    ]);
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+
+    #[cfg(unix)]
+    for key in ["ca.key", "server.key", "orders.key"] {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(format!("{ca_dir}/{key}"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600, "{key}");
+    }
+
+    let run = mtls(&["inspect", &format!("{ca_dir}/orders.pem")]);
+    assert!(
+        run.stdout
+            .contains("SPIFFE ID:   spiffe://example.org/orders"),
+        "{}",
+        run.stdout
+    );
+    assert!(run.stdout.contains("(1 h left)"), "{}", run.stdout);
+
+    // Our server takes the files, and the doctor connects with them.
+    let rt = runtime();
+    let addr = our_server(
+        &rt,
+        mtls::Server::builder()
+            .identity_files(
+                format!("{ca_dir}/server.pem"),
+                format!("{ca_dir}/server.key"),
+            )
+            .trust_file(format!("{ca_dir}/ca.pem"))
+            .authorize(mtls::Authorizer::spiffe_id("spiffe://example.org/orders").unwrap()),
+    );
+    let run = mtls(&[
+        "doctor",
+        &format!("https://localhost:{}/", addr.port()),
+        "--cert",
+        &format!("{ca_dir}/orders.pem"),
+        "--key",
+        &format!("{ca_dir}/orders.key"),
+        "--ca",
+        &format!("{ca_dir}/ca.pem"),
+    ]);
+    assert_eq!(run.code, 0, "{}", run.stdout);
+}
+
+#[test]
+fn issue_refuses_bad_input_with_exit_2() {
+    let dir = Dir::new("ca-bad");
+    let ca_dir = dir.path("pki");
+    // No CA yet.
+    let run = mtls(&["ca", "issue", &ca_dir, "--name", "x"]);
+    assert_eq!(run.code, 2);
+    assert!(run.stderr.contains("mtls ca init"), "{}", run.stderr);
+    assert_eq!(mtls(&["ca", "init", &ca_dir]).code, 0);
+    let run = mtls(&[
+        "ca",
+        "issue",
+        &ca_dir,
+        "--name",
+        "x",
+        "--spiffe-id",
+        "http://nope",
+    ]);
+    assert_eq!(run.code, 2);
+    assert!(run.stderr.contains("--spiffe-id"), "{}", run.stderr);
+    let run = mtls(&["ca", "issue", &ca_dir, "--name", "../escape"]);
+    assert_eq!(run.code, 2);
+    let run = mtls(&["ca", "issue", &ca_dir, "--name", "x", "--ttl", "1y"]);
+    assert_eq!(run.code, 2);
+    let run = mtls(&[
+        "ca", "issue", &ca_dir, "--name", "x", "--client", "--server",
+    ]);
+    assert_eq!(run.code, 2);
+    assert!(
+        mtls(&["ca", "--help"])
+            .stdout
+            .contains("NOT a production CA")
+    );
+}

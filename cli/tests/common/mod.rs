@@ -1,0 +1,230 @@
+//! Helpers for the `mtls` command's tests: certificates on disk, servers on 127.0.0.1, and
+//! the command itself run as a child process.
+#![allow(dead_code)]
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+use std::time::Duration;
+
+use http_body_util::Full;
+use hyper::body::{Bytes, Incoming};
+use hyper::service::service_fn;
+use hyper::{Request, Response};
+use mtls::dev::{DevCa, DevCert, LeafSpec};
+use mtls::{Authorizer, CertificateDer, PrivateKeyDer, Server, ServerBuilder};
+use rustls_pki_types::pem::PemObject;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// A directory removed when dropped.
+pub struct Dir(pub PathBuf);
+
+impl Dir {
+    pub fn new(name: &str) -> Dir {
+        let path = std::env::temp_dir().join(format!(
+            "mtls-cli-{name}-{}-{:?}",
+            std::process::id(),
+            std::thread::current().id()
+        ));
+        let _ = std::fs::remove_dir_all(&path);
+        std::fs::create_dir_all(&path).unwrap();
+        Dir(path)
+    }
+
+    pub fn path(&self, file: &str) -> String {
+        self.0.join(file).display().to_string()
+    }
+}
+
+impl Drop for Dir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// What the command printed, and how it exited.
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    pub fn verdict(&self) -> &str {
+        self.stdout
+            .lines()
+            .find_map(|l| l.strip_prefix("verdict: "))
+            .unwrap_or("")
+    }
+}
+
+/// Runs `mtls ARGS...`, bounded in time.
+pub fn mtls(args: &[&str]) -> Run {
+    let out = Command::new(env!("CARGO_BIN_EXE_mtls"))
+        .args(args)
+        .output()
+        .expect("the mtls binary runs");
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// A CA with its certificate written to DIR/NAME-ca.pem.
+pub struct Pki {
+    pub ca: DevCa,
+    pub ca_file: String,
+}
+
+impl Pki {
+    pub fn new(dir: &Dir, name: &str) -> Pki {
+        let ca = DevCa::new(name).unwrap();
+        let ca_file = dir.path(&format!("{}-ca.pem", name.replace(' ', "-")));
+        std::fs::write(&ca_file, ca.cert_pem()).unwrap();
+        Pki { ca, ca_file }
+    }
+
+    /// Issues `spec` and writes DIR/FILE.pem and DIR/FILE.key: returns (cert, key, the cert).
+    pub fn write(&self, dir: &Dir, file: &str, spec: &LeafSpec) -> (String, String, DevCert) {
+        let cert = self.ca.issue(spec).unwrap();
+        let (c, k) = cert.write_pem(&dir.0, file).unwrap();
+        (c.display().to_string(), k.display().to_string(), cert)
+    }
+}
+
+/// A runtime that lives as long as the test, serving in the background.
+pub fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// Our server on 127.0.0.1: `/` answers 200 naming the peer, `/admin` answers 403.
+pub fn our_server(rt: &tokio::runtime::Runtime, builder: ServerBuilder) -> SocketAddr {
+    rt.block_on(async {
+        let server = builder.bind("127.0.0.1:0").await.unwrap();
+        let addr = server.local_addr();
+        tokio::spawn(
+            server.serve(service_fn(|req: Request<Incoming>| async move {
+                let peer = req.extensions().get::<mtls::PeerIdentity>().cloned();
+                let mut resp = Response::new(Full::new(Bytes::from(format!(
+                    "hello {}",
+                    peer.map(|p| p.to_string()).unwrap_or_default()
+                ))));
+                if req.uri().path() == "/admin" {
+                    *resp.status_mut() = hyper::StatusCode::FORBIDDEN;
+                    *resp.body_mut() = Full::new(Bytes::from("forbidden: admins only"));
+                }
+                Ok::<_, Infallible>(resp)
+            })),
+        );
+        addr
+    })
+}
+
+/// A server builder on `pki` with `cert` as its identity, any verified client allowed.
+pub fn builder(pki: &Pki, cert: &DevCert) -> ServerBuilder {
+    Server::builder()
+        .identity(cert.identity().unwrap())
+        .trust(pki.ca.trust().unwrap())
+        .authorize(Authorizer::any_verified())
+}
+
+/// A hand-written rustls server (not ours), for setups our server refuses to make: an expired
+/// certificate, no client authentication, TLS 1.2 only. Answers HTTP/1.1 200 to anything.
+pub fn raw_server(
+    rt: &tokio::runtime::Runtime,
+    cert: &DevCert,
+    client_ca: Option<&DevCa>,
+    versions: &[&'static rustls::SupportedProtocolVersion],
+) -> SocketAddr {
+    let provider = mtls::crypto_provider();
+    let chain: Vec<CertificateDer<'static>> =
+        CertificateDer::pem_slice_iter(cert.cert_pem().as_bytes())
+            .collect::<Result<_, _>>()
+            .unwrap();
+    let key = PrivateKeyDer::from_pem_slice(cert.key_pem().as_bytes()).unwrap();
+    let builder = rustls::ServerConfig::builder_with_provider(Arc::clone(&provider))
+        .with_protocol_versions(versions)
+        .unwrap();
+    let builder = match client_ca {
+        Some(ca) => {
+            let mut roots = rustls::RootCertStore::empty();
+            for c in ca.trust().unwrap().certificates() {
+                roots.add(c.clone()).unwrap();
+            }
+            let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+                Arc::new(roots),
+                provider,
+            )
+            .build()
+            .unwrap();
+            builder.with_client_cert_verifier(verifier)
+        }
+        None => builder.with_no_client_auth(),
+    };
+    let config = Arc::new(builder.with_single_cert(chain, key).unwrap());
+    rt.block_on(async {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let acceptor = tokio_rustls::TlsAcceptor::from(config);
+        tokio::spawn(async move {
+            while let Ok((tcp, _)) = listener.accept().await {
+                let acceptor = acceptor.clone();
+                tokio::spawn(async move {
+                    let Ok(mut tls) = acceptor.accept(tcp).await else {
+                        return;
+                    };
+                    let mut buf = vec![0; 4096];
+                    if tls.read(&mut buf).await.unwrap_or(0) > 0 {
+                        let _ = tls
+                            .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok")
+                            .await;
+                        let _ = tls.shutdown().await;
+                    }
+                });
+            }
+        });
+        addr
+    })
+}
+
+/// A plain-HTTP server (no TLS) on 127.0.0.1.
+pub fn plain_http_server(rt: &tokio::runtime::Runtime) -> SocketAddr {
+    rt.block_on(async {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            while let Ok((mut tcp, _)) = listener.accept().await {
+                tokio::spawn(async move {
+                    let mut buf = vec![0; 4096];
+                    let _ = tokio::time::timeout(Duration::from_secs(2), tcp.read(&mut buf)).await;
+                    let _ = tcp
+                        .write_all(b"HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
+                        .await;
+                });
+            }
+        });
+        addr
+    })
+}
+
+/// A port with nothing listening on it (bound, then released).
+pub fn closed_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap().port()
+}
+
+/// The arguments for our identity and trust.
+pub fn material<'a>(cert: &'a str, key: &'a str, ca: &'a str) -> Vec<&'a str> {
+    vec!["--cert", cert, "--key", key, "--ca", ca]
+}
+
+pub fn exists(path: &str) -> bool {
+    Path::new(path).exists()
+}

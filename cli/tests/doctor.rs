@@ -1,0 +1,603 @@
+//! `mtls doctor` against real servers on 127.0.0.1: each broken setup is built for real, and
+//! the verdict line and exit code are asserted.
+
+mod common;
+
+use std::time::{Duration, SystemTime};
+
+use common::*;
+use mtls::dev::LeafSpec;
+
+/// A CA, a server certificate for localhost and a client certificate, on disk.
+struct Setup {
+    dir: Dir,
+    pki: Pki,
+    server: mtls::dev::DevCert,
+    client_cert: String,
+    client_key: String,
+}
+
+fn setup(name: &str) -> Setup {
+    let dir = Dir::new(name);
+    let pki = Pki::new(&dir, "Team CA");
+    let (_, _, server) = pki.write(&dir, "server", &LeafSpec::server("localhost"));
+    let (client_cert, client_key, _) = pki.write(
+        &dir,
+        "orders",
+        &LeafSpec::client("orders").spiffe_id("spiffe://example.org/orders"),
+    );
+    Setup {
+        dir,
+        pki,
+        server,
+        client_cert,
+        client_key,
+    }
+}
+
+impl Setup {
+    fn doctor(&self, url: &str, extra: &[&str]) -> Run {
+        let mut args = vec!["doctor", url];
+        args.extend(material(
+            &self.client_cert,
+            &self.client_key,
+            &self.pki.ca_file,
+        ));
+        args.extend(extra);
+        args.extend(["--timeout", "5"]);
+        mtls(&args)
+    }
+}
+
+#[test]
+fn a_working_connection_is_reported_step_by_step_and_exits_0() {
+    let s = setup("ok");
+    let rt = runtime();
+    let addr = our_server(&rt, builder(&s.pki, &s.server));
+    let run = s.doctor(&format!("https://localhost:{}/", addr.port()), &[]);
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    assert!(
+        run.verdict()
+            .starts_with("OK: mutual TLS works: we are spiffe://example.org/orders"),
+        "{}",
+        run.stdout
+    );
+    for line in [
+        "✓ our certificate: spiffe://example.org/orders, key matches (ECDSA P-256)",
+        "✓ our certificate may be used by a TLS client (clientAuth)",
+        "✓ TCP connect to 127.0.0.1:",
+        "✓ TLS handshake: TLS 1.3",
+        "✓ server asked for our certificate; its CA hints: CN=Team CA; our issuer CN=Team CA is among them",
+        "✓ server accepted our certificate (spiffe://example.org/orders)",
+        "✓ HTTP GET /: 200 OK",
+        "session: TLS 1.3, X25519, ",
+        "ALPN h2, full handshake",
+        "server: CN=localhost, O=mtls development [DNS:localhost, IP:127.0.0.1, IP:::1]",
+    ] {
+        assert!(
+            run.stdout.contains(line),
+            "missing {line:?} in\n{}",
+            run.stdout
+        );
+    }
+}
+
+#[test]
+fn json_reports_the_same_steps_for_monitoring() {
+    let s = setup("json");
+    let rt = runtime();
+    let addr = our_server(&rt, builder(&s.pki, &s.server));
+    let run = s.doctor(
+        &format!("https://localhost:{}/admin", addr.port()),
+        &["--json"],
+    );
+    assert_eq!(run.code, 1, "{}", run.stdout);
+    let report: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(report["ok"], false);
+    assert_eq!(report["exit_code"], 1);
+    assert_eq!(report["http_status"], 403);
+    assert_eq!(report["session"]["version"], "TLS 1.3");
+    assert_eq!(report["server"]["sans"][0], "DNS:localhost");
+    let steps = report["steps"].as_array().unwrap();
+    let last = steps.last().unwrap();
+    assert_eq!(last["step"], "http");
+    assert_eq!(last["status"], "fail");
+    assert!(last["cause"].as_str().unwrap().contains("admins only"));
+    assert!(
+        steps
+            .iter()
+            .any(|s| s["step"] == "accepted" && s["status"] == "ok")
+    );
+}
+
+#[test]
+fn a_403_after_a_good_handshake_is_a_route_denial_with_the_body() {
+    let s = setup("forbidden");
+    let rt = runtime();
+    let addr = our_server(&rt, builder(&s.pki, &s.server));
+    let run = s.doctor(&format!("https://localhost:{}/admin", addr.port()), &[]);
+    assert_eq!(run.code, 1);
+    assert_eq!(
+        run.verdict(),
+        "BROKEN: TLS worked, but the service answered 403 Forbidden for /admin to spiffe://example.org/orders: \"forbidden: admins only\". \
+         Fix: grant spiffe://example.org/orders access to /admin in the server's roles or route rules, or call a route this identity may use."
+    );
+}
+
+#[test]
+fn nothing_listening_is_named() {
+    let s = setup("refused");
+    let port = closed_port();
+    let run = s.doctor(&format!("https://127.0.0.1:{port}/"), &[]);
+    assert_eq!(run.code, 1);
+    assert_eq!(
+        run.verdict(),
+        format!(
+            "BROKEN: nothing listens on 127.0.0.1:{port} (connection refused). Fix: start the service, or check the port in the URL ({port})."
+        )
+    );
+}
+
+#[test]
+fn a_name_that_does_not_resolve_is_named() {
+    let s = setup("resolve");
+    let run = s.doctor("https://no-such-host.invalid:8443/", &[]);
+    assert_eq!(run.code, 1);
+    assert!(
+        run.verdict()
+            .starts_with("BROKEN: the name no-such-host.invalid does not resolve"),
+        "{}",
+        run.stdout
+    );
+}
+
+#[test]
+fn a_plaintext_port_is_not_a_tls_server() {
+    let s = setup("plaintext");
+    let rt = runtime();
+    let addr = plain_http_server(&rt);
+    let run = s.doctor(&format!("https://localhost:{}/", addr.port()), &[]);
+    assert_eq!(run.code, 1);
+    assert!(
+        run.verdict().starts_with(&format!(
+            "BROKEN: localhost:{} is not a TLS server (it answered in plain HTTP: \"HTTP/1.1 400 Bad Request\")",
+            addr.port()
+        )),
+        "{}",
+        run.stdout
+    );
+}
+
+#[test]
+fn an_untrusted_server_names_its_issuer_and_our_cas() {
+    let s = setup("untrusted");
+    let rogue = Pki::new(&s.dir, "Rogue CA");
+    let rt = runtime();
+    let server = rogue.ca.server("localhost").unwrap();
+    let addr = our_server(&rt, builder(&s.pki, &server));
+    let run = s.doctor(&format!("https://localhost:{}/", addr.port()), &[]);
+    assert_eq!(run.code, 1);
+    assert_eq!(
+        run.verdict(),
+        "BROKEN: the server's certificate (CN=localhost, O=mtls development) was issued by CN=Rogue CA, which is not among the CAs we trust (CN=Team CA). \
+         Fix: if localhost is the right server, add its CA (CN=Rogue CA) to our trust (--ca); otherwise the address reaches a server with a certificate from another CA."
+    );
+}
+
+#[test]
+fn a_wrong_name_lists_the_certificates_names_and_ours() {
+    let s = setup("wrongname");
+    let rt = runtime();
+    let server = s
+        .pki
+        .ca
+        .issue(
+            &LeafSpec::new("inventory")
+                .dns("inventory.internal")
+                .usage(mtls::dev::Usage::Server),
+        )
+        .unwrap();
+    let addr = our_server(&rt, builder(&s.pki, &server));
+    let run = s.doctor(&format!("https://localhost:{}/", addr.port()), &[]);
+    assert_eq!(run.code, 1);
+    assert!(
+        run.verdict().starts_with(
+            "BROKEN: the server's certificate is for DNS:inventory.internal, but we connected to localhost. Fix: connect with one of the certificate's names"
+        ),
+        "{}",
+        run.stdout
+    );
+}
+
+#[test]
+fn an_expired_server_certificate_gives_the_dates_and_says_check_clocks_when_close() {
+    let s = setup("expired");
+    let rt = runtime();
+    let now = SystemTime::now();
+    // Expired ten minutes ago: a clock problem is plausible.
+    let recent = s
+        .pki
+        .ca
+        .issue(&LeafSpec::server("localhost").validity(
+            now - Duration::from_secs(86_400),
+            now - Duration::from_secs(600),
+        ))
+        .unwrap();
+    let addr = raw_server(&rt, &recent, Some(&s.pki.ca), &[&rustls::version::TLS13]);
+    let run = s.doctor(&format!("https://localhost:{}/", addr.port()), &[]);
+    assert_eq!(run.code, 1);
+    let verdict = run.verdict();
+    assert!(
+        verdict.starts_with(
+            "BROKEN: the server's certificate (CN=localhost, O=mtls development) expired at "
+        ),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        verdict.contains(", 10 min ago. Fix: check clocks"),
+        "{verdict}"
+    );
+
+    // Expired long ago: renew, no talk of clocks.
+    let old = s
+        .pki
+        .ca
+        .issue(&LeafSpec::server("localhost").expired())
+        .unwrap();
+    let addr = raw_server(&rt, &old, Some(&s.pki.ca), &[&rustls::version::TLS13]);
+    let run = s.doctor(&format!("https://localhost:{}/", addr.port()), &[]);
+    assert!(
+        run.verdict().ends_with(
+            "Fix: renew the server's certificate, and check that the server reloaded it."
+        ),
+        "{}",
+        run.stdout
+    );
+}
+
+#[test]
+fn a_server_certificate_not_yet_valid_says_check_clocks() {
+    let s = setup("notyet");
+    let rt = runtime();
+    let now = SystemTime::now();
+    let early = s
+        .pki
+        .ca
+        .issue(&LeafSpec::server("localhost").validity(
+            now + Duration::from_secs(300),
+            now + Duration::from_secs(86_400),
+        ))
+        .unwrap();
+    let addr = raw_server(&rt, &early, Some(&s.pki.ca), &[&rustls::version::TLS13]);
+    let run = s.doctor(&format!("https://localhost:{}/", addr.port()), &[]);
+    assert_eq!(run.code, 1);
+    assert!(
+        run.verdict().contains("is valid only from ")
+            && run.verdict().contains("Fix: check clocks"),
+        "{}",
+        run.stdout
+    );
+}
+
+#[test]
+fn a_server_that_is_not_the_expected_identity_is_named_with_both() {
+    let s = setup("expect");
+    let rt = runtime();
+    let server = s
+        .pki
+        .ca
+        .issue(&LeafSpec::server("localhost").spiffe_id("spiffe://example.org/billing"))
+        .unwrap();
+    let addr = our_server(&rt, builder(&s.pki, &server));
+    let run = s.doctor(
+        &format!("https://localhost:{}/", addr.port()),
+        &["--expect-server", "spiffe://example.org/inventory"],
+    );
+    assert_eq!(run.code, 1);
+    assert_eq!(
+        run.verdict(),
+        "BROKEN: the server is spiffe://example.org/billing, but --expect-server asks for spiffe://example.org/inventory. \
+         Fix: connect to the service you meant, or correct --expect-server."
+    );
+    // And the right expectation passes.
+    let run = s.doctor(
+        &format!("https://localhost:{}/", addr.port()),
+        &["--expect-server", "spiffe://example.org/billing"],
+    );
+    assert_eq!(run.code, 0, "{}", run.stdout);
+    assert!(
+        run.stdout
+            .contains("matches --expect-server spiffe://example.org/billing")
+    );
+}
+
+#[test]
+fn a_server_that_never_asks_for_a_certificate_is_not_mutual_tls() {
+    let s = setup("oneway");
+    let rt = runtime();
+    let addr = raw_server(&rt, &s.server, None, &[&rustls::version::TLS13]);
+    let run = s.doctor(&format!("https://localhost:{}/", addr.port()), &[]);
+    assert_eq!(run.code, 1, "{}", run.stdout);
+    assert!(run.stdout.contains(
+        "⚠ server did not ask for a client certificate: this is one-way TLS, not mutual TLS"
+    ));
+    assert!(
+        run.verdict().starts_with("NOT MUTUAL: localhost:"),
+        "{}",
+        run.stdout
+    );
+}
+
+#[test]
+fn a_server_that_does_not_trust_our_ca_is_named_with_its_hints() {
+    let s = setup("unknownca");
+    let rt = runtime();
+    let addr = our_server(&rt, builder(&s.pki, &s.server));
+    let rogue = Pki::new(&s.dir, "Rogue CA");
+    let (cert, key, _) = rogue.write(&s.dir, "stranger", &LeafSpec::client("stranger"));
+    let mut args = vec![
+        "doctor".to_owned(),
+        format!("https://localhost:{}/", addr.port()),
+    ];
+    args.extend(
+        material(&cert, &key, &s.pki.ca_file)
+            .into_iter()
+            .map(str::to_owned),
+    );
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let run = mtls(&args);
+    assert_eq!(run.code, 1);
+    assert_eq!(
+        run.verdict(),
+        "BROKEN: the server does not trust the CA that issued our certificate (CN=Rogue CA); it trusts CN=Team CA, and our issuer is not among them. \
+         Fix: get a certificate issued by CN=Team CA, or add CN=Rogue CA to the server's trust bundle."
+    );
+    assert!(
+        run.stdout
+            .contains("our issuer CN=Rogue CA is NOT among them")
+    );
+}
+
+#[test]
+fn a_policy_denial_in_the_handshake_is_named() {
+    let s = setup("denied");
+    let rt = runtime();
+    let addr = our_server(
+        &rt,
+        builder(&s.pki, &s.server)
+            .authorize(mtls::Authorizer::spiffe_id("spiffe://example.org/billing").unwrap()),
+    );
+    let run = s.doctor(&format!("https://localhost:{}/", addr.port()), &[]);
+    assert_eq!(run.code, 1);
+    assert!(
+        run.verdict().starts_with(
+            "BROKEN: the server verified our certificate, but its policy does not allow spiffe://example.org/orders."
+        ),
+        "{}",
+        run.stdout
+    );
+}
+
+#[test]
+fn a_revoked_certificate_is_named() {
+    let s = setup("revoked");
+    let rt = runtime();
+    let leaf = s
+        .pki
+        .ca
+        .issue(&LeafSpec::client("orders").spiffe_id("spiffe://example.org/orders"))
+        .unwrap();
+    let (cert, key) = leaf.write_pem(&s.dir.0, "revoked").unwrap();
+    let crl = s.pki.ca.crl(&[&leaf]).unwrap();
+    let addr = our_server(&rt, builder(&s.pki, &s.server).crls(crl));
+    let (cert, key) = (cert.display().to_string(), key.display().to_string());
+    let mut args = vec![
+        "doctor".to_owned(),
+        format!("https://localhost:{}/", addr.port()),
+    ];
+    args.extend(
+        material(&cert, &key, &s.pki.ca_file)
+            .into_iter()
+            .map(str::to_owned),
+    );
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let run = mtls(&args);
+    assert_eq!(run.code, 1);
+    assert!(
+        run.verdict()
+            .starts_with("BROKEN: the server has our certificate (serial ")
+            && run.verdict().contains("on its revocation list"),
+        "{}",
+        run.stdout
+    );
+}
+
+#[test]
+fn no_common_tls_version_says_which_the_server_speaks() {
+    let s = setup("versions");
+    let rt = runtime();
+    let addr = raw_server(&rt, &s.server, Some(&s.pki.ca), &[&rustls::version::TLS12]);
+    let run = s.doctor(
+        &format!("https://localhost:{}/", addr.port()),
+        &["--tls13-only"],
+    );
+    assert_eq!(run.code, 1);
+    assert!(
+        run.verdict().starts_with(
+            "BROKEN: the server speaks only TLS 1.2, and we offer no version it accepts. Fix: enable TLS 1.3 on the server"
+        ),
+        "{}",
+        run.stdout
+    );
+    // Without --tls13-only the same server works over TLS 1.2.
+    let run = s.doctor(&format!("https://localhost:{}/", addr.port()), &[]);
+    assert_eq!(run.code, 0, "{}", run.stdout);
+    assert!(
+        run.stdout.contains("TLS handshake: TLS 1.2"),
+        "{}",
+        run.stdout
+    );
+}
+
+#[test]
+fn our_own_material_is_checked_before_connecting() {
+    let s = setup("own");
+    let port = closed_port();
+    let url = format!("https://localhost:{port}/");
+    // A key from another certificate.
+    let (_, other_key, _) = s.pki.write(&s.dir, "other", &LeafSpec::client("other"));
+    let run = mtls(&[
+        "doctor",
+        &url,
+        "--cert",
+        &s.client_cert,
+        "--key",
+        &other_key,
+        "--ca",
+        &s.pki.ca_file,
+    ]);
+    assert_eq!(run.code, 1);
+    assert!(
+        run.verdict().starts_with("BROKEN: the private key in "),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        !run.stdout.contains("TCP connect"),
+        "stops before connecting"
+    );
+
+    // Expired.
+    let (cert, key, _) = s
+        .pki
+        .write(&s.dir, "old", &LeafSpec::client("old").expired());
+    let run = mtls(&[
+        "doctor",
+        &url,
+        "--cert",
+        &cert,
+        "--key",
+        &key,
+        "--ca",
+        &s.pki.ca_file,
+    ]);
+    assert_eq!(run.code, 1);
+    assert!(
+        run.verdict()
+            .starts_with("BROKEN: our certificate CN=old, O=mtls development expired "),
+        "{}",
+        run.stdout
+    );
+
+    // A server-only certificate presented as a client.
+    let (cert, key, _) = s.pki.write(&s.dir, "srv", &LeafSpec::server("localhost"));
+    let run = mtls(&[
+        "doctor",
+        &url,
+        "--cert",
+        &cert,
+        "--key",
+        &key,
+        "--ca",
+        &s.pki.ca_file,
+    ]);
+    assert_eq!(run.code, 1);
+    assert!(
+        run.verdict()
+            .starts_with("BROKEN: our certificate CN=localhost, O=mtls development lacks the clientAuth extended key usage"),
+        "{}",
+        run.stdout
+    );
+
+    // A chain in the wrong order.
+    let inter = s.pki.ca.intermediate("Issuing CA").unwrap();
+    let leaf = inter.issue(&LeafSpec::client("chained")).unwrap();
+    let mut blocks: Vec<&str> = leaf
+        .cert_pem()
+        .split_inclusive("-----END CERTIFICATE-----\n")
+        .collect();
+    assert_eq!(blocks.len(), 2, "leaf and intermediate");
+    blocks.reverse();
+    let reversed = s.dir.path("reversed.pem");
+    std::fs::write(&reversed, blocks.concat()).unwrap();
+    let key = s.dir.path("reversed.key");
+    std::fs::write(&key, leaf.key_pem()).unwrap();
+    let run = mtls(&[
+        "doctor",
+        &url,
+        "--cert",
+        &reversed,
+        "--key",
+        &key,
+        "--ca",
+        &s.pki.ca_file,
+    ]);
+    assert_eq!(run.code, 1);
+    assert!(run.verdict().starts_with("BROKEN: "), "{}", run.stdout);
+}
+
+#[test]
+fn bad_arguments_exit_2() {
+    let s = setup("args");
+    // No trust.
+    let run = mtls(&[
+        "doctor",
+        "https://localhost:1/",
+        "--cert",
+        &s.client_cert,
+        "--key",
+        &s.client_key,
+    ]);
+    assert_eq!(run.code, 2);
+    assert!(
+        run.stderr.contains("--ca FILE or --truststore FILE"),
+        "{}",
+        run.stderr
+    );
+    // Not https.
+    let run = s.doctor("http://localhost:1/", &[]);
+    assert_eq!(run.code, 2);
+    assert!(run.stderr.contains("needs an https:// URL"));
+    // A pattern that is not one.
+    let run = s.doctor("https://localhost:1/", &["--expect-server", "spiffe://"]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    // clap's own refusals.
+    assert_eq!(mtls(&["doctor"]).code, 2);
+    assert_eq!(mtls(&["doctor", "https://x/", "--cert", "a"]).code, 2);
+}
+
+#[test]
+fn a_configuration_file_profile_works_like_the_flags() {
+    let s = setup("config");
+    let rt = runtime();
+    let addr = our_server(&rt, builder(&s.pki, &s.server));
+    let config = s.dir.path("mtls.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[bundle.orders]\ncertificate = {:?}\nprivate_key = {:?}\nca = {:?}\n\n[client.inventory]\nbundle = \"orders\"\n",
+            s.client_cert, s.client_key, s.pki.ca_file
+        ),
+    )
+    .unwrap();
+    let run = mtls(&[
+        "doctor",
+        &format!("https://localhost:{}/", addr.port()),
+        "--config",
+        &config,
+        "--client",
+        "inventory",
+    ]);
+    assert_eq!(run.code, 0, "{}", run.stdout);
+    let run = mtls(&[
+        "doctor",
+        &format!("https://localhost:{}/", addr.port()),
+        "--config",
+        &config,
+        "--client",
+        "nobody",
+    ]);
+    assert_eq!(run.code, 1);
+    assert!(run.verdict().contains("nobody"), "{}", run.stdout);
+}
