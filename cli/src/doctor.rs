@@ -497,11 +497,22 @@ async fn diagnose(ctx: &Context, loaded: Result<Loaded, LoadFailure>, report: &m
     let asked_now = asked.asked();
     if let Some(hints) = &asked_now {
         let detail = hint_words(hints, &ours);
-        report.push(
+        let among = hints.is_empty() || hints.iter().any(|h| dn_text(h) == ours.issuer);
+        let s = report.push(
             "client_auth",
-            Status::Ok,
+            if among { Status::Ok } else { Status::Warn },
             format!("server asked for our certificate{detail}"),
         );
+        if !among {
+            s.cause = Some(format!(
+                "the server names the CAs it trusts, and {} is not one of them",
+                ours.issuer
+            ));
+            s.fix = Some(
+                "expect an unknown-CA rejection unless the server trusts our CA under another name"
+                    .to_owned(),
+            );
+        }
     } else {
         let s = report.push(
             "client_auth",
