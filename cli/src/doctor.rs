@@ -67,6 +67,8 @@ struct Session {
     key_exchange_group: String,
     alpn: String,
     handshake: String,
+    /// Whether a reconnection resumed the session (checked after a successful request).
+    resumption: String,
 }
 
 #[derive(Debug, Serialize)]
@@ -457,6 +459,7 @@ async fn diagnose(ctx: &Context, loaded: Result<Loaded, LoadFailure>, report: &m
             }
             _ => "full handshake".to_owned(),
         },
+        resumption: "not checked".to_owned(),
     };
     let server = conn
         .peer_certificates()
@@ -627,6 +630,17 @@ async fn diagnose(ctx: &Context, loaded: Result<Loaded, LoadFailure>, report: &m
         return;
     }
     report.ok = true;
+    // Resumption: two more connections through the library's own connector, whose second
+    // may resume the first's TLS 1.3 session.
+    let resumption = resumption(&loaded.client, ctx).await;
+    if let Some(session) = &mut report.session {
+        session.resumption = resumption.clone();
+    }
+    report.push(
+        "resumption",
+        Status::Ok,
+        format!("resumption: {resumption}"),
+    );
     let server_name = report
         .server
         .as_ref()
@@ -637,6 +651,43 @@ async fn diagnose(ctx: &Context, loaded: Result<Loaded, LoadFailure>, report: &m
         ours.name(),
         ctx.path
     );
+}
+
+/// Two more requests through the library's own client, each on a new connection (the doctor's
+/// client keeps no idle connections): does the second resume the first's TLS session?
+async fn resumption(client: &mtls::Client, ctx: &Context) -> String {
+    let Ok(uri) =
+        format!("https://{}:{}{}", uri_host(&ctx.host), ctx.port, ctx.path).parse::<http::Uri>()
+    else {
+        return "not checked".to_owned();
+    };
+    let attempt = async {
+        let first = client.get(uri.clone()).await.ok()?;
+        let _ = first.into_body().collect().await;
+        let second = client.get(uri).await.ok()?;
+        let resumed = second
+            .extensions()
+            .get::<mtls::PeerIdentity>()
+            .map(mtls::PeerIdentity::resumed);
+        let _ = second.into_body().collect().await;
+        resumed
+    };
+    match tokio::time::timeout(ctx.timeout, attempt).await {
+        Ok(Some(true)) => "a reconnection resumed the TLS session (no full handshake)".to_owned(),
+        Ok(Some(false)) => {
+            "a reconnection made a full handshake (the server did not resume our session)"
+                .to_owned()
+        }
+        _ => "not checked (the reconnections failed)".to_owned(),
+    }
+}
+
+fn uri_host(host: &str) -> String {
+    if host.contains(':') {
+        format!("[{host}]")
+    } else {
+        host.to_owned()
+    }
 }
 
 /// Our leaf and chain, checked before connecting. `None`: a fatal problem (recorded).

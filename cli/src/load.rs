@@ -118,6 +118,8 @@ pub fn load(
     let client = builder
         .reload_interval(None)
         .connect_timeout(timeout)
+        // Every request on a new connection: the doctor checks resumption that way.
+        .pool_max_idle_per_host(0)
         .build()
         .map_err(|e| match e {
             mtls::Error::Load(e) => LoadFailure::Identity(e.to_string()),

@@ -70,6 +70,7 @@ fn a_working_connection_is_reported_step_by_step_and_exits_0() {
         "✓ server asked for our certificate; its CA hints: CN=Team CA; our issuer CN=Team CA is among them",
         "✓ server accepted our certificate (spiffe://example.org/orders)",
         "✓ HTTP GET /: 200 OK",
+        "✓ resumption: a reconnection resumed the TLS session (no full handshake)",
         "session: TLS 1.3, X25519, ",
         "ALPN h2, full handshake",
         "server: CN=localhost, O=mtls development [DNS:localhost, IP:127.0.0.1, IP:::1]",
