@@ -65,6 +65,12 @@ pub enum DevCaError {
     /// The issued material did not load back (a bug if it happens).
     #[error(transparent)]
     Load(#[from] LoadError),
+    /// A PKCS#12 store could not be written.
+    #[error("cannot write the PKCS#12 store: {detail}")]
+    Pkcs12 {
+        /// What went wrong.
+        detail: String,
+    },
 }
 
 /// A certificate authority that lives in memory, for tests and development.
@@ -268,6 +274,40 @@ impl DevCa {
     /// ```
     pub fn key_pem(&self) -> String {
         self.issuer.key().serialize_pem()
+    }
+
+    /// This CA's root as a PKCS#12 truststore with one trusted entry named `alias` (marked
+    /// trusted the way Java's keytool marks it, so Java lists it as a trustedCertEntry).
+    ///
+    /// # Errors
+    ///
+    /// [`DevCaError::Pkcs12`] if the store cannot be encoded.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use mtls::{Password, TrustBundle};
+    /// # let ca = mtls::dev::DevCa::new("test CA")?;
+    /// let password = Password::new("changeit");
+    /// let p12 = ca.truststore_pkcs12("test-ca", &password)?;
+    /// let bundle = TrustBundle::from_pkcs12(&p12, &password)?;
+    /// assert_eq!(bundle.certificates().len(), 1);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[cfg(feature = "pkcs12")]
+    pub fn truststore_pkcs12(
+        &self,
+        alias: &str,
+        password: &crate::Password,
+    ) -> Result<Vec<u8>, DevCaError> {
+        let root = self.trust()?;
+        let certs: Vec<(String, rustls_pki_types::CertificateDer<'static>)> = root
+            .certificates()
+            .iter()
+            .map(|c| (alias.to_owned(), c.clone()))
+            .collect();
+        crate::pkcs12::write::truststore(&certs, password)
+            .map_err(|detail| DevCaError::Pkcs12 { detail })
     }
 
     /// A trust bundle holding the root CA.
@@ -1010,6 +1050,43 @@ impl DevCert {
     /// ```
     pub fn write_pem(&self, dir: &Path, name: &str) -> Result<(PathBuf, PathBuf), DevCaError> {
         write_pair(dir, name, &self.cert_pem, &self.key_pem)
+    }
+
+    /// This certificate, its chain and its key as a PKCS#12 keystore (the key entry named
+    /// `alias`), encrypted with PBES2 (PBKDF2-SHA256, AES-256-CBC) and an HMAC-SHA256 MAC, as
+    /// Java's keytool and OpenSSL 3 read them.
+    ///
+    /// # Errors
+    ///
+    /// [`DevCaError::Pkcs12`] if the store cannot be encoded.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use mtls::{Identity, Password};
+    /// # let ca = mtls::dev::DevCa::new("test CA")?;
+    /// let cert = ca.client("spiffe://example.org/orders")?;
+    /// let password = Password::new("changeit");
+    /// let p12 = cert.to_pkcs12("orders", &password)?;
+    /// let identity = Identity::from_pkcs12(&p12, &password, Some("orders"))?;
+    /// assert_eq!(identity.chain()[0].as_ref(), cert.der());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[cfg(feature = "pkcs12")]
+    pub fn to_pkcs12(
+        &self,
+        alias: &str,
+        password: &crate::Password,
+    ) -> Result<Vec<u8>, DevCaError> {
+        use rustls_pki_types::pem::PemObject;
+        let bad = |detail: String| DevCaError::Pkcs12 { detail };
+        let chain: Vec<rustls_pki_types::CertificateDer<'static>> =
+            rustls_pki_types::CertificateDer::pem_slice_iter(self.cert_pem.as_bytes())
+                .collect::<Result<_, _>>()
+                .map_err(|e| bad(e.to_string()))?;
+        let key = rustls_pki_types::PrivatePkcs8KeyDer::from_pem_slice(self.key_pem.as_bytes())
+            .map_err(|e| bad(e.to_string()))?;
+        crate::pkcs12::write::keystore(&chain, key.secret_pkcs8_der(), alias, password).map_err(bad)
     }
 
     fn serial(&self) -> Result<Vec<u8>, String> {

@@ -452,3 +452,108 @@ async fn a_keystore_reloads_like_pem_files() {
     assert!(seen, "the renewed keystore is served without a restart");
     server.shutdown().await;
 }
+
+/// The output of a tool that must succeed.
+fn output(tool: &str, args: &[&str], dir: &Path) -> String {
+    let out = Command::new(tool)
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap_or_else(|e| panic!("FAIL: {tool} is required ({e})"));
+    assert!(
+        out.status.success(),
+        "{tool} {args:?}: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn stores_written_for_development_load_back_and_refuse_a_wrong_password() {
+    let ca = mtls::dev::DevCa::new("dev root").unwrap();
+    let issuing = ca.intermediate("dev issuing").unwrap();
+    let leaf = issuing.client("spiffe://example.org/orders").unwrap();
+    let password = Password::new("s3cret");
+    let p12 = leaf.to_pkcs12("orders", &password).unwrap();
+    let identity = Identity::from_pkcs12(&p12, &password, Some("orders")).unwrap();
+    assert_eq!(identity.chain().len(), 2, "leaf and intermediate");
+    assert_eq!(identity.chain()[0].as_ref(), leaf.der());
+    assert!(matches!(
+        Identity::from_pkcs12(&p12, &Password::new("wrong"), None),
+        Err(LoadError::WrongPassword { .. })
+    ));
+    let trust = ca.truststore_pkcs12("dev-root", &password).unwrap();
+    let bundle = TrustBundle::from_pkcs12(&trust, &password).unwrap();
+    assert_eq!(bundle.certificates(), ca.trust().unwrap().certificates());
+}
+
+#[test]
+#[ignore = "needs the openssl command and keytool (a JDK); .ci/run runs it"]
+fn stores_written_for_development_read_in_openssl_and_keytool() {
+    let dir = Dir::new("dev-written");
+    let ca = mtls::dev::DevCa::new("dev root").unwrap();
+    let leaf = ca.client("spiffe://example.org/orders").unwrap();
+    let password = Password::new("changeit");
+    std::fs::write(
+        dir.path("orders.p12"),
+        leaf.to_pkcs12("orders", &password).unwrap(),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path("trust.p12"),
+        ca.truststore_pkcs12("dev-root", &password).unwrap(),
+    )
+    .unwrap();
+    let pem = output(
+        "openssl",
+        &[
+            "pkcs12",
+            "-in",
+            "orders.p12",
+            "-passin",
+            "pass:changeit",
+            "-nodes",
+        ],
+        &dir.0,
+    );
+    assert!(
+        pem.contains("BEGIN PRIVATE KEY") && pem.contains("BEGIN CERTIFICATE"),
+        "{pem}"
+    );
+    assert!(pem.contains("friendlyName: orders"), "{pem}");
+    let listed = output(
+        "keytool",
+        &[
+            "-list",
+            "-keystore",
+            "orders.p12",
+            "-storetype",
+            "PKCS12",
+            "-storepass",
+            "changeit",
+        ],
+        &dir.0,
+    );
+    assert!(
+        listed.contains("orders, ") && listed.contains("PrivateKeyEntry"),
+        "{listed}"
+    );
+    let listed = output(
+        "keytool",
+        &[
+            "-list",
+            "-keystore",
+            "trust.p12",
+            "-storetype",
+            "PKCS12",
+            "-storepass",
+            "changeit",
+        ],
+        &dir.0,
+    );
+    assert!(
+        listed.contains("dev-root, ") && listed.contains("trustedCertEntry"),
+        "{listed}"
+    );
+}

@@ -98,6 +98,13 @@ fn issue(args: &IssueArgs) -> Outcome {
     for ip in &ips {
         spec = spec.ip(*ip);
     }
+    let password = match &args.password_file {
+        Some(file) => match mtls::Password::from_file(file) {
+            Ok(p) => Some(p),
+            Err(e) => return Outcome::Usage(e.to_string()),
+        },
+        None => None,
+    };
     let leaf = match ca.issue(&spec) {
         Ok(leaf) => leaf,
         Err(e) => return Outcome::Usage(format!("cannot issue `{}`: {e}", args.name)),
@@ -110,6 +117,28 @@ fn issue(args: &IssueArgs) -> Outcome {
     println!("  certificate: {}", cert.display());
     println!("  private key: {} (mode 0600)", key.display());
     println!("  trust (CA):  {}", cert_path.display());
+    if let Some(password) = &password {
+        let stores = leaf
+            .to_pkcs12(&args.name, password)
+            .and_then(|keystore| Ok((keystore, ca.truststore_pkcs12("ca", password)?)));
+        let (keystore, truststore) = match stores {
+            Ok(s) => s,
+            Err(e) => return failed("cannot make the PKCS#12 stores", &e),
+        };
+        let keystore_path = args.dir.join(format!("{}.p12", args.name));
+        let truststore_path = args.dir.join("truststore.p12");
+        if let Err(e) = write_private(&keystore_path, &keystore)
+            .and_then(|()| std::fs::write(&truststore_path, &truststore))
+        {
+            return failed("cannot write the PKCS#12 stores", &e);
+        }
+        println!(
+            "  keystore:    {} (alias {}, mode 0600)",
+            keystore_path.display(),
+            args.name
+        );
+        println!("  truststore:  {} (alias ca)", truststore_path.display());
+    }
     if let Ok(facts) = Facts::of(&mtls::CertificateDer::from(leaf.der().to_vec())) {
         println!("  subject:     {}", facts.subject);
         if !facts.sans.is_empty() {
@@ -119,6 +148,19 @@ fn issue(args: &IssueArgs) -> Outcome {
         println!("  usage:       {}", facts.extended_key_usage.join(", "));
     }
     Outcome::Ok
+}
+
+/// Writes a file only its owner can read (on Unix), as the key files are.
+fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    options.open(path)?.write_all(bytes)
 }
 
 fn failed(what: &str, error: &dyn std::fmt::Display) -> Outcome {

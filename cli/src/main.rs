@@ -196,6 +196,13 @@ pub struct IssueArgs {
     /// How long the certificate lives: 90s, 30m, 24h, 7d.
     #[arg(long, default_value = "24h", value_parser = parse_ttl)]
     pub ttl: std::time::Duration,
+    /// Also write DIR/NAME.p12 (a PKCS#12 keystore: the certificate and its key) and
+    /// DIR/truststore.p12 (the CA as a trusted entry), as Java services read them.
+    #[arg(long, requires = "password_file")]
+    pub p12: bool,
+    /// File holding the password for the PKCS#12 stores (a trailing newline is ignored).
+    #[arg(long, value_name = "FILE", requires = "p12")]
+    pub password_file: Option<PathBuf>,
 }
 
 fn parse_ttl(s: &str) -> Result<std::time::Duration, String> {

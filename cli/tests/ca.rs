@@ -116,3 +116,94 @@ fn issue_refuses_bad_input_with_exit_2() {
             .contains("NOT a production CA")
     );
 }
+
+#[test]
+fn issue_writes_pkcs12_stores_that_the_doctor_and_our_server_take() {
+    let dir = Dir::new("ca-p12");
+    let ca_dir = dir.path("pki");
+    assert_eq!(mtls(&["ca", "init", &ca_dir]).code, 0);
+    let pass = dir.path("pass.txt");
+    std::fs::write(&pass, "changeit\n").unwrap();
+    let run = mtls(&[
+        "ca",
+        "issue",
+        &ca_dir,
+        "--name",
+        "billing",
+        "--client",
+        "--spiffe-id",
+        "spiffe://example.org/billing",
+        "--p12",
+        "--password-file",
+        &pass,
+    ]);
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    assert!(
+        run.stdout
+            .contains("billing.p12 (alias billing, mode 0600)"),
+        "{}",
+        run.stdout
+    );
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(format!("{ca_dir}/billing.p12"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+    assert_eq!(
+        mtls(&["ca", "issue", &ca_dir, "--name", "server", "--server"]).code,
+        0
+    );
+    let rt = runtime();
+    let addr = our_server(
+        &rt,
+        mtls::Server::builder()
+            .identity_files(
+                format!("{ca_dir}/server.pem"),
+                format!("{ca_dir}/server.key"),
+            )
+            .trust_pkcs12_file(
+                format!("{ca_dir}/truststore.p12"),
+                mtls::Password::new("changeit"),
+            )
+            .authorize(mtls::Authorizer::any_verified()),
+    );
+    let run = mtls(&[
+        "doctor",
+        &format!("https://localhost:{}/", addr.port()),
+        "--keystore",
+        &format!("{ca_dir}/billing.p12"),
+        "--keystore-password-file",
+        &pass,
+        "--truststore",
+        &format!("{ca_dir}/truststore.p12"),
+        "--truststore-password-file",
+        &pass,
+    ]);
+    assert_eq!(run.code, 0, "{}", run.stdout);
+    assert!(
+        run.verdict()
+            .contains("we are spiffe://example.org/billing"),
+        "{}",
+        run.stdout
+    );
+    // --p12 needs its password file.
+    assert_eq!(
+        mtls(&["ca", "issue", &ca_dir, "--name", "x", "--p12"]).code,
+        2
+    );
+    // inspect reads the keystore back.
+    let run = mtls(&[
+        "inspect",
+        &format!("{ca_dir}/billing.p12"),
+        "--password-file",
+        &pass,
+    ]);
+    assert_eq!(run.code, 0, "{}", run.stdout);
+    assert!(
+        run.stdout.contains("(PKCS#12)") && run.stdout.contains("spiffe://example.org/billing")
+    );
+}
