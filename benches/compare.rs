@@ -1,431 +1,516 @@
-//! Side-by-side throughput: our `Server` against a hand-written tokio-rustls + hyper-util
-//! server with the same rustls configuration and the same handler.
+//! Side by side on one machine: our `Server`, a hand-written tokio-rustls + hyper-util server
+//! with the same rustls configuration and handler, and nginx; and our `Client` against a
+//! hand-written hyper-util client.
 //!
-//! `cargo bench --bench compare [-- --quick]`. The bench re-runs itself as each server in a
-//! child process (two worker threads), and drives it from this process with plain
-//! tokio-rustls clients (none of our client code), alternating mtls, raw, mtls, raw... for
-//! several rounds and reporting the median of each. Both share the machine with the load
-//! generator, equally. Loopback only; each measurement lasts a fixed time.
+//! `benches/compare.sh [--quick] [--rounds N]` builds this in release, makes the
+//! certificates, measures the crypto limit with `openssl speed`, starts nginx and runs this
+//! binary. `cargo bench --bench compare [-- --quick]` runs it alone, without nginx (its
+//! columns then read `nan`). The bench re-runs itself as each Rust server in a child process
+//! (one tokio worker thread per core), and drives every contender from this process with
+//! plain tokio-rustls clients (none of our client code), alternating mtls, raw, nginx,
+//! mtls, raw, nginx... for several rounds and reporting the median of each. The load
+//! generator shares the cores with the server under test, the same for every contender.
+//! Loopback only; every measurement lasts a fixed time.
 //!
-//! Metrics: `handshakes` (new TCP connection, full mTLS handshake, one request, close),
-//! `requests` (HTTP/1.1 keep-alive requests over a fixed set of connections) and
-//! `kib_per_conn` (the server's resident memory per idle mTLS connection, from `VmRSS`
-//! before and after opening 1,000 of them; Linux only). Each prints as
-//! `RESULT <metric> mtls=<v> raw=<v> ratio_raw=<mtls/raw>`.
+//! Metrics (see docs/PERFORMANCE.md): `handshakes`, `resumed`, `requests`, `requests_h2`,
+//! `p99_ms` (and p50) at half the slowest contender's keep-alive maximum, `kib_per_conn`,
+//! and `client_requests`. Each prints last as
+//! `RESULT <metric> mtls=<v> raw=<v> nginx=<v> ratio_raw=<mtls/raw> ratio_nginx=<mtls/nginx>`,
+//! after `BOUND handshakes_per_s=<v> fraction=<mtls/bound>` when `openssl speed` figures
+//! are given.
+//!
+//! Modes used by `compare.sh` and by the bench itself: `--make-certs DIR`, `--free-port`,
+//! `--serve-mtls DIR`, `--serve-raw DIR`. Options: `--quick`, `--rounds N`, `--seconds S`,
+//! `--certs DIR`, `--nginx ADDR --nginx-pid PID`, `--openssl-speed SIGN,VERIFY,X25519`
+//! (operations per second on one core).
 
-use std::convert::Infallible;
-use std::io::{BufRead, BufReader, Write};
+#[path = "compare/certs.rs"]
+mod certs;
+#[path = "compare/clients.rs"]
+mod clients;
+#[path = "compare/crypto.rs"]
+mod crypto;
+#[path = "compare/load.rs"]
+mod load;
+#[path = "compare/servers.rs"]
+mod servers;
+
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::path::{Path, PathBuf};
 
-use http_body_util::Full;
-use hyper::body::{Bytes, Incoming};
-use hyper::service::service_fn;
-use hyper::{Request, Response};
-use rcgen::{
-    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
-};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use servers::Running;
 
-const CONCURRENCY: usize = 32;
-const IDLE_CONNECTIONS: usize = 1_000;
+/// Worker threads for each Rust server and for the load generator; nginx worker processes.
+fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+const MTLS: usize = 0;
+const RAW: usize = 1;
+const NGINX: usize = 2;
+const NAMES: [&str; 3] = ["mtls", "raw", "nginx"];
+
+/// In the order they print last, with the decimals of their values.
+const RESULTS: [(&str, usize); 7] = [
+    ("handshakes", 1),
+    ("resumed", 1),
+    ("requests", 1),
+    ("requests_h2", 1),
+    ("p99_ms", 3),
+    ("kib_per_conn", 2),
+    ("client_requests", 1),
+];
+
+struct Options {
+    quick: bool,
+    rounds: usize,
+    seconds: f64,
+    certs: Option<PathBuf>,
+    nginx: Option<(SocketAddr, u32)>,
+    openssl: Option<crypto::Speed>,
+}
+
+fn usage(problem: &str) -> ! {
+    eprintln!("compare: {problem}");
+    eprintln!(
+        "usage: compare [--quick] [--rounds N] [--seconds S] [--certs DIR] \
+         [--nginx ADDR --nginx-pid PID] [--openssl-speed SIGN,VERIFY,X25519]"
+    );
+    std::process::exit(2)
+}
+
+fn options(args: &[String]) -> Options {
+    let quick = args.iter().any(|a| a == "--quick");
+    let mut o = Options {
+        quick,
+        rounds: if quick { 1 } else { 5 },
+        seconds: if quick { 1.5 } else { 5.0 },
+        certs: None,
+        nginx: None,
+        openssl: None,
+    };
+    let mut nginx_addr = None;
+    let mut nginx_pid = None;
+    let mut it = args.iter().skip(1);
+    while let Some(arg) = it.next() {
+        let mut value = || {
+            it.next()
+                .cloned()
+                .unwrap_or_else(|| usage(&format!("{arg} needs a value")))
+        };
+        let bad = |what: &str| -> ! { usage(&format!("{arg}: {what}")) };
+        match arg.as_str() {
+            "--quick" => {}
+            // `cargo bench` passes this to every bench.
+            "--bench" => {}
+            "--rounds" => {
+                o.rounds = value().parse().unwrap_or_else(|_| bad("a whole number"));
+                if o.rounds == 0 {
+                    bad("at least 1");
+                }
+            }
+            "--seconds" => {
+                o.seconds = value().parse().unwrap_or_else(|_| bad("a number"));
+                if o.seconds.is_nan() || o.seconds <= 0.0 {
+                    bad("more than 0");
+                }
+            }
+            "--certs" => o.certs = Some(PathBuf::from(value())),
+            "--nginx" => {
+                nginx_addr = Some(value().parse().unwrap_or_else(|_| bad("an address")));
+            }
+            "--nginx-pid" => nginx_pid = Some(value().parse().unwrap_or_else(|_| bad("a pid"))),
+            "--openssl-speed" => {
+                let rates: Vec<f64> = value()
+                    .split(',')
+                    .map(|v| v.trim().parse().unwrap_or_else(|_| bad("three numbers")))
+                    .collect();
+                let [sign, verify, x25519] = rates[..] else {
+                    bad("three numbers")
+                };
+                o.openssl = Some(crypto::Speed {
+                    sign,
+                    verify,
+                    keygen: x25519,
+                    derive: x25519,
+                });
+            }
+            other => usage(&format!("unknown argument {other}")),
+        }
+    }
+    o.nginx = match (nginx_addr, nginx_pid) {
+        (Some(addr), Some(pid)) => Some((addr, pid)),
+        (None, None) => None,
+        _ => usage("--nginx and --nginx-pid go together"),
+    };
+    o
+}
+
+/// Per metric, the samples of each contender (for `client_requests`: our `Client` under
+/// `mtls`, the hand-written one under `raw`).
+#[derive(Default)]
+struct Samples(BTreeMap<&'static str, [Vec<f64>; 3]>);
+
+impl Samples {
+    fn push(&mut self, metric: &'static str, who: usize, value: f64) {
+        self.0.entry(metric).or_default()[who].push(value);
+    }
+
+    fn median(&self, metric: &str, who: usize) -> f64 {
+        let Some(mut v) = self.0.get(metric).map(|s| s[who].clone()) else {
+            return f64::NAN;
+        };
+        if v.is_empty() {
+            return f64::NAN;
+        }
+        v.sort_by(|a, b| a.total_cmp(b));
+        v[v.len() / 2]
+    }
+}
+
+/// Failed operations, or contenders that did nothing: the run still prints, then fails.
+#[derive(Default)]
+struct Problems(Vec<String>);
+
+impl Problems {
+    fn check(&mut self, what: String, outcome: &load::Outcome, seconds: f64) {
+        let ops = outcome.per_s * seconds;
+        if outcome.per_s <= 0.0 {
+            self.0.push(format!("{what}: nothing completed"));
+        } else if outcome.errors as f64 > (ops / 100.0).max(1.0) {
+            self.0
+                .push(format!("{what}: {} failed operations", outcome.errors));
+        }
+    }
+}
+
+fn number(v: f64, decimals: usize) -> String {
+    if v.is_finite() {
+        format!("{v:.decimals$}")
+    } else {
+        "nan".to_owned()
+    }
+}
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
+    let dir_arg = || {
+        PathBuf::from(
+            args.get(2)
+                .unwrap_or_else(|| usage(&format!("{} needs a directory", args[1]))),
+        )
+    };
     match args.get(1).map(String::as_str) {
-        Some("--serve-mtls") => return serve_mtls(&args[2]),
-        Some("--serve-raw") => return serve_raw(&args[2]),
+        Some("--serve-mtls") => return servers::serve_mtls(&dir_arg()),
+        Some("--serve-raw") => return servers::serve_raw(&dir_arg()),
+        Some("--make-certs") => return certs::make(&dir_arg()),
+        Some("--free-port") => {
+            let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            println!("{}", listener.local_addr().unwrap().port());
+            return;
+        }
         _ => {}
     }
-    let quick = args.iter().any(|a| a == "--quick");
-    let (rounds, seconds) = if quick { (1, 2) } else { (5, 5) };
-    let dir = std::env::temp_dir().join(format!("mtls-compare-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let certs = make_certs(&dir);
+    let o = options(&args);
+    let (dir, own_dir) = match &o.certs {
+        Some(dir) => (dir.clone(), false),
+        None => {
+            let dir = std::env::temp_dir().join(format!("mtls-compare-{}", std::process::id()));
+            certs::make(&dir);
+            (dir, true)
+        }
+    };
+    let failed = compare(&o, &dir);
+    if own_dir {
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+    if failed {
+        std::process::exit(1);
+    }
+}
+
+/// Runs every measurement and prints the results; true if something failed.
+fn compare(o: &Options, dir: &Path) -> bool {
+    let certs = certs::Certs::load(dir);
+    let cores = cores();
+    let seconds = o.seconds;
     let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
+        .worker_threads(cores)
         .enable_all()
         .build()
         .unwrap();
-    let mut results: Vec<(&str, Vec<f64>, Vec<f64>)> = vec![
-        ("handshakes", vec![], vec![]),
-        ("requests", vec![], vec![]),
-        ("kib_per_conn", vec![], vec![]),
-    ];
-    for round in 0..rounds {
-        for (index, mode) in ["--serve-mtls", "--serve-raw"].into_iter().enumerate() {
-            let mut server = Server::start(mode, &dir);
-            let pid = server.child.id();
-            let rates = runtime.block_on(async {
-                let full = certs.client_config(false);
-                let handshakes = handshakes(server.addr, full, seconds).await;
-                let keep = certs.client_config(true);
-                let requests = keep_alive(server.addr, Arc::clone(&keep), seconds).await;
-                let memory = idle_memory(server.addr, pid, keep).await;
-                [handshakes, requests, memory]
-            });
-            for (metric, rate) in results.iter_mut().zip(rates) {
-                if index == 0 {
-                    metric.1.push(rate)
-                } else {
-                    metric.2.push(rate)
+    let contenders: Vec<usize> = match o.nginx {
+        Some(_) => vec![MTLS, RAW, NGINX],
+        None => vec![MTLS, RAW],
+    };
+    // Both clients call one server that is neither ours nor the baseline, nginx, when it runs
+    // (else the baseline); over ALPN both then speak HTTP/2 to it.
+    let client_server = if o.nginx.is_some() { NGINX } else { RAW };
+    eprintln!(
+        "{} cores, provider {}, {} round(s) of {seconds} s per measurement; contenders: {}; \
+         clients call {}",
+        cores,
+        mtls::CRYPTO_PROVIDER,
+        o.rounds,
+        contenders
+            .iter()
+            .map(|&c| NAMES[c])
+            .collect::<Vec<_>>()
+            .join(", "),
+        NAMES[client_server],
+    );
+
+    // The provider's own public-key speed, on one core, before any server runs.
+    let provider = crypto::measure(dir, if o.quick { 0.2 } else { 1.0 });
+
+    let start = |who: usize| match who {
+        MTLS => Running::child("--serve-mtls", dir),
+        RAW => Running::child("--serve-raw", dir),
+        _ => {
+            let (addr, master) = o.nginx.expect("nginx runs");
+            Running::Nginx { master, addr }
+        }
+    };
+    let mut samples = Samples::default();
+    let mut problems = Problems::default();
+
+    for round in 1..=o.rounds {
+        // Every contender is up for the whole round (an idle server costs no CPU), so that
+        // each metric is measured for mtls, raw and nginx back to back: this machine's speed
+        // drifts over tens of seconds, and neighbours in time see the same machine.
+        let servers: Vec<Running> = contenders.iter().map(|&who| start(who)).collect();
+        let addr = |who: usize| servers[contenders.iter().position(|&c| c == who).unwrap()].addr();
+        for metric in ["handshakes", "resumed", "requests", "requests_h2"] {
+            let mut line = format!("round {round} {metric}:");
+            for &who in &contenders {
+                let outcome = runtime.block_on(async {
+                    match metric {
+                        "handshakes" => {
+                            load::handshakes(
+                                addr(who),
+                                certs.generator(&[b"http/1.1"], false),
+                                seconds,
+                            )
+                            .await
+                        }
+                        // Each caller keeps its own tickets, as separate clients would.
+                        "resumed" => {
+                            load::resumed(
+                                addr(who),
+                                || certs.generator(&[b"http/1.1"], true),
+                                seconds,
+                            )
+                            .await
+                        }
+                        "requests" => {
+                            load::keep_alive(
+                                addr(who),
+                                certs.generator(&[b"http/1.1"], false),
+                                seconds,
+                            )
+                            .await
+                        }
+                        _ => {
+                            load::h2_streams(addr(who), certs.generator(&[b"h2"], false), seconds)
+                                .await
+                        }
+                    }
+                });
+                samples.push(metric, who, outcome.per_s);
+                problems.check(
+                    format!("round {round} {} {metric}", NAMES[who]),
+                    &outcome,
+                    seconds,
+                );
+                line += &format!(" {} {:.0}/s", NAMES[who], outcome.per_s);
+                if metric == "resumed" {
+                    line += &format!(" ({:.1}% resumed)", outcome.resumed_share * 100.0);
                 }
+                line += &errors_note(&[&outcome]);
             }
-            eprintln!(
-                "round {} {}: {:.0} handshakes/s, {:.0} requests/s, {:.1} KiB per idle connection",
-                round + 1,
-                &mode[8..],
-                rates[0],
-                rates[1],
-                rates[2]
+            eprintln!("{line}");
+        }
+        let mut line = format!("round {round} KiB per idle connection:");
+        for (server, &who) in servers.iter().zip(&contenders) {
+            let memory = runtime
+                .block_on(load::idle_memory(
+                    server.addr(),
+                    certs.generator(&[b"http/1.1"], false),
+                    &server.pids(),
+                ))
+                .unwrap_or_else(|e| {
+                    problems
+                        .0
+                        .push(format!("round {round} {} kib_per_conn: {e}", NAMES[who]));
+                    f64::NAN
+                });
+            samples.push("kib_per_conn", who, memory);
+            line += &format!(" {} {memory:.2}", NAMES[who]);
+        }
+        eprintln!("{line}");
+        // Both clients call the same server; which goes first alternates from round to round.
+        let uri: http::Uri = format!("https://{}/", addr(client_server)).parse().unwrap();
+        let order = if round % 2 == 1 {
+            [MTLS, RAW]
+        } else {
+            [RAW, MTLS]
+        };
+        let mut line = format!("round {round} clients -> {}:", NAMES[client_server]);
+        for client in order {
+            let outcome = if client == MTLS {
+                runtime.block_on(clients::ours(dir, uri.clone(), seconds))
+            } else {
+                runtime.block_on(clients::hand_written(&certs, uri.clone(), seconds))
+            };
+            let label = if client == MTLS {
+                "our Client"
+            } else {
+                "hand-written"
+            };
+            samples.push("client_requests", client, outcome.per_s);
+            problems.check(format!("round {round} {label} client"), &outcome, seconds);
+            line += &format!(
+                " {label} {:.0}/s{}",
+                outcome.per_s,
+                errors_note(&[&outcome])
             );
+        }
+        eprintln!("{line}");
+        for server in servers {
             server.stop();
         }
     }
-    let _ = std::fs::remove_dir_all(&dir);
-    for (metric, mtls, raw) in results {
-        let (m, r) = (median(mtls), median(raw));
+
+    // Latency at a fixed offered load: half the slowest contender's keep-alive maximum, the
+    // same for all, so that each runs at half its capacity or less.
+    let slowest = contenders
+        .iter()
+        .map(|&c| samples.median("requests", c))
+        .filter(|r| r.is_finite() && *r > 0.0)
+        .fold(f64::INFINITY, f64::min);
+    let offered = if slowest.is_finite() {
+        slowest / 2.0
+    } else {
+        1000.0
+    };
+    eprintln!("latency at {offered:.0} requests/s offered");
+    for round in 1..=o.rounds {
+        for &who in &contenders {
+            let server = start(who);
+            let addr = server.addr();
+            let l = runtime.block_on(load::latency(
+                addr,
+                certs.generator(&[b"http/1.1"], false),
+                offered,
+                seconds,
+            ));
+            server.stop();
+            samples.push("p50_ms", who, l.p50_ms);
+            samples.push("p99_ms", who, l.p99_ms);
+            if l.errors > 0 {
+                problems.0.push(format!(
+                    "round {round} {} latency: {} failed requests",
+                    NAMES[who], l.errors
+                ));
+            }
+            let short = if l.achieved < offered * 0.95 {
+                " (the offered load was not kept up: the machine slowed down, or the server \
+                 saturated)"
+            } else {
+                ""
+            };
+            eprintln!(
+                "round {round} latency {}: p50 {:.3} ms, p99 {:.3} ms at {:.0} requests/s{short}",
+                NAMES[who], l.p50_ms, l.p99_ms, l.achieved
+            );
+        }
+    }
+
+    // The summary, then the bound, then one RESULT line per metric, last.
+    println!();
+    println!(
+        "{:<16} {:>12} {:>12} {:>12} {:>10} {:>11}",
+        "metric", "mtls", "raw", "nginx", "ratio_raw", "ratio_nginx"
+    );
+    let table = RESULTS
+        .iter()
+        .take(4)
+        .chain(&[("p50_ms", 3)])
+        .chain(&RESULTS[4..]);
+    for &(metric, decimals) in table {
+        let [m, r, n] = [MTLS, RAW, NGINX].map(|w| samples.median(metric, w));
         println!(
-            "RESULT {metric} mtls={m:.1} raw={r:.1} ratio_raw={:.3}",
-            m / r
+            "{metric:<16} {:>12} {:>12} {:>12} {:>10} {:>11}",
+            number(m, decimals),
+            number(r, decimals),
+            number(n, decimals),
+            number(m / r, 3),
+            number(m / n, 3),
         );
     }
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(|a, b| a.total_cmp(b));
-    v[v.len() / 2]
-}
-
-struct Server {
-    child: Child,
-    addr: SocketAddr,
-}
-
-impl Server {
-    fn start(mode: &str, dir: &std::path::Path) -> Server {
-        let mut child = Command::new(std::env::current_exe().unwrap())
-            .arg(mode)
-            .arg(dir)
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("start a server process");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let addr = line.trim().parse().expect("the server prints its address");
-        Server { child, addr }
+    println!(
+        "(client_requests: mtls = our Client, raw = the hand-written hyper-util client, both \
+         calling the {} server; nginx has no client)",
+        NAMES[client_server]
+    );
+    println!(
+        "(latency: {offered:.0} requests/s offered over {} connections)",
+        load::CONCURRENCY
+    );
+    let handshakes = samples.median("handshakes", MTLS);
+    println!(
+        "CRYPTO provider={} cores={cores} sign_per_s={:.0} verify_per_s={:.0} \
+         x25519_keygen_per_s={:.0} x25519_derive_per_s={:.0} bound_per_s={:.1} \
+         server_only_per_s={:.1} fraction={:.3}",
+        mtls::CRYPTO_PROVIDER,
+        provider.sign,
+        provider.verify,
+        provider.keygen,
+        provider.derive,
+        provider.bound(cores, true),
+        provider.bound(cores, false),
+        handshakes / provider.bound(cores, true),
+    );
+    if let Some(openssl) = &o.openssl {
+        println!(
+            "CRYPTO provider=openssl cores={cores} sign_per_s={:.0} verify_per_s={:.0} \
+             x25519_per_s={:.0} bound_per_s={:.1} server_only_per_s={:.1}",
+            openssl.sign,
+            openssl.verify,
+            openssl.derive,
+            openssl.bound(cores, true),
+            openssl.bound(cores, false),
+        );
+        let bound = openssl.bound(cores, true);
+        println!(
+            "BOUND handshakes_per_s={} fraction={}",
+            number(bound, 1),
+            number(handshakes / bound, 3)
+        );
     }
-
-    fn stop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+    for (metric, decimals) in RESULTS {
+        let [m, r, n] = [MTLS, RAW, NGINX].map(|w| samples.median(metric, w));
+        println!(
+            "RESULT {metric} mtls={} raw={} nginx={} ratio_raw={} ratio_nginx={}",
+            number(m, decimals),
+            number(r, decimals),
+            number(n, decimals),
+            number(m / r, 3),
+            number(m / n, 3),
+        );
     }
-}
-
-/// New connection, full handshake, one request, close; as many as possible for `seconds`.
-async fn handshakes(addr: SocketAddr, config: Arc<rustls::ClientConfig>, seconds: u64) -> f64 {
-    run(seconds, move |count, stop| {
-        let config = Arc::clone(&config);
-        async move {
-            while !stop.load(Ordering::Relaxed) {
-                let mut tls = connect(addr, &config).await;
-                tls.write_all(b"GET / HTTP/1.1\r\nhost: localhost\r\nconnection: close\r\n\r\n")
-                    .await
-                    .unwrap();
-                let mut out = Vec::with_capacity(256);
-                let _ = tls.read_to_end(&mut out).await;
-                assert!(out.starts_with(b"HTTP/1.1 200"));
-                count.fetch_add(1, Ordering::Relaxed);
-            }
-        }
-    })
-    .await
-}
-
-/// Keep-alive HTTP/1.1 requests, one at a time per connection.
-async fn keep_alive(addr: SocketAddr, config: Arc<rustls::ClientConfig>, seconds: u64) -> f64 {
-    run(seconds, move |count, stop| {
-        let config = Arc::clone(&config);
-        async move {
-            let mut tls = connect(addr, &config).await;
-            let mut buf = vec![0u8; 4096];
-            while !stop.load(Ordering::Relaxed) {
-                tls.write_all(b"GET / HTTP/1.1\r\nhost: localhost\r\n\r\n")
-                    .await
-                    .unwrap();
-                read_response(&mut tls, &mut buf).await;
-                count.fetch_add(1, Ordering::Relaxed);
-            }
-        }
-    })
-    .await
-}
-
-/// Resident memory the server adds per idle connection: `IDLE_CONNECTIONS` connections, each
-/// with a completed handshake and one request, then left open.
-async fn idle_memory(addr: SocketAddr, pid: u32, config: Arc<rustls::ClientConfig>) -> f64 {
-    // Settle after the load runs, so their buffers are not counted.
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let before = rss_kib(pid);
-    let mut open = Vec::with_capacity(IDLE_CONNECTIONS);
-    let mut buf = vec![0u8; 4096];
-    for _ in 0..IDLE_CONNECTIONS {
-        let mut tls = connect(addr, &config).await;
-        tls.write_all(b"GET / HTTP/1.1\r\nhost: localhost\r\n\r\n")
-            .await
-            .unwrap();
-        read_response(&mut tls, &mut buf).await;
-        open.push(tls);
+    for p in &problems.0 {
+        eprintln!("problem: {p}");
     }
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let after = rss_kib(pid);
-    drop(open);
-    after.saturating_sub(before) as f64 / IDLE_CONNECTIONS as f64
+    !problems.0.is_empty()
 }
 
-fn rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("Linux /proc");
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .expect("VmRSS")
-}
-
-/// Reads one response with a Content-Length body.
-async fn read_response<S: tokio::io::AsyncRead + Unpin>(io: &mut S, buf: &mut [u8]) {
-    let mut filled = 0;
-    loop {
-        let n = io.read(&mut buf[filled..]).await.unwrap();
-        assert!(n > 0, "server closed a keep-alive connection");
-        filled += n;
-        let Some(end) = buf[..filled].windows(4).position(|w| w == b"\r\n\r\n") else {
-            continue;
-        };
-        let head = std::str::from_utf8(&buf[..end])
-            .unwrap()
-            .to_ascii_lowercase();
-        let length: usize = head
-            .lines()
-            .find_map(|l| l.strip_prefix("content-length:"))
-            .map(|v| v.trim().parse().unwrap())
-            .unwrap_or(0);
-        if filled >= end + 4 + length {
-            return;
-        }
-    }
-}
-
-async fn run<F, Fut>(seconds: u64, worker: F) -> f64
-where
-    F: Fn(Arc<AtomicU64>, Arc<AtomicBool>) -> Fut,
-    Fut: std::future::Future<Output = ()> + Send + 'static,
-{
-    let count = Arc::new(AtomicU64::new(0));
-    let stop = Arc::new(AtomicBool::new(false));
-    let tasks: Vec<_> = (0..CONCURRENCY)
-        .map(|_| tokio::spawn(worker(Arc::clone(&count), Arc::clone(&stop))))
-        .collect();
-    // Warm up for a moment, then measure.
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let start = (Instant::now(), count.load(Ordering::Relaxed));
-    tokio::time::sleep(Duration::from_secs(seconds)).await;
-    let done = count.load(Ordering::Relaxed) - start.1;
-    let elapsed = start.0.elapsed().as_secs_f64();
-    stop.store(true, Ordering::Relaxed);
-    for t in tasks {
-        let _ = t.await;
-    }
-    done as f64 / elapsed
-}
-
-async fn connect(
-    addr: SocketAddr,
-    config: &Arc<rustls::ClientConfig>,
-) -> tokio_rustls::client::TlsStream<tokio::net::TcpStream> {
-    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
-    tcp.set_nodelay(true).unwrap();
-    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
-    tokio_rustls::TlsConnector::from(Arc::clone(config))
-        .connect(name, tcp)
-        .await
-        .unwrap()
-}
-
-/// The handler both servers run: a small body naming the caller.
-fn hello(name: &str) -> Response<Full<Bytes>> {
-    Response::new(Full::new(Bytes::from(format!("hello {name}"))))
-}
-
-fn server_runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap()
-}
-
-fn announce(addr: SocketAddr) {
-    println!("{addr}");
-    std::io::stdout().flush().unwrap();
-}
-
-fn serve_mtls(dir: &str) {
-    let dir = std::path::Path::new(dir);
-    server_runtime().block_on(async {
-        let server = mtls::Server::builder()
-            .identity_files(dir.join("server.pem"), dir.join("server.key"))
-            .trust_file(dir.join("ca.pem"))
-            .authorize(mtls::Authorizer::any_verified())
-            .reload_interval(None)
-            .bind("127.0.0.1:0")
-            .await
-            .unwrap();
-        announce(server.local_addr());
-        let _ = server
-            .serve(service_fn(|req: Request<Incoming>| async move {
-                let peer = req.extensions().get::<mtls::PeerIdentity>();
-                let name = peer.map(|p| p.to_string()).unwrap_or_default();
-                Ok::<_, Infallible>(hello(&name))
-            }))
-            .await;
-    });
-}
-
-/// The baseline: what a careful user writes by hand with tokio-rustls and hyper-util, with the
-/// same rustls settings (provider, versions, client verifier, ALPN) and handler.
-fn serve_raw(dir: &str) {
-    use hyper_util::rt::{TokioExecutor, TokioIo};
-    use hyper_util::server::conn::auto;
-    let dir = std::path::Path::new(dir);
-    let pem = |name: &str| std::fs::read(dir.join(name)).unwrap();
-    let identity = mtls::Identity::from_pem(&pem("server.pem"), &pem("server.key")).unwrap();
-    let key = {
-        use rustls::pki_types::pem::PemObject;
-        rustls::pki_types::PrivateKeyDer::from_pem_slice(&pem("server.key")).unwrap()
-    };
-    let trust = mtls::TrustBundle::from_pem(&pem("ca.pem")).unwrap();
-    let mut roots = rustls::RootCertStore::empty();
-    roots.add(trust.certificates()[0].clone()).unwrap();
-    let provider = mtls::crypto_provider();
-    let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
-        Arc::new(roots),
-        Arc::clone(&provider),
-    )
-    .build()
-    .unwrap();
-    let mut config = rustls::ServerConfig::builder_with_provider(provider)
-        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
-        .unwrap()
-        .with_client_cert_verifier(verifier)
-        .with_single_cert(identity.chain().to_vec(), key)
-        .unwrap();
-    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
-    server_runtime().block_on(async move {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        announce(listener.local_addr().unwrap());
-        let builder = Arc::new(auto::Builder::new(TokioExecutor::new()));
-        loop {
-            let (tcp, _) = listener.accept().await.unwrap();
-            let _ = tcp.set_nodelay(true);
-            let acceptor = acceptor.clone();
-            let builder = Arc::clone(&builder);
-            tokio::spawn(async move {
-                let Ok(Ok(tls)) =
-                    tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp)).await
-                else {
-                    return;
-                };
-                // The caller's name, from the leaf on the connection.
-                let name = tls
-                    .get_ref()
-                    .1
-                    .peer_certificates()
-                    .and_then(|chain| chain.first())
-                    .and_then(|leaf| {
-                        use x509_parser::prelude::FromDer;
-                        x509_parser::certificate::X509Certificate::from_der(leaf)
-                            .ok()
-                            .map(|(_, c)| c.subject().to_string())
-                    })
-                    .unwrap_or_default();
-                let name: Arc<str> = name.into();
-                let service = service_fn(move |_req: Request<Incoming>| {
-                    let name = Arc::clone(&name);
-                    async move { Ok::<_, Infallible>(hello(&name)) }
-                });
-                let _ = builder.serve_connection(TokioIo::new(tls), service).await;
-            });
-        }
-    });
-}
-
-struct Certs {
-    ca_pem: String,
-    client_cert: String,
-    client_key: String,
-}
-
-impl Certs {
-    fn client_config(&self, resumption: bool) -> Arc<rustls::ClientConfig> {
-        let trust = mtls::TrustBundle::from_pem(self.ca_pem.as_bytes()).unwrap();
-        let mut roots = rustls::RootCertStore::empty();
-        roots.add(trust.certificates()[0].clone()).unwrap();
-        let id = mtls::Identity::from_pem(self.client_cert.as_bytes(), self.client_key.as_bytes())
-            .unwrap();
-        let key = {
-            use rustls::pki_types::pem::PemObject;
-            rustls::pki_types::PrivateKeyDer::from_pem_slice(self.client_key.as_bytes()).unwrap()
-        };
-        let mut config = rustls::ClientConfig::builder_with_provider(mtls::crypto_provider())
-            .with_protocol_versions(&[&rustls::version::TLS13])
-            .unwrap()
-            .with_root_certificates(roots)
-            .with_client_auth_cert(id.chain().to_vec(), key)
-            .unwrap();
-        if !resumption {
-            config.resumption = rustls::client::Resumption::disabled();
-        }
-        config.alpn_protocols = vec![b"http/1.1".to_vec()];
-        Arc::new(config)
-    }
-}
-
-/// ECDSA P-256: a CA, a server and a client; the server's files go to `dir`.
-fn make_certs(dir: &std::path::Path) -> Certs {
-    let ca_key = KeyPair::generate().unwrap();
-    let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca.distinguished_name.push(DnType::CommonName, "bench CA");
-    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    let ca_pem = ca.self_signed(&ca_key).unwrap().pem();
-    let issuer = Issuer::from_params(&ca, &ca_key);
-    let leaf = |name: &str, eku| {
-        let key = KeyPair::generate().unwrap();
-        let mut p = CertificateParams::new(vec![name.to_owned()]).unwrap();
-        p.distinguished_name.push(DnType::CommonName, name);
-        p.subject_alt_names.push(rcgen::SanType::URI(
-            format!("spiffe://example.org/{name}").try_into().unwrap(),
-        ));
-        p.extended_key_usages = vec![eku];
-        (
-            p.signed_by(&key, &issuer).unwrap().pem(),
-            key.serialize_pem(),
-        )
-    };
-    let (server_cert, server_key) = leaf("localhost", ExtendedKeyUsagePurpose::ServerAuth);
-    let (client_cert, client_key) = leaf("bench-client", ExtendedKeyUsagePurpose::ClientAuth);
-    std::fs::write(dir.join("ca.pem"), &ca_pem).unwrap();
-    std::fs::write(dir.join("server.pem"), server_cert).unwrap();
-    std::fs::write(dir.join("server.key"), server_key).unwrap();
-    Certs {
-        ca_pem,
-        client_cert,
-        client_key,
+fn errors_note(outcomes: &[&load::Outcome]) -> String {
+    let errors: u64 = outcomes.iter().map(|o| o.errors).sum();
+    if errors == 0 {
+        String::new()
+    } else {
+        format!(" ({errors} failed operations)")
     }
 }
