@@ -116,7 +116,7 @@ pub struct Material {
 
 #[derive(Args, Debug)]
 pub struct DoctorArgs {
-    /// The https:// URL to diagnose, e.g. https://inventory.internal:8443/healthz.
+    /// The https:// URL to diagnose, e.g. `https://inventory.internal:8443/healthz`.
     pub url: String,
     #[command(flatten)]
     pub material: Material,
