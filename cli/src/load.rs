@@ -86,7 +86,11 @@ pub fn load(
                         .map_err(LoadFailure::Identity)?;
                     Identity::from_pkcs12_file(store, &pw, m.keystore_alias.as_deref())
                 }
-                _ => unreachable!("checked by source()"),
+                _ => {
+                    return Err(LoadFailure::Identity(
+                        "give --cert with --key, or --keystore".to_owned(),
+                    ));
+                }
             }
             .map_err(|e| LoadFailure::Identity(e.to_string()))?;
             let mut builder = Client::builder().identity(identity);
