@@ -28,6 +28,9 @@
 //! section instead (`docs/CONFIG.md`), and applies its `[[access]]` rules to every route but
 //! `/healthz`; flags given beside it override the file.
 //!
+//! `--health-listen ADDR` also serves `/healthz`, `/readyz`, `/livez` and `/metrics` over plain
+//! HTTP on ADDR, for probes that present no client certificate (`ServerHandle::serve_health`).
+//!
 //! `--handshake-timeout SECS` (fractions allowed) and `--max-connections N` set those limits.
 //! `--no-ca-hints` leaves the list of trusted CAs out of the CertificateRequest, so clients that
 //! pick their certificate by the server's hints (Java, browsers) present one anyway.
@@ -45,7 +48,7 @@ const USAGE: &str =
     "usage: server ((--cert FILE --key FILE | --keystore FILE --keystore-password-file FILE) \
 (--ca FILE | --truststore FILE --truststore-password-file FILE) | --config FILE) [--listen ADDR] \
 [--allow PATTERN]... [--allow-domain TRUST_DOMAIN]... [--crl FILE]... \
-[--handshake-timeout SECS] [--max-connections N] [--no-ca-hints] [--no-reload]
+[--handshake-timeout SECS] [--max-connections N] [--no-ca-hints] [--no-reload] [--health-listen ADDR]
 
 Certificate, key and CA files are reloaded when they change (checked every 5 s); a broken
 replacement is refused and the last good files keep serving.";
@@ -157,6 +160,23 @@ async fn main() -> ExitCode {
     );
     let status = server.handle();
     println!("policy: {}", status.authorizer());
+    // Plain-HTTP probes (kubelet httpGet, Prometheus): kept alive until the server stops.
+    let _probes = match &args.health_listen {
+        Some(addr) => match status.serve_health(addr.as_str()).await {
+            Ok(probes) => {
+                println!(
+                    "health probes on http://{} (/healthz /readyz /livez /metrics, no TLS)",
+                    probes.local_addr()
+                );
+                Some(probes)
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::FAILURE;
+            }
+        },
+        None => None,
+    };
     let shutdown = async {
         let _ = tokio::signal::ctrl_c().await;
         println!("shutting down");
@@ -267,11 +287,13 @@ struct Args {
     max_connections: Option<usize>,
     no_ca_hints: bool,
     no_reload: bool,
+    health_listen: Option<String>,
 }
 
 impl Args {
     fn parse(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
         let (mut listen, mut cert, mut key, mut ca) = (None, None, None, None);
+        let mut health_listen = None;
         let mut config = None;
         let (mut keystore, mut keystore_password_file) = (None, None);
         let (mut truststore, mut truststore_password_file) = (None, None);
@@ -328,6 +350,7 @@ impl Args {
                     continue;
                 }
                 "--listen" => &mut listen,
+                "--health-listen" => &mut health_listen,
                 "--config" => &mut config,
                 "--keystore" => &mut keystore,
                 "--keystore-password-file" => &mut keystore_password_file,
@@ -372,6 +395,7 @@ impl Args {
             max_connections,
             no_ca_hints,
             no_reload,
+            health_listen,
         })
     }
 

@@ -323,3 +323,149 @@ mod tests {
         assert_eq!(words(Duration::from_secs(29 * 86_400)), "29 days");
     }
 }
+
+/// A plain-HTTP listener for health probes and metrics scrapes that cannot present a client
+/// certificate (a kubelet's `httpGet` probe, a Prometheus without a client identity), started
+/// by [`ServerHandle::serve_health`](crate::ServerHandle::serve_health). It stops when dropped.
+///
+/// | route | answer |
+/// |---|---|
+/// | `GET /healthz`, `GET /readyz` | [`Health::to_json`]; 200 when [`Health::healthy`], else 503 |
+/// | `GET /livez` | 200 `ok` while the process serves |
+/// | `GET /metrics` | [`ServerStats::prometheus_text`] |
+///
+/// It carries no TLS and no client authentication, and answers only these routes: bind it to
+/// an address that only the probes reach (the pod IP on its own port, or loopback), since the
+/// JSON names our certificate's subject and expiry. At most 64 connections at once, 5 s to send
+/// a request head, 30 s per connection.
+#[derive(Debug)]
+pub struct HealthListener {
+    addr: std::net::SocketAddr,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl HealthListener {
+    /// The address it listens on (useful after binding port 0).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # tokio::runtime::Runtime::new()?.block_on(async {
+    /// # let ca = mtls::dev::DevCa::new("test CA")?;
+    /// # let handle = mtls::Server::builder()
+    /// #     .identity(ca.server("localhost")?.identity()?)
+    /// #     .trust(ca.trust()?)
+    /// #     .authorize(mtls::Authorizer::any_verified())
+    /// #     .build_rustls_config()?;
+    /// let health = handle.serve_health("127.0.0.1:0").await?;
+    /// assert!(health.local_addr().ip().is_loopback());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # })?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn local_addr(&self) -> std::net::SocketAddr {
+        self.addr
+    }
+}
+
+impl Drop for HealthListener {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+const HEALTH_MAX_CONNECTIONS: usize = 64;
+
+pub(crate) async fn serve_health(
+    handle: crate::ServerHandle,
+    addr: impl tokio::net::ToSocketAddrs + std::fmt::Debug,
+) -> Result<HealthListener, crate::Error> {
+    use std::sync::Arc;
+
+    let shown = format!("{addr:?}");
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|source| crate::Error::Bind {
+            addr: shown.clone(),
+            source,
+        })?;
+    let local = listener.local_addr().map_err(|source| crate::Error::Bind {
+        addr: shown,
+        source,
+    })?;
+    let slots = Arc::new(tokio::sync::Semaphore::new(HEALTH_MAX_CONNECTIONS));
+    let task = tokio::spawn(async move {
+        loop {
+            let Ok((tcp, _)) = listener.accept().await else {
+                // Out of file descriptors, say: do not spin.
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            };
+            // Over the limit: the connection is closed at once.
+            let Ok(permit) = Arc::clone(&slots).try_acquire_owned() else {
+                continue;
+            };
+            let handle = handle.clone();
+            tokio::spawn(async move {
+                let service = hyper::service::service_fn(move |req| {
+                    let handle = handle.clone();
+                    async move { Ok::<_, std::convert::Infallible>(health_route(&handle, &req)) }
+                });
+                let mut builder = hyper::server::conn::http1::Builder::new();
+                builder
+                    .timer(hyper_util::rt::TokioTimer::new())
+                    .header_read_timeout(Duration::from_secs(5));
+                let conn = builder.serve_connection(hyper_util::rt::TokioIo::new(tcp), service);
+                let _ = tokio::time::timeout(Duration::from_secs(30), conn).await;
+                drop(permit);
+            });
+        }
+    });
+    Ok(HealthListener { addr: local, task })
+}
+
+fn health_route<B>(
+    handle: &crate::ServerHandle,
+    req: &http::Request<B>,
+) -> http::Response<http_body_util::Full<bytes::Bytes>> {
+    use http::{Method, StatusCode, header};
+    let reply = |status: StatusCode, kind: &'static str, body: String| {
+        let mut resp = http::Response::new(http_body_util::Full::new(bytes::Bytes::from(body)));
+        *resp.status_mut() = status;
+        resp.headers_mut()
+            .insert(header::CONTENT_TYPE, header::HeaderValue::from_static(kind));
+        resp
+    };
+    if req.method() != Method::GET && req.method() != Method::HEAD {
+        let mut resp = reply(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "text/plain",
+            "GET only\n".to_owned(),
+        );
+        resp.headers_mut()
+            .insert(header::ALLOW, header::HeaderValue::from_static("GET, HEAD"));
+        return resp;
+    }
+    match req.uri().path() {
+        "/healthz" | "/readyz" => {
+            let health = handle.health();
+            let status = if health.healthy() {
+                StatusCode::OK
+            } else {
+                StatusCode::SERVICE_UNAVAILABLE
+            };
+            reply(status, "application/json", health.to_json() + "\n")
+        }
+        "/livez" => reply(StatusCode::OK, "text/plain", "ok\n".to_owned()),
+        "/metrics" => reply(
+            StatusCode::OK,
+            "text/plain; version=0.0.4",
+            handle.stats().prometheus_text(),
+        ),
+        _ => reply(
+            StatusCode::NOT_FOUND,
+            "text/plain",
+            "not found: /healthz, /readyz, /livez and /metrics are served here\n".to_owned(),
+        ),
+    }
+}

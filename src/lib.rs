@@ -101,7 +101,7 @@ pub use config::{
     AccessSection, Bundle, ClientSection, Config, ConfigError, OneOrMany, ServerSection,
 };
 pub use error::{ClientError, Error, HandshakeFailure, LoadError, Origin};
-pub use health::Health;
+pub use health::{Health, HealthListener};
 pub use identity::{Fingerprint, PeerIdentity, SpiffeId, SpiffeIdError, TlsVersion};
 #[cfg(feature = "tonic")]
 pub use incoming::VerifiedConnectInfo;

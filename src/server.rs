@@ -813,6 +813,45 @@ impl ServerHandle {
         crate::Health::new(status(&*self.shared), &self.shared.stats)
     }
 
+    /// Serves `/healthz`, `/readyz`, `/livez` and `/metrics` over plain HTTP on `addr`, for
+    /// probes and scrapers that cannot present a client certificate: see
+    /// [`HealthListener`](crate::HealthListener) for the routes and what to bind it to. It
+    /// runs until the returned listener is dropped.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Bind`] when `addr` cannot be bound.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    /// # tokio::runtime::Runtime::new()?.block_on(async {
+    /// # let ca = mtls::dev::DevCa::new("test CA")?;
+    /// let server = mtls::Server::builder()
+    ///     .identity(ca.server("localhost")?.identity()?)
+    ///     .trust(ca.trust()?)
+    ///     .authorize(mtls::Authorizer::any_verified())
+    ///     .bind("127.0.0.1:0")
+    ///     .await?;
+    /// let probes = server.handle().serve_health("127.0.0.1:0").await?; // e.g. "0.0.0.0:8081"
+    /// let mut tcp = tokio::net::TcpStream::connect(probes.local_addr()).await?;
+    /// tcp.write_all(b"GET /healthz HTTP/1.1\r\nhost: probe\r\nconnection: close\r\n\r\n").await?;
+    /// let mut answer = String::new();
+    /// tcp.read_to_string(&mut answer).await?;
+    /// assert!(answer.starts_with("HTTP/1.1 200 OK"));
+    /// assert!(answer.contains("\"healthy\":true"));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # })?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub async fn serve_health(
+        &self,
+        addr: impl ToSocketAddrs + fmt::Debug,
+    ) -> Result<crate::HealthListener, Error> {
+        crate::health::serve_health(self.clone(), addr).await
+    }
+
     /// The server's counters.
     ///
     /// # Examples

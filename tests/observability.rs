@@ -211,3 +211,114 @@ async fn health_names_a_certificate_about_to_expire_and_a_failed_reload() {
     );
     assert_eq!(json["reload"]["failures"], 1);
 }
+
+/// One plain HTTP/1.1 exchange: the whole answer.
+async fn plain_get(addr: std::net::SocketAddr, request: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    tcp.write_all(request.as_bytes()).await.unwrap();
+    let mut answer = String::new();
+    tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        tcp.read_to_string(&mut answer),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    answer
+}
+
+#[tokio::test]
+async fn the_plain_health_listener_answers_probes_and_scrapes_and_stops_when_dropped() {
+    let ca = Ca::new("root");
+    let leaf = ca.issue(Leaf {
+        not_after: time::Duration::days(30),
+        ..Leaf::server()
+    });
+    let server = server_builder(&ca)
+        .identity(leaf.identity())
+        .bind("127.0.0.1:0")
+        .await
+        .unwrap();
+    let handle = server.handle();
+    let running = start(server);
+    let probes = handle.serve_health("127.0.0.1:0").await.unwrap();
+    let addr = probes.local_addr();
+    let get =
+        |path: &str| format!("GET {path} HTTP/1.1\r\nhost: probe\r\nconnection: close\r\n\r\n");
+
+    // A caller from another CA, refused: counted, and visible to the probe.
+    let rogue = Ca::new("rogue");
+    assert!(
+        client(&ca, &rogue.client("stranger"))
+            .get(running.url("/"))
+            .await
+            .is_err()
+    );
+    assert!(eventually(|| handle.stats().handshake_failures_total() == 1).await);
+
+    let healthz = plain_get(addr, &get("/healthz")).await;
+    assert!(healthz.starts_with("HTTP/1.1 200 OK"), "{healthz}");
+    assert!(
+        healthz.contains("content-type: application/json"),
+        "{healthz}"
+    );
+    let body = healthz.split("\r\n\r\n").nth(1).unwrap();
+    let json: serde_json::Value = serde_json::from_str(body).unwrap();
+    assert_eq!(
+        json["handshakes"]["failures_last_minute"]["unknown_issuer"],
+        1
+    );
+    assert!(
+        plain_get(addr, &get("/readyz"))
+            .await
+            .starts_with("HTTP/1.1 200 OK")
+    );
+    assert!(plain_get(addr, &get("/livez")).await.ends_with("ok\n"));
+    let metrics = plain_get(addr, &get("/metrics")).await;
+    assert!(
+        metrics.contains("mtls_handshake_failures_total{reason=\"unknown_issuer\"} 1"),
+        "{metrics}"
+    );
+    assert!(plain_get(addr, &get("/")).await.starts_with("HTTP/1.1 404"));
+    let post = plain_get(
+        addr,
+        "POST /healthz HTTP/1.1\r\nhost: probe\r\ncontent-length: 0\r\nconnection: close\r\n\r\n",
+    )
+    .await;
+    assert!(post.starts_with("HTTP/1.1 405"), "{post}");
+    assert!(post.contains("allow: GET, HEAD"), "{post}");
+
+    // Not healthy: 503 with the reason. (A refused rotation is a failed reload.)
+    use mtls::Rotate;
+    let expired = ca.issue(Leaf {
+        not_before: time::Duration::days(-3),
+        not_after: time::Duration::days(-1),
+        ..Leaf::server()
+    });
+    assert!(handle.set_identity(expired.identity()).is_err());
+    let unhealthy = plain_get(addr, &get("/healthz")).await;
+    assert!(unhealthy.starts_with("HTTP/1.1 503"), "{unhealthy}");
+    assert!(unhealthy.contains("the last reload failed"), "{unhealthy}");
+
+    // Dropped: the port closes.
+    drop(probes);
+    assert!(
+        eventually(|| std::net::TcpStream::connect(addr).is_err()).await,
+        "the health listener stops when dropped"
+    );
+    running.shutdown().await;
+}
+
+#[tokio::test]
+async fn the_health_listener_names_an_address_it_cannot_bind() {
+    let ca = Ca::new("root");
+    let handle = server_builder(&ca).build_rustls_config().unwrap();
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let err = handle
+        .serve_health(taken.local_addr().unwrap())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, mtls::Error::Bind { .. }), "{err}");
+    assert!(err.to_string().contains("cannot listen on"), "{err}");
+}
