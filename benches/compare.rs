@@ -7,10 +7,10 @@
 //! binary. `cargo bench --bench compare [-- --quick]` runs it alone, without nginx (its
 //! columns then read `nan`). The bench re-runs itself as each Rust server in a child process
 //! (one tokio worker thread per core), and drives every contender from this process with
-//! plain tokio-rustls clients (none of our client code), alternating mtls, raw, nginx,
-//! mtls, raw, nginx... for several rounds and reporting the median of each. The load
-//! generator shares the cores with the server under test, the same for every contender.
-//! Loopback only; every measurement lasts a fixed time.
+//! plain tokio-rustls clients (none of our client code): each metric for mtls, raw, nginx
+//! in turn, then the next metric, round after round, reporting the median of each. The
+//! load generator shares the cores with the server under test, the same for every
+//! contender. Loopback only; every measurement lasts a fixed time.
 //!
 //! Metrics (see docs/PERFORMANCE.md): `handshakes`, `resumed`, `requests`, `requests_h2`,
 //! `p99_ms` (and p50) at half the slowest contender's keep-alive maximum, `kib_per_conn`,
@@ -20,7 +20,8 @@
 //! are given.
 //!
 //! Modes used by `compare.sh` and by the bench itself: `--make-certs DIR`, `--free-port`,
-//! `--serve-mtls DIR`, `--serve-raw DIR`. Options: `--quick`, `--rounds N`, `--seconds S`,
+//! `--cores`, `--serve-mtls DIR`, `--serve-raw DIR`; and for profiling one server under one
+//! load, `--drive DIR METRIC ADDR SECONDS`. Options: `--quick`, `--rounds N`, `--seconds S`,
 //! `--certs DIR`, `--nginx ADDR --nginx-pid PID`, `--openssl-speed SIGN,VERIFY,X25519`
 //! (operations per second on one core).
 
@@ -205,6 +206,8 @@ fn main() {
         Some("--serve-mtls") => return servers::serve_mtls(&dir_arg()),
         Some("--serve-raw") => return servers::serve_raw(&dir_arg()),
         Some("--make-certs") => return certs::make(&dir_arg()),
+        Some("--drive") => return drive(&args[2..]),
+        Some("--cores") => return println!("{}", cores()),
         Some("--free-port") => {
             let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
             println!("{}", listener.local_addr().unwrap().port());
@@ -504,6 +507,46 @@ fn compare(o: &Options, dir: &Path) -> bool {
         eprintln!("problem: {p}");
     }
     !problems.0.is_empty()
+}
+
+/// `--drive DIR METRIC ADDR SECONDS`: one load against one running server, for profiling
+/// it (`perf record -p PID` on the server meanwhile). METRIC is `handshakes`, `resumed`,
+/// `requests`, `requests_h2`, `client_ours` or `client_hand`.
+fn drive(args: &[String]) {
+    let [dir, metric, addr, seconds] = args else {
+        usage("--drive DIR METRIC ADDR SECONDS")
+    };
+    let dir = Path::new(dir);
+    let certs = certs::Certs::load(dir);
+    let addr: SocketAddr = addr.parse().unwrap_or_else(|_| usage("ADDR: an address"));
+    let seconds: f64 = seconds
+        .parse()
+        .unwrap_or_else(|_| usage("SECONDS: a number"));
+    let uri: http::Uri = format!("https://{addr}/").parse().unwrap();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(cores())
+        .enable_all()
+        .build()
+        .unwrap();
+    let h1 = |resume| certs.generator(&[b"http/1.1"], resume);
+    let outcome = runtime.block_on(async {
+        match metric.as_str() {
+            "handshakes" => load::handshakes(addr, h1(false), seconds).await,
+            "resumed" => load::resumed(addr, || h1(true), seconds).await,
+            "requests" => load::keep_alive(addr, h1(false), seconds).await,
+            "requests_h2" => {
+                load::h2_streams(addr, certs.generator(&[b"h2"], false), seconds).await
+            }
+            "client_ours" => clients::ours(dir, uri, seconds).await,
+            "client_hand" => clients::hand_written(&certs, uri, seconds).await,
+            other => usage(&format!("unknown metric {other}")),
+        }
+    });
+    println!(
+        "{metric} {:.1}/s{}",
+        outcome.per_s,
+        errors_note(&[&outcome])
+    );
 }
 
 fn errors_note(outcomes: &[&load::Outcome]) -> String {

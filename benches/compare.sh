@@ -43,7 +43,6 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 step() { printf '\n=== %s\n' "$*" >&2; }
 
-cores=$(nproc)
 work=$(mktemp -d "${TMPDIR:-/tmp}/mtls-compare.XXXXXX")
 nginx_pid=""
 policy_guard=""
@@ -92,6 +91,18 @@ exe=$(grep '"reason":"compiler-artifact"' "$work/build.json" |
     grep '"kind":\["bench"\]' | grep '"name":"compare"' |
     sed -n 's/.*"executable":"\([^"]*\)".*/\1/p' | tail -n 1)
 [ -x "$exe" ] || { echo "compare.sh: no bench executable found in cargo's output" >&2; exit 1; }
+
+cores=$("$exe" --cores)
+# 1,000 idle connections, client and server ends in separate processes: raise the soft limit
+# on open files toward the hard one (CI machines often start at 1,024).
+hard=$(ulimit -Hn)
+want=65536
+[ "$hard" != unlimited ] && [ "$hard" -lt "$want" ] && want=$hard
+[ "$(ulimit -Sn)" != unlimited ] && [ "$(ulimit -Sn)" -lt "$want" ] && ulimit -Sn "$want"
+if [ "$(ulimit -Sn)" != unlimited ] && [ "$(ulimit -Sn)" -lt 2500 ]; then
+    echo "compare.sh: at most $(ulimit -Sn) open files; the idle-memory run needs about 2,100" >&2
+    exit 1
+fi
 
 step "nginx and openssl"
 nginx_bin=$(command -v nginx || true)
