@@ -92,7 +92,7 @@ exe=$(grep '"reason":"compiler-artifact"' "$work/build.json" |
     sed -n 's/.*"executable":"\([^"]*\)".*/\1/p' | tail -n 1)
 [ -x "$exe" ] || { echo "compare.sh: no bench executable found in cargo's output" >&2; exit 1; }
 
-cores=$("$exe" --cores)
+cores=$(timeout 60 "$exe" --cores)
 # 1,000 idle connections, client and server ends in separate processes: raise the soft limit
 # on open files toward the hard one (CI machines often start at 1,024).
 hard=$(ulimit -Hn)
@@ -138,7 +138,7 @@ openssl version | sed 's/^/  /' >&2
 
 step "certificates (ECDSA P-256: a CA, a server, a client)"
 certs="$work/certs"
-"$exe" --make-certs "$certs"
+timeout 60 "$exe" --make-certs "$certs"
 
 step "crypto limit: openssl speed, one core (${speed_seconds} s per operation)"
 speed=$(timeout 120 openssl speed -seconds "$speed_seconds" -mr ecdsap256 ecdhx25519 2>/dev/null)
@@ -205,7 +205,7 @@ http {
     }
 }
 EOF
-    "$nginx_bin" -t -q -p "$prefix/" -c "$prefix/nginx.conf" -e "$prefix/error.log"
+    timeout 60 "$nginx_bin" -t -q -p "$prefix/" -c "$prefix/nginx.conf" -e "$prefix/error.log"
     "$nginx_bin" -p "$prefix/" -c "$prefix/nginx.conf" -e "$prefix/error.log" -g 'daemon off;' &
     nginx_pid=$!
     for _ in $(seq 100); do
@@ -219,7 +219,7 @@ EOF
 }
 nginx_port=""
 for _ in 1 2 3; do
-    port=$("$exe" --free-port)
+    port=$(timeout 60 "$exe" --free-port)
     if start_nginx "$port"; then
         nginx_port=$port
         break
