@@ -8,7 +8,7 @@ use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -123,8 +123,13 @@ impl HttpBuilders {
                 .max_pending_accept_reset_streams(Some(64));
             b
         };
+        // Over ALPN http/1.1 the request-head timeout is ours (`head_deadline`): hyper's runs
+        // from the end of the previous response, so it would also cut keep-alive connections
+        // that are merely waiting for their next request, long before the idle timeout.
+        let mut h1 = configure(auto::Builder::new(TokioExecutor::new()));
+        h1.http1().header_read_timeout(None);
         HttpBuilders {
-            h1: configure(auto::Builder::new(TokioExecutor::new())).http1_only(),
+            h1: h1.http1_only(),
             h2: configure(auto::Builder::new(TokioExecutor::new())).http2_only(),
             detect: configure(auto::Builder::new(TokioExecutor::new())),
         }
@@ -278,17 +283,20 @@ impl Connection {
         B::Data: Send,
         B::Error: Into<BoxError>,
     {
-        let builder = http.for_alpn(tls.get_ref().1.alpn_protocol());
-        let activity = Arc::new(Activity::new());
+        let alpn = tls.get_ref().1.alpn_protocol();
+        // HTTP/1 by ALPN: we time request heads (hyper does for the rest, see HttpBuilders).
+        let time_heads = matches!(alpn, Some(a) if a != b"h2");
+        let builder = http.for_alpn(alpn);
+        let activity = Arc::new(Activity::new(time_heads));
         let service = WithPeer {
             inner: service,
             peer,
             activity: Arc::clone(&activity),
         };
-        let io = Tracked {
-            io: TokioIo::new(tls),
+        let io = TokioIo::new(Tracked {
+            io: tls,
             activity: Arc::clone(&activity),
-        };
+        });
         // Without upgrades: an upgraded stream would leave the connection task, and with it
         // the connection limit, the idle timeout and graceful shutdown.
         let conn = builder.serve_connection(io, service).into_owned();
@@ -301,6 +309,9 @@ impl Connection {
             () = activity.idle(self.shared.limits.idle_timeout) => {
                 tracing::debug!(peer.addr = %self.addr, "closing idle connection");
             }
+            () = activity.head_deadline(self.shared.limits.header_read_timeout), if time_heads => {
+                tracing::debug!(peer.addr = %self.addr, "closing connection: request head not complete in time");
+            }
         }
     }
 }
@@ -312,13 +323,59 @@ impl Connection {
 struct Activity {
     events: AtomicU64,
     in_flight: AtomicUsize,
+    /// Whether request heads are timed here (HTTP/1 by ALPN).
+    time_heads: bool,
+    /// Bytes arrived with no request in flight: a request head has begun.
+    head_pending: AtomicBool,
+    /// Requests handed to the service so far.
+    requests: AtomicU64,
+    /// Wakes the head timer when a head begins.
+    head_started: tokio::sync::Notify,
 }
 
 impl Activity {
-    fn new() -> Self {
+    fn new(time_heads: bool) -> Self {
         Activity {
             events: AtomicU64::new(0),
             in_flight: AtomicUsize::new(0),
+            time_heads,
+            head_pending: AtomicBool::new(false),
+            requests: AtomicU64::new(0),
+            head_started: tokio::sync::Notify::new(),
+        }
+    }
+
+    /// Bytes were read. With no request in flight they begin a request head (or finish a body
+    /// the handler left unread, which at worst closes that connection a little early).
+    fn bytes_in(&self) {
+        if self.time_heads
+            && self.in_flight.load(Ordering::Relaxed) == 0
+            && !self.head_pending.swap(true, Ordering::Relaxed)
+        {
+            self.head_started.notify_one();
+        }
+    }
+
+    /// A request head was complete and reached the service.
+    fn request_started(&self) {
+        self.head_pending.store(false, Ordering::Relaxed);
+        self.requests.fetch_add(1, Ordering::Relaxed);
+        self.in_flight.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Completes when a request head has begun and not reached the service within `timeout`
+    /// (counted from when the timer saw it begin: at most one more `timeout` late). Waiting
+    /// for the next request on a keep-alive connection is idle time, not head time.
+    async fn head_deadline(&self, timeout: Duration) {
+        loop {
+            self.head_started.notified().await;
+            let mark = self.requests.load(Ordering::Relaxed);
+            tokio::time::sleep(timeout.min(ONE_YEAR)).await;
+            if self.requests.load(Ordering::Relaxed) == mark
+                && self.head_pending.load(Ordering::Relaxed)
+            {
+                return;
+            }
         }
     }
 
@@ -341,27 +398,31 @@ impl Activity {
     }
 }
 
-/// The connection's I/O, noting activity for the idle timeout.
+/// The connection's I/O, noting activity for the idle timeout and the start of request heads.
 struct Tracked<T> {
     io: T,
     activity: Arc<Activity>,
 }
 
-impl<T: hyper::rt::Read + Unpin> hyper::rt::Read for Tracked<T> {
+impl<T: tokio::io::AsyncRead + Unpin> tokio::io::AsyncRead for Tracked<T> {
     fn poll_read(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-        buf: hyper::rt::ReadBufCursor<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
+        let before = buf.filled().len();
         let result = Pin::new(&mut self.io).poll_read(cx, buf);
         if result.is_ready() {
             self.activity.touch();
+            if buf.filled().len() > before {
+                self.activity.bytes_in();
+            }
         }
         result
     }
 }
 
-impl<T: hyper::rt::Write + Unpin> hyper::rt::Write for Tracked<T> {
+impl<T: tokio::io::AsyncWrite + Unpin> tokio::io::AsyncWrite for Tracked<T> {
     fn poll_write(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -438,7 +499,7 @@ where
         if let Some(peer) = &self.peer {
             req.extensions_mut().insert(peer.clone());
         }
-        self.activity.in_flight.fetch_add(1, Ordering::Relaxed);
+        self.activity.request_started();
         InFlight {
             inner: self.inner.call(req),
             guard: InFlightGuard(Arc::clone(&self.activity)),

@@ -388,7 +388,9 @@ impl ServerBuilder {
         self
     }
 
-    /// How long a client has to send a complete HTTP/1 request head. Default: 30 seconds.
+    /// How long a client has to send a complete HTTP/1 request head, from its first byte.
+    /// Default: 30 seconds. Time spent waiting for the next request on a keep-alive connection
+    /// counts toward [`ServerBuilder::idle_timeout`] instead.
     ///
     /// # Examples
     ///

@@ -515,3 +515,80 @@ async fn http2_streams_beyond_the_limit_wait_for_a_free_one() {
     );
     server.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_keep_alive_connection_waiting_for_its_next_request_lives_until_the_idle_timeout() {
+    let ca = Ca::new("root");
+    // The head timeout is short, the idle timeout long: waiting between requests is idle time.
+    let server = serve(
+        server_builder(&ca)
+            .header_read_timeout(Duration::from_millis(300))
+            .idle_timeout(Duration::from_secs(30)),
+    )
+    .await;
+    let mut tls = tls_connect(server.addr, &ca, &ca.client("orders"))
+        .await
+        .unwrap();
+    // Idle for longer than the head timeout, then a second request on the same connection.
+    tokio::time::sleep(Duration::from_millis(900)).await;
+    tls.write_all(b"GET / HTTP/1.1\r\nhost: localhost\r\n\r\n")
+        .await
+        .unwrap();
+    let mut buf = [0u8; 512];
+    let n = tokio::time::timeout(Duration::from_secs(5), tls.read(&mut buf))
+        .await
+        .expect("an answer")
+        .unwrap_or(0);
+    assert!(
+        String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200 OK"),
+        "the idle keep-alive connection was closed by the header-read timeout: {:?}",
+        String::from_utf8_lossy(&buf[..n])
+    );
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_second_request_head_that_trickles_is_cut_off() {
+    let ca = Ca::new("root");
+    let server = serve(
+        server_builder(&ca)
+            .header_read_timeout(Duration::from_millis(300))
+            .idle_timeout(Duration::from_secs(30)),
+    )
+    .await;
+    let mut tls = tls_connect(server.addr, &ca, &ca.client("orders"))
+        .await
+        .unwrap();
+    // A slow second head: a byte every 100 ms keeps bytes moving (no idle timeout), but the
+    // head never completes.
+    let started = Instant::now();
+    let mut closed = false;
+    for byte in b"GET / HTTP/1.1\r\nhost: localhost\r\nx-slow: "
+        .iter()
+        .cycle()
+        .take(60)
+    {
+        if tls.write_all(&[*byte]).await.is_err() {
+            closed = true;
+            break;
+        }
+        let mut buf = [0u8; 64];
+        let read = tokio::time::timeout(Duration::from_millis(100), tls.read(&mut buf)).await;
+        if matches!(read, Ok(Ok(0) | Err(_))) {
+            closed = true;
+            break;
+        }
+    }
+    assert!(closed, "the trickling head was not cut off");
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(
+        server.seen.lock().unwrap().len(),
+        1,
+        "only the first request ran"
+    );
+    server.shutdown().await;
+}
