@@ -408,6 +408,7 @@ impl ClientBuilder {
             tls: TlsConnector::from(config),
             live: Arc::clone(&shared.live),
             connect_timeout: self.connect_timeout,
+            recent: Arc::default(),
         };
         let mut builder = hyper_util::client::legacy::Client::builder(TokioExecutor::new());
         builder
@@ -741,8 +742,41 @@ impl Client {
         req: Request<Full<Bytes>>,
     ) -> Result<Response<Incoming>, ClientError> {
         check_uri(req.uri())?;
-        self.inner.request(req).await.map_err(classify)
+        let authority = authority_of(req.uri());
+        self.inner.request(req).await.map_err(|error| {
+            let closed = closed_early(&error);
+            match classify(error) {
+                // The connection ended before the request went out: if it ended on a TLS
+                // alert (the server refusing our certificate), that is the answer.
+                ClientError::Http(error) if closed => {
+                    match self.connector.recent_failure(&authority) {
+                        Some(tls) => from_tls(&tls),
+                        None => ClientError::Http(error),
+                    }
+                }
+                other => other,
+            }
+        })
     }
+}
+
+/// `host:port` as `Connector::connect` names it.
+fn authority_of(uri: &Uri) -> String {
+    let host = uri.host().unwrap_or_default();
+    let host = host
+        .strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(host);
+    format!("{host}:{}", uri.port_u16().unwrap_or(443))
+}
+
+/// Whether a request failed because its connection was gone before it was sent.
+fn closed_early(error: &hyper_util::client::legacy::Error) -> bool {
+    use std::error::Error as _;
+    error
+        .source()
+        .and_then(|e| e.downcast_ref::<hyper::Error>())
+        .is_some_and(|e| e.is_closed() || e.is_canceled() || e.is_incomplete_message())
 }
 
 fn check_uri(uri: &Uri) -> Result<(), ClientError> {
@@ -954,6 +988,22 @@ pub struct Connector {
     /// For re-verifying a resumed session against the current trust.
     live: Arc<LiveClient>,
     connect_timeout: Duration,
+    /// The last fatal TLS error any of this connector's connections hit after its handshake.
+    recent: RecentFailure,
+}
+
+/// Where a connection records the alert that ended it, for a request whose error lost it: an
+/// HTTP/2 connection that reads the server's alert before the request is dispatched ends, and
+/// the request fails as "channel closed" with no trace of the alert.
+type RecentFailure = Arc<Mutex<Option<(String, std::time::Instant, rustls::Error)>>>;
+
+impl Connector {
+    /// The TLS failure a connection to `authority` recorded in the last few seconds.
+    fn recent_failure(&self, authority: &str) -> Option<rustls::Error> {
+        let slot = self.recent.lock().ok()?;
+        let (seen, at, error) = slot.as_ref()?;
+        (seen == authority && at.elapsed() < Duration::from_secs(5)).then(|| error.clone())
+    }
 }
 
 impl fmt::Debug for Connector {
@@ -1064,7 +1114,11 @@ impl Connector {
         Ok(TlsConnection {
             io: TokioIo::new(tls),
             peer,
-            failure: TlsFailure::default(),
+            failure: TlsFailure {
+                error: Arc::default(),
+                authority,
+                recent: Arc::clone(&self.recent),
+            },
             generation,
         })
     }
@@ -1123,20 +1177,33 @@ pub struct TlsConnection {
 
 /// The fatal TLS error a connection hit after its handshake, such as the alert a TLS 1.3
 /// server sends when it rejects our certificate.
-#[derive(Clone, Default)]
-struct TlsFailure(Arc<Mutex<Option<rustls::Error>>>);
+#[derive(Clone)]
+struct TlsFailure {
+    error: Arc<Mutex<Option<rustls::Error>>>,
+    /// `host:port`, for the connector's record.
+    authority: String,
+    recent: RecentFailure,
+}
 
 impl TlsFailure {
     fn get(&self) -> Option<rustls::Error> {
-        self.0.lock().ok().and_then(|slot| slot.clone())
+        self.error.lock().ok().and_then(|slot| slot.clone())
     }
 
     fn record<T>(&self, result: Poll<io::Result<T>>) -> Poll<io::Result<T>> {
         if let Poll::Ready(Err(e)) = &result
             && let Some(tls) = e.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>())
-            && let Ok(mut slot) = self.0.lock()
         {
-            slot.get_or_insert_with(|| tls.clone());
+            if let Ok(mut slot) = self.error.lock() {
+                slot.get_or_insert_with(|| tls.clone());
+            }
+            if let Ok(mut recent) = self.recent.lock() {
+                *recent = Some((
+                    self.authority.clone(),
+                    std::time::Instant::now(),
+                    tls.clone(),
+                ));
+            }
         }
         result
     }
