@@ -37,17 +37,7 @@ impl Drop for Dir {
 }
 
 fn run(tool: &str, args: &[&str], dir: &Path) {
-    let out = Command::new(tool)
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .unwrap_or_else(|e| panic!("FAIL: {tool} is required ({e})"));
-    assert!(
-        out.status.success(),
-        "{tool} {args:?}: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    output(tool, args, dir);
 }
 
 /// An intermediate-issued client, its chain and the root, as PEM files in `dir`.
