@@ -272,7 +272,10 @@ fn compare(o: &Options, dir: &Path) -> bool {
         RAW => Running::child("--serve-raw", dir),
         _ => {
             let (addr, master) = o.nginx.expect("nginx runs");
-            Running::Nginx { master, addr }
+            let nginx = Running::Nginx { master, addr };
+            // New worker processes each round, as the Rust servers are new processes.
+            nginx.fresh();
+            nginx
         }
     };
     let mut samples = Samples::default();

@@ -189,6 +189,34 @@ impl Running {
         }
     }
 
+    /// Gives nginx fresh worker processes (a configuration reload: new workers start, the old
+    /// ones leave once their connections are closed) and waits, up to 10 s, until only new
+    /// ones remain; called at the start of each round. Without it, the workers of the second
+    /// round onwards hold the memory of the first round's 1,000 idle connections (freed, but
+    /// still resident in their heaps), so new idle connections add next to nothing to their
+    /// resident size. The Rust servers are new processes every round already.
+    pub fn fresh(&self) {
+        let Running::Nginx { master, .. } = self else {
+            return;
+        };
+        let old = children_of(*master);
+        let signalled = std::process::Command::new("kill")
+            .args(["-HUP", &master.to_string()])
+            .status()
+            .is_ok_and(|s| s.success());
+        if !signalled {
+            return;
+        }
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while std::time::Instant::now() < deadline {
+            let now = children_of(*master);
+            if !now.is_empty() && now.iter().all(|pid| !old.contains(pid)) {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    }
+
     /// The processes whose memory counts: the server process, or nginx's master and workers.
     pub fn pids(&self) -> Vec<u32> {
         match self {
