@@ -411,7 +411,7 @@ async fn diagnose(ctx: &Context, loaded: Result<Loaded, LoadFailure>, report: &m
     let tls = match tokio::time::timeout(ctx.timeout, connect).await {
         Ok(Ok(tls)) => tls,
         Ok(Err(e)) => {
-            handshake_failed(ctx, &loaded, &ours, &trusted, &asked, &e, report).await;
+            handshake_failed(ctx, &ours, &trusted, &asked, &e, report).await;
             return;
         }
         Err(_) => {
@@ -1115,7 +1115,6 @@ fn explain_alert(
 /// A handshake that failed: which side, which certificate, why.
 async fn handshake_failed(
     ctx: &Context,
-    loaded: &Loaded,
     ours: &Facts,
     trusted: &[Facts],
     asked: &Asked,
@@ -1181,7 +1180,7 @@ async fn handshake_failed(
         rustls::Error::AlertReceived(alert) => {
             let mut d = explain_alert(*alert, ours, asked.asked().as_deref(), ctx);
             if *alert == AlertDescription::ProtocolVersion {
-                d = versions_diagnosis(ctx, loaded).await.unwrap_or(d);
+                d = versions_diagnosis(ctx).await.unwrap_or(d);
             }
             let rejected_us = matches!(
                 alert,
@@ -1213,7 +1212,7 @@ async fn handshake_failed(
             );
         }
         rustls::Error::PeerIncompatible(why) => {
-            let d = match versions_diagnosis(ctx, loaded).await {
+            let d = match versions_diagnosis(ctx).await {
                 Some(d) => d,
                 None => diagnosis(
                     format!("the server's TLS settings and ours have nothing in common ({why:?})"),
@@ -1414,8 +1413,7 @@ async fn plaintext_reply(ctx: &Context) -> Option<String> {
 }
 
 /// Which TLS versions the server speaks, when none is in common with ours.
-async fn versions_diagnosis(ctx: &Context, loaded: &Loaded) -> Option<Diagnosis> {
-    let _ = loaded;
+async fn versions_diagnosis(ctx: &Context) -> Option<Diagnosis> {
     let speaks = |version: &'static rustls::SupportedProtocolVersion| async move {
         capture_with(ctx, &[version]).await.is_some()
     };
