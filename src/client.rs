@@ -744,7 +744,8 @@ impl Client {
         check_uri(req.uri())?;
         let authority = authority_of(req.uri());
         self.inner.request(req).await.map_err(|error| {
-            let closed = closed_early(&error);
+            // Only when the error names no connection: one that does carries its own record.
+            let closed = closed_early(&error) && error.connect_info().is_none();
             match classify(error) {
                 // The connection ended before the request went out: if it ended on a TLS
                 // alert (the server refusing our certificate), that is the answer.
@@ -776,7 +777,7 @@ fn closed_early(error: &hyper_util::client::legacy::Error) -> bool {
     error
         .source()
         .and_then(|e| e.downcast_ref::<hyper::Error>())
-        .is_some_and(|e| e.is_closed() || e.is_canceled() || e.is_incomplete_message())
+        .is_some_and(|e| e.is_closed() || e.is_canceled())
 }
 
 fn check_uri(uri: &Uri) -> Result<(), ClientError> {

@@ -327,8 +327,9 @@ struct Activity {
     time_heads: bool,
     /// Bytes arrived with no request in flight: a request head has begun.
     head_pending: AtomicBool,
-    /// Requests handed to the service so far.
-    requests: AtomicU64,
+    /// When the pending head began, in microseconds since `born`.
+    head_since: AtomicU64,
+    born: std::time::Instant,
     /// Wakes the head timer when a head begins.
     head_started: tokio::sync::Notify,
 }
@@ -340,7 +341,8 @@ impl Activity {
             in_flight: AtomicUsize::new(0),
             time_heads,
             head_pending: AtomicBool::new(false),
-            requests: AtomicU64::new(0),
+            head_since: AtomicU64::new(0),
+            born: std::time::Instant::now(),
             head_started: tokio::sync::Notify::new(),
         }
     }
@@ -350,8 +352,11 @@ impl Activity {
     fn bytes_in(&self) {
         if self.time_heads
             && self.in_flight.load(Ordering::Relaxed) == 0
-            && !self.head_pending.swap(true, Ordering::Relaxed)
+            && !self.head_pending.load(Ordering::Relaxed)
         {
+            let since = u64::try_from(self.born.elapsed().as_micros()).unwrap_or(u64::MAX);
+            self.head_since.store(since, Ordering::Relaxed);
+            self.head_pending.store(true, Ordering::Relaxed);
             self.head_started.notify_one();
         }
     }
@@ -359,24 +364,7 @@ impl Activity {
     /// A request head was complete and reached the service.
     fn request_started(&self) {
         self.head_pending.store(false, Ordering::Relaxed);
-        self.requests.fetch_add(1, Ordering::Relaxed);
         self.in_flight.fetch_add(1, Ordering::Relaxed);
-    }
-
-    /// Completes when a request head has begun and not reached the service within `timeout`
-    /// (counted from when the timer saw it begin: at most one more `timeout` late). Waiting
-    /// for the next request on a keep-alive connection is idle time, not head time.
-    async fn head_deadline(&self, timeout: Duration) {
-        loop {
-            self.head_started.notified().await;
-            let mark = self.requests.load(Ordering::Relaxed);
-            tokio::time::sleep(timeout.min(ONE_YEAR)).await;
-            if self.requests.load(Ordering::Relaxed) == mark
-                && self.head_pending.load(Ordering::Relaxed)
-            {
-                return;
-            }
-        }
     }
 
     fn touch(&self) {
@@ -394,6 +382,27 @@ impl Activity {
                 return;
             }
             seen = now;
+        }
+    }
+
+    /// Completes when a request head has been pending for `timeout`, counted from its own
+    /// first byte, without reaching the service. Waiting for the next request on a
+    /// keep-alive connection is idle time, not head time. The timer wakes once per `timeout`
+    /// while requests flow, not once per request.
+    async fn head_deadline(&self, timeout: Duration) {
+        let timeout = timeout.min(ONE_YEAR);
+        loop {
+            self.head_started.notified().await;
+            tokio::time::sleep(timeout).await;
+            // Whatever head is pending now must have had its whole `timeout`.
+            while self.head_pending.load(Ordering::Relaxed) {
+                let since = Duration::from_micros(self.head_since.load(Ordering::Relaxed));
+                let due = tokio::time::Instant::from_std(self.born + since + timeout);
+                if tokio::time::Instant::now() >= due {
+                    return;
+                }
+                tokio::time::sleep_until(due).await;
+            }
         }
     }
 }
@@ -480,7 +489,9 @@ async fn linger(mut tcp: TcpStream) {
 }
 
 /// Inserts the connection's peer identity into each request's extensions, and counts the
-/// request as in flight until its response is ready.
+/// request as in flight until its response body has been sent (or dropped): bytes that arrive
+/// while a response is still streaming (a pipelined next request, a full-duplex request body)
+/// do not start the request-head timer.
 struct WithPeer<S> {
     inner: S,
     peer: Option<PeerIdentity>,
@@ -491,7 +502,7 @@ impl<S, B> hyper::service::Service<Request<Incoming>> for WithPeer<S>
 where
     S: hyper::service::Service<Request<Incoming>, Response = Response<B>>,
 {
-    type Response = S::Response;
+    type Response = Response<Guarded<B>>;
     type Error = S::Error;
     type Future = InFlight<S::Future>;
 
@@ -502,7 +513,7 @@ where
         self.activity.request_started();
         InFlight {
             inner: self.inner.call(req),
-            guard: InFlightGuard(Arc::clone(&self.activity)),
+            guard: Some(InFlightGuard(Arc::clone(&self.activity))),
         }
     }
 }
@@ -517,18 +528,60 @@ impl Drop for InFlightGuard {
 }
 
 pin_project_lite::pin_project! {
-    /// A handler's future, counted as in flight until it completes or is dropped.
+    /// A handler's future, counted as in flight until it completes or is dropped; its
+    /// response's body carries the count on.
     pub(crate) struct InFlight<F> {
         #[pin]
         inner: F,
-        guard: InFlightGuard,
+        guard: Option<InFlightGuard>,
     }
 }
 
-impl<F: Future> Future for InFlight<F> {
-    type Output = F::Output;
+impl<F, B, E> Future for InFlight<F>
+where
+    F: Future<Output = Result<Response<B>, E>>,
+{
+    type Output = Result<Response<Guarded<B>>, E>;
 
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
-        self.project().inner.poll(cx)
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let result = std::task::ready!(this.inner.poll(cx));
+        let guard = this.guard.take();
+        Poll::Ready(result.map(|resp| resp.map(|inner| Guarded { inner, guard })))
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// A response body that keeps its request counted as in flight until it ends or is
+    /// dropped.
+    pub(crate) struct Guarded<B> {
+        #[pin]
+        inner: B,
+        guard: Option<InFlightGuard>,
+    }
+}
+
+impl<B: Body> Body for Guarded<B> {
+    type Data = B::Data;
+    type Error = B::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<hyper::body::Frame<Self::Data>, Self::Error>>> {
+        let this = self.project();
+        let frame = std::task::ready!(this.inner.poll_frame(cx));
+        if frame.is_none() {
+            *this.guard = None;
+        }
+        Poll::Ready(frame)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        self.inner.size_hint()
     }
 }

@@ -592,3 +592,65 @@ async fn a_second_request_head_that_trickles_is_cut_off() {
     );
     server.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_request_sent_while_a_response_still_streams_is_not_timed_as_a_head() {
+    use http_body_util::channel::Channel;
+    use hyper::body::{Bytes, Incoming};
+    let ca = Ca::new("root");
+    let server = server_builder(&ca)
+        .header_read_timeout(Duration::from_millis(300))
+        .bind("127.0.0.1:0")
+        .await
+        .unwrap();
+    let addr = server.local_addr();
+    // `/stream` answers at once with a body that takes a second to arrive.
+    let task = tokio::spawn(server.serve(hyper::service::service_fn(
+        |req: http::Request<Incoming>| async move {
+            let (mut tx, body) = Channel::<Bytes, std::convert::Infallible>::new(1);
+            let chunks = if req.uri().path() == "/stream" { 5 } else { 1 };
+            tokio::spawn(async move {
+                for _ in 0..chunks {
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                    if tx.send_data(Bytes::from_static(b"chunk;")).await.is_err() {
+                        return;
+                    }
+                }
+            });
+            Ok::<_, std::convert::Infallible>(http::Response::new(body))
+        },
+    )));
+    let config = raw_config(
+        &ca,
+        Some(&ca.client("orders")),
+        &[&rustls::version::TLS13],
+        &[b"http/1.1"],
+    );
+    let tcp = TcpStream::connect(addr).await.unwrap();
+    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+    let mut tls = tokio_rustls::TlsConnector::from(config)
+        .connect(name, tcp)
+        .await
+        .unwrap();
+    tls.write_all(b"GET /stream HTTP/1.1\r\nhost: localhost\r\n\r\n")
+        .await
+        .unwrap();
+    // The next request, pipelined while the first response streams for a second.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    tls.write_all(b"GET /after HTTP/1.1\r\nhost: localhost\r\nconnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut out = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), tls.read_to_end(&mut out))
+        .await
+        .expect("both answers within the deadline")
+        .ok();
+    let text = String::from_utf8_lossy(&out);
+    assert_eq!(
+        text.matches("chunk;").count(),
+        6,
+        "both bodies arrive whole: {text}"
+    );
+    assert_eq!(text.matches("HTTP/1.1 200 OK").count(), 2, "{text}");
+    task.abort();
+}

@@ -72,6 +72,20 @@ fn issue(args: &IssueArgs) -> Outcome {
             args.name
         ));
     }
+    if args.name == "ca" || args.name == "truststore" {
+        return Outcome::Usage(format!(
+            "--name `{}` would overwrite the CA's own files in {}; choose another name",
+            args.name,
+            args.dir.display()
+        ));
+    }
+    let existing = args.dir.join(format!("{}.pem", args.name));
+    if existing.exists() && !args.force {
+        return Outcome::Usage(format!(
+            "{} already exists; pass --force to replace it",
+            existing.display()
+        ));
+    }
     let usage = if args.client {
         Usage::Client
     } else if args.server {
@@ -150,11 +164,17 @@ fn issue(args: &IssueArgs) -> Outcome {
     Outcome::Ok
 }
 
-/// Writes a file only its owner can read (on Unix), as the key files are.
+/// Writes a file only its owner can read (on Unix), as the key files are: any file already
+/// there is removed first, so neither its permissions nor a link it is survive.
 fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     use std::io::Write;
+    match std::fs::remove_file(path) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e),
+    }
     let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
+    options.write(true).create_new(true);
     #[cfg(unix)]
     {
         use std::os::unix::fs::OpenOptionsExt;

@@ -42,6 +42,9 @@ pub struct Facts {
     /// `None`: no EKU extension (any use).
     #[serde(skip)]
     pub eku: Option<Eku>,
+    /// For our own leaf: the subjects and issuers of its whole chain, which CA hints name.
+    #[serde(skip)]
+    pub chain_names: Vec<String>,
 }
 
 /// The extended key usages that matter for TLS.
@@ -124,6 +127,7 @@ impl Facts {
             subject_der: cert.subject().as_raw().to_vec(),
             issuer_der: cert.issuer().as_raw().to_vec(),
             eku,
+            chain_names: vec![peer.issuer().to_owned()],
         })
     }
 
@@ -138,6 +142,11 @@ impl Facts {
     /// Usable as a TLS client certificate by its EKU (no EKU at all: any use).
     pub fn allows_client_auth(&self) -> bool {
         self.eku.is_none_or(|e| e.client_auth || e.any)
+    }
+
+    /// Whether any CA named in `hints` is in our chain (as an issuer or a certificate).
+    pub fn hinted(&self, hints: &[String]) -> bool {
+        self.chain_names.iter().any(|n| hints.contains(n))
     }
 
     /// A short name: the SPIFFE ID, else the subject.

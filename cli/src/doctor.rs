@@ -500,7 +500,8 @@ async fn diagnose(ctx: &Context, loaded: Result<Loaded, LoadFailure>, report: &m
     let asked_now = asked.asked();
     if let Some(hints) = &asked_now {
         let detail = hint_words(hints, &ours);
-        let among = hints.is_empty() || hints.iter().any(|h| dn_text(h) == ours.issuer);
+        let names: Vec<String> = hints.iter().map(|h| dn_text(h)).collect();
+        let among = hints.is_empty() || ours.hinted(&names);
         let s = report.push(
             "client_auth",
             if among { Status::Ok } else { Status::Warn },
@@ -543,14 +544,15 @@ async fn diagnose(ctx: &Context, loaded: Result<Loaded, LoadFailure>, report: &m
             match find_tls(&*e) {
                 Some(rustls::Error::AlertReceived(alert)) => {
                     let d = explain_alert(alert, &ours, asked_now.as_deref(), ctx);
-                    report.fail(
-                        stage,
+                    let detail = if rejects_us(alert) {
                         format!(
                             "server rejected our certificate (alert {})",
                             alert_name(alert)
-                        ),
-                        d,
-                    );
+                        )
+                    } else {
+                        format!("server ended the connection (alert {})", alert_name(alert))
+                    };
+                    report.fail(if rejects_us(alert) { stage } else { "http" }, detail, d);
                 }
                 _ => {
                     report.fail(
@@ -698,7 +700,7 @@ fn check_own_material(loaded: &Loaded, report: &mut Report) -> Option<Facts> {
         .iter()
         .filter_map(|c| Facts::of(c).ok())
         .collect();
-    let Some(leaf) = chain.first().cloned() else {
+    let Some(mut leaf) = chain.first().cloned() else {
         report.fail(
             "identity",
             "our certificate: unreadable",
@@ -709,6 +711,10 @@ fn check_own_material(loaded: &Loaded, report: &mut Report) -> Option<Facts> {
         );
         return None;
     };
+    leaf.chain_names = chain
+        .iter()
+        .flat_map(|c| [c.subject.clone(), c.issuer.clone()])
+        .collect();
     report.push(
         "identity",
         Status::Ok,
@@ -874,7 +880,7 @@ fn hint_words(hints: &[Vec<u8>], ours: &Facts) -> String {
         return " (it sent no CA hints)".to_owned();
     }
     let names: Vec<String> = hints.iter().map(|h| dn_text(h)).collect();
-    let among = names.contains(&ours.issuer);
+    let among = ours.hinted(&names);
     format!(
         "; its CA hints: {}; our issuer {} is {}among them",
         names.join("; "),
@@ -913,9 +919,9 @@ async fn request(
     h2: bool,
 ) -> Result<(http::StatusCode, String), BoxError> {
     let authority = if ctx.port == 443 {
-        ctx.host.clone()
+        uri_host(&ctx.host)
     } else {
-        format!("{}:{}", ctx.host, ctx.port)
+        format!("{}:{}", uri_host(&ctx.host), ctx.port)
     };
     let io = TokioIo::new(tls);
     let (sent, conn): (
@@ -1008,6 +1014,22 @@ fn alert_name(alert: AlertDescription) -> String {
     out
 }
 
+/// Whether an alert is the server's verdict on our certificate.
+fn rejects_us(alert: AlertDescription) -> bool {
+    matches!(
+        alert,
+        AlertDescription::UnknownCA
+            | AlertDescription::CertificateExpired
+            | AlertDescription::CertificateRevoked
+            | AlertDescription::AccessDenied
+            | AlertDescription::BadCertificate
+            | AlertDescription::UnsupportedCertificate
+            | AlertDescription::CertificateUnknown
+            | AlertDescription::CertificateRequired
+            | AlertDescription::DecryptError
+    )
+}
+
 /// The server's alert about our certificate (or the handshake), in words.
 fn explain_alert(
     alert: AlertDescription,
@@ -1021,7 +1043,7 @@ fn explain_alert(
     match alert {
         AlertDescription::UnknownCA => {
             let (cause_tail, fix) = match &hint_list {
-                Some(names) if !names.contains(&ours.issuer) => (
+                Some(names) if !ours.hinted(names) => (
                     format!("; it trusts {}, and our issuer is not among them", names.join("; ")),
                     format!(
                         "get a certificate issued by {}, or add {} to the server's trust bundle",
@@ -1182,18 +1204,7 @@ async fn handshake_failed(
             if *alert == AlertDescription::ProtocolVersion {
                 d = versions_diagnosis(ctx).await.unwrap_or(d);
             }
-            let rejected_us = matches!(
-                alert,
-                AlertDescription::UnknownCA
-                    | AlertDescription::CertificateExpired
-                    | AlertDescription::CertificateRevoked
-                    | AlertDescription::AccessDenied
-                    | AlertDescription::BadCertificate
-                    | AlertDescription::UnsupportedCertificate
-                    | AlertDescription::CertificateUnknown
-                    | AlertDescription::CertificateRequired
-                    | AlertDescription::DecryptError
-            );
+            let rejected_us = rejects_us(*alert);
             let detail = if rejected_us {
                 format!(
                     "TLS handshake: the server rejected our certificate (alert {})",
@@ -1361,6 +1372,17 @@ fn explain_server_certificate(
                 "reissue the server's certificate with extendedKeyUsage = serverAuth",
             )
         }
+        CertificateError::Other(other)
+            if other
+                .0
+                .downcast_ref::<mtls::verify::ServerNotAllowed>()
+                .is_none() =>
+        {
+            diagnosis(
+                format!("we rejected the server's certificate ({who}): {}", other.0),
+                "inspect the server's certificate with `mtls inspect` and compare it with our trust",
+            )
+        }
         CertificateError::ApplicationVerificationFailure | CertificateError::Other(_) => diagnosis(
             format!(
                 "the server is {who}, but --expect-server asks for {}",
@@ -1399,9 +1421,11 @@ async fn plaintext_reply(ctx: &Context) -> Option<String> {
         let mut tcp = TcpStream::connect((ctx.host.as_str(), ctx.port))
             .await
             .ok()?;
-        tcp.write_all(format!("HEAD / HTTP/1.0\r\nHost: {}\r\n\r\n", ctx.host).as_bytes())
-            .await
-            .ok()?;
+        tcp.write_all(
+            format!("HEAD / HTTP/1.0\r\nHost: {}\r\n\r\n", uri_host(&ctx.host)).as_bytes(),
+        )
+        .await
+        .ok()?;
         let mut buf = vec![0; 256];
         let n = tcp.read(&mut buf).await.ok()?;
         (n > 0).then(|| String::from_utf8_lossy(&buf[..n]).into_owned())

@@ -54,7 +54,7 @@ pub fn run(args: InspectArgs) -> Outcome {
         keys.extend(file_keys.into_iter().map(|k| (index, k)));
         reports.push(report);
     }
-    // Keys against every leaf given, in any file.
+    // Keys against every certificate given, in any file (a CA's key too).
     let leaves: Vec<(String, &CertificateDer<'static>)> = reports
         .iter()
         .flat_map(|r| {
@@ -62,7 +62,6 @@ pub fn run(args: InspectArgs) -> Outcome {
                 .iter()
                 .zip(&r.ders)
                 .enumerate()
-                .filter(|(_, (f, _))| !f.ca)
                 .map(move |(i, (f, der))| {
                     (
                         format!("certificate {} of {} ({})", i + 1, r.path, f.subject),

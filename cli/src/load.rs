@@ -125,9 +125,11 @@ pub fn load(
         // Every request on a new connection: the doctor checks resumption that way.
         .pool_max_idle_per_host(0)
         .build()
-        .map_err(|e| match e {
-            mtls::Error::Load(e) => LoadFailure::Identity(e.to_string()),
-            other => LoadFailure::Client(other.to_string()),
+        .map_err(|e| match (e, source) {
+            // From a configuration file every path is read here; the message names the file.
+            (e, Source::Config { .. }) => LoadFailure::Config(e.to_string()),
+            (mtls::Error::Load(e), _) => LoadFailure::Identity(e.to_string()),
+            (other, _) => LoadFailure::Client(other.to_string()),
         })?;
     Ok(Loaded {
         identity: client.identity(),

@@ -203,6 +203,9 @@ pub struct IssueArgs {
     /// File holding the password for the PKCS#12 stores (a trailing newline is ignored).
     #[arg(long, value_name = "FILE", requires = "p12")]
     pub password_file: Option<PathBuf>,
+    /// Replace DIR/NAME.pem and DIR/NAME.key if they exist.
+    #[arg(long)]
+    pub force: bool,
 }
 
 fn parse_ttl(s: &str) -> Result<std::time::Duration, String> {
@@ -212,13 +215,20 @@ fn parse_ttl(s: &str) -> Result<std::time::Duration, String> {
     let n: u64 = number
         .parse()
         .map_err(|_| format!("`{s}` is not a duration; write e.g. 90s, 30m, 24h or 7d"))?;
-    let secs = match unit {
-        "" | "s" => n,
-        "m" => n * 60,
-        "h" => n * 3600,
-        "d" => n * 86_400,
+    let per = match unit {
+        "" | "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
         _ => return Err(format!("unknown unit `{unit}` in `{s}`; use s, m, h or d")),
     };
+    const HUNDRED_YEARS: u64 = 100 * 365 * 86_400;
+    let secs = n
+        .checked_mul(per)
+        .filter(|secs| *secs <= HUNDRED_YEARS)
+        .ok_or_else(|| {
+            format!("`{s}` is too long; a development certificate lives at most 100 years")
+        })?;
     if secs == 0 {
         return Err("the lifetime must be longer than zero".to_owned());
     }
@@ -265,6 +275,12 @@ mod tests {
         assert!(parse_ttl("0h").is_err());
         assert!(parse_ttl("1y").unwrap_err().contains("unknown unit"));
         assert!(parse_ttl("soon").unwrap_err().contains("not a duration"));
+        assert!(
+            parse_ttl("18446744073709551615d")
+                .unwrap_err()
+                .contains("too long")
+        );
+        assert!(parse_ttl("36501d").unwrap_err().contains("too long"));
     }
 
     #[test]

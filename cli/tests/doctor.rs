@@ -602,3 +602,33 @@ fn a_configuration_file_profile_works_like_the_flags() {
     assert_eq!(run.code, 1);
     assert!(run.verdict().contains("nobody"), "{}", run.stdout);
 }
+
+#[test]
+fn a_chain_through_an_intermediate_matches_the_servers_root_hint() {
+    let s = setup("intermediate");
+    let rt = runtime();
+    let addr = our_server(&rt, builder(&s.pki, &s.server));
+    let issuing = s.pki.ca.intermediate("Issuing CA").unwrap();
+    let leaf = issuing
+        .issue(&LeafSpec::client("chained").spiffe_id("spiffe://example.org/chained"))
+        .unwrap();
+    let (cert, key) = leaf.write_pem(&s.dir.0, "chained").unwrap();
+    let (cert, key) = (cert.display().to_string(), key.display().to_string());
+    let url = format!("https://localhost:{}/", addr.port());
+    let run = mtls(&[
+        "doctor",
+        &url,
+        "--cert",
+        &cert,
+        "--key",
+        &key,
+        "--ca",
+        &s.pki.ca_file,
+    ]);
+    assert_eq!(run.code, 0, "{}", run.stdout);
+    assert!(
+        run.stdout.contains("✓ server asked for our certificate; its CA hints: CN=Team CA; our issuer CN=Issuing CA is among them"),
+        "{}",
+        run.stdout
+    );
+}
