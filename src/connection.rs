@@ -336,15 +336,21 @@ struct Activity {
 
 impl Activity {
     fn new(time_heads: bool) -> Self {
-        Activity {
+        let activity = Activity {
             events: AtomicU64::new(0),
             in_flight: AtomicUsize::new(0),
             time_heads,
-            head_pending: AtomicBool::new(false),
+            // The first request's head is due from the start: a peer that completes the
+            // handshake and then says nothing is cut after the head timeout, not the idle one.
+            head_pending: AtomicBool::new(time_heads),
             head_since: AtomicU64::new(0),
             born: std::time::Instant::now(),
             head_started: tokio::sync::Notify::new(),
+        };
+        if time_heads {
+            activity.head_started.notify_one();
         }
+        activity
     }
 
     /// Bytes were read. With no request in flight they begin a request head (or finish a body

@@ -21,7 +21,8 @@ pub struct Limits {
     /// Open connections at once, handshaking or established. When reached, the server stops
     /// accepting until one closes. Default: 10,000.
     pub max_connections: usize,
-    /// Time to receive a complete HTTP/1 request head, from its first byte. Default: 30 s.
+    /// Time to receive a complete HTTP/1 request head, from its first byte (for a
+    /// connection's first request, from the end of the handshake). Default: 30 s.
     /// Waiting for the next request on a keep-alive connection is idle time
     /// ([`Limits::idle_timeout`]), not head time. (Without ALPN, where the protocol is detected
     /// from the first bytes, hyper's own timer applies, which runs from the end of the

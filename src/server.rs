@@ -388,9 +388,11 @@ impl ServerBuilder {
         self
     }
 
-    /// How long a client has to send a complete HTTP/1 request head, from its first byte.
-    /// Default: 30 seconds. Time spent waiting for the next request on a keep-alive connection
-    /// counts toward [`ServerBuilder::idle_timeout`] instead.
+    /// How long a client has to send a complete HTTP/1 request head, from its first byte
+    /// (for a connection's first request, from the end of the handshake). Default: 30
+    /// seconds. Time spent waiting for the next request on a keep-alive connection counts
+    /// toward [`ServerBuilder::idle_timeout`] instead. (Without ALPN, where the protocol is
+    /// detected from the first bytes, hyper's own timer applies, which also counts the wait.)
     ///
     /// # Examples
     ///

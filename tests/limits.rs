@@ -654,3 +654,38 @@ async fn a_request_sent_while_a_response_still_streams_is_not_timed_as_a_head() 
     assert_eq!(text.matches("HTTP/1.1 200 OK").count(), 2, "{text}");
     task.abort();
 }
+
+#[tokio::test]
+async fn a_peer_that_says_nothing_after_the_handshake_is_cut_after_the_head_timeout() {
+    let ca = Ca::new("root");
+    let server = serve(
+        server_builder(&ca)
+            .header_read_timeout(Duration::from_millis(300))
+            .idle_timeout(Duration::from_secs(30)),
+    )
+    .await;
+    let config = raw_config(
+        &ca,
+        Some(&ca.client("orders")),
+        &[&rustls::version::TLS13],
+        &[b"http/1.1"],
+    );
+    let tcp = TcpStream::connect(server.addr).await.unwrap();
+    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+    let mut tls = tokio_rustls::TlsConnector::from(config)
+        .connect(name, tcp)
+        .await
+        .unwrap();
+    let started = Instant::now();
+    let mut out = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(5), tls.read_to_end(&mut out))
+        .await
+        .expect("the server closes a connection that never sends a request");
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(server.seen.lock().unwrap().is_empty());
+    server.shutdown().await;
+}
