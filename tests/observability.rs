@@ -322,3 +322,41 @@ async fn the_health_listener_names_an_address_it_cannot_bind() {
     assert!(matches!(err, mtls::Error::Bind { .. }), "{err}");
     assert!(err.to_string().contains("cannot listen on"), "{err}");
 }
+
+#[tokio::test]
+async fn the_health_listener_closes_connections_beyond_its_limit() {
+    use tokio::io::AsyncReadExt;
+    let ca = Ca::new("root");
+    let handle = server_builder(&ca).build_rustls_config().unwrap();
+    let probes = handle.serve_health("127.0.0.1:0").await.unwrap();
+    // 64 connections that send nothing hold every slot (for up to 5 s each).
+    let mut held = Vec::new();
+    for _ in 0..64 {
+        held.push(
+            tokio::net::TcpStream::connect(probes.local_addr())
+                .await
+                .unwrap(),
+        );
+    }
+    // Let the listener accept them all.
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let mut extra = tokio::net::TcpStream::connect(probes.local_addr())
+        .await
+        .unwrap();
+    let mut buf = [0u8; 16];
+    let read = tokio::time::timeout(std::time::Duration::from_secs(2), extra.read(&mut buf))
+        .await
+        .expect("the 65th connection is closed at once, not left waiting");
+    assert!(matches!(read, Ok(0) | Err(_)), "{read:?}");
+    drop(held);
+    // With the slots free again (once the listener has seen them close), a probe is answered.
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    assert!(
+        plain_get(
+            probes.local_addr(),
+            "GET /livez HTTP/1.1\r\nhost: probe\r\nconnection: close\r\n\r\n"
+        )
+        .await
+        .ends_with("ok\n")
+    );
+}

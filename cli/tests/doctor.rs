@@ -632,3 +632,34 @@ fn a_chain_through_an_intermediate_matches_the_servers_root_hint() {
         run.stdout
     );
 }
+
+#[test]
+fn a_server_certificate_on_our_revocation_list_is_named() {
+    let s = setup("crl");
+    let rt = runtime();
+    let crl = s.pki.ca.crl_pem(&[&serial_of(&s.server)]).unwrap();
+    let crl_file = s.dir.path("team.crl");
+    std::fs::write(&crl_file, crl).unwrap();
+    let addr = our_server(&rt, builder(&s.pki, &s.server));
+    let url = format!("https://localhost:{}/", addr.port());
+    let run = s.doctor(&url, &["--crl", &crl_file]);
+    assert_eq!(run.code, 1, "{}", run.stdout);
+    assert!(
+        run.verdict().starts_with(
+            "BROKEN: the server's certificate (CN=localhost, O=mtls development, serial "
+        ) && run
+            .verdict()
+            .contains("is on our revocation list. Fix: the server needs a new certificate."),
+        "{}",
+        run.stdout
+    );
+    // Without the CRL the same server is fine.
+    assert_eq!(s.doctor(&url, &[]).code, 0);
+}
+
+/// The raw serial number of an issued certificate.
+fn serial_of(cert: &mtls::dev::DevCert) -> Vec<u8> {
+    use x509_parser::prelude::{FromDer, X509Certificate};
+    let (_, parsed) = X509Certificate::from_der(cert.der()).unwrap();
+    parsed.raw_serial().to_vec()
+}
