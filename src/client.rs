@@ -761,6 +761,16 @@ impl Client {
     }
 }
 
+/// "received fatal alert: UnknownCA" → `AlertDescription::UnknownCA` (the alert's `Debug`
+/// name, as rustls writes it).
+fn alert_in_text(text: &str) -> Option<rustls::AlertDescription> {
+    let name = text.split("received fatal alert: ").nth(1)?;
+    let name = name.split(|c: char| !c.is_ascii_alphanumeric()).next()?;
+    (0..=u8::MAX)
+        .map(rustls::AlertDescription::from)
+        .find(|a| format!("{a:?}") == name)
+}
+
 /// `host:port` as `Connector::connect` names it.
 fn authority_of(uri: &Uri) -> String {
     let host = uri.host().unwrap_or_default();
@@ -892,6 +902,11 @@ impl ClientError {
                 .and_then(|inner| inner.downcast_ref::<rustls::Error>())
             {
                 return Some(from_tls(tls));
+            }
+            // rustls reports an alert that arrives after the handshake as text once it has
+            // been read ("received fatal alert: UnknownCA"), and HTTP/2 keeps only the text.
+            if let Some(alert) = alert_in_text(&e.to_string()) {
+                return Some(from_tls(&rustls::Error::AlertReceived(alert)));
             }
             cause = e.source();
         }
@@ -1337,5 +1352,26 @@ impl hyper::rt::Write for TlsConnection {
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
         Pin::new(&mut self.io).poll_write_vectored(cx, bufs)
+    }
+}
+
+#[cfg(test)]
+mod alert_text_tests {
+    use super::*;
+
+    #[test]
+    fn an_alert_reported_as_text_is_found_and_named() {
+        // As tokio-rustls reports a late alert through HTTP/2: text only.
+        let wrapped = io::Error::new(
+            io::ErrorKind::InvalidData,
+            "received fatal alert: AccessDenied",
+        );
+        let found = ClientError::find_in(&wrapped).expect("a TLS failure");
+        assert!(
+            matches!(&found, ClientError::ServerRejectedCertificate { alert } if alert == "access_denied"),
+            "{found}"
+        );
+        assert!(alert_in_text("received fatal alert: NoSuchAlert").is_none());
+        assert!(alert_in_text("connection reset").is_none());
     }
 }
