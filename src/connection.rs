@@ -16,13 +16,13 @@ use http::{Request, Response};
 use hyper::body::{Body, Incoming};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::Watcher;
 use rustls::server::danger::ClientCertVerifier;
 use rustls_pki_types::UnixTime;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsAcceptor;
 
+use crate::drain::{Member, Order};
 use crate::error::HandshakeFailure;
 use crate::identity::PeerIdentity;
 use crate::limits::Limits;
@@ -151,9 +151,12 @@ pub(crate) struct Connection {
 
 impl Connection {
     /// Runs the handshake with a timeout; on failure, records and logs the reason.
+    ///
+    /// A server that starts to drain or close ends the handshake at once (`None`).
     pub(crate) async fn handshake(
         &self,
         tcp: TcpStream,
+        member: &Member,
     ) -> Option<(TlsStream, Option<PeerIdentity>)> {
         let _ = tcp.set_nodelay(true);
         let acceptor = TlsAcceptor::from(Arc::clone(&self.shared.config));
@@ -161,7 +164,15 @@ impl Connection {
         let accept =
             crate::live::InGeneration::new(generation, acceptor.accept(tcp).into_fallible());
         let timeout = self.shared.limits.handshake_timeout;
-        let tls = match tokio::time::timeout(timeout, accept).await {
+        let accept = tokio::time::timeout(timeout, accept);
+        tokio::pin!(accept);
+        let accepted = std::future::poll_fn(|cx| {
+            if member.poll_order(cx) != Order::Run {
+                return Poll::Ready(None);
+            }
+            accept.as_mut().poll(cx).map(Some)
+        });
+        let tls = match accepted.await? {
             Ok(Ok(tls)) => tls,
             Ok(Err((error, tcp))) => {
                 let reason = HandshakeFailure::from_io(&error);
@@ -268,12 +279,13 @@ impl Connection {
         }
     }
 
-    /// Serves HTTP until the peer leaves, the connection idles out or shutdown drains it.
+    /// Serves HTTP until the peer leaves, the connection idles out or the server drains or
+    /// closes it.
     pub(crate) async fn serve<S, B>(
         &self,
         (tls, peer): (TlsStream, Option<PeerIdentity>),
         service: S,
-        watcher: Watcher,
+        member: &Member,
         http: &HttpBuilders,
     ) where
         S: hyper::service::Service<Request<Incoming>, Response = Response<B>> + Send + 'static,
@@ -300,20 +312,67 @@ impl Connection {
         // Without upgrades: an upgraded stream would leave the connection task, and with it
         // the connection limit, the idle timeout and graceful shutdown.
         let conn = builder.serve_connection(io, service).into_owned();
-        tokio::select! {
-            result = watcher.watch(conn) => {
-                if let Err(error) = result {
-                    tracing::debug!(peer.addr = %self.addr, %error, "connection ended with an error");
+        let idle = activity.idle(self.shared.limits.idle_timeout);
+        let head = async {
+            if time_heads {
+                activity
+                    .head_deadline(self.shared.limits.header_read_timeout)
+                    .await
+            } else {
+                std::future::pending().await
+            }
+        };
+        tokio::pin!(conn, idle, head);
+        let mut draining = false;
+        // One future polled at every wake: the order first (an atomic load), then the
+        // connection, then the two timers.
+        let end = std::future::poll_fn(|cx| {
+            match member.poll_order(cx) {
+                Order::Run => {}
+                Order::Drain => {
+                    if !draining {
+                        draining = true;
+                        conn.as_mut().graceful_shutdown();
+                    }
                 }
+                Order::Close => return Poll::Ready(End::Closed),
             }
-            () = activity.idle(self.shared.limits.idle_timeout) => {
-                tracing::debug!(peer.addr = %self.addr, "closing idle connection");
+            if let Poll::Ready(result) = conn.as_mut().poll(cx) {
+                return Poll::Ready(End::Done(result));
             }
-            () = activity.head_deadline(self.shared.limits.header_read_timeout), if time_heads => {
-                tracing::debug!(peer.addr = %self.addr, "closing connection: request head not complete in time");
+            if idle.as_mut().poll(cx).is_ready() {
+                return Poll::Ready(End::Idle);
             }
+            if head.as_mut().poll(cx).is_ready() {
+                return Poll::Ready(End::HeadTimeout);
+            }
+            Poll::Pending
+        })
+        .await;
+        match end {
+            End::Done(Ok(())) => {}
+            End::Done(Err(error)) => {
+                tracing::debug!(peer.addr = %self.addr, %error, "connection ended with an error");
+            }
+            End::Idle => tracing::debug!(peer.addr = %self.addr, "closing idle connection"),
+            End::HeadTimeout => tracing::debug!(
+                peer.addr = %self.addr,
+                "closing connection: request head not complete in time"
+            ),
+            End::Closed => tracing::debug!(
+                peer.addr = %self.addr,
+                "closing connection: the server is shutting down"
+            ),
         }
     }
+}
+
+/// Why [`Connection::serve`] ended.
+enum End {
+    Done(Result<(), BoxError>),
+    Idle,
+    HeadTimeout,
+    Closed,
 }
 
 /// Whether a connection moved bytes, and how many requests it has in flight.

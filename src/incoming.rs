@@ -14,6 +14,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use tracing::Instrument;
 
 use crate::connection::{CONNECTION, Connection, ConnectionContext};
+use crate::drain::Drain;
 use crate::identity::PeerIdentity;
 use crate::server::{Shared, accept, accept_error};
 use crate::stats::ActiveGuard;
@@ -159,6 +160,8 @@ async fn accept_streams(
     let permits = |n: usize| n.clamp(1, Semaphore::MAX_PERMITS);
     let connections = Arc::new(Semaphore::new(permits(shared.limits.max_connections)));
     let handshakes = Arc::new(Semaphore::new(permits(shared.limits.max_handshakes)));
+    // Handshakes in progress end when this loop ends (the listener was dropped).
+    let drain = Drain::new();
     loop {
         if tx.is_closed() {
             return;
@@ -185,10 +188,12 @@ async fn accept_streams(
             tls.resumed = tracing::field::Empty,
         );
         let tx = tx.clone();
+        let member = drain.join();
         tokio::spawn(
             CONNECTION
                 .scope(ConnectionContext::new(addr), async move {
-                    let handshake = connection.handshake(tcp).await;
+                    let handshake = connection.handshake(tcp, &member).await;
+                    drop(member);
                     drop(handshake_permit);
                     // Queued only once verified: peers that never finish a handshake cannot
                     // fill the queue. A stream waiting here still holds its connection slot,

@@ -72,6 +72,7 @@ mod config;
 mod connection;
 #[cfg(feature = "dev")]
 pub mod dev;
+mod drain;
 mod error;
 mod health;
 mod identity;

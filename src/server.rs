@@ -8,16 +8,15 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use hyper_util::server::graceful::GracefulShutdown;
 use rustls::ServerConfig;
 use rustls::crypto::CryptoProvider;
 use tokio::net::{TcpListener, ToSocketAddrs};
 use tokio::sync::Semaphore;
-use tokio::task::JoinSet;
 use tracing::Instrument;
 
 use crate::authorize::Authorizer;
 use crate::connection::{CONNECTION, Connection, ConnectionContext, HttpBuilders};
+use crate::drain::{Drain, Order};
 use crate::error::Error;
 use crate::limits::Limits;
 use crate::live::{LiveServer, ServerGeneration};
@@ -1252,23 +1251,22 @@ impl Server {
         let permits = |n: usize| n.clamp(1, Semaphore::MAX_PERMITS);
         let connections = Arc::new(Semaphore::new(permits(shared.limits.max_connections)));
         let handshakes = Arc::new(Semaphore::new(permits(shared.limits.max_handshakes)));
-        let graceful = GracefulShutdown::new();
-        // Handshakes in progress when shutdown begins are dropped at once: graceful shutdown
-        // drains requests, and a peer still handshaking has none (nor may a stalled one hold
-        // shutdown up until its handshake timeout).
-        let (stopping, stop_watch) = tokio::sync::watch::channel(false);
-        let mut tasks = JoinSet::new();
+        // Every connection task checks its order at each wake without a lock; the order to
+        // drain reaches handshakes in progress too, which are dropped at once: graceful
+        // shutdown drains requests, and a peer still handshaking has none (nor may a
+        // stalled one hold shutdown up until its handshake timeout). Dropping the serve
+        // future drops `drain`, which closes every connection.
+        let drain = Drain::new();
         tokio::pin!(signal);
 
         loop {
             tokio::select! {
                 () = &mut signal => break,
-                Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
                 // Permits first: at a limit we stop accepting and the kernel queues (and in
                 // the end refuses) new connections, rather than piling up tasks.
                 accepted = accept(&listener, &connections, &handshakes) => match accepted {
                     Ok((tcp, addr, connection_permit, handshake_permit)) => {
-                        let watcher = graceful.watcher();
+                        let member = drain.join();
                         let connection = Connection {
                             shared: Arc::clone(&shared),
                             addr,
@@ -1286,19 +1284,19 @@ impl Server {
                             tls.resumed = tracing::field::Empty,
                         );
                         let stats = Arc::clone(&shared.stats);
-                        let mut stop_watch = stop_watch.clone();
-                        tasks.spawn(CONNECTION.scope(ConnectionContext::new(addr), async move {
+                        tokio::spawn(async move {
                             let _active = stats.connection_opened();
                             let _connection_permit = connection_permit;
-                            let handshake = tokio::select! {
-                                handshake = connection.handshake(tcp) => handshake,
-                                _ = stop_watch.wait_for(|stop| *stop) => None,
-                            };
+                            // The verifier reads the connection's context: only the handshake
+                            // runs in its scope, so requests do not pay for entering it.
+                            let handshake = CONNECTION
+                                .scope(ConnectionContext::new(addr), connection.handshake(tcp, &member))
+                                .await;
                             drop(handshake_permit);
                             if let Some(io) = handshake {
-                                connection.serve(io, service, watcher, &http).await;
+                                connection.serve(io, service, &member, &http).await;
                             }
-                        }).instrument(span));
+                        }.instrument(span));
                     }
                     Err(e) => accept_error(e).await,
                 },
@@ -1306,12 +1304,12 @@ impl Server {
         }
 
         drop(listener);
-        let _ = stopping.send(true);
         tracing::info!(
-            in_flight = graceful.count(),
+            in_flight = drain.count(),
             "shutting down: stopped accepting, draining connections"
         );
-        if tokio::time::timeout(shutdown_timeout, graceful.shutdown())
+        drain.order(Order::Drain);
+        if tokio::time::timeout(shutdown_timeout, drain.closed())
             .await
             .is_err()
         {
@@ -1319,8 +1317,11 @@ impl Server {
                 timeout = ?shutdown_timeout,
                 "shutdown timeout reached; closing the remaining connections"
             );
+            drain.order(Order::Close);
+            // A closed connection ends at its next poll; the slowest path left is a failed
+            // handshake's one-second linger.
+            let _ = tokio::time::timeout(Duration::from_secs(5), drain.closed()).await;
         }
-        tasks.shutdown().await;
         Ok(())
     }
 }

@@ -76,3 +76,45 @@ async fn a_stalled_handshake_does_not_hold_up_shutdown() {
         .unwrap();
     drop(stalled);
 }
+
+#[tokio::test]
+async fn dropping_the_serve_future_closes_its_connections() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let ca = Ca::new("root");
+    let server = serve(server_builder(&ca)).await;
+    let config = raw_config(
+        &ca,
+        Some(&ca.client("orders")),
+        &[&rustls::version::TLS13],
+        &[b"http/1.1"],
+    );
+    // One keep-alive connection that answered a request and now idles (the idle timeout
+    // is minutes), and one peer that never starts its handshake.
+    let tcp = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+    let mut tls = tokio_rustls::TlsConnector::from(config)
+        .connect(name, tcp)
+        .await
+        .unwrap();
+    tls.write_all(b"GET / HTTP/1.1\r\nhost: localhost\r\n\r\n")
+        .await
+        .unwrap();
+    let mut buf = vec![0u8; 4096];
+    let n = tls.read(&mut buf).await.unwrap();
+    assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"));
+    let mut stalled = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    let stats = server.stats.clone();
+    assert!(eventually(|| stats.active_connections() == 2).await);
+
+    server.task.abort();
+
+    let read = tokio::time::timeout(Duration::from_secs(5), tls.read(&mut buf))
+        .await
+        .expect("the idle connection is closed, not left open");
+    assert!(matches!(read, Ok(0) | Err(_)), "no more data: {read:?}");
+    let read = tokio::time::timeout(Duration::from_secs(5), stalled.read(&mut buf))
+        .await
+        .expect("the handshake in progress is dropped");
+    assert!(matches!(read, Ok(0) | Err(_)), "no more data: {read:?}");
+    assert!(eventually(|| stats.active_connections() == 0).await);
+}

@@ -53,11 +53,16 @@ pub fn serve_mtls(dir: &Path) {
             .unwrap();
         announce(server.local_addr());
         let _ = server
-            .serve(service_fn(|req: Request<Incoming>| async move {
-                Ok::<_, Infallible>(match req.extensions().get::<mtls::PeerIdentity>() {
+            // The response is made when the request arrives and the request is dropped
+            // there, as in the baseline's handler: hyper reads ahead while a handler's future
+            // is pending, and a request still held then keeps its read buffer shared, so that
+            // read allocates a new buffer.
+            .serve(service_fn(|req: Request<Incoming>| {
+                let response = match req.extensions().get::<mtls::PeerIdentity>() {
                     Some(peer) => hello(peer),
                     None => hello("anonymous"),
-                })
+                };
+                async move { Ok::<_, Infallible>(response) }
             }))
             .await;
     });
