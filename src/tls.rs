@@ -120,6 +120,9 @@ pub(crate) fn live_server_config(
         .with_client_cert_verifier(Arc::new(ServerVerifier(Arc::clone(live))))
         .with_cert_resolver(Arc::new(ServerResolver(Arc::clone(live))));
     config.alpn_protocols = alpn_protocols();
+    // Our order (AES-128-GCM first, see `crypto_provider`), not the client's: OpenSSL, Java
+    // and rustls clients put AES-256-GCM first, whose SHA-384 costs more than the cipher.
+    config.ignore_client_order = true;
     // Each generation has its own cache: sessions from older trust or policy do not resume.
     config.session_storage = Arc::new(ServerSessions(Arc::clone(live)));
     // 0-RTT data is replayable and would reach a handler before the client is verified.

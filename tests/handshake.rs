@@ -85,6 +85,79 @@ async fn client_without_alpn_is_served_http1() {
     server.shutdown().await;
 }
 
+/// The suite a client with `suites` (in its order of preference) gets from our server.
+async fn negotiated_suite(
+    suites: &[rustls::CipherSuite],
+    versions: &[&'static rustls::SupportedProtocolVersion],
+) -> rustls::CipherSuite {
+    use rustls::pki_types::pem::PemObject;
+    let ca = Ca::new("root");
+    let server = serve(server_builder(&ca)).await;
+    let leaf = ca.client("orders");
+    let mut provider = (*mtls::crypto_provider()).clone();
+    provider.cipher_suites = suites
+        .iter()
+        .map(|want| {
+            *provider
+                .cipher_suites
+                .iter()
+                .find(|s| s.suite() == *want)
+                .expect("the provider has the suite")
+        })
+        .collect();
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(ca.trust().certificates()[0].clone()).unwrap();
+    let config = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(provider))
+        .with_protocol_versions(versions)
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_client_auth_cert(
+            leaf.identity().chain().to_vec(),
+            mtls::PrivateKeyDer::from_pem_slice(leaf.key_pem.as_bytes()).unwrap(),
+        )
+        .unwrap();
+    let tcp = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    let tls = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config))
+        .connect(
+            rustls::pki_types::ServerName::try_from("localhost").unwrap(),
+            tcp,
+        )
+        .await
+        .unwrap();
+    let suite = tls.get_ref().1.negotiated_cipher_suite().unwrap().suite();
+    drop(tls);
+    server.shutdown().await;
+    suite
+}
+
+#[tokio::test]
+async fn the_server_picks_aes_128_gcm_whatever_the_client_prefers() {
+    use rustls::CipherSuite::*;
+    // OpenSSL, Java and rustls clients put AES-256-GCM first.
+    let tls13 = [
+        TLS13_AES_256_GCM_SHA384,
+        TLS13_CHACHA20_POLY1305_SHA256,
+        TLS13_AES_128_GCM_SHA256,
+    ];
+    assert_eq!(
+        negotiated_suite(&tls13, &[&rustls::version::TLS13]).await,
+        TLS13_AES_128_GCM_SHA256
+    );
+    let tls12 = [
+        TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
+        TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
+    ];
+    assert_eq!(
+        negotiated_suite(&tls12, &[&rustls::version::TLS12]).await,
+        TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256
+    );
+    // A client that offers only AES-256-GCM still gets it: no suite was dropped.
+    assert_eq!(
+        negotiated_suite(&[TLS13_AES_256_GCM_SHA384], &[&rustls::version::TLS13]).await,
+        TLS13_AES_256_GCM_SHA384
+    );
+}
+
 #[tokio::test]
 async fn tls12_client_is_served() {
     let ca = Ca::new("root");

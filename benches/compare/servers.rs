@@ -70,7 +70,8 @@ pub fn serve_mtls(dir: &Path) {
 
 /// The baseline: what a careful user writes by hand with tokio-rustls and hyper-util, with the
 /// same rustls settings as our server (provider, TLS 1.3 and 1.2, a webpki client verifier
-/// over the same CA, ALPN h2 and http/1.1, no early data, rustls' default session cache) and
+/// over the same CA, ALPN h2 and http/1.1, the server's suite order, no early data, rustls'
+/// default session cache) and
 /// the same handler, naming the caller (SPIFFE ID, else subject) from the leaf on the
 /// connection, parsed once per connection.
 pub fn serve_raw(dir: &Path) {
@@ -102,6 +103,8 @@ pub fn serve_raw(dir: &Path) {
         .with_single_cert(chain, key)
         .unwrap();
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    // As our server: the suite by the server's order (the provider's: AES-128-GCM first).
+    config.ignore_client_order = true;
     let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
     server_runtime().block_on(async move {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
