@@ -16,12 +16,14 @@
 //! `p99_ms` (and p50) at half the slowest contender's keep-alive maximum, `kib_per_conn`,
 //! and `client_requests`. Each prints last as
 //! `RESULT <metric> mtls=<v> raw=<v> nginx=<v> ratio_raw=<mtls/raw> ratio_nginx=<mtls/nginx>`,
-//! after `BOUND handshakes_per_s=<v> fraction=<mtls/bound>` when `openssl speed` figures
-//! are given.
+//! after `BOUND handshakes_per_s=<v> per_server_core=<v> fraction=<mtls/bound> ...` when
+//! `openssl speed` figures are given: the server's side of a full handshake's public-key
+//! work on one core, against our full handshakes per second of server CPU.
 //!
 //! Modes used by `compare.sh` and by the bench itself: `--make-certs DIR`, `--free-port`,
 //! `--cores`, `--serve-mtls DIR`, `--serve-raw DIR`; and for profiling one server under one
-//! load, `--drive DIR METRIC ADDR SECONDS`. Options: `--quick`, `--rounds N`, `--seconds S`,
+//! load, `--drive DIR METRIC ADDR SECONDS`. Options: `--quick`, `--rounds N`, `--slices N`,
+//! `--seconds S`,
 //! `--certs DIR`, `--nginx ADDR --nginx-pid PID`, `--openssl-speed SIGN,VERIFY,X25519`
 //! (operations per second on one core).
 
@@ -66,6 +68,10 @@ const RESULTS: [(&str, usize); 7] = [
 struct Options {
     quick: bool,
     rounds: usize,
+    /// Each measurement is cut into this many slices, taken in turn with the other
+    /// contenders' (A B C, B C A, C A B, ...), so that the machine's drift over seconds hits
+    /// all contenders alike.
+    slices: usize,
     seconds: f64,
     certs: Option<PathBuf>,
     nginx: Option<(SocketAddr, u32)>,
@@ -75,7 +81,7 @@ struct Options {
 fn usage(problem: &str) -> ! {
     eprintln!("compare: {problem}");
     eprintln!(
-        "usage: compare [--quick] [--rounds N] [--seconds S] [--certs DIR] \
+        "usage: compare [--quick] [--rounds N] [--slices N] [--seconds S] [--certs DIR] \
          [--nginx ADDR --nginx-pid PID] [--openssl-speed SIGN,VERIFY,X25519]"
     );
     std::process::exit(2)
@@ -86,6 +92,7 @@ fn options(args: &[String]) -> Options {
     let mut o = Options {
         quick,
         rounds: if quick { 1 } else { 5 },
+        slices: if quick { 1 } else { 3 },
         seconds: if quick { 1.5 } else { 5.0 },
         certs: None,
         nginx: None,
@@ -108,6 +115,12 @@ fn options(args: &[String]) -> Options {
             "--rounds" => {
                 o.rounds = value().parse().unwrap_or_else(|_| bad("a whole number"));
                 if o.rounds == 0 {
+                    bad("at least 1");
+                }
+            }
+            "--slices" => {
+                o.slices = value().parse().unwrap_or_else(|_| bad("a whole number"));
+                if o.slices == 0 {
                     bad("at least 1");
                 }
             }
@@ -167,6 +180,55 @@ impl Samples {
         }
         v.sort_by(|a, b| a.total_cmp(b));
         v[v.len() / 2]
+    }
+}
+
+/// The sample name under which a throughput metric's server CPU per operation is kept.
+fn cpu_metric(metric: &str) -> &'static str {
+    match metric {
+        "handshakes" => "cpu_handshakes",
+        "resumed" => "cpu_resumed",
+        "requests" => "cpu_requests",
+        _ => "cpu_requests_h2",
+    }
+}
+
+/// One contender's slices of one measurement in one round, added up.
+#[derive(Default)]
+struct Total {
+    ops: f64,
+    seconds: f64,
+    server_cpu_s: f64,
+    /// Resumed-run only: handshakes that did resume, and all handshakes.
+    resumed_ops: f64,
+    all_handshakes: f64,
+    errors: u64,
+}
+
+impl Total {
+    fn add(&mut self, o: &load::Outcome) {
+        let ops = o.per_s * o.window_s;
+        self.ops += ops;
+        self.seconds += o.window_s;
+        self.server_cpu_s += o.server_cpu_s;
+        if o.resumed_share.is_finite() && o.resumed_share > 0.0 {
+            self.resumed_ops += ops;
+            self.all_handshakes += ops / o.resumed_share;
+        }
+        self.errors += o.errors;
+    }
+
+    fn per_s(&self) -> f64 {
+        self.ops / self.seconds
+    }
+
+    /// Microseconds of the server's CPU per operation (NaN when not measured).
+    fn server_cpu_us_per_op(&self) -> f64 {
+        self.server_cpu_s / self.ops * 1e6
+    }
+
+    fn resumed_share(&self) -> f64 {
+        self.resumed_ops / self.all_handshakes
     }
 }
 
@@ -288,52 +350,85 @@ fn compare(o: &Options, dir: &Path) -> bool {
         let servers: Vec<Running> = contenders.iter().map(|&who| start(who)).collect();
         let addr = |who: usize| servers[contenders.iter().position(|&c| c == who).unwrap()].addr();
         for metric in ["handshakes", "resumed", "requests", "requests_h2"] {
+            let slice_seconds = seconds / o.slices as f64;
+            let mut totals = [Total::default(), Total::default(), Total::default()];
+            for slice in 0..o.slices {
+                // A B C, then B C A, then C A B: each contender takes each place in turn.
+                let mut order = contenders.clone();
+                order.rotate_left(slice % contenders.len());
+                for &who in &order {
+                    load::watch_server(
+                        servers[contenders.iter().position(|&c| c == who).unwrap()].pids(),
+                    );
+                    let outcome = runtime.block_on(async {
+                        match metric {
+                            "handshakes" => {
+                                load::handshakes(
+                                    addr(who),
+                                    certs.generator(&[b"http/1.1"], false),
+                                    slice_seconds,
+                                )
+                                .await
+                            }
+                            // Each caller keeps its own tickets, as separate clients would.
+                            "resumed" => {
+                                load::resumed(
+                                    addr(who),
+                                    || certs.generator(&[b"http/1.1"], true),
+                                    slice_seconds,
+                                )
+                                .await
+                            }
+                            "requests" => {
+                                load::keep_alive(
+                                    addr(who),
+                                    certs.generator(&[b"http/1.1"], false),
+                                    slice_seconds,
+                                )
+                                .await
+                            }
+                            _ => {
+                                load::h2_streams(
+                                    addr(who),
+                                    certs.generator(&[b"h2"], false),
+                                    slice_seconds,
+                                )
+                                .await
+                            }
+                        }
+                    });
+                    problems.check(
+                        format!("round {round} {} {metric}", NAMES[who]),
+                        &outcome,
+                        slice_seconds,
+                    );
+                    totals[who].add(&outcome);
+                }
+            }
+            load::watch_server(Vec::new());
             let mut line = format!("round {round} {metric}:");
             for &who in &contenders {
-                let outcome = runtime.block_on(async {
-                    match metric {
-                        "handshakes" => {
-                            load::handshakes(
-                                addr(who),
-                                certs.generator(&[b"http/1.1"], false),
-                                seconds,
-                            )
-                            .await
-                        }
-                        // Each caller keeps its own tickets, as separate clients would.
-                        "resumed" => {
-                            load::resumed(
-                                addr(who),
-                                || certs.generator(&[b"http/1.1"], true),
-                                seconds,
-                            )
-                            .await
-                        }
-                        "requests" => {
-                            load::keep_alive(
-                                addr(who),
-                                certs.generator(&[b"http/1.1"], false),
-                                seconds,
-                            )
-                            .await
-                        }
-                        _ => {
-                            load::h2_streams(addr(who), certs.generator(&[b"h2"], false), seconds)
-                                .await
-                        }
-                    }
-                });
-                samples.push(metric, who, outcome.per_s);
-                problems.check(
-                    format!("round {round} {} {metric}", NAMES[who]),
-                    &outcome,
-                    seconds,
+                let total = &totals[who];
+                samples.push(metric, who, total.per_s());
+                samples.push(cpu_metric(metric), who, total.server_cpu_us_per_op());
+                line += &format!(
+                    " {} {:.0}/s ({:.0} µs server CPU each)",
+                    NAMES[who],
+                    total.per_s(),
+                    total.server_cpu_us_per_op()
                 );
-                line += &format!(" {} {:.0}/s", NAMES[who], outcome.per_s);
                 if metric == "resumed" {
-                    line += &format!(" ({:.1}% resumed)", outcome.resumed_share * 100.0);
+                    line += &format!(" ({:.1}% resumed)", total.resumed_share() * 100.0);
                 }
-                line += &errors_note(&[&outcome]);
+                if total.errors > 0 {
+                    line += &format!(" ({} failed operations)", total.errors);
+                }
+            }
+            if contenders.len() > 1 {
+                line += &format!(
+                    "; mtls/raw {:.3}",
+                    totals[MTLS].per_s() / totals[RAW].per_s()
+                );
             }
             eprintln!("{line}");
         }
@@ -464,35 +559,65 @@ fn compare(o: &Options, dir: &Path) -> bool {
         "(latency: {offered:.0} requests/s offered over {} connections)",
         load::CONCURRENCY
     );
+    // The server's own CPU per operation: steadier than rates on a machine whose speed
+    // drifts, and free of the load generator's share of the cores.
+    println!();
+    println!("server CPU per operation (µs; lower is better; ratios mtls/other):");
+    for metric in ["handshakes", "resumed", "requests", "requests_h2"] {
+        let [m, r, n] = [MTLS, RAW, NGINX].map(|w| samples.median(cpu_metric(metric), w));
+        println!(
+            "{metric:<16} {:>12} {:>12} {:>12} {:>10} {:>11}",
+            number(m, 1),
+            number(r, 1),
+            number(n, 1),
+            number(m / r, 3),
+            number(m / n, 3),
+        );
+    }
+    // Full handshakes per second of the server's CPU: what one server core would do.
+    let per_core = |who: usize| 1e6 / samples.median("cpu_handshakes", who);
+    println!(
+        "full handshakes per server core: mtls {} raw {} nginx {}",
+        number(per_core(MTLS), 0),
+        number(per_core(RAW), 0),
+        number(per_core(NGINX), 0),
+    );
     let handshakes = samples.median("handshakes", MTLS);
     println!(
         "CRYPTO provider={} cores={cores} sign_per_s={:.0} verify_per_s={:.0} \
-         x25519_keygen_per_s={:.0} x25519_derive_per_s={:.0} bound_per_s={:.1} \
-         server_only_per_s={:.1} fraction={:.3}",
+         x25519_keygen_per_s={:.0} x25519_derive_per_s={:.0} server_side_per_core={:.1} \
+         fraction={} machine_bound_per_s={:.1} machine_fraction={:.3}",
         mtls::CRYPTO_PROVIDER,
         provider.sign,
         provider.verify,
         provider.keygen,
         provider.derive,
+        provider.bound(1, false),
+        number(per_core(MTLS) / provider.bound(1, false), 3),
         provider.bound(cores, true),
-        provider.bound(cores, false),
         handshakes / provider.bound(cores, true),
     );
     if let Some(openssl) = &o.openssl {
         println!(
             "CRYPTO provider=openssl cores={cores} sign_per_s={:.0} verify_per_s={:.0} \
-             x25519_per_s={:.0} bound_per_s={:.1} server_only_per_s={:.1}",
+             x25519_per_s={:.0} server_side_per_core={:.1} machine_bound_per_s={:.1} \
+             machine_fraction={:.3}",
             openssl.sign,
             openssl.verify,
             openssl.derive,
+            openssl.bound(1, false),
             openssl.bound(cores, true),
-            openssl.bound(cores, false),
+            handshakes / openssl.bound(cores, true),
         );
-        let bound = openssl.bound(cores, true);
+        // The bound: the server's side of the public-key work, on one core, at `openssl
+        // speed`'s rates; our full handshakes per second of server CPU against it.
+        let bound = openssl.bound(1, false);
         println!(
-            "BOUND handshakes_per_s={} fraction={}",
+            "BOUND handshakes_per_s={} per_server_core={} fraction={} raw_fraction={}",
             number(bound, 1),
-            number(handshakes / bound, 3)
+            number(per_core(MTLS), 1),
+            number(per_core(MTLS) / bound, 3),
+            number(per_core(RAW) / bound, 3),
         );
     }
     for (metric, decimals) in RESULTS {

@@ -3,10 +3,11 @@
 # tokio-rustls + hyper-util server and nginx, plus our Client against a hand-written client.
 # Method and latest results: docs/PERFORMANCE.md.
 #
-#   benches/compare.sh [--quick] [--rounds N]
+#   benches/compare.sh [--quick] [--rounds N] [--slices N]
 #
 # --quick: short measurements (1.5 s each, one round unless --rounds says otherwise), a
-# smoke test; without it, 5 rounds of 5 s each. The last lines are `BOUND ...` and one
+# smoke test; without it, 5 rounds of 5 s each, each cut into 3 slices taken in turn with
+# the other contenders' (--slices). The last lines are `BOUND ...` and one
 # `RESULT <metric> ...` line per metric. Exits non-zero when a step fails or a contender
 # failed requests; the numbers themselves are never asserted.
 #
@@ -20,6 +21,7 @@ usage() { sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'; }
 
 quick=""
 rounds=""
+slices=""
 while [ $# -gt 0 ]; do
     case "$1" in
         --quick) quick=1 ;;
@@ -29,15 +31,23 @@ while [ $# -gt 0 ]; do
             shift
             ;;
         --rounds=*) rounds="${1#--rounds=}" ;;
+        --slices)
+            [ $# -ge 2 ] || { usage >&2; exit 2; }
+            slices="$2"
+            shift
+            ;;
+        --slices=*) slices="${1#--slices=}" ;;
         -h | --help) usage; exit 0 ;;
         *) echo "compare.sh: unknown argument: $1" >&2; usage >&2; exit 2 ;;
     esac
     shift
 done
-if [ -n "$rounds" ] && ! [[ "$rounds" =~ ^[1-9][0-9]*$ ]]; then
-    echo "compare.sh: --rounds needs a whole number of at least 1" >&2
-    exit 2
-fi
+for value in "$rounds" "$slices"; do
+    if [ -n "$value" ] && ! [[ "$value" =~ ^[1-9][0-9]*$ ]]; then
+        echo "compare.sh: --rounds and --slices need a whole number of at least 1" >&2
+        exit 2
+    fi
+done
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -241,4 +251,10 @@ args=(--certs "$certs" --nginx "127.0.0.1:$nginx_port" --nginx-pid "$nginx_pid"
     --openssl-speed "$sign,$verify,$x25519")
 [ -n "$quick" ] && args+=(--quick)
 [ -n "$rounds" ] && args+=(--rounds "$rounds")
+[ -n "$slices" ] && args+=(--slices "$slices")
+# More rounds than the default take longer: about 3 minutes each when full, 1 when quick.
+if [ -n "$rounds" ]; then
+    per_round=$([ -n "$quick" ] && echo 90 || echo 240)
+    [ $((rounds * per_round + 300)) -gt "$bench_budget" ] && bench_budget=$((rounds * per_round + 300))
+fi
 timeout "$bench_budget" "$exe" "${args[@]}"

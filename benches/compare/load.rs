@@ -49,6 +49,42 @@ pub struct Outcome {
     pub errors: u64,
     /// For the resumed run: the share of handshakes that did resume.
     pub resumed_share: f64,
+    /// CPU seconds the server under test (the processes given to [`watch_server`]) used
+    /// over the measured window; NaN when none are watched.
+    pub server_cpu_s: f64,
+    /// The measured window, in seconds.
+    pub window_s: f64,
+}
+
+/// The processes whose CPU time the next throughput runs count as the server's.
+static SERVER: std::sync::Mutex<Vec<u32>> = std::sync::Mutex::new(Vec::new());
+
+/// Counts the CPU time of `pids` (the server under test) in the runs that follow.
+pub fn watch_server(pids: Vec<u32>) {
+    *SERVER.lock().unwrap() = pids;
+}
+
+/// CPU time the watched processes have used so far, in seconds: the sum over their threads
+/// of the scheduler's nanoseconds on CPU (`/proc/PID/task/TID/schedstat`, Linux); NaN when
+/// nothing is watched or it cannot be read.
+fn server_cpu() -> f64 {
+    let pids = SERVER.lock().unwrap().clone();
+    if pids.is_empty() {
+        return f64::NAN;
+    }
+    let mut ns = 0u64;
+    for pid in pids {
+        let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+            return f64::NAN;
+        };
+        for task in tasks.flatten() {
+            let on_cpu = std::fs::read_to_string(task.path().join("schedstat"))
+                .ok()
+                .and_then(|s| s.split_whitespace().next()?.parse::<u64>().ok());
+            ns += on_cpu.unwrap_or(0);
+        }
+    }
+    ns as f64 / 1e9
 }
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -77,11 +113,13 @@ where
         .collect();
     tokio::time::sleep(WARM_UP).await;
     let start = Instant::now();
+    let cpu = server_cpu();
     let done = counters.done.load(Ordering::Relaxed);
     let connections = counters.connections.load(Ordering::Relaxed);
     tokio::time::sleep(Duration::from_secs_f64(seconds)).await;
     let done = counters.done.load(Ordering::Relaxed) - done;
     let connections = counters.connections.load(Ordering::Relaxed) - connections;
+    let server_cpu_s = server_cpu() - cpu;
     let elapsed = start.elapsed().as_secs_f64();
     stop.store(true, Ordering::Relaxed);
     for t in tasks {
@@ -95,6 +133,8 @@ where
         } else {
             done as f64 / connections as f64
         },
+        server_cpu_s,
+        window_s: elapsed,
     }
 }
 
@@ -280,6 +320,8 @@ pub async fn h2_streams(
                     per_s: 0.0,
                     errors: 1,
                     resumed_share: f64::NAN,
+                    server_cpu_s: f64::NAN,
+                    window_s: 0.0,
                 };
             }
         }
