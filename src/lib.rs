@@ -88,6 +88,7 @@ mod require;
 mod roles;
 mod server;
 mod service;
+mod sigcache;
 mod source;
 mod stats;
 mod tls;

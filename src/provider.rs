@@ -81,6 +81,22 @@ fn suite_rank(suite: rustls::CipherSuite) -> u8 {
     }
 }
 
+/// SHA-256 of `parts`, each preceded by its length (so that no two lists of parts hash alike),
+/// from the same crypto library as the TLS provider.
+pub(crate) fn sha256_parts(parts: &[&[u8]]) -> [u8; 32] {
+    #[cfg(feature = "aws-lc-rs")]
+    let mut context = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256);
+    #[cfg(all(feature = "ring", not(feature = "aws-lc-rs")))]
+    let mut context = ring::digest::Context::new(&ring::digest::SHA256);
+    for part in parts {
+        context.update(&(part.len() as u64).to_be_bytes());
+        context.update(part);
+    }
+    let mut out = [0u8; 32];
+    out.copy_from_slice(context.finish().as_ref());
+    out
+}
+
 /// SHA-256 of `data`, from the same crypto library as the TLS provider.
 pub(crate) fn sha256(data: &[u8]) -> [u8; 32] {
     #[cfg(feature = "aws-lc-rs")]

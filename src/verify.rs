@@ -331,14 +331,23 @@ impl ClientIdentityVerifier {
         revocation: RevocationPolicy,
     ) -> Result<Self, Error> {
         let anchors = Anchors::new(trust)?;
+        // The chain's signatures (the CA's on the client's certificate, and on CRLs) are
+        // checked through algorithms that remember the ones that verified (see `sigcache`):
+        // a client that comes back with the same certificate costs one ECDSA verification
+        // less. The handshake's own signatures are checked with the plain provider
+        // (`handshake_signatures_from_provider!` below).
+        let chains = Arc::new(CryptoProvider {
+            signature_verification_algorithms: crate::sigcache::for_chains(
+                provider.signature_verification_algorithms,
+            ),
+            ..(*provider).clone()
+        });
         let build = |roots: &Arc<RootCertStore>| {
-            let mut builder = WebPkiClientVerifier::builder_with_provider(
-                Arc::clone(roots),
-                Arc::clone(&provider),
-            )
-            // Whether a certificate is required is decided by `client_auth_mandatory` below.
-            .allow_unauthenticated()
-            .with_crls(anchors.crls.iter().cloned());
+            let mut builder =
+                WebPkiClientVerifier::builder_with_provider(Arc::clone(roots), Arc::clone(&chains))
+                    // Whether a certificate is required is decided by `client_auth_mandatory` below.
+                    .allow_unauthenticated()
+                    .with_crls(anchors.crls.iter().cloned());
             if revocation.leaf_only {
                 builder = builder.only_check_end_entity_revocation();
             }
@@ -606,7 +615,9 @@ impl ServerIdentityVerifier {
         roots: &RootCertStore,
         now: UnixTime,
     ) -> Result<(), rustls::Error> {
-        let algorithms = self.provider.signature_verification_algorithms.all;
+        // Certificate signatures verified before are remembered (see `sigcache`).
+        let algorithms =
+            crate::sigcache::for_chains(self.provider.signature_verification_algorithms).all;
         if self.crls.is_empty() {
             let cert = ParsedCertificate::try_from(end_entity)?;
             return verify_server_cert_signed_by_trust_anchor(

@@ -418,3 +418,75 @@ async fn handshake_failure_emits_a_tracing_event_with_the_reason() {
     );
     server.shutdown().await;
 }
+
+/// Connects presenting `cert` (DER) with `key_pem` and sends one request; the response text
+/// or the error.
+async fn get_presenting(
+    addr: std::net::SocketAddr,
+    ca: &Ca,
+    cert: Vec<u8>,
+    key_pem: &str,
+) -> std::io::Result<String> {
+    use rustls::pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(ca.trust().certificates()[0].clone()).unwrap();
+    let mut config = rustls::ClientConfig::builder_with_provider(mtls::crypto_provider())
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_client_auth_cert(
+            vec![cert.into()],
+            mtls::PrivateKeyDer::from_pem_slice(key_pem.as_bytes()).unwrap(),
+        )
+        .unwrap();
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    raw_get(addr, std::sync::Arc::new(config)).await
+}
+
+#[tokio::test]
+async fn a_tampered_copy_of_an_accepted_certificate_is_rejected() {
+    // The CA's signature on a certificate that verified is remembered (one verification
+    // less when the same client comes back): a copy with one byte changed must not match.
+    let ca = Ca::new("root");
+    let server = serve(server_builder(&ca)).await;
+    let leaf = ca.client("orders");
+    let genuine = leaf.identity().chain()[0].to_vec();
+    for _ in 0..2 {
+        let text = get_presenting(server.addr, &ca, genuine.clone(), &leaf.key_pem)
+            .await
+            .unwrap();
+        assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+    }
+    // The signature's last byte, and a byte of the signed part (the CN "orders").
+    let mut bad_signature = genuine.clone();
+    *bad_signature.last_mut().unwrap() ^= 1;
+    let mut bad_subject = genuine.clone();
+    let at = genuine
+        .windows(6)
+        .position(|w| w == b"orders")
+        .expect("the CN is in the certificate");
+    bad_subject[at + 5] = b't';
+    for tampered in [bad_signature, bad_subject] {
+        let outcome = get_presenting(server.addr, &ca, tampered, &leaf.key_pem).await;
+        assert!(
+            outcome.as_ref().map_or(true, |text| text.is_empty()),
+            "a tampered certificate was served: {outcome:?}"
+        );
+    }
+    let stats = server.stats.clone();
+    assert!(
+        eventually(|| stats.handshake_failures(HandshakeFailure::BadSignature) == 2).await,
+        "{:?}",
+        stats.failures()
+    );
+    let text = get_presenting(server.addr, &ca, genuine, &leaf.key_pem)
+        .await
+        .unwrap();
+    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+    assert_eq!(
+        server.seen.lock().unwrap().len(),
+        3,
+        "only the genuine ones"
+    );
+    server.shutdown().await;
+}
