@@ -183,15 +183,14 @@ impl Samples {
     }
 }
 
-/// The sample name under which a throughput metric's server CPU per operation is kept.
-fn cpu_metric(metric: &str) -> &'static str {
-    match metric {
-        "handshakes" => "cpu_handshakes",
-        "resumed" => "cpu_resumed",
-        "requests" => "cpu_requests",
-        _ => "cpu_requests_h2",
-    }
-}
+/// The throughput metrics, each with the sample name its server CPU per operation is kept
+/// under.
+const THROUGHPUT: [(&str, &str); 4] = [
+    ("handshakes", "cpu_handshakes"),
+    ("resumed", "cpu_resumed"),
+    ("requests", "cpu_requests"),
+    ("requests_h2", "cpu_requests_h2"),
+];
 
 /// One contender's slices of one measurement in one round, added up.
 #[derive(Default)]
@@ -349,7 +348,7 @@ fn compare(o: &Options, dir: &Path) -> bool {
         // drifts over tens of seconds, and neighbours in time see the same machine.
         let servers: Vec<Running> = contenders.iter().map(|&who| start(who)).collect();
         let addr = |who: usize| servers[contenders.iter().position(|&c| c == who).unwrap()].addr();
-        for metric in ["handshakes", "resumed", "requests", "requests_h2"] {
+        for (metric, cpu_metric) in THROUGHPUT {
             let slice_seconds = seconds / o.slices as f64;
             let mut totals = [Total::default(), Total::default(), Total::default()];
             for slice in 0..o.slices {
@@ -360,43 +359,9 @@ fn compare(o: &Options, dir: &Path) -> bool {
                     load::watch_server(
                         servers[contenders.iter().position(|&c| c == who).unwrap()].pids(),
                     );
-                    let outcome = runtime.block_on(async {
-                        match metric {
-                            "handshakes" => {
-                                load::handshakes(
-                                    addr(who),
-                                    certs.generator(&[b"http/1.1"], false),
-                                    slice_seconds,
-                                )
-                                .await
-                            }
-                            // Each caller keeps its own tickets, as separate clients would.
-                            "resumed" => {
-                                load::resumed(
-                                    addr(who),
-                                    || certs.generator(&[b"http/1.1"], true),
-                                    slice_seconds,
-                                )
-                                .await
-                            }
-                            "requests" => {
-                                load::keep_alive(
-                                    addr(who),
-                                    certs.generator(&[b"http/1.1"], false),
-                                    slice_seconds,
-                                )
-                                .await
-                            }
-                            _ => {
-                                load::h2_streams(
-                                    addr(who),
-                                    certs.generator(&[b"h2"], false),
-                                    slice_seconds,
-                                )
-                                .await
-                            }
-                        }
-                    });
+                    let outcome = runtime
+                        .block_on(server_load(metric, addr(who), &certs, slice_seconds))
+                        .expect("a throughput metric");
                     problems.check(
                         format!("round {round} {} {metric}", NAMES[who]),
                         &outcome,
@@ -410,7 +375,7 @@ fn compare(o: &Options, dir: &Path) -> bool {
             for &who in &contenders {
                 let total = &totals[who];
                 samples.push(metric, who, total.per_s());
-                samples.push(cpu_metric(metric), who, total.server_cpu_us_per_op());
+                samples.push(cpu_metric, who, total.server_cpu_us_per_op());
                 line += &format!(
                     " {} {:.0}/s ({:.0} µs server CPU each)",
                     NAMES[who],
@@ -563,8 +528,8 @@ fn compare(o: &Options, dir: &Path) -> bool {
     // drifts, and free of the load generator's share of the cores.
     println!();
     println!("server CPU per operation (µs; lower is better; ratios mtls/other):");
-    for metric in ["handshakes", "resumed", "requests", "requests_h2"] {
-        let [m, r, n] = [MTLS, RAW, NGINX].map(|w| samples.median(cpu_metric(metric), w));
+    for (metric, cpu_metric) in THROUGHPUT {
+        let [m, r, n] = [MTLS, RAW, NGINX].map(|w| samples.median(cpu_metric, w));
         println!(
             "{metric:<16} {:>12} {:>12} {:>12} {:>10} {:>11}",
             number(m, 1),
@@ -637,6 +602,25 @@ fn compare(o: &Options, dir: &Path) -> bool {
     !problems.0.is_empty()
 }
 
+/// One throughput measurement of the server at `addr`: `handshakes`, `resumed`, `requests` or
+/// `requests_h2` (`None` for another name).
+async fn server_load(
+    metric: &str,
+    addr: SocketAddr,
+    certs: &certs::Certs,
+    seconds: f64,
+) -> Option<load::Outcome> {
+    let h1 = |resume| certs.generator(&[b"http/1.1"], resume);
+    Some(match metric {
+        "handshakes" => load::handshakes(addr, h1(false), seconds).await,
+        // Each caller keeps its own tickets, as separate clients would.
+        "resumed" => load::resumed(addr, || h1(true), seconds).await,
+        "requests" => load::keep_alive(addr, h1(false), seconds).await,
+        "requests_h2" => load::h2_streams(addr, certs.generator(&[b"h2"], false), seconds).await,
+        _ => return None,
+    })
+}
+
 /// `--drive DIR METRIC ADDR SECONDS`: one load against one running server, for profiling
 /// it (`perf record -p PID` on the server meanwhile). METRIC is `handshakes`, `resumed`,
 /// `requests`, `requests_h2`, `client_ours` or `client_hand`.
@@ -656,18 +640,13 @@ fn drive(args: &[String]) {
         .enable_all()
         .build()
         .unwrap();
-    let h1 = |resume| certs.generator(&[b"http/1.1"], resume);
     let outcome = runtime.block_on(async {
         match metric.as_str() {
-            "handshakes" => load::handshakes(addr, h1(false), seconds).await,
-            "resumed" => load::resumed(addr, || h1(true), seconds).await,
-            "requests" => load::keep_alive(addr, h1(false), seconds).await,
-            "requests_h2" => {
-                load::h2_streams(addr, certs.generator(&[b"h2"], false), seconds).await
-            }
             "client_ours" => clients::ours(dir, uri, seconds).await,
             "client_hand" => clients::hand_written(&certs, uri, seconds).await,
-            other => usage(&format!("unknown metric {other}")),
+            other => server_load(other, addr, &certs, seconds)
+                .await
+                .unwrap_or_else(|| usage(&format!("unknown metric {other}"))),
         }
     });
     println!(

@@ -742,7 +742,8 @@ impl Client {
         req: Request<Full<Bytes>>,
     ) -> Result<Response<Incoming>, ClientError> {
         check_uri(req.uri())?;
-        let authority = authority_of(req.uri());
+        // A clone of the URI shares its bytes; the authority is only spelled out on failure.
+        let uri = req.uri().clone();
         self.inner.request(req).await.map_err(|error| {
             // Only when the error names no connection: one that does carries its own record.
             let closed = closed_early(&error) && error.connect_info().is_none();
@@ -750,7 +751,7 @@ impl Client {
                 // The connection ended before the request went out: if it ended on a TLS
                 // alert (the server refusing our certificate), that is the answer.
                 ClientError::Http(error) if closed => {
-                    match self.connector.recent_failure(&authority) {
+                    match self.connector.recent_failure(&authority_of(&uri)) {
                         Some(tls) => from_tls(&tls),
                         None => ClientError::Http(error),
                     }
@@ -771,14 +772,21 @@ fn alert_in_text(text: &str) -> Option<rustls::AlertDescription> {
         .find(|a| format!("{a:?}") == name)
 }
 
-/// `host:port` as `Connector::connect` names it.
-fn authority_of(uri: &Uri) -> String {
+/// The host (without the brackets `Uri::host` keeps around an IPv6 literal) and port (443
+/// by default) a connection to `uri` goes to.
+fn host_port(uri: &Uri) -> (&str, u16) {
     let host = uri.host().unwrap_or_default();
     let host = host
         .strip_prefix('[')
         .and_then(|h| h.strip_suffix(']'))
         .unwrap_or(host);
-    format!("{host}:{}", uri.port_u16().unwrap_or(443))
+    (host, uri.port_u16().unwrap_or(443))
+}
+
+/// `host:port`: the key under which a connection records its TLS failure for the connector.
+fn authority_of(uri: &Uri) -> String {
+    let (host, port) = host_port(uri);
+    format!("{host}:{port}")
 }
 
 /// Whether a request failed because its connection was gone before it was sent.
@@ -1068,15 +1076,9 @@ impl Connector {
     /// ```
     pub async fn connect(&self, uri: Uri) -> Result<TlsConnection, ClientError> {
         check_uri(&uri)?;
-        let host = uri.host().unwrap_or_default();
-        // `Uri::host` keeps the brackets of an IPv6 literal.
-        let host = host
-            .strip_prefix('[')
-            .and_then(|h| h.strip_suffix(']'))
-            .unwrap_or(host)
-            .to_owned();
-        let port = uri.port_u16().unwrap_or(443);
-        let authority = format!("{host}:{port}");
+        let (host, port) = host_port(&uri);
+        let host = host.to_owned();
+        let authority = authority_of(&uri);
         let server_name =
             ServerName::try_from(host.clone()).map_err(|_| ClientError::InvalidUri {
                 uri: uri.to_string(),
@@ -1372,6 +1374,22 @@ mod alert_text_tests {
             "{found}"
         );
         assert!(alert_in_text("received fatal alert: NoSuchAlert").is_none());
+        assert!(alert_in_text("received fatal alert: BadCertificate, then more").is_some());
         assert!(alert_in_text("connection reset").is_none());
+    }
+
+    #[test]
+    fn a_connection_and_a_failed_request_name_the_same_authority() {
+        for (uri, authority) in [
+            ("https://[::1]/", "::1:443"),
+            ("https://[::1]:8443/x", "::1:8443"),
+            ("https://orders.internal/", "orders.internal:443"),
+            ("https://127.0.0.1:9000/", "127.0.0.1:9000"),
+        ] {
+            let uri: Uri = uri.parse().unwrap();
+            assert_eq!(authority_of(&uri), authority);
+            let (host, port) = host_port(&uri);
+            assert_eq!(format!("{host}:{port}"), authority);
+        }
     }
 }

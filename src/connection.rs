@@ -22,7 +22,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsAcceptor;
 
-use crate::drain::{Member, Order};
+use crate::drain::{Member, Order, Registered};
 use crate::error::HandshakeFailure;
 use crate::identity::PeerIdentity;
 use crate::limits::Limits;
@@ -166,8 +166,9 @@ impl Connection {
         let timeout = self.shared.limits.handshake_timeout;
         let accept = tokio::time::timeout(timeout, accept);
         tokio::pin!(accept);
+        let mut registered = Registered::default();
         let accepted = std::future::poll_fn(|cx| {
-            if member.poll_order(cx) != Order::Run {
+            if member.poll_order(cx, &mut registered) != Order::Run {
                 return Poll::Ready(None);
             }
             accept.as_mut().poll(cx).map(Some)
@@ -313,21 +314,15 @@ impl Connection {
         // the connection limit, the idle timeout and graceful shutdown.
         let conn = builder.serve_connection(io, service).into_owned();
         let idle = activity.idle(self.shared.limits.idle_timeout);
-        let head = async {
-            if time_heads {
-                activity
-                    .head_deadline(self.shared.limits.header_read_timeout)
-                    .await
-            } else {
-                std::future::pending().await
-            }
-        };
+        // Polled only when we time heads (an unpolled async fn does nothing).
+        let head = activity.head_deadline(self.shared.limits.header_read_timeout);
         tokio::pin!(conn, idle, head);
         let mut draining = false;
+        let mut registered = Registered::default();
         // One future polled at every wake: the order first (an atomic load), then the
-        // connection, then the two timers.
+        // connection, then the timers.
         let end = std::future::poll_fn(|cx| {
-            match member.poll_order(cx) {
+            match member.poll_order(cx, &mut registered) {
                 Order::Run => {}
                 Order::Drain => {
                     if !draining {
@@ -343,7 +338,7 @@ impl Connection {
             if idle.as_mut().poll(cx).is_ready() {
                 return Poll::Ready(End::Idle);
             }
-            if head.as_mut().poll(cx).is_ready() {
+            if time_heads && head.as_mut().poll(cx).is_ready() {
                 return Poll::Ready(End::HeadTimeout);
             }
             Poll::Pending

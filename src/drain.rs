@@ -10,7 +10,7 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::task::Context;
+use std::task::{Context, Waker};
 
 use atomic_waker::AtomicWaker;
 
@@ -144,16 +144,28 @@ pub(crate) struct Member {
 
 impl Member {
     /// The current order; until it is [`Order::Close`], the task is woken when it changes.
-    pub(crate) fn poll_order(&self, cx: &mut Context<'_>) -> Order {
+    ///
+    /// `registered` belongs to the polling future: the waker is registered once per waker
+    /// and order, not at every wake (a connection's task keeps one waker).
+    pub(crate) fn poll_order(&self, cx: &mut Context<'_>, registered: &mut Registered) -> Order {
         let order = Order::from_u8(self.signal.order.load(Ordering::Acquire));
         if order == Order::Close {
             return order;
         }
+        if matches!(&registered.0, Some((waker, seen)) if *seen == order && waker.will_wake(cx.waker()))
+        {
+            return order;
+        }
         self.signal.waker.register(cx.waker());
+        registered.0 = Some((cx.waker().clone(), order));
         // An order given between the load and the registration woke the old waker.
         Order::from_u8(self.signal.order.load(Ordering::Acquire))
     }
 }
+
+/// The waker and order a future last registered with [`Member::poll_order`].
+#[derive(Default)]
+pub(crate) struct Registered(Option<(Waker, Order)>);
 
 impl Drop for Member {
     fn drop(&mut self) {
@@ -178,7 +190,8 @@ mod tests {
         let drain = Drain::new();
         let member = drain.join();
         let waiting = tokio::spawn(async move {
-            poll_fn(|cx| match member.poll_order(cx) {
+            let mut registered = Registered::default();
+            poll_fn(|cx| match member.poll_order(cx, &mut registered) {
                 Order::Run => Poll::Pending,
                 order => Poll::Ready(order),
             })
@@ -196,14 +209,16 @@ mod tests {
 
         let late = drain.join();
         assert_eq!(
-            poll_fn(|cx| Poll::Ready(late.poll_order(cx))).await,
+            poll_fn(|cx| Poll::Ready(late.poll_order(cx, &mut Registered::default()))).await,
             Order::Drain,
             "a connection that joins after the order gets it"
         );
         // A draining member is woken again when the order becomes Close.
         let draining = drain.join();
         let waiting = tokio::spawn(async move {
-            poll_fn(|cx| match draining.poll_order(cx) {
+            // Registered once while running, then again once draining: Close still wakes it.
+            let mut registered = Registered::default();
+            poll_fn(|cx| match draining.poll_order(cx, &mut registered) {
                 Order::Close => Poll::Ready(()),
                 _ => Poll::Pending,
             })
@@ -217,13 +232,13 @@ mod tests {
             .unwrap();
 
         assert_eq!(
-            poll_fn(|cx| Poll::Ready(late.poll_order(cx))).await,
+            poll_fn(|cx| Poll::Ready(late.poll_order(cx, &mut Registered::default()))).await,
             Order::Close
         );
         // An order is never lowered.
         drain.order(Order::Drain);
         assert_eq!(
-            poll_fn(|cx| Poll::Ready(late.poll_order(cx))).await,
+            poll_fn(|cx| Poll::Ready(late.poll_order(cx, &mut Registered::default()))).await,
             Order::Close
         );
     }
@@ -254,7 +269,7 @@ mod tests {
         drop(drain);
         let waker = std::task::Waker::noop();
         assert_eq!(
-            member.poll_order(&mut Context::from_waker(waker)),
+            member.poll_order(&mut Context::from_waker(waker), &mut Registered::default()),
             Order::Close
         );
     }

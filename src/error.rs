@@ -633,22 +633,32 @@ fn rejection_hint(alert: &str) -> &'static str {
     }
 }
 
-/// The TLS name of an alert, as written in the RFCs (`unknown_ca`, `certificate_required`).
-pub(crate) fn alert_name(alert: AlertDescription) -> String {
+/// The TLS name of an alert, as the RFCs and OpenSSL write it (`unknown_ca`,
+/// `certificate_required`, `unknown_psk_identity`): the spelling of
+/// [`ClientError::ServerRejectedCertificate`]'s `alert` and of our `tracing` events.
+///
+/// # Examples
+///
+/// ```
+/// use rustls::AlertDescription;
+///
+/// assert_eq!(mtls::alert_name(AlertDescription::UnknownCA), "unknown_ca");
+/// assert_eq!(mtls::alert_name(AlertDescription::UnknownPSKIdentity), "unknown_psk_identity");
+/// ```
+pub fn alert_name(alert: AlertDescription) -> String {
+    // From rustls' `Debug` name: a word starts at an upper-case letter after a lower-case
+    // one, or at the last capital of an acronym that a word follows ("PSKIdentity").
     let debug = format!("{alert:?}");
-    if debug == "UnknownCA" {
-        return "unknown_ca".to_owned();
-    }
+    let chars: Vec<char> = debug.chars().collect();
     let mut out = String::with_capacity(debug.len() + 4);
-    for (i, ch) in debug.chars().enumerate() {
-        if ch.is_ascii_uppercase() {
-            if i > 0 {
-                out.push('_');
-            }
-            out.push(ch.to_ascii_lowercase());
-        } else {
-            out.push(ch);
+    for (i, c) in chars.iter().enumerate() {
+        let acronym_goes_on = i > 0
+            && chars[i - 1].is_uppercase()
+            && chars.get(i + 1).is_none_or(|n| n.is_uppercase());
+        if c.is_uppercase() && i > 0 && !acronym_goes_on {
+            out.push('_');
         }
+        out.extend(c.to_lowercase());
     }
     out
 }
@@ -752,6 +762,14 @@ mod tests {
         assert_eq!(
             alert_name(AlertDescription::BadCertificate),
             "bad_certificate"
+        );
+        assert_eq!(
+            alert_name(AlertDescription::UnknownPSKIdentity),
+            "unknown_psk_identity"
+        );
+        assert_eq!(
+            alert_name(AlertDescription::ProtocolVersion),
+            "protocol_version"
         );
     }
 

@@ -102,7 +102,7 @@ pub use client::{Client, ClientBuilder, Connector, DEFAULT_CONNECT_TIMEOUT, TlsC
 pub use config::{
     AccessSection, Bundle, ClientSection, Config, ConfigError, OneOrMany, ServerSection,
 };
-pub use error::{ClientError, Error, HandshakeFailure, LoadError, Origin};
+pub use error::{ClientError, Error, HandshakeFailure, LoadError, Origin, alert_name};
 pub use health::{Health, HealthListener};
 pub use identity::{Fingerprint, PeerIdentity, SpiffeId, SpiffeIdError, TlsVersion};
 #[cfg(feature = "tonic")]

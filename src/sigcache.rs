@@ -16,15 +16,15 @@
 //! bad signatures cost a full verification each time, as before. The memory is bounded
 //! (two generations of at most [`GENERATION`] entries: 32-byte keys, about 400 KiB at most).
 //!
-//! Only certificate and CRL signatures go through it (webpki's chain verification); the
-//! handshake's own signatures (CertificateVerify) are verified directly, never remembered.
+//! Only certificate and CRL signatures go through it (webpki's chain verification, in both
+//! our client-certificate and server-certificate verifiers); the handshake's own signatures
+//! (CertificateVerify) are verified directly, never remembered.
 
 use std::collections::HashSet;
 use std::fmt;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, OnceLock, PoisonError};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
-use rustls::crypto::WebPkiSupportedAlgorithms;
+use rustls::crypto::{CryptoProvider, WebPkiSupportedAlgorithms};
 use rustls_pki_types::{AlgorithmIdentifier, InvalidSignature, SignatureVerificationAlgorithm};
 
 /// Entries per generation: when the current one is full it becomes the previous one, and
@@ -50,9 +50,26 @@ fn memory() -> std::sync::MutexGuard<'static, Memory> {
         .unwrap_or_else(PoisonError::into_inner)
 }
 
-/// Verifications answered from memory, and ones that ran, since the process started.
-static HITS: AtomicU64 = AtomicU64::new(0);
-static MISSES: AtomicU64 = AtomicU64::new(0);
+#[cfg(test)]
+thread_local! {
+    /// Verifications answered from memory, and ones that ran, on this thread (the verifiers
+    /// run on the caller's thread, so a test sees only its own).
+    static COUNTS: std::cell::Cell<(u64, u64)> = const { std::cell::Cell::new((0, 0)) };
+}
+
+/// Counts a verification for the tests; nothing in a build without them.
+fn count(hit: bool) {
+    #[cfg(test)]
+    COUNTS.with(|c| {
+        let (hits, misses) = c.get();
+        c.set(if hit {
+            (hits + 1, misses)
+        } else {
+            (hits, misses + 1)
+        });
+    });
+    let _ = hit;
+}
 
 fn remembered(key: &[u8; 32]) -> bool {
     let mut memory = memory();
@@ -107,10 +124,10 @@ impl SignatureVerificationAlgorithm for Remembering {
             signature,
         ]);
         if remembered(&key) {
-            HITS.fetch_add(1, Ordering::Relaxed);
+            count(true);
             return Ok(());
         }
-        MISSES.fetch_add(1, Ordering::Relaxed);
+        count(false);
         self.inner
             .verify_signature(public_key, message, signature)?;
         remember(key);
@@ -165,10 +182,20 @@ pub(crate) fn for_chains(algorithms: WebPkiSupportedAlgorithms) -> WebPkiSupport
     }
 }
 
-/// (answered from memory, verified) since the process started.
+/// `provider` with its chain algorithms answering from memory ([`for_chains`]), for rustls'
+/// webpki verifiers: they check chains with `all` and handshake signatures with `mapping`,
+/// which stays the provider's own.
+pub(crate) fn chain_provider(provider: &CryptoProvider) -> Arc<CryptoProvider> {
+    Arc::new(CryptoProvider {
+        signature_verification_algorithms: for_chains(provider.signature_verification_algorithms),
+        ..provider.clone()
+    })
+}
+
+/// (answered from memory, verified) on this thread so far.
 #[cfg(test)]
 pub(crate) fn counts() -> (u64, u64) {
-    (HITS.load(Ordering::Relaxed), MISSES.load(Ordering::Relaxed))
+    COUNTS.with(std::cell::Cell::get)
 }
 
 #[cfg(test)]
@@ -227,14 +254,17 @@ mod tests {
         algorithm
             .verify_signature(&public_key, message, signature)
             .expect("a good signature verifies");
-        let (hits_1, misses_1) = counts();
-        assert!(misses_1 > misses, "the first time it is verified");
+        assert_eq!(
+            counts(),
+            (hits, misses + 1),
+            "the first time it is verified"
+        );
         algorithm
             .verify_signature(&public_key, message, signature)
             .expect("and again");
-        let (hits_2, _) = counts();
-        assert!(
-            hits_2 > hits_1.max(hits),
+        assert_eq!(
+            counts(),
+            (hits + 1, misses + 1),
             "the second time it is remembered"
         );
 
@@ -263,6 +293,11 @@ mod tests {
                     .is_err()
             );
         }
+        assert_eq!(
+            counts().0,
+            hits + 1,
+            "no bad signature was answered from memory"
+        );
     }
 
     #[test]
@@ -288,5 +323,82 @@ mod tests {
             insert(&mut memory, key);
         }
         assert!(memory.current.len() + memory.previous.len() <= 2 * GENERATION);
+        assert!(
+            memory.current.len() + memory.previous.len() > GENERATION,
+            "a full generation is kept, not cleared"
+        );
+    }
+
+    #[test]
+    fn an_entry_used_from_the_previous_generation_moves_back() {
+        let key = |i: u32| {
+            let mut key = [0xa5u8; 32];
+            key[..4].copy_from_slice(&i.to_be_bytes());
+            key
+        };
+        let kept = key(u32::MAX);
+        remember(kept);
+        // A whole generation after it: it is in the previous one now (other tests' entries
+        // only push it further).
+        for i in 0..GENERATION as u32 {
+            remember(key(i));
+        }
+        assert!(!memory().current.contains(&kept));
+        assert!(remembered(&kept));
+        assert!(memory().current.contains(&kept), "moved back");
+    }
+}
+
+#[cfg(all(test, feature = "dev"))]
+mod verifier_tests {
+    use rustls::client::danger::ServerCertVerifier;
+    use rustls::server::danger::ClientCertVerifier;
+    use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
+
+    use crate::verify::{ClientIdentityVerifier, ServerIdentityVerifier};
+
+    /// Runs `verify` twice and says whether the second run was answered from memory.
+    fn second_is_remembered(verify: impl Fn()) -> bool {
+        verify();
+        let (hits, misses) = super::counts();
+        verify();
+        super::counts() == (hits + 1, misses)
+    }
+
+    #[test]
+    fn both_verifiers_remember_a_returning_peers_chain_signature() {
+        let ca = crate::dev::DevCa::new("test CA").unwrap();
+        let provider = crate::provider::crypto_provider();
+        let server = ca.server("localhost").unwrap();
+        let server_leaf = CertificateDer::from(server.der().to_vec());
+        let by_name = ServerIdentityVerifier::new(
+            provider.clone(),
+            &[ca.trust().unwrap()],
+            None,
+            Default::default(),
+        )
+        .unwrap();
+        let name = ServerName::try_from("localhost").unwrap();
+        assert!(second_is_remembered(|| {
+            by_name
+                .verify_server_cert(&server_leaf, &[], &name, &[], UnixTime::now())
+                .unwrap();
+        }));
+
+        let client = ca.client("spiffe://example.org/orders").unwrap();
+        let client_leaf = CertificateDer::from(client.der().to_vec());
+        let verifier = ClientIdentityVerifier::new(
+            provider,
+            &[ca.trust().unwrap()],
+            crate::Authorizer::any_verified(),
+            false,
+            Default::default(),
+        )
+        .unwrap();
+        assert!(second_is_remembered(|| {
+            verifier
+                .verify_client_cert(&client_leaf, &[], UnixTime::now())
+                .unwrap();
+        }));
     }
 }

@@ -336,12 +336,7 @@ impl ClientIdentityVerifier {
         // a client that comes back with the same certificate costs one ECDSA verification
         // less. The handshake's own signatures are checked with the plain provider
         // (`handshake_signatures_from_provider!` below).
-        let chains = Arc::new(CryptoProvider {
-            signature_verification_algorithms: crate::sigcache::for_chains(
-                provider.signature_verification_algorithms,
-            ),
-            ..(*provider).clone()
-        });
+        let chains = crate::sigcache::chain_provider(&provider);
         let build = |roots: &Arc<RootCertStore>| {
             let mut builder =
                 WebPkiClientVerifier::builder_with_provider(Arc::clone(roots), Arc::clone(&chains))
@@ -511,6 +506,8 @@ pub struct ServerNotAllowed(pub Denied);
 /// ```
 pub struct ServerIdentityVerifier {
     provider: Arc<CryptoProvider>,
+    /// `provider` with chain signatures remembered, for the chain checks.
+    chains: Arc<CryptoProvider>,
     anchors: Anchors,
     /// Parsed once for the identity-policy path, which calls webpki directly.
     crls: Vec<webpki::CertRevocationList<'static>>,
@@ -558,12 +555,15 @@ impl ServerIdentityVerifier {
         revocation: RevocationPolicy,
     ) -> Result<Self, Error> {
         let anchors = Anchors::new(trust)?;
+        // Chain signatures that verified are remembered (see `sigcache`); the handshake's own
+        // signatures are checked with the plain provider.
+        let chains = crate::sigcache::chain_provider(&provider);
         let by_name = match (&policy, &anchors.plain) {
             (Some(_), _) => None,
             (None, Some(roots)) => {
                 let mut builder = WebPkiServerVerifier::builder_with_provider(
                     Arc::clone(roots),
-                    Arc::clone(&provider),
+                    Arc::clone(&chains),
                 )
                 .with_crls(anchors.crls.iter().cloned());
                 if revocation.leaf_only {
@@ -584,6 +584,7 @@ impl ServerIdentityVerifier {
             .map_err(|e| Error::Tls(rustls::Error::General(format!("invalid CRL: {e:?}"))))?;
         Ok(ServerIdentityVerifier {
             provider,
+            chains,
             anchors,
             crls,
             revocation,
@@ -615,9 +616,7 @@ impl ServerIdentityVerifier {
         roots: &RootCertStore,
         now: UnixTime,
     ) -> Result<(), rustls::Error> {
-        // Certificate signatures verified before are remembered (see `sigcache`).
-        let algorithms =
-            crate::sigcache::for_chains(self.provider.signature_verification_algorithms).all;
+        let algorithms = self.chains.signature_verification_algorithms.all;
         if self.crls.is_empty() {
             let cert = ParsedCertificate::try_from(end_entity)?;
             return verify_server_cert_signed_by_trust_anchor(

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant, SystemTime};
 use http_body_util::{BodyExt, Empty};
 use hyper::body::Bytes;
 use hyper_util::rt::TokioIo;
-use mtls::{Authorizer, CertificateDer, ClientError};
+use mtls::{Authorizer, CertificateDer, ClientError, alert_name};
 use rustls::client::ResolvesClientCert;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::CryptoProvider;
@@ -991,27 +991,12 @@ fn find_tls(error: &(dyn std::error::Error + 'static)) -> Option<rustls::Error> 
 
 /// "received fatal alert: UnknownCA" → `AlertDescription::UnknownCA`.
 fn alert_in_text(text: &str) -> Option<AlertDescription> {
-    let name = text.split("received fatal alert: ").nth(1)?.trim();
+    let name = text.split("received fatal alert: ").nth(1)?;
+    // The name ends where rustls' `Debug` name would: "AccessDenied, then ..." still counts.
+    let name = name.split(|c: char| !c.is_ascii_alphanumeric()).next()?;
     (0..=u8::MAX)
         .map(AlertDescription::from)
         .find(|a| format!("{a:?}") == name)
-}
-
-fn alert_name(alert: AlertDescription) -> String {
-    // "UnknownCA" → "unknown_ca", as the RFC and openssl name them.
-    let debug = format!("{alert:?}");
-    let mut out = String::new();
-    let chars: Vec<char> = debug.chars().collect();
-    for (i, c) in chars.iter().enumerate() {
-        if c.is_uppercase()
-            && i > 0
-            && !(chars[i - 1].is_uppercase() && chars.get(i + 1).is_none_or(|n| n.is_uppercase()))
-        {
-            out.push('_');
-        }
-        out.extend(c.to_lowercase());
-    }
-    out
 }
 
 /// Whether an alert is the server's verdict on our certificate.
@@ -1596,24 +1581,5 @@ fn truncate(s: &str, max: usize) -> String {
         s.to_owned()
     } else {
         format!("{}…", s.chars().take(max).collect::<String>())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn alerts_are_named_as_the_rfc_names_them() {
-        assert_eq!(alert_name(AlertDescription::UnknownCA), "unknown_ca");
-        assert_eq!(alert_name(AlertDescription::AccessDenied), "access_denied");
-        assert_eq!(
-            alert_name(AlertDescription::BadCertificate),
-            "bad_certificate"
-        );
-        assert_eq!(
-            alert_name(AlertDescription::ProtocolVersion),
-            "protocol_version"
-        );
     }
 }

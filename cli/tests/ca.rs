@@ -115,6 +115,74 @@ fn issue_refuses_bad_input_with_exit_2() {
             .stdout
             .contains("NOT a production CA")
     );
+
+    // The CA's own file names are refused, and the CA's key is left as it was.
+    let ca_key = std::fs::read(format!("{ca_dir}/ca.key")).unwrap();
+    for name in ["ca", "truststore"] {
+        let run = mtls(&["ca", "issue", &ca_dir, "--name", name, "--force"]);
+        assert_eq!(run.code, 2, "{name}: {}", run.stdout);
+        assert!(run.stderr.contains("overwrite the CA"), "{}", run.stderr);
+    }
+    assert_eq!(std::fs::read(format!("{ca_dir}/ca.key")).unwrap(), ca_key);
+
+    // An existing leaf is replaced only with --force.
+    assert_eq!(mtls(&["ca", "issue", &ca_dir, "--name", "twice"]).code, 0);
+    let first = std::fs::read(format!("{ca_dir}/twice.pem")).unwrap();
+    let run = mtls(&["ca", "issue", &ca_dir, "--name", "twice"]);
+    assert_eq!(run.code, 2);
+    assert!(run.stderr.contains("--force"), "{}", run.stderr);
+    assert_eq!(std::fs::read(format!("{ca_dir}/twice.pem")).unwrap(), first);
+    assert_eq!(
+        mtls(&["ca", "issue", &ca_dir, "--name", "twice", "--force"]).code,
+        0
+    );
+    assert_ne!(std::fs::read(format!("{ca_dir}/twice.pem")).unwrap(), first);
+}
+
+#[cfg(unix)]
+#[test]
+fn a_reissued_keystore_is_a_new_private_file_not_a_write_through_a_link() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = Dir::new("ca-p12-link");
+    let ca_dir = dir.path("pki");
+    assert_eq!(mtls(&["ca", "init", &ca_dir]).code, 0);
+    let pass = dir.path("pass.txt");
+    std::fs::write(&pass, "changeit\n").unwrap();
+    let issue = |force: bool| {
+        let mut args = vec![
+            "ca",
+            "issue",
+            &ca_dir,
+            "--name",
+            "billing",
+            "--p12",
+            "--password-file",
+            &pass,
+        ];
+        if force {
+            args.push("--force");
+        }
+        mtls(&args)
+    };
+    assert_eq!(issue(false).code, 0);
+    // Someone replaced the keystore with a world-readable link to another file.
+    let keystore = format!("{ca_dir}/billing.p12");
+    let elsewhere = dir.path("elsewhere.txt");
+    std::fs::write(&elsewhere, "not a keystore").unwrap();
+    std::fs::set_permissions(&elsewhere, std::fs::Permissions::from_mode(0o644)).unwrap();
+    std::fs::remove_file(&keystore).unwrap();
+    std::os::unix::fs::symlink(&elsewhere, &keystore).unwrap();
+
+    let run = issue(true);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let meta = std::fs::symlink_metadata(&keystore).unwrap();
+    assert!(meta.file_type().is_file(), "a regular file, not the link");
+    assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+    assert_eq!(
+        std::fs::read_to_string(&elsewhere).unwrap(),
+        "not a keystore",
+        "the link's target is untouched"
+    );
 }
 
 #[test]

@@ -511,17 +511,21 @@ fn our_own_material_is_checked_before_connecting() {
         run.stdout
     );
 
-    // A chain in the wrong order.
+    // A chain in the wrong order: our certificate first (so the key matches), then the root
+    // before the intermediate that issued us.
     let inter = s.pki.ca.intermediate("Issuing CA").unwrap();
     let leaf = inter.issue(&LeafSpec::client("chained")).unwrap();
-    let mut blocks: Vec<&str> = leaf
+    let blocks: Vec<&str> = leaf
         .cert_pem()
         .split_inclusive("-----END CERTIFICATE-----\n")
         .collect();
     assert_eq!(blocks.len(), 2, "leaf and intermediate");
-    blocks.reverse();
     let reversed = s.dir.path("reversed.pem");
-    std::fs::write(&reversed, blocks.concat()).unwrap();
+    std::fs::write(
+        &reversed,
+        [blocks[0], s.pki.ca.cert_pem(), blocks[1]].concat(),
+    )
+    .unwrap();
     let key = s.dir.path("reversed.key");
     std::fs::write(&key, leaf.key_pem()).unwrap();
     let run = mtls(&[
@@ -536,6 +540,16 @@ fn our_own_material_is_checked_before_connecting() {
     ]);
     assert_eq!(run.code, 1);
     assert!(run.verdict().starts_with("BROKEN: "), "{}", run.stdout);
+    // Named as a chain problem, with the right order, before any connection is tried.
+    assert!(
+        run.stdout.contains("is not issued by the next one")
+            && run
+                .stdout
+                .contains("put the certificates in the file in this order: CN=chained"),
+        "{}",
+        run.stdout
+    );
+    assert!(!run.stdout.contains("TCP connect"), "{}", run.stdout);
 }
 
 #[test]
