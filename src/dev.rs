@@ -1172,3 +1172,33 @@ mod tests {
         assert!(matches!(err, DevCaError::Issue { .. }), "{err:?}");
     }
 }
+
+#[cfg(all(test, feature = "pkcs12"))]
+mod pkcs12_tests {
+    /// What the store is protected with, as promised: found by the algorithms' DER OIDs.
+    #[test]
+    fn keystores_use_pbes2_aes_256_cbc_and_an_hmac_sha256_mac() {
+        let ca = super::DevCa::new("test CA").unwrap();
+        let password = crate::Password::new("changeit");
+        let keystore = ca
+            .client("spiffe://example.org/orders")
+            .unwrap()
+            .to_pkcs12("orders", &password)
+            .unwrap();
+        let truststore = ca.truststore_pkcs12("test-ca", &password).unwrap();
+        let has = |der: &[u8], oid: &[u8]| der.windows(oid.len()).any(|w| w == oid);
+        // 2.16.840.1.101.3.4.1.42 (aes256-CBC), 1.2.840.113549.1.5.13 (PBES2),
+        // 1.2.840.113549.2.9 (hmacWithSHA256), 2.16.840.1.101.3.4.2.1 (SHA-256, the MAC's).
+        let aes256_cbc = [0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x01, 0x2a];
+        let pbes2 = [0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x05, 0x0d];
+        let hmac_sha256 = [0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x02, 0x09];
+        let sha256 = [0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x01];
+        for oid in [&aes256_cbc[..], &pbes2, &hmac_sha256, &sha256] {
+            assert!(has(&keystore, oid), "keystore lacks {oid:02x?}");
+        }
+        assert!(has(&truststore, &sha256), "the truststore's MAC is SHA-256");
+        // No legacy 3DES or RC2 (pbeWithSHAAnd3-KeyTripleDES-CBC, pbeWithSHAAnd40BitRC2-CBC).
+        let legacy = [0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x0c, 0x01];
+        assert!(!has(&keystore, &legacy) && !has(&truststore, &legacy));
+    }
+}

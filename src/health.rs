@@ -306,6 +306,81 @@ pub(crate) fn words(d: Duration) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::source::{CertificateInfo, CertificateStatus};
+
+    fn info(subject: &str, left: i64, renewal_due: bool) -> CertificateInfo {
+        let now = SystemTime::now();
+        let at = |secs: i64| {
+            if secs >= 0 {
+                now + Duration::from_secs(secs as u64)
+            } else {
+                now - Duration::from_secs(secs.unsigned_abs())
+            }
+        };
+        CertificateInfo {
+            subject: subject.to_owned(),
+            spiffe_id: None,
+            not_before: at(-100 * 86_400),
+            not_after: at(left),
+            remaining: Duration::from_secs(left.max(0) as u64),
+            renewal_due: renewal_due || left < 0,
+            expired: left < 0,
+        }
+    }
+
+    #[test]
+    fn each_problem_is_named_in_a_sentence_and_healthy_follows_them() {
+        let stats = ServerStats::default();
+        stats.record_failure(HandshakeFailure::Expired);
+        let status = CertificateStatus {
+            identity: info("CN=orders", -2 * 3600, true),
+            trust_anchors: vec![
+                info("CN=Old Root", -86_400, true),
+                info("CN=Ending Root", 10 * 86_400, true),
+                info("CN=Fine Root", 400 * 86_400, false),
+            ],
+            last_reload: None,
+            last_reload_error: Some("key \"x\" does not match".to_owned()),
+            reloads: 1,
+            reload_failures: 1,
+        };
+        let health = Health::new(status, &stats);
+        assert!(!health.healthy());
+        let problems = health.problems();
+        assert!(
+            problems[0].starts_with("our certificate CN=orders expired 2 h ago"),
+            "{problems:?}"
+        );
+        assert!(
+            problems
+                .iter()
+                .any(|p| p.starts_with("the last reload failed"))
+        );
+        assert!(problems.contains(&"trusted CA CN=Old Root has expired".to_owned()));
+        assert!(problems.contains(&"trusted CA CN=Ending Root expires in 10 days".to_owned()));
+        assert!(!problems.iter().any(|p| p.contains("Fine Root")));
+        assert!(
+            problems.contains(
+                &"1 handshake failed as expired (certificate expired) in the last minute"
+                    .to_owned()
+            ),
+            "{problems:?}"
+        );
+        // The reload error's quotes stay valid JSON.
+        let json = health.to_json();
+        assert!(json.contains(r#"key \"x\" does not match"#), "{json}");
+
+        let fine = CertificateStatus {
+            identity: info("CN=orders", 50 * 86_400, false),
+            trust_anchors: vec![info("CN=Fine Root", 400 * 86_400, false)],
+            last_reload: None,
+            last_reload_error: None,
+            reloads: 0,
+            reload_failures: 0,
+        };
+        let health = Health::new(fine, &ServerStats::default());
+        assert!(health.healthy() && health.problems().is_empty());
+    }
 
     #[test]
     fn json_strings_escape_quotes_backslashes_and_controls() {

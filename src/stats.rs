@@ -113,10 +113,6 @@ impl Recent {
         bucket.counts[index].fetch_add(1, Ordering::Relaxed);
     }
 
-    fn count(&self, index: usize) -> u64 {
-        self.count_at(index, self.now())
-    }
-
     fn count_at(&self, index: usize, now: u64) -> u64 {
         self.buckets
             .iter()
@@ -208,9 +204,11 @@ impl ServerStats {
     /// assert!(stats.recent_failures().is_empty());
     /// ```
     pub fn recent_failures(&self) -> Vec<(HandshakeFailure, u64)> {
+        // One clock reading for all reasons: the counts are of the same window.
+        let now = self.recent.now();
         let mut recent: Vec<(HandshakeFailure, u64)> = HandshakeFailure::ALL
             .iter()
-            .map(|r| (*r, self.recent.count(r.index())))
+            .map(|r| (*r, self.recent.count_at(r.index(), now)))
             .filter(|(_, n)| *n > 0)
             .collect();
         recent.sort_by_key(|r| std::cmp::Reverse(r.1));

@@ -274,3 +274,27 @@ async fn binding_a_busy_port_is_a_named_error() {
         other => panic!("expected Bind, got {other:?}"),
     }
 }
+
+#[tokio::test]
+async fn the_client_reports_the_identity_and_trust_it_uses_now() {
+    use mtls::Rotate;
+    let ca = Ca::new("root");
+    let first = ca.client("orders");
+    let client = Client::builder()
+        .identity(first.identity())
+        .trust(ca.trust())
+        .crls(mtls::Crls::from_bytes(ca.crl(&[&[0x42]]).as_bytes()).unwrap())
+        .build()
+        .unwrap();
+    assert_eq!(client.identity().chain()[0].as_ref(), &first.der[..]);
+    // CRLs given apart ride on the first bundle.
+    let trust = client.trust();
+    assert_eq!(trust.len(), 1);
+    assert_eq!(trust[0].crls().len(), 1);
+    assert_eq!(trust[0].certificates(), ca.trust().certificates());
+
+    // After a rotation, the new identity.
+    let second = ca.client("orders-renewed");
+    client.set_identity(second.identity()).unwrap();
+    assert_eq!(client.identity().chain()[0].as_ref(), &second.der[..]);
+}

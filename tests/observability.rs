@@ -300,6 +300,22 @@ async fn the_plain_health_listener_answers_probes_and_scrapes_and_stops_when_dro
     let unhealthy = plain_get(addr, &get("/healthz")).await;
     assert!(unhealthy.starts_with("HTTP/1.1 503"), "{unhealthy}");
     assert!(unhealthy.contains("the last reload failed"), "{unhealthy}");
+    let unready = plain_get(addr, &get("/readyz")).await;
+    assert!(unready.starts_with("HTTP/1.1 503"), "{unready}");
+    // Liveness does not follow health: restarting would not mend a bad certificate.
+    assert!(
+        plain_get(addr, &get("/livez"))
+            .await
+            .starts_with("HTTP/1.1 200")
+    );
+    // HEAD, as allowed: the status without the body.
+    let head = plain_get(
+        addr,
+        "HEAD /healthz HTTP/1.1\r\nhost: probe\r\nconnection: close\r\n\r\n",
+    )
+    .await;
+    assert!(head.starts_with("HTTP/1.1 503"), "{head}");
+    assert!(head.ends_with("\r\n\r\n"), "no body: {head}");
 
     // Dropped: the port closes.
     drop(probes);

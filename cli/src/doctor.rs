@@ -285,16 +285,16 @@ async fn diagnose(ctx: &Context, loaded: Result<Loaded, LoadFailure>, report: &m
             return;
         }
     };
-    let ours = match check_own_material(&loaded, report) {
-        Some(ours) => ours,
-        None => return,
-    };
     let trusted: Vec<Facts> = loaded
         .trust
         .iter()
         .flat_map(|b| b.certificates().iter())
         .filter_map(|c| Facts::of(c).ok())
         .collect();
+    let ours = match check_own_material(&loaded, &trusted, report) {
+        Some(ours) => ours,
+        None => return,
+    };
 
     // 2. The name, then TCP.
     let started = Instant::now();
@@ -693,7 +693,7 @@ fn uri_host(host: &str) -> String {
 }
 
 /// Our leaf and chain, checked before connecting. `None`: a fatal problem (recorded).
-fn check_own_material(loaded: &Loaded, report: &mut Report) -> Option<Facts> {
+fn check_own_material(loaded: &Loaded, trusted: &[Facts], report: &mut Report) -> Option<Facts> {
     let chain: Vec<Facts> = loaded
         .identity
         .chain()
@@ -756,13 +756,10 @@ fn check_own_material(loaded: &Loaded, report: &mut Report) -> Option<Facts> {
         );
         return None;
     }
-    let lifetime = leaf
-        .not_after_time
-        .duration_since(leaf.not_before_time)
-        .unwrap_or_default();
-    let left = leaf.not_after_time.duration_since(now).unwrap_or_default();
-    let due = left * 3 < lifetime
-        || (lifetime > Duration::from_secs(86_400) && left < Duration::from_secs(86_400));
+    // The library's renewal rule (two thirds of the lifetime, or a day left), as our
+    // server's and client's health reports apply it.
+    let status = mtls::Rotate::certificate_status(&loaded.client).identity;
+    let due = status.renewal_due;
     let s = report.push(
         "validity",
         if due { Status::Warn } else { Status::Ok },
@@ -772,7 +769,10 @@ fn check_own_material(loaded: &Loaded, report: &mut Report) -> Option<Facts> {
         ),
     );
     if due {
-        s.cause = Some("less than a third of its lifetime is left".to_owned());
+        s.cause = Some(format!(
+            "renewal is due: {} left, under a third of its lifetime or under a day",
+            words(status.remaining)
+        ));
         s.fix = Some("renew it soon".to_owned());
     }
     if leaf.allows_client_auth() {
@@ -828,15 +828,8 @@ fn check_own_material(loaded: &Loaded, report: &mut Report) -> Option<Facts> {
         return None;
     }
     let top = chain.last().expect("non-empty");
-    let trusted: Vec<String> = loaded
-        .trust
-        .iter()
-        .flat_map(|b| b.certificates().iter())
-        .filter_map(|c| Facts::of(c).ok())
-        .map(|f| f.subject)
-        .collect();
     let links = chain.iter().map(|c| c.subject.clone()).collect::<Vec<_>>();
-    if top.self_signed || trusted.contains(&top.issuer) {
+    if top.self_signed || trusted.iter().any(|t| t.subject == top.issuer) {
         report.push(
             "chain",
             Status::Ok,

@@ -36,13 +36,15 @@ fn setup(name: &str) -> Setup {
 }
 
 impl Setup {
+    /// `mtls doctor URL` with our client certificate and CA, then `extra`.
     fn doctor(&self, url: &str, extra: &[&str]) -> Run {
+        self.doctor_as(url, &self.client_cert, &self.client_key, extra)
+    }
+
+    /// `mtls doctor URL` presenting `cert` and `key`, trusting our CA, then `extra`.
+    fn doctor_as(&self, url: &str, cert: &str, key: &str, extra: &[&str]) -> Run {
         let mut args = vec!["doctor", url];
-        args.extend(material(
-            &self.client_cert,
-            &self.client_key,
-            &self.pki.ca_file,
-        ));
+        args.extend(material(cert, key, &self.pki.ca_file));
         args.extend(extra);
         args.extend(["--timeout", "5"]);
         mtls(&args)
@@ -337,17 +339,12 @@ fn a_server_that_does_not_trust_our_ca_is_named_with_its_hints() {
     let addr = our_server(&rt, builder(&s.pki, &s.server));
     let rogue = Pki::new(&s.dir, "Rogue CA");
     let (cert, key, _) = rogue.write(&s.dir, "stranger", &LeafSpec::client("stranger"));
-    let mut args = vec![
-        "doctor".to_owned(),
-        format!("https://localhost:{}/", addr.port()),
-    ];
-    args.extend(
-        material(&cert, &key, &s.pki.ca_file)
-            .into_iter()
-            .map(str::to_owned),
+    let run = s.doctor_as(
+        &format!("https://localhost:{}/", addr.port()),
+        &cert,
+        &key,
+        &[],
     );
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let run = mtls(&args);
     assert_eq!(run.code, 1);
     assert_eq!(
         run.verdict(),
@@ -393,17 +390,12 @@ fn a_revoked_certificate_is_named() {
     let crl = s.pki.ca.crl(&[&leaf]).unwrap();
     let addr = our_server(&rt, builder(&s.pki, &s.server).crls(crl));
     let (cert, key) = (cert.display().to_string(), key.display().to_string());
-    let mut args = vec![
-        "doctor".to_owned(),
-        format!("https://localhost:{}/", addr.port()),
-    ];
-    args.extend(
-        material(&cert, &key, &s.pki.ca_file)
-            .into_iter()
-            .map(str::to_owned),
+    let run = s.doctor_as(
+        &format!("https://localhost:{}/", addr.port()),
+        &cert,
+        &key,
+        &[],
     );
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let run = mtls(&args);
     assert_eq!(run.code, 1);
     assert!(
         run.verdict()
@@ -448,16 +440,7 @@ fn our_own_material_is_checked_before_connecting() {
     let url = format!("https://localhost:{port}/");
     // A key from another certificate.
     let (_, other_key, _) = s.pki.write(&s.dir, "other", &LeafSpec::client("other"));
-    let run = mtls(&[
-        "doctor",
-        &url,
-        "--cert",
-        &s.client_cert,
-        "--key",
-        &other_key,
-        "--ca",
-        &s.pki.ca_file,
-    ]);
+    let run = s.doctor_as(&url, &s.client_cert, &other_key, &[]);
     assert_eq!(run.code, 1);
     assert!(
         run.verdict().starts_with("BROKEN: the private key in "),
@@ -473,16 +456,7 @@ fn our_own_material_is_checked_before_connecting() {
     let (cert, key, _) = s
         .pki
         .write(&s.dir, "old", &LeafSpec::client("old").expired());
-    let run = mtls(&[
-        "doctor",
-        &url,
-        "--cert",
-        &cert,
-        "--key",
-        &key,
-        "--ca",
-        &s.pki.ca_file,
-    ]);
+    let run = s.doctor_as(&url, &cert, &key, &[]);
     assert_eq!(run.code, 1);
     assert!(
         run.verdict()
@@ -493,16 +467,7 @@ fn our_own_material_is_checked_before_connecting() {
 
     // A server-only certificate presented as a client.
     let (cert, key, _) = s.pki.write(&s.dir, "srv", &LeafSpec::server("localhost"));
-    let run = mtls(&[
-        "doctor",
-        &url,
-        "--cert",
-        &cert,
-        "--key",
-        &key,
-        "--ca",
-        &s.pki.ca_file,
-    ]);
+    let run = s.doctor_as(&url, &cert, &key, &[]);
     assert_eq!(run.code, 1);
     assert!(
         run.verdict()
@@ -528,16 +493,7 @@ fn our_own_material_is_checked_before_connecting() {
     .unwrap();
     let key = s.dir.path("reversed.key");
     std::fs::write(&key, leaf.key_pem()).unwrap();
-    let run = mtls(&[
-        "doctor",
-        &url,
-        "--cert",
-        &reversed,
-        "--key",
-        &key,
-        "--ca",
-        &s.pki.ca_file,
-    ]);
+    let run = s.doctor_as(&url, &reversed, &key, &[]);
     assert_eq!(run.code, 1);
     assert!(run.verdict().starts_with("BROKEN: "), "{}", run.stdout);
     // Named as a chain problem, with the right order, before any connection is tried.
@@ -629,16 +585,7 @@ fn a_chain_through_an_intermediate_matches_the_servers_root_hint() {
     let (cert, key) = leaf.write_pem(&s.dir.0, "chained").unwrap();
     let (cert, key) = (cert.display().to_string(), key.display().to_string());
     let url = format!("https://localhost:{}/", addr.port());
-    let run = mtls(&[
-        "doctor",
-        &url,
-        "--cert",
-        &cert,
-        "--key",
-        &key,
-        "--ca",
-        &s.pki.ca_file,
-    ]);
+    let run = s.doctor_as(&url, &cert, &key, &[]);
     assert_eq!(run.code, 0, "{}", run.stdout);
     assert!(
         run.stdout.contains("✓ server asked for our certificate; its CA hints: CN=Team CA; our issuer CN=Issuing CA is among them"),
@@ -676,4 +623,34 @@ fn serial_of(cert: &mtls::dev::DevCert) -> Vec<u8> {
     use x509_parser::prelude::{FromDer, X509Certificate};
     let (_, parsed) = X509Certificate::from_der(cert.der()).unwrap();
     parsed.raw_serial().to_vec()
+}
+
+#[test]
+fn a_certificate_due_for_renewal_is_a_warning_that_still_connects() {
+    let s = setup("renew");
+    let rt = runtime();
+    let addr = our_server(&rt, builder(&s.pki, &s.server));
+    let now = SystemTime::now();
+    // Nine of its ten days are gone: past two thirds of its life.
+    let (cert, key, _) = s.pki.write(
+        &s.dir,
+        "ageing",
+        &LeafSpec::client("ageing").validity(
+            now - Duration::from_secs(9 * 86_400),
+            now + Duration::from_secs(86_400 + 3600),
+        ),
+    );
+    let run = s.doctor_as(
+        &format!("https://localhost:{}/", addr.port()),
+        &cert,
+        &key,
+        &[],
+    );
+    assert_eq!(run.code, 0, "{}", run.stdout);
+    assert!(
+        run.stdout.contains("⚠ our certificate is valid until")
+            && run.stdout.contains("cause: renewal is due: 24 h left"),
+        "{}",
+        run.stdout
+    );
 }

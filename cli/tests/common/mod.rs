@@ -60,16 +60,49 @@ impl Run {
     }
 }
 
-/// Runs `mtls ARGS...`, bounded in time.
+/// How long one run of the command may take before the test kills it and fails.
+const RUN_LIMIT: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Runs `mtls ARGS...`, bounded in time: a run that outlives [`RUN_LIMIT`] is killed and
+/// fails the test.
 pub fn mtls(args: &[&str]) -> Run {
-    let out = Command::new(env!("CARGO_BIN_EXE_mtls"))
+    use std::io::Read;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_mtls"))
         .args(args)
-        .output()
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
         .expect("the mtls binary runs");
+    // Read both pipes beside the wait, so that a full pipe cannot stall the child.
+    let mut stdout = child.stdout.take().unwrap();
+    let mut stderr = child.stderr.take().unwrap();
+    let out = std::thread::spawn(move || {
+        let mut s = Vec::new();
+        let _ = stdout.read_to_end(&mut s);
+        s
+    });
+    let err = std::thread::spawn(move || {
+        let mut s = Vec::new();
+        let _ = stderr.read_to_end(&mut s);
+        s
+    });
+    let started = std::time::Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait for mtls") {
+            break status;
+        }
+        if started.elapsed() > RUN_LIMIT {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("mtls {args:?} ran longer than {RUN_LIMIT:?}");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    };
     Run {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        code: status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.join().unwrap()).into_owned(),
+        stderr: String::from_utf8_lossy(&err.join().unwrap()).into_owned(),
     }
 }
 
