@@ -1019,6 +1019,12 @@ pub struct Connector {
 /// Where a connection records the alert that ended it, for a request whose error lost it: an
 /// HTTP/2 connection that reads the server's alert before the request is dispatched ends, and
 /// the request fails as "channel closed" with no trace of the alert.
+///
+/// A heuristic with two limits: it is one slot for the whole connector (a failure on another
+/// host replaces it, so the request then reports its own, less precise error), and within its
+/// five seconds any request to the same `host:port` that fails as closed or canceled before
+/// dispatch, with no connection named, is reported as that alert. It is consulted only then
+/// (`Client::request`); errors that name their connection carry their own record.
 type RecentFailure = Arc<Mutex<Option<(String, std::time::Instant, rustls::Error)>>>;
 
 impl Connector {

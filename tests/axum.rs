@@ -82,12 +82,7 @@ async fn get_as(ca: &Ca, leaf: &Issued, addr: std::net::SocketAddr, path: &str) 
 async fn get_anonymous(ca: &Ca, addr: std::net::SocketAddr, path: &str) -> String {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let config = raw_config(ca, None, &[&rustls::version::TLS13], &[b"http/1.1"]);
-    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
-    let mut tls = tokio_rustls::TlsConnector::from(config)
-        .connect(name, tcp)
-        .await
-        .unwrap();
+    let mut tls = raw_connect(addr, config).await.unwrap();
     let request = format!("GET {path} HTTP/1.1\r\nhost: localhost\r\nconnection: close\r\n\r\n");
     tls.write_all(request.as_bytes()).await.unwrap();
     let mut out = Vec::new();

@@ -9,7 +9,7 @@ use std::time::Duration;
 use common::*;
 use mtls::{Authorizer, Client, HandshakeFailure, Rotate, Server};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 
 fn workload(ca: &Ca, id: &'static str) -> Issued {
     ca.issue(Leaf {
@@ -48,11 +48,7 @@ async fn read_line_from(
     addr: std::net::SocketAddr,
     config: Arc<rustls::ClientConfig>,
 ) -> std::io::Result<String> {
-    let tcp = TcpStream::connect(addr).await?;
-    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
-    let mut tls = tokio_rustls::TlsConnector::from(config)
-        .connect(name, tcp)
-        .await?;
+    let mut tls = raw_connect(addr, config).await?;
     let mut out = String::new();
     tokio::time::timeout(Duration::from_secs(5), tls.read_to_string(&mut out))
         .await

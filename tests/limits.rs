@@ -18,11 +18,7 @@ async fn tls_connect(
     leaf: &Issued,
 ) -> std::io::Result<tokio_rustls::client::TlsStream<TcpStream>> {
     let config = raw_config(ca, Some(leaf), &[&rustls::version::TLS13], &[b"http/1.1"]);
-    let tcp = TcpStream::connect(addr).await?;
-    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
-    let mut tls = tokio_rustls::TlsConnector::from(config)
-        .connect(name, tcp)
-        .await?;
+    let mut tls = raw_connect(addr, config).await?;
     // TLS 1.3: the server's verdict arrives after our Finished; a request makes it visible.
     tls.write_all(b"GET / HTTP/1.1\r\nhost: localhost\r\n\r\n")
         .await?;
@@ -131,12 +127,7 @@ async fn oversized_headers_are_refused() {
     let server = serve(server_builder(&ca).max_header_size(8 * 1024)).await;
     let leaf = ca.client("orders");
     let config = raw_config(&ca, Some(&leaf), &[&rustls::version::TLS13], &[b"http/1.1"]);
-    let tcp = TcpStream::connect(server.addr).await.unwrap();
-    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
-    let mut tls = tokio_rustls::TlsConnector::from(config)
-        .connect(name, tcp)
-        .await
-        .unwrap();
+    let mut tls = raw_connect(server.addr, config).await.unwrap();
     let big = "a".repeat(64 * 1024);
     let request = format!("GET / HTTP/1.1\r\nhost: localhost\r\nx-big: {big}\r\n\r\n");
     let _ = tls.write_all(request.as_bytes()).await;
@@ -457,12 +448,7 @@ async fn a_request_head_that_never_completes_is_cut_off() {
     let server = serve(server_builder(&ca).header_read_timeout(Duration::from_millis(300))).await;
     let leaf = ca.client("orders");
     let config = raw_config(&ca, Some(&leaf), &[&rustls::version::TLS13], &[b"http/1.1"]);
-    let tcp = TcpStream::connect(server.addr).await.unwrap();
-    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
-    let mut tls = tokio_rustls::TlsConnector::from(config)
-        .connect(name, tcp)
-        .await
-        .unwrap();
+    let mut tls = raw_connect(server.addr, config).await.unwrap();
     // Half a request head, then silence.
     tls.write_all(b"GET / HTTP/1.1\r\nhost: local")
         .await
@@ -626,12 +612,7 @@ async fn a_request_sent_while_a_response_still_streams_is_not_timed_as_a_head() 
         &[&rustls::version::TLS13],
         &[b"http/1.1"],
     );
-    let tcp = TcpStream::connect(addr).await.unwrap();
-    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
-    let mut tls = tokio_rustls::TlsConnector::from(config)
-        .connect(name, tcp)
-        .await
-        .unwrap();
+    let mut tls = raw_connect(addr, config).await.unwrap();
     tls.write_all(b"GET /stream HTTP/1.1\r\nhost: localhost\r\n\r\n")
         .await
         .unwrap();
@@ -670,12 +651,7 @@ async fn a_peer_that_says_nothing_after_the_handshake_is_cut_after_the_head_time
         &[&rustls::version::TLS13],
         &[b"http/1.1"],
     );
-    let tcp = TcpStream::connect(server.addr).await.unwrap();
-    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
-    let mut tls = tokio_rustls::TlsConnector::from(config)
-        .connect(name, tcp)
-        .await
-        .unwrap();
+    let mut tls = raw_connect(server.addr, config).await.unwrap();
     let started = Instant::now();
     let mut out = Vec::new();
     let _ = tokio::time::timeout(Duration::from_secs(5), tls.read_to_end(&mut out))

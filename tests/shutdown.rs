@@ -90,12 +90,7 @@ async fn dropping_the_serve_future_closes_its_connections() {
     );
     // One keep-alive connection that answered a request and now idles (the idle timeout
     // is minutes), and one peer that never starts its handshake.
-    let tcp = tokio::net::TcpStream::connect(server.addr).await.unwrap();
-    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
-    let mut tls = tokio_rustls::TlsConnector::from(config)
-        .connect(name, tcp)
-        .await
-        .unwrap();
+    let mut tls = raw_connect(server.addr, config).await.unwrap();
     tls.write_all(b"GET / HTTP/1.1\r\nhost: localhost\r\n\r\n")
         .await
         .unwrap();

@@ -306,6 +306,19 @@ fn rustls_pki_types_key(pem: &str) -> mtls::PrivateKeyDer<'static> {
     mtls::PrivateKeyDer::from_pem_slice(pem.as_bytes()).unwrap()
 }
 
+/// Connects to `addr` over TCP and completes a handshake with a raw config, naming the
+/// server `localhost`.
+pub async fn raw_connect(
+    addr: SocketAddr,
+    config: Arc<rustls::ClientConfig>,
+) -> std::io::Result<tokio_rustls::client::TlsStream<tokio::net::TcpStream>> {
+    let tcp = tokio::net::TcpStream::connect(addr).await?;
+    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+    tokio_rustls::TlsConnector::from(config)
+        .connect(name, tcp)
+        .await
+}
+
 /// Connects with a raw config, sends one HTTP/1.1 GET and returns the response text, or the
 /// I/O error of the handshake or of the exchange.
 pub async fn raw_get(
@@ -313,10 +326,7 @@ pub async fn raw_get(
     config: Arc<rustls::ClientConfig>,
 ) -> std::io::Result<String> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let tcp = tokio::net::TcpStream::connect(addr).await?;
-    let connector = tokio_rustls::TlsConnector::from(config);
-    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
-    let mut tls = connector.connect(name, tcp).await?;
+    let mut tls = raw_connect(addr, config).await?;
     tls.write_all(b"GET / HTTP/1.1\r\nhost: localhost\r\nconnection: close\r\n\r\n")
         .await?;
     let mut out = Vec::new();
