@@ -53,6 +53,8 @@ const MTLS: usize = 0;
 const RAW: usize = 1;
 const NGINX: usize = 2;
 const NAMES: [&str; 3] = ["mtls", "raw", "nginx"];
+/// The two clients of `client_requests`, under the `mtls` and `raw` columns.
+const CLIENT_NAMES: [&str; 2] = ["our Client", "hand-written"];
 
 /// In the order they print last, with the decimals of their values.
 const RESULTS: [(&str, usize); 7] = [
@@ -385,9 +387,7 @@ fn compare(o: &Options, dir: &Path) -> bool {
                 if metric == "resumed" {
                     line += &format!(" ({:.1}% resumed)", total.resumed_share() * 100.0);
                 }
-                if total.errors > 0 {
-                    line += &format!(" ({} failed operations)", total.errors);
-                }
+                line += &errors_note(total.errors);
             }
             if contenders.len() > 1 {
                 line += &format!(
@@ -415,33 +415,42 @@ fn compare(o: &Options, dir: &Path) -> bool {
             line += &format!(" {} {memory:.2}", NAMES[who]);
         }
         eprintln!("{line}");
-        // Both clients call the same server; which goes first alternates from round to round.
+        // Both clients call the same server, in slices like the servers' measurements; which
+        // goes first alternates from slice to slice and round to round.
         let uri: http::Uri = format!("https://{}/", addr(client_server)).parse().unwrap();
-        let order = if round % 2 == 1 {
-            [MTLS, RAW]
-        } else {
-            [RAW, MTLS]
-        };
-        let mut line = format!("round {round} clients -> {}:", NAMES[client_server]);
-        for client in order {
-            let outcome = if client == MTLS {
-                runtime.block_on(clients::ours(dir, uri.clone(), seconds))
+        let slice_seconds = seconds / o.slices as f64;
+        let mut totals = [Total::default(), Total::default()];
+        for slice in 0..o.slices {
+            let order = if (round + slice) % 2 == 1 {
+                [MTLS, RAW]
             } else {
-                runtime.block_on(clients::hand_written(&certs, uri.clone(), seconds))
+                [RAW, MTLS]
             };
-            let label = if client == MTLS {
-                "our Client"
-            } else {
-                "hand-written"
-            };
-            samples.push("client_requests", client, outcome.per_s);
-            problems.check(format!("round {round} {label} client"), &outcome, seconds);
-            line += &format!(
-                " {label} {:.0}/s{}",
-                outcome.per_s,
-                errors_note(&[&outcome])
-            );
+            for client in order {
+                let outcome = if client == MTLS {
+                    runtime.block_on(clients::ours(dir, uri.clone(), slice_seconds))
+                } else {
+                    runtime.block_on(clients::hand_written(&certs, uri.clone(), slice_seconds))
+                };
+                problems.check(
+                    format!("round {round} {} client", CLIENT_NAMES[client]),
+                    &outcome,
+                    slice_seconds,
+                );
+                totals[client].add(&outcome);
+            }
         }
+        let mut line = format!("round {round} clients -> {}:", NAMES[client_server]);
+        for client in [MTLS, RAW] {
+            let total = &totals[client];
+            samples.push("client_requests", client, total.per_s());
+            line += &format!(" {} {:.0}/s", CLIENT_NAMES[client], total.per_s());
+            line += &errors_note(total.errors);
+        }
+        line += &format!(
+            "; ours/hand-written {:.3}",
+            totals[MTLS].per_s() / totals[RAW].per_s()
+        );
         eprintln!("{line}");
         for server in servers {
             server.stop();
@@ -652,12 +661,11 @@ fn drive(args: &[String]) {
     println!(
         "{metric} {:.1}/s{}",
         outcome.per_s,
-        errors_note(&[&outcome])
+        errors_note(outcome.errors)
     );
 }
 
-fn errors_note(outcomes: &[&load::Outcome]) -> String {
-    let errors: u64 = outcomes.iter().map(|o| o.errors).sum();
+fn errors_note(errors: u64) -> String {
     if errors == 0 {
         String::new()
     } else {
