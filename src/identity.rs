@@ -4,7 +4,7 @@
 use std::fmt;
 use std::net::IpAddr;
 use std::str::FromStr;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use rustls::{CommonState, HandshakeKind, ProtocolVersion};
@@ -40,7 +40,18 @@ use crate::provider::sha256;
 #[derive(Clone)]
 pub struct PeerIdentity(Arc<Inner>);
 
+/// One connection's peer: what its certificate says, shared by every connection that
+/// presented the same chain, and what this connection negotiated.
 struct Inner {
+    cert: Arc<Certificate>,
+    tls_version: Option<TlsVersion>,
+    alpn: Option<Vec<u8>>,
+    resumed: bool,
+}
+
+/// What a chain's leaf says, parsed once for all the connections that present the same bytes
+/// (see [`recent`]).
+struct Certificate {
     subject: String,
     issuer: String,
     common_name: Option<String>,
@@ -52,12 +63,9 @@ struct Inner {
     serial: String,
     not_before: SystemTime,
     not_after: SystemTime,
-    /// Computed on first use: most connections never ask for it.
-    fingerprint: OnceLock<Fingerprint>,
+    /// Of the leaf; also the key under which [`recent`] keeps the chain.
+    fingerprint: Fingerprint,
     chain: Vec<CertificateDer<'static>>,
-    tls_version: Option<TlsVersion>,
-    alpn: Option<Vec<u8>>,
-    resumed: bool,
 }
 
 impl PeerIdentity {
@@ -82,111 +90,72 @@ impl PeerIdentity {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn from_chain(chain: &[CertificateDer<'static>]) -> Result<Self, LoadError> {
-        Self::parse(chain, None, None, false)
+        let leaf = chain.first().ok_or(LoadError::NoCertificate {
+            origin: Certificate::ORIGIN,
+        })?;
+        let cert = Certificate::parse(chain.to_vec(), Fingerprint(sha256(leaf)))?;
+        Ok(Self::with_facts(Arc::new(cert), None, None, false))
+    }
+
+    /// The identity of a chain a certificate verifier is checking (the leaf, then the
+    /// intermediates as presented), before it is verified: from memory when the same chain
+    /// was seen on an established connection recently, else parsed.
+    pub(crate) fn presented(
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+    ) -> Result<Self, LoadError> {
+        let cert = recent::certificate(end_entity, intermediates)?;
+        Ok(Self::with_facts(cert, None, None, false))
     }
 
     /// Builds the identity of the peer of an established connection, if it presented a chain.
     ///
-    /// `verified` is the identity the certificate verifier parsed from the same leaf during
-    /// this handshake, if any: it is completed with the connection facts instead of parsing the
-    /// certificate a second time.
+    /// `verified` is the identity the certificate verifier built from the same chain during
+    /// this handshake, if any: it is completed with the connection facts instead of parsing
+    /// the certificate a second time. The chain is remembered for the next connection that
+    /// presents it (see [`recent`]).
     pub(crate) fn from_connection(conn: &CommonState, verified: Option<Self>) -> Option<Self> {
         let chain = conn.peer_certificates()?;
+        let (leaf, intermediates) = chain.split_first()?;
         let version = match conn.protocol_version() {
             Some(ProtocolVersion::TLSv1_3) => Some(TlsVersion::Tls13),
             Some(ProtocolVersion::TLSv1_2) => Some(TlsVersion::Tls12),
             _ => None,
         };
         let resumed = conn.handshake_kind() == Some(HandshakeKind::Resumed);
-        if let Some(mut peer) = verified
-            && peer.0.chain.first() == chain.first()
-            && let Some(inner) = Arc::get_mut(&mut peer.0)
-        {
-            // The leaf is already there (compared above); add the intermediates.
-            inner.chain.extend(chain.iter().skip(1).cloned());
-            inner.tls_version = version;
-            inner.alpn = conn.alpn_protocol().map(<[u8]>::to_vec);
-            inner.resumed = resumed;
-            return Some(peer);
-        }
-        // rustls has verified this chain, so a parse failure here means x509-parser is
-        // stricter than webpki; the connection then carries no identity and fails closed.
-        Self::parse(
-            chain,
-            version,
-            conn.alpn_protocol().map(<[u8]>::to_vec),
-            resumed,
-        )
-        .map_err(|e| tracing::warn!(error = %e, "verified peer certificate could not be parsed"))
-        .ok()
+        let cert = match verified {
+            Some(peer) if peer.0.cert.chain == chain => Arc::clone(&peer.0.cert),
+            // rustls has verified this chain, so a parse failure here means x509-parser is
+            // stricter than webpki; the connection then carries no identity and fails closed.
+            _ => recent::certificate(leaf, intermediates)
+                .map_err(
+                    |e| tracing::warn!(error = %e, "verified peer certificate could not be parsed"),
+                )
+                .ok()?,
+        };
+        recent::remember(&cert);
+        let alpn = conn.alpn_protocol().map(<[u8]>::to_vec);
+        Some(Self::with_facts(cert, version, alpn, resumed))
     }
 
-    fn parse(
-        chain: &[CertificateDer<'static>],
+    fn with_facts(
+        cert: Arc<Certificate>,
         tls_version: Option<TlsVersion>,
         alpn: Option<Vec<u8>>,
         resumed: bool,
-    ) -> Result<Self, LoadError> {
-        let origin = Origin::Memory("peer certificate chain");
-        let leaf = chain.first().ok_or(LoadError::NoCertificate {
-            origin: origin.clone(),
-        })?;
-        let invalid = |detail: String| LoadError::InvalidCertificate {
-            origin: origin.clone(),
-            index: 1,
-            detail,
-        };
-        let (_, cert) = X509Certificate::from_der(leaf).map_err(|e| invalid(e.to_string()))?;
-
-        let mut dns_names = Vec::new();
-        let mut uris = Vec::new();
-        let mut ip_addresses = Vec::new();
-        let mut emails = Vec::new();
-        let san = cert
-            .subject_alternative_name()
-            .map_err(|e| invalid(format!("subjectAltName: {e}")))?;
-        if let Some(san) = san {
-            for name in &san.value.general_names {
-                match name {
-                    GeneralName::DNSName(d) => dns_names.push((*d).to_owned()),
-                    GeneralName::URI(u) => uris.push((*u).to_owned()),
-                    GeneralName::RFC822Name(e) => emails.push((*e).to_owned()),
-                    GeneralName::IPAddress(bytes) => {
-                        if let Some(ip) = ip_from_bytes(bytes) {
-                            ip_addresses.push(ip);
-                        }
-                    }
-                    _ => {}
-                }
-            }
-        }
-        let spiffe_id = spiffe_id_of(&uris);
-        let common_name = cert
-            .subject()
-            .iter_common_name()
-            .next()
-            .and_then(|cn| cn.as_str().ok())
-            .map(str::to_owned);
-        let validity = cert.validity();
-
-        Ok(PeerIdentity(Arc::new(Inner {
-            subject: cert.subject().to_string(),
-            issuer: cert.issuer().to_string(),
-            common_name,
-            dns_names,
-            uris,
-            ip_addresses,
-            emails,
-            spiffe_id,
-            serial: serial_hex(cert.raw_serial()),
-            not_before: system_time(validity.not_before.timestamp()),
-            not_after: system_time(validity.not_after.timestamp()),
-            fingerprint: OnceLock::new(),
-            chain: chain.to_vec(),
+    ) -> Self {
+        PeerIdentity(Arc::new(Inner {
+            cert,
             tls_version,
             alpn,
             resumed,
-        })))
+        }))
+    }
+
+    /// Whether two identities share one parsed certificate (for the tests of [`recent`]).
+    #[cfg(test)]
+    fn shares_certificate(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0.cert, &other.0.cert)
     }
 
     /// The subject distinguished name, e.g. `CN=orders, O=Example`.
@@ -201,7 +170,7 @@ impl PeerIdentity {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn subject(&self) -> &str {
-        &self.0.subject
+        &self.0.cert.subject
     }
 
     /// The issuer distinguished name.
@@ -216,7 +185,7 @@ impl PeerIdentity {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn issuer(&self) -> &str {
-        &self.0.issuer
+        &self.0.cert.issuer
     }
 
     /// The first common name (CN) of the subject, if any.
@@ -231,7 +200,7 @@ impl PeerIdentity {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn common_name(&self) -> Option<&str> {
-        self.0.common_name.as_deref()
+        self.0.cert.common_name.as_deref()
     }
 
     /// DNS names from the subjectAltName extension.
@@ -246,7 +215,7 @@ impl PeerIdentity {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn dns_names(&self) -> &[String] {
-        &self.0.dns_names
+        &self.0.cert.dns_names
     }
 
     /// URIs from the subjectAltName extension (including any SPIFFE ID).
@@ -261,7 +230,7 @@ impl PeerIdentity {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn uris(&self) -> &[String] {
-        &self.0.uris
+        &self.0.cert.uris
     }
 
     /// IP addresses from the subjectAltName extension.
@@ -276,7 +245,7 @@ impl PeerIdentity {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn ip_addresses(&self) -> &[IpAddr] {
-        &self.0.ip_addresses
+        &self.0.cert.ip_addresses
     }
 
     /// Email addresses (rfc822Name) from the subjectAltName extension.
@@ -291,7 +260,7 @@ impl PeerIdentity {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn emails(&self) -> &[String] {
-        &self.0.emails
+        &self.0.cert.emails
     }
 
     /// The SPIFFE ID: present when the certificate has exactly one URI SAN with the `spiffe`
@@ -308,7 +277,7 @@ impl PeerIdentity {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn spiffe_id(&self) -> Option<&SpiffeId> {
-        self.0.spiffe_id.as_ref()
+        self.0.cert.spiffe_id.as_ref()
     }
 
     /// The serial number in upper-case hex, as `openssl x509 -serial` prints it.
@@ -323,7 +292,7 @@ impl PeerIdentity {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn serial(&self) -> &str {
-        &self.0.serial
+        &self.0.cert.serial
     }
 
     /// Start of the leaf's validity.
@@ -340,7 +309,7 @@ impl PeerIdentity {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn not_before(&self) -> SystemTime {
-        self.0.not_before
+        self.0.cert.not_before
     }
 
     /// End of the leaf's validity.
@@ -355,7 +324,7 @@ impl PeerIdentity {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn not_after(&self) -> SystemTime {
-        self.0.not_after
+        self.0.cert.not_after
     }
 
     /// SHA-256 fingerprint of the leaf certificate's DER.
@@ -371,9 +340,7 @@ impl PeerIdentity {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn fingerprint(&self) -> &Fingerprint {
-        self.0
-            .fingerprint
-            .get_or_init(|| Fingerprint(sha256(&self.0.chain[0])))
+        &self.0.cert.fingerprint
     }
 
     /// The certificate thumbprint of RFC 8705 (`x5t#S256`): the SHA-256 of the leaf's DER,
@@ -407,7 +374,7 @@ impl PeerIdentity {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn chain(&self) -> &[CertificateDer<'static>] {
-        &self.0.chain
+        &self.0.cert.chain
     }
 
     /// The leaf certificate as DER.
@@ -422,7 +389,7 @@ impl PeerIdentity {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn leaf(&self) -> &CertificateDer<'static> {
-        &self.0.chain[0]
+        &self.0.cert.chain[0]
     }
 
     /// The negotiated TLS version (absent for identities built with [`PeerIdentity::from_chain`]).
@@ -524,9 +491,9 @@ impl PeerIdentity {
 
 impl fmt::Display for PeerIdentity {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match &self.0.spiffe_id {
+        match &self.0.cert.spiffe_id {
             Some(id) => fmt::Display::fmt(id, f),
-            None => f.write_str(&self.0.subject),
+            None => f.write_str(&self.0.cert.subject),
         }
     }
 }
@@ -534,14 +501,197 @@ impl fmt::Display for PeerIdentity {
 impl fmt::Debug for PeerIdentity {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("PeerIdentity")
-            .field("subject", &self.0.subject)
-            .field("spiffe_id", &self.0.spiffe_id)
-            .field("dns_names", &self.0.dns_names)
-            .field("serial", &self.0.serial)
+            .field("subject", &self.0.cert.subject)
+            .field("spiffe_id", &self.0.cert.spiffe_id)
+            .field("dns_names", &self.0.cert.dns_names)
+            .field("serial", &self.0.cert.serial)
             .field("fingerprint", self.fingerprint())
             .field("tls_version", &self.0.tls_version)
             .field("resumed", &self.0.resumed)
             .finish_non_exhaustive()
+    }
+}
+
+impl Certificate {
+    const ORIGIN: Origin = Origin::Memory("peer certificate chain");
+
+    /// Parses the leaf of `chain` (not empty), whose SHA-256 is `fingerprint`.
+    fn parse(
+        chain: Vec<CertificateDer<'static>>,
+        fingerprint: Fingerprint,
+    ) -> Result<Self, LoadError> {
+        let invalid = |detail: String| LoadError::InvalidCertificate {
+            origin: Self::ORIGIN,
+            index: 1,
+            detail,
+        };
+        let leaf = chain.first().ok_or(LoadError::NoCertificate {
+            origin: Self::ORIGIN,
+        })?;
+        let (_, cert) = X509Certificate::from_der(leaf).map_err(|e| invalid(e.to_string()))?;
+
+        let mut dns_names = Vec::new();
+        let mut uris = Vec::new();
+        let mut ip_addresses = Vec::new();
+        let mut emails = Vec::new();
+        let san = cert
+            .subject_alternative_name()
+            .map_err(|e| invalid(format!("subjectAltName: {e}")))?;
+        if let Some(san) = san {
+            for name in &san.value.general_names {
+                match name {
+                    GeneralName::DNSName(d) => dns_names.push((*d).to_owned()),
+                    GeneralName::URI(u) => uris.push((*u).to_owned()),
+                    GeneralName::RFC822Name(e) => emails.push((*e).to_owned()),
+                    GeneralName::IPAddress(bytes) => {
+                        if let Some(ip) = ip_from_bytes(bytes) {
+                            ip_addresses.push(ip);
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }
+        let spiffe_id = spiffe_id_of(&uris);
+        let common_name = cert
+            .subject()
+            .iter_common_name()
+            .next()
+            .and_then(|cn| cn.as_str().ok())
+            .map(str::to_owned);
+        let validity = cert.validity();
+        let (subject, issuer) = (cert.subject().to_string(), cert.issuer().to_string());
+        let serial = serial_hex(cert.raw_serial());
+        let (not_before, not_after) = (
+            system_time(validity.not_before.timestamp()),
+            system_time(validity.not_after.timestamp()),
+        );
+        drop(cert);
+        Ok(Certificate {
+            subject,
+            issuer,
+            common_name,
+            dns_names,
+            uris,
+            ip_addresses,
+            emails,
+            spiffe_id,
+            serial,
+            not_before,
+            not_after,
+            fingerprint,
+            chain,
+        })
+    }
+}
+
+/// Chains parsed recently, so that a peer that comes back (a new connection from the same
+/// workload, a resumed session, a pool's next connection) is not parsed again, and its
+/// connections share one copy of what its certificate says.
+///
+/// Parsing is a function of the bytes alone, so a remembered parse never stands in for a
+/// verification: every handshake still verifies its chain. Entries are keyed by the SHA-256
+/// of the leaf and a hit is taken only when the whole chain is byte for byte the one
+/// remembered. Only chains of established connections are remembered (after rustls verified
+/// them), so a peer cannot fill the memory with certificates that never verify. It is bounded
+/// by two generations of [`recent::GENERATION`] chains, like the signature memory.
+mod recent {
+    use std::collections::HashMap;
+    use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+
+    use rustls_pki_types::CertificateDer;
+
+    use super::{Certificate, Fingerprint};
+    use crate::error::LoadError;
+    use crate::provider::sha256;
+
+    /// Chains per generation: when the current one is full it becomes the previous one, and
+    /// the previous one is forgotten. A chain used from the previous generation moves back.
+    pub(super) const GENERATION: usize = 512;
+
+    #[derive(Default)]
+    pub(super) struct Memory {
+        current: HashMap<[u8; 32], Arc<Certificate>>,
+        previous: HashMap<[u8; 32], Arc<Certificate>>,
+    }
+
+    impl Memory {
+        /// The remembered parse of exactly this chain (whose leaf's SHA-256 is `fingerprint`).
+        pub(super) fn get(
+            &mut self,
+            fingerprint: &[u8; 32],
+            leaf: &CertificateDer<'_>,
+            intermediates: &[CertificateDer<'_>],
+        ) -> Option<Arc<Certificate>> {
+            let same = |cert: &Certificate| {
+                cert.chain.len() == intermediates.len() + 1
+                    && cert.chain[0] == *leaf
+                    && cert.chain[1..] == *intermediates
+            };
+            if let Some(cert) = self.current.get(fingerprint).filter(|c| same(c)) {
+                return Some(Arc::clone(cert));
+            }
+            let cert = self.previous.remove(fingerprint).filter(|c| same(c))?;
+            self.insert(Arc::clone(&cert));
+            Some(cert)
+        }
+
+        /// Remembers `cert`, unless it already is.
+        pub(super) fn remember(&mut self, cert: &Arc<Certificate>) {
+            match self.current.get(&cert.fingerprint.0) {
+                Some(known) if Arc::ptr_eq(known, cert) => {}
+                _ => self.insert(Arc::clone(cert)),
+            }
+        }
+
+        fn insert(&mut self, cert: Arc<Certificate>) {
+            if self.current.len() >= GENERATION {
+                self.previous = std::mem::take(&mut self.current);
+            }
+            self.current.insert(cert.fingerprint.0, cert);
+        }
+    }
+
+    static MEMORY: OnceLock<Mutex<Memory>> = OnceLock::new();
+
+    fn memory() -> std::sync::MutexGuard<'static, Memory> {
+        MEMORY
+            .get_or_init(Mutex::default)
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Parses `leaf` (followed by `intermediates`) without remembering it.
+    pub(super) fn parse(
+        fingerprint: [u8; 32],
+        leaf: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+    ) -> Result<Arc<Certificate>, LoadError> {
+        let chain = std::iter::once(leaf)
+            .chain(intermediates)
+            .map(|c| c.clone().into_owned())
+            .collect();
+        Ok(Arc::new(Certificate::parse(
+            chain,
+            Fingerprint(fingerprint),
+        )?))
+    }
+
+    /// The remembered parse of exactly this chain, else a fresh one (not remembered).
+    pub(super) fn certificate(
+        leaf: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+    ) -> Result<Arc<Certificate>, LoadError> {
+        let fingerprint = sha256(leaf);
+        if let Some(cert) = memory().get(&fingerprint, leaf, intermediates) {
+            return Ok(cert);
+        }
+        parse(fingerprint, leaf, intermediates)
+    }
+
+    /// Remembers the chain of an established connection, unless it already is.
+    pub(super) fn remember(cert: &Arc<Certificate>) {
+        memory().remember(cert);
     }
 }
 
@@ -853,6 +1003,101 @@ fn system_time(unix: i64) -> SystemTime {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn self_signed(name: &str) -> CertificateDer<'static> {
+        let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+        let mut params = rcgen::CertificateParams::new(vec![format!("{name}.example")]).unwrap();
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, name);
+        params.self_signed(&key).unwrap().der().clone()
+    }
+
+    #[test]
+    fn a_remembered_chain_is_shared_only_for_the_same_bytes() {
+        let (leaf, other, issuing) = (
+            self_signed("orders"),
+            self_signed("billing"),
+            self_signed("issuing"),
+        );
+        let key = sha256(&leaf);
+        let mut memory = recent::Memory::default();
+        assert!(
+            memory.get(&key, &leaf, &[]).is_none(),
+            "nothing remembered yet"
+        );
+        let parsed = recent::parse(key, &leaf, &[]).unwrap();
+        assert!(
+            memory.get(&key, &leaf, &[]).is_none(),
+            "parsing alone remembers nothing"
+        );
+        memory.remember(&parsed);
+        let again = memory.get(&key, &leaf, &[]).unwrap();
+        assert!(Arc::ptr_eq(&parsed, &again));
+        assert_eq!(again.common_name.as_deref(), Some("orders"));
+        // The same leaf with an intermediate is another chain.
+        assert!(
+            memory
+                .get(&key, &leaf, std::slice::from_ref(&issuing))
+                .is_none()
+        );
+        // Other bytes under the same key (a forged or colliding key) are never a hit.
+        assert!(memory.get(&key, &other, &[]).is_none());
+        // Remembering the same parse twice keeps one entry.
+        memory.remember(&parsed);
+        assert!(Arc::ptr_eq(&memory.get(&key, &leaf, &[]).unwrap(), &parsed));
+    }
+
+    #[test]
+    fn the_memory_is_bounded_and_a_returning_chain_moves_back() {
+        let leaf = self_signed("orders");
+        let key = sha256(&leaf);
+        let mut memory = recent::Memory::default();
+        let kept = recent::parse(key, &leaf, &[]).unwrap();
+        memory.remember(&kept);
+        // Fill the rest of the first generation and all of a second one (same bytes under
+        // other keys: the memory only counts entries).
+        let fill = |memory: &mut recent::Memory, from: usize| {
+            for i in from..from + recent::GENERATION {
+                let mut other = [0u8; 32];
+                other[..8].copy_from_slice(&(i as u64).to_be_bytes());
+                other[31] = 1;
+                memory.remember(&recent::parse(other, &leaf, &[]).unwrap());
+            }
+        };
+        fill(&mut memory, 0);
+        // Now in the previous generation: still found, and moved back to the current one.
+        assert!(Arc::ptr_eq(&memory.get(&key, &leaf, &[]).unwrap(), &kept));
+        fill(&mut memory, recent::GENERATION);
+        assert!(
+            memory.get(&key, &leaf, &[]).is_some(),
+            "moved back, so it survived"
+        );
+        fill(&mut memory, 2 * recent::GENERATION);
+        fill(&mut memory, 3 * recent::GENERATION);
+        assert!(
+            memory.get(&key, &leaf, &[]).is_none(),
+            "forgotten after two generations"
+        );
+    }
+
+    #[test]
+    fn a_presented_chain_is_parsed_whole_and_connections_share_it() {
+        let (leaf, issuing) = (self_signed("inventory"), self_signed("issuing"));
+        let first = PeerIdentity::presented(&leaf, std::slice::from_ref(&issuing)).unwrap();
+        assert_eq!(first.chain(), [leaf.clone(), issuing.clone()]);
+        assert_eq!(first.common_name(), Some("inventory"));
+        assert_eq!(first.fingerprint().as_bytes(), &sha256(&leaf));
+        let second = PeerIdentity::presented(&leaf, std::slice::from_ref(&issuing)).unwrap();
+        assert!(
+            !first.shares_certificate(&second),
+            "not remembered before a connection"
+        );
+        recent::remember(&first.0.cert);
+        let third = PeerIdentity::presented(&leaf, std::slice::from_ref(&issuing)).unwrap();
+        assert!(first.shares_certificate(&third));
+        assert!(PeerIdentity::presented(&CertificateDer::from(vec![0x30, 0x00]), &[]).is_err());
+    }
 
     #[test]
     fn valid_spiffe_ids_parse() {

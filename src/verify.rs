@@ -169,10 +169,14 @@ fn pick<'a, T>(
     ))
 }
 
-/// Parses the leaf for policy and bundle selection. rustls has not validated it yet, so a
-/// parse failure is a bad certificate.
-fn leaf_identity(end_entity: &CertificateDer<'_>) -> Result<PeerIdentity, rustls::Error> {
-    PeerIdentity::from_chain(&[end_entity.clone().into_owned()])
+/// The presented chain's identity, for policy and bundle selection (parsed, or remembered from
+/// an earlier connection). rustls has not validated it yet, so a parse failure is a bad
+/// certificate.
+fn presented_identity(
+    end_entity: &CertificateDer<'_>,
+    intermediates: &[CertificateDer<'_>],
+) -> Result<PeerIdentity, rustls::Error> {
+    PeerIdentity::presented(end_entity, intermediates)
         .map_err(|_| rustls::Error::InvalidCertificate(CertificateError::BadEncoding))
 }
 
@@ -437,7 +441,7 @@ impl ClientCertVerifier for ClientIdentityVerifier {
         intermediates: &[CertificateDer<'_>],
         now: UnixTime,
     ) -> Result<ClientCertVerified, rustls::Error> {
-        let peer = match leaf_identity(end_entity) {
+        let peer = match presented_identity(end_entity, intermediates) {
             Ok(peer) => peer,
             Err(e) => {
                 mark_logged();
@@ -698,7 +702,7 @@ impl ServerCertVerifier for ServerIdentityVerifier {
                 now,
             );
         };
-        let peer = leaf_identity(end_entity)?;
+        let peer = presented_identity(end_entity, intermediates)?;
         let roots = self.anchors.for_peer(&peer)?;
         // Chain only: the name check is replaced by the policy below, never skipped after
         // the fact, so a real chain failure can't hide behind an ignored name mismatch.
