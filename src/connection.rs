@@ -95,7 +95,10 @@ fn take_verified() -> Option<PeerIdentity> {
 }
 
 pub(crate) type BoxError = Box<dyn std::error::Error + Send + Sync>;
-type TlsStream = tokio_rustls::server::TlsStream<TcpStream>;
+/// Boxed: a TLS stream is over a kilobyte, and a connection task's future would otherwise
+/// carry it (and the handshake's and HTTP connection's states) inline, twice over where the
+/// compiler keeps a moved-from slot.
+type TlsStream = Box<tokio_rustls::server::TlsStream<TcpStream>>;
 
 const ONE_YEAR: Duration = Duration::from_secs(365 * 24 * 3600);
 
@@ -159,13 +162,19 @@ impl Connection {
         member: &Member,
     ) -> Option<(TlsStream, Option<PeerIdentity>)> {
         let _ = tcp.set_nodelay(true);
-        let acceptor = TlsAcceptor::from(Arc::clone(&self.shared.config));
         let generation = self.shared.live.current().id;
-        let accept =
-            crate::live::InGeneration::new(generation, acceptor.accept(tcp).into_fallible());
         let timeout = self.shared.limits.handshake_timeout;
-        let accept = tokio::time::timeout(timeout, accept);
-        tokio::pin!(accept);
+        // On the heap, so that the task does not carry the handshake's state (over a
+        // kilobyte) for the connection's whole life. Built in a block: a binding moved from
+        // but still in scope at an `await` keeps its place in the future.
+        let mut accept = {
+            let acceptor = TlsAcceptor::from(Arc::clone(&self.shared.config));
+            let accept = acceptor.accept(tcp).into_fallible();
+            Box::pin(tokio::time::timeout(
+                timeout,
+                crate::live::InGeneration::new(generation, accept),
+            ))
+        };
         let mut registered = Registered::default();
         let accepted = std::future::poll_fn(|cx| {
             if member.poll_order(cx, &mut registered) != Order::Run {
@@ -173,7 +182,8 @@ impl Connection {
             }
             accept.as_mut().poll(cx).map(Some)
         });
-        let tls = match accepted.await? {
+        // Boxed at once: a match keeps its scrutinee across the awaits in its arms.
+        let tls = match accepted.await?.map(|r| r.map(Box::new)) {
             Ok(Ok(tls)) => tls,
             Ok(Err((error, tcp))) => {
                 let reason = HandshakeFailure::from_io(&error);
@@ -183,7 +193,8 @@ impl Connection {
                 } else {
                     self.failed(reason, &error);
                 }
-                linger(tcp).await;
+                // Boxed: its buffer is needed only on this path.
+                Box::pin(linger(tcp)).await;
                 return None;
             }
             Err(_) => {
@@ -312,11 +323,13 @@ impl Connection {
         });
         // Without upgrades: an upgraded stream would leave the connection task, and with it
         // the connection limit, the idle timeout and graceful shutdown.
-        let conn = builder.serve_connection(io, service).into_owned();
+        // On the heap, where it is exactly its own size: inline, the task's future would be
+        // as large as this and the handshake's state together (about 8 KiB instead of 1).
+        let mut conn = Box::pin(builder.serve_connection(io, service).into_owned());
         let idle = activity.idle(self.shared.limits.idle_timeout);
         // Polled only when we time heads (an unpolled async fn does nothing).
         let head = activity.head_deadline(self.shared.limits.header_read_timeout);
-        tokio::pin!(conn, idle, head);
+        tokio::pin!(idle, head);
         let mut draining = false;
         let mut registered = Registered::default();
         // One future polled at every wake: the order first (an atomic load), then the

@@ -247,7 +247,8 @@ async fn accept_streams(
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub struct VerifiedStream {
-    tls: tokio_rustls::server::TlsStream<TcpStream>,
+    /// Boxed, as the server's connections keep it.
+    tls: Box<tokio_rustls::server::TlsStream<TcpStream>>,
     peer: Option<PeerIdentity>,
     remote_addr: SocketAddr,
     _permit: OwnedSemaphorePermit,
@@ -360,7 +361,7 @@ impl VerifiedStream {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn into_inner(self) -> tokio_rustls::server::TlsStream<TcpStream> {
-        self.tls
+        *self.tls
     }
 }
 
