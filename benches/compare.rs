@@ -404,6 +404,7 @@ fn compare(o: &Options, dir: &Path) -> bool {
                     server.addr(),
                     certs.generator(&[b"http/1.1"], false),
                     &server.pids(),
+                    std::time::Duration::from_millis(500),
                 ))
                 .unwrap_or_else(|e| {
                     problems
@@ -632,7 +633,8 @@ async fn server_load(
 
 /// `--drive DIR METRIC ADDR SECONDS`: one load against one running server, for profiling
 /// it (`perf record -p PID` on the server meanwhile). METRIC is `handshakes`, `resumed`,
-/// `requests`, `requests_h2`, `client_ours` or `client_hand`.
+/// `requests`, `requests_h2`, `client_ours` or `client_hand`; or `idle`, which opens the
+/// memory measurement's idle connections and holds them for SECONDS (for a heap profiler).
 fn drive(args: &[String]) {
     let [dir, metric, addr, seconds] = args else {
         usage("--drive DIR METRIC ADDR SECONDS")
@@ -653,6 +655,21 @@ fn drive(args: &[String]) {
         match metric.as_str() {
             "client_ours" => clients::ours(dir, uri, seconds).await,
             "client_hand" => clients::hand_written(&certs, uri, seconds).await,
+            "idle" => {
+                let hold = std::time::Duration::from_secs_f64(seconds);
+                let config = certs.generator(&[b"http/1.1"], false);
+                if let Err(e) = load::idle_memory(addr, config, &[], hold).await {
+                    eprintln!("idle: {e}");
+                    std::process::exit(1);
+                }
+                load::Outcome {
+                    per_s: load::IDLE_CONNECTIONS as f64 / seconds,
+                    errors: 0,
+                    resumed_share: f64::NAN,
+                    server_cpu_s: f64::NAN,
+                    window_s: seconds,
+                }
+            }
             other => server_load(other, addr, &certs, seconds)
                 .await
                 .unwrap_or_else(|| usage(&format!("unknown metric {other}"))),

@@ -447,12 +447,13 @@ pub async fn latency(
 }
 
 /// Resident memory the server adds per idle connection: `IDLE_CONNECTIONS` connections, each
-/// with a completed handshake and one request, then left open. `pids` are the server's
-/// processes, whose resident memory is summed.
+/// with a completed handshake and one request, then left open for `hold`. `pids` are the
+/// server's processes, whose resident memory is summed (none: just hold them, for profiling).
 pub async fn idle_memory(
     addr: SocketAddr,
     config: Arc<rustls::ClientConfig>,
     pids: &[u32],
+    hold: Duration,
 ) -> Result<f64, BoxError> {
     // Settle after the load runs, so that their buffers are not counted.
     tokio::time::sleep(Duration::from_millis(500)).await;
@@ -464,7 +465,7 @@ pub async fn idle_memory(
         exchange(&mut tls, &mut buf).await?;
         open.push(tls);
     }
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    tokio::time::sleep(hold).await;
     let after = crate::servers::rss_kib(pids);
     drop(open);
     Ok(after.saturating_sub(before) as f64 / IDLE_CONNECTIONS as f64)
