@@ -1288,9 +1288,11 @@ impl Server {
                             let _active = stats.connection_opened();
                             let _connection_permit = connection_permit;
                             // The verifier reads the connection's context: only the handshake
-                            // runs in its scope, so requests do not pay for entering it.
-                            let handshake = CONNECTION
-                                .scope(ConnectionContext::new(addr), connection.handshake(tcp, &member))
+                            // runs in its scope, so requests do not pay for entering it. Boxed,
+                            // so that its state (over a kilobyte) is freed when it ends rather
+                            // than kept in the task for the connection's life.
+                            let handshake = Box::pin(CONNECTION
+                                .scope(ConnectionContext::new(addr), connection.handshake(tcp, &member)))
                                 .await;
                             drop(handshake_permit);
                             if let Some(io) = handshake {
