@@ -18,8 +18,9 @@ use crate::provider::sha256;
 /// The verified identity of the peer on a connection.
 ///
 /// The server puts one into the extensions of every request from an authenticated client; the
-/// client puts the server's into the extensions of every response. It is parsed once per
-/// connection and cloning it is cheap (an `Arc`).
+/// client puts the server's into the extensions of every response. It is parsed at most once
+/// per connection (connections that present the same chain share one parse) and cloning it is
+/// cheap (an `Arc`).
 ///
 /// Its [`Display`](fmt::Display) is the SPIFFE ID when there is one, else the subject DN.
 ///
