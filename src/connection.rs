@@ -22,8 +22,6 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsAcceptor;
 
-use atomic_waker::AtomicWaker;
-
 use crate::drain::{Member, Order, Registered};
 use crate::error::HandshakeFailure;
 use crate::identity::PeerIdentity;
@@ -334,13 +332,8 @@ impl Connection {
         tokio::pin!(idle, head);
         let mut draining = false;
         let mut registered = Registered::default();
-        // The timers are polled with their own waker, and only when it was woken (or the
-        // task's waker changed): polling a Sleep registers its waker again, which at every
-        // wake of a busy connection cost about 240 instructions per HTTP/1.1 request.
-        let timer_waker = std::task::Waker::from(Arc::clone(&activity));
-        let mut task_waker: Option<std::task::Waker> = None;
         // One future polled at every wake: the order first (an atomic load), then the
-        // connection, then the timers if they were woken.
+        // connection, then the timers.
         let end = std::future::poll_fn(|cx| {
             match member.poll_order(cx, &mut registered) {
                 Order::Run => {}
@@ -355,23 +348,11 @@ impl Connection {
             if let Poll::Ready(result) = conn.as_mut().poll(cx) {
                 return Poll::Ready(End::Done(result));
             }
-            let woken = activity.timers_woken.load(Ordering::Acquire)
-                && activity.timers_woken.swap(false, Ordering::AcqRel);
-            let same_task = matches!(&task_waker, Some(w) if w.will_wake(cx.waker()));
-            if woken || !same_task {
-                // Registered before the timers are polled, so that a timer firing from now
-                // on wakes this task; a timer that fired in between is seen by this poll.
-                activity.task.register(cx.waker());
-                if !same_task {
-                    task_waker = Some(cx.waker().clone());
-                }
-                let mut timers = Context::from_waker(&timer_waker);
-                if idle.as_mut().poll(&mut timers).is_ready() {
-                    return Poll::Ready(End::Idle);
-                }
-                if time_heads && head.as_mut().poll(&mut timers).is_ready() {
-                    return Poll::Ready(End::HeadTimeout);
-                }
+            if idle.as_mut().poll(cx).is_ready() {
+                return Poll::Ready(End::Idle);
+            }
+            if time_heads && head.as_mut().poll(cx).is_ready() {
+                return Poll::Ready(End::HeadTimeout);
             }
             Poll::Pending
         })
@@ -418,24 +399,6 @@ struct Activity {
     born: std::time::Instant,
     /// Wakes the head timer when a head begins.
     head_started: tokio::sync::Notify,
-    /// Set when one of the connection's timers (idle, request head) was woken: the
-    /// connection polls them only then, not at every wake (see `impl Wake for Activity`).
-    timers_woken: AtomicBool,
-    /// The connection task's waker, woken on the timers' behalf.
-    task: AtomicWaker,
-}
-
-/// The waker the connection's timers are polled with: it notes that a timer was woken, then
-/// wakes the connection's task.
-impl std::task::Wake for Activity {
-    fn wake(self: Arc<Self>) {
-        self.wake_by_ref();
-    }
-
-    fn wake_by_ref(self: &Arc<Self>) {
-        self.timers_woken.store(true, Ordering::Release);
-        self.task.wake();
-    }
 }
 
 impl Activity {
@@ -450,8 +413,6 @@ impl Activity {
             head_since: AtomicU64::new(0),
             born: std::time::Instant::now(),
             head_started: tokio::sync::Notify::new(),
-            timers_woken: AtomicBool::new(false),
-            task: AtomicWaker::new(),
         };
         if time_heads {
             activity.head_started.notify_one();
