@@ -597,23 +597,26 @@ impl Certificate {
 /// them), so a peer cannot fill the memory with certificates that never verify. It is bounded
 /// by two generations of [`recent::GENERATION`] chains, like the signature memory.
 mod recent {
-    use std::collections::HashMap;
     use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
     use rustls_pki_types::CertificateDer;
 
     use super::{Certificate, Fingerprint};
     use crate::error::LoadError;
+    use crate::generations::Generations;
     use crate::provider::sha256;
 
     /// Chains per generation: when the current one is full it becomes the previous one, and
     /// the previous one is forgotten. A chain used from the previous generation moves back.
     pub(super) const GENERATION: usize = 512;
 
-    #[derive(Default)]
-    pub(super) struct Memory {
-        current: HashMap<[u8; 32], Arc<Certificate>>,
-        previous: HashMap<[u8; 32], Arc<Certificate>>,
+    /// The parsed chains, by their leaf's SHA-256.
+    pub(super) struct Memory(Generations<Arc<Certificate>>);
+
+    impl Default for Memory {
+        fn default() -> Self {
+            Memory(Generations::new(GENERATION))
+        }
     }
 
     impl Memory {
@@ -624,32 +627,19 @@ mod recent {
             leaf: &CertificateDer<'_>,
             intermediates: &[CertificateDer<'_>],
         ) -> Option<Arc<Certificate>> {
-            let same = |cert: &Certificate| {
+            self.0.get(fingerprint, |cert| {
                 cert.chain.len() == intermediates.len() + 1
                     && cert.chain[0] == *leaf
                     && cert.chain[1..] == *intermediates
-            };
-            if let Some(cert) = self.current.get(fingerprint).filter(|c| same(c)) {
-                return Some(Arc::clone(cert));
-            }
-            let cert = self.previous.remove(fingerprint).filter(|c| same(c))?;
-            self.insert(Arc::clone(&cert));
-            Some(cert)
+            })
         }
 
         /// Remembers `cert`, unless it already is.
         pub(super) fn remember(&mut self, cert: &Arc<Certificate>) {
-            match self.current.get(&cert.fingerprint.0) {
+            match self.0.current(&cert.fingerprint.0) {
                 Some(known) if Arc::ptr_eq(known, cert) => {}
-                _ => self.insert(Arc::clone(cert)),
+                _ => self.0.insert(cert.fingerprint.0, Arc::clone(cert)),
             }
-        }
-
-        fn insert(&mut self, cert: Arc<Certificate>) {
-            if self.current.len() >= GENERATION {
-                self.previous = std::mem::take(&mut self.current);
-            }
-            self.current.insert(cert.fingerprint.0, cert);
         }
     }
 

@@ -74,6 +74,7 @@ mod connection;
 pub mod dev;
 mod drain;
 mod error;
+mod generations;
 mod health;
 mod identity;
 mod incoming;

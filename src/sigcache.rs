@@ -20,7 +20,6 @@
 //! our client-certificate and server-certificate verifiers); the handshake's own signatures
 //! (CertificateVerify) are verified directly, never remembered.
 
-use std::collections::HashSet;
 use std::fmt;
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
@@ -31,21 +30,13 @@ use rustls_pki_types::{AlgorithmIdentifier, InvalidSignature, SignatureVerificat
 /// the previous one is forgotten. An entry used from the previous generation moves back.
 const GENERATION: usize = 4096;
 
-struct Memory {
-    current: HashSet<[u8; 32]>,
-    previous: HashSet<[u8; 32]>,
-}
+type Memory = crate::generations::Generations<()>;
 
 static MEMORY: OnceLock<Mutex<Memory>> = OnceLock::new();
 
 fn memory() -> std::sync::MutexGuard<'static, Memory> {
     MEMORY
-        .get_or_init(|| {
-            Mutex::new(Memory {
-                current: HashSet::new(),
-                previous: HashSet::new(),
-            })
-        })
+        .get_or_init(|| Mutex::new(Memory::new(GENERATION)))
         .lock()
         .unwrap_or_else(PoisonError::into_inner)
 }
@@ -72,27 +63,11 @@ fn count(hit: bool) {
 }
 
 fn remembered(key: &[u8; 32]) -> bool {
-    let mut memory = memory();
-    if memory.current.contains(key) {
-        return true;
-    }
-    if memory.previous.remove(key) {
-        insert(&mut memory, *key);
-        return true;
-    }
-    false
+    memory().get(key, |_| true).is_some()
 }
 
 fn remember(key: [u8; 32]) {
-    let mut memory = memory();
-    insert(&mut memory, key);
-}
-
-fn insert(memory: &mut Memory, key: [u8; 32]) {
-    if memory.current.len() >= GENERATION {
-        memory.previous = std::mem::take(&mut memory.current);
-    }
-    memory.current.insert(key);
+    memory().insert(key, ());
 }
 
 /// One of the provider's algorithms, answering from memory when it can.
@@ -313,18 +288,15 @@ mod tests {
 
     #[test]
     fn memory_is_bounded() {
-        let mut memory = Memory {
-            current: HashSet::new(),
-            previous: HashSet::new(),
-        };
+        let mut memory = Memory::new(GENERATION);
         for i in 0..(3 * GENERATION as u32) {
             let mut key = [0u8; 32];
             key[..4].copy_from_slice(&i.to_be_bytes());
-            insert(&mut memory, key);
+            memory.insert(key, ());
         }
-        assert!(memory.current.len() + memory.previous.len() <= 2 * GENERATION);
+        assert!(memory.len() <= 2 * GENERATION);
         assert!(
-            memory.current.len() + memory.previous.len() > GENERATION,
+            memory.len() > GENERATION,
             "a full generation is kept, not cleared"
         );
     }
@@ -343,9 +315,9 @@ mod tests {
         for i in 0..GENERATION as u32 {
             remember(key(i));
         }
-        assert!(!memory().current.contains(&kept));
+        assert!(memory().current(&kept).is_none());
         assert!(remembered(&kept));
-        assert!(memory().current.contains(&kept), "moved back");
+        assert!(memory().current(&kept).is_some(), "moved back");
     }
 }
 
