@@ -8,7 +8,6 @@ use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -22,7 +21,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsAcceptor;
 
-use crate::drain::{Member, Order, Registered};
+use crate::drain::{Member, Order, Registered, Signal};
 use crate::error::HandshakeFailure;
 use crate::identity::PeerIdentity;
 use crate::limits::Limits;
@@ -126,7 +125,7 @@ impl HttpBuilders {
                 .max_pending_accept_reset_streams(Some(64));
             b
         };
-        // Over ALPN http/1.1 the request-head timeout is ours (`head_deadline`): hyper's runs
+        // Over ALPN http/1.1 the request-head timeout is ours (the server's watch): hyper's runs
         // from the end of the previous response, so it would also cut keep-alive connections
         // that are merely waiting for their next request, long before the idle timeout.
         let mut h1 = configure(auto::Builder::new(TokioExecutor::new()));
@@ -311,29 +310,24 @@ impl Connection {
         // HTTP/1 by ALPN: we time request heads (hyper does for the rest, see HttpBuilders).
         let time_heads = matches!(alpn, Some(a) if a != b"h2");
         let builder = http.for_alpn(alpn);
-        let activity = Arc::new(Activity::new(time_heads));
+        // The server's watch enforces the idle and head timeouts from what these record.
+        let signal = member.signal();
+        signal.activity.serving(time_heads);
         let service = WithPeer {
             inner: service,
             peer,
-            activity: Arc::clone(&activity),
+            signal: Arc::clone(&signal),
         };
-        let io = TokioIo::new(Tracked {
-            io: tls,
-            activity: Arc::clone(&activity),
-        });
+        let io = TokioIo::new(Tracked { io: tls, signal });
         // Without upgrades: an upgraded stream would leave the connection task, and with it
         // the connection limit, the idle timeout and graceful shutdown.
         // On the heap, where it is exactly its own size: inline, the task's future would be
         // as large as this and the handshake's state together (about 8 KiB instead of 1).
         let mut conn = Box::pin(builder.serve_connection(io, service).into_owned());
-        let idle = activity.idle(self.shared.limits.idle_timeout);
-        // Polled only when we time heads (an unpolled async fn does nothing).
-        let head = activity.head_deadline(self.shared.limits.header_read_timeout);
-        tokio::pin!(idle, head);
         let mut draining = false;
         let mut registered = Registered::default();
         // One future polled at every wake: the order first (an atomic load), then the
-        // connection, then the timers.
+        // connection. No timer of its own: the server's watch gives the order to close.
         let end = std::future::poll_fn(|cx| {
             match member.poll_order(cx, &mut registered) {
                 Order::Run => {}
@@ -344,17 +338,10 @@ impl Connection {
                     }
                 }
                 Order::Close => return Poll::Ready(End::Closed),
+                Order::Idle => return Poll::Ready(End::Idle),
+                Order::HeadTimeout => return Poll::Ready(End::HeadTimeout),
             }
-            if let Poll::Ready(result) = conn.as_mut().poll(cx) {
-                return Poll::Ready(End::Done(result));
-            }
-            if idle.as_mut().poll(cx).is_ready() {
-                return Poll::Ready(End::Idle);
-            }
-            if time_heads && head.as_mut().poll(cx).is_ready() {
-                return Poll::Ready(End::HeadTimeout);
-            }
-            Poll::Pending
+            conn.as_mut().poll(cx).map(End::Done)
         })
         .await;
         match end {
@@ -383,107 +370,10 @@ enum End {
     Closed,
 }
 
-/// Whether a connection moved bytes, and how many requests it has in flight.
-///
-/// I/O bumps a counter (no clock read on the hot path); the idle watcher compares it across
-/// one timeout period.
-struct Activity {
-    events: AtomicU64,
-    in_flight: AtomicUsize,
-    /// Whether request heads are timed here (HTTP/1 by ALPN).
-    time_heads: bool,
-    /// Bytes arrived with no request in flight: a request head has begun.
-    head_pending: AtomicBool,
-    /// When the pending head began, in microseconds since `born`.
-    head_since: AtomicU64,
-    born: std::time::Instant,
-    /// Wakes the head timer when a head begins.
-    head_started: tokio::sync::Notify,
-}
-
-impl Activity {
-    fn new(time_heads: bool) -> Self {
-        let activity = Activity {
-            events: AtomicU64::new(0),
-            in_flight: AtomicUsize::new(0),
-            time_heads,
-            // The first request's head is due from the start: a peer that completes the
-            // handshake and then says nothing is cut after the head timeout, not the idle one.
-            head_pending: AtomicBool::new(time_heads),
-            head_since: AtomicU64::new(0),
-            born: std::time::Instant::now(),
-            head_started: tokio::sync::Notify::new(),
-        };
-        if time_heads {
-            activity.head_started.notify_one();
-        }
-        activity
-    }
-
-    /// Bytes were read. With no request in flight they begin a request head (or finish a body
-    /// the handler left unread, which at worst closes that connection a little early).
-    fn bytes_in(&self) {
-        if self.time_heads
-            && self.in_flight.load(Ordering::Relaxed) == 0
-            && !self.head_pending.load(Ordering::Relaxed)
-        {
-            let since = u64::try_from(self.born.elapsed().as_micros()).unwrap_or(u64::MAX);
-            self.head_since.store(since, Ordering::Relaxed);
-            self.head_pending.store(true, Ordering::Relaxed);
-            self.head_started.notify_one();
-        }
-    }
-
-    /// A request head was complete and reached the service.
-    fn request_started(&self) {
-        self.head_pending.store(false, Ordering::Relaxed);
-        self.in_flight.fetch_add(1, Ordering::Relaxed);
-    }
-
-    fn touch(&self) {
-        self.events.fetch_add(1, Ordering::Relaxed);
-    }
-
-    /// Completes once a whole `timeout` passed with nothing moving and no request in flight
-    /// (so an idle connection closes between one and two timeouts after its last activity).
-    async fn idle(&self, timeout: Duration) {
-        let mut seen = self.events.load(Ordering::Relaxed);
-        loop {
-            tokio::time::sleep(timeout).await;
-            let now = self.events.load(Ordering::Relaxed);
-            if now == seen && self.in_flight.load(Ordering::Relaxed) == 0 {
-                return;
-            }
-            seen = now;
-        }
-    }
-
-    /// Completes when a request head has been pending for `timeout`, counted from its own
-    /// first byte, without reaching the service. Waiting for the next request on a
-    /// keep-alive connection is idle time, not head time. The timer wakes once per `timeout`
-    /// while requests flow, not once per request.
-    async fn head_deadline(&self, timeout: Duration) {
-        let timeout = timeout.min(ONE_YEAR);
-        loop {
-            self.head_started.notified().await;
-            tokio::time::sleep(timeout).await;
-            // Whatever head is pending now must have had its whole `timeout`.
-            while self.head_pending.load(Ordering::Relaxed) {
-                let since = Duration::from_micros(self.head_since.load(Ordering::Relaxed));
-                let due = tokio::time::Instant::from_std(self.born + since + timeout);
-                if tokio::time::Instant::now() >= due {
-                    return;
-                }
-                tokio::time::sleep_until(due).await;
-            }
-        }
-    }
-}
-
 /// The connection's I/O, noting activity for the idle timeout and the start of request heads.
 struct Tracked<T> {
     io: T,
-    activity: Arc<Activity>,
+    signal: Arc<Signal>,
 }
 
 impl<T: tokio::io::AsyncRead + Unpin> tokio::io::AsyncRead for Tracked<T> {
@@ -495,9 +385,9 @@ impl<T: tokio::io::AsyncRead + Unpin> tokio::io::AsyncRead for Tracked<T> {
         let before = buf.filled().len();
         let result = Pin::new(&mut self.io).poll_read(cx, buf);
         if result.is_ready() {
-            self.activity.touch();
+            self.signal.activity.touch();
             if buf.filled().len() > before {
-                self.activity.bytes_in();
+                self.signal.activity.bytes_in();
             }
         }
         result
@@ -512,7 +402,7 @@ impl<T: tokio::io::AsyncWrite + Unpin> tokio::io::AsyncWrite for Tracked<T> {
     ) -> Poll<io::Result<usize>> {
         let result = Pin::new(&mut self.io).poll_write(cx, buf);
         if result.is_ready() {
-            self.activity.touch();
+            self.signal.activity.touch();
         }
         result
     }
@@ -536,7 +426,7 @@ impl<T: tokio::io::AsyncWrite + Unpin> tokio::io::AsyncWrite for Tracked<T> {
     ) -> Poll<io::Result<usize>> {
         let result = Pin::new(&mut self.io).poll_write_vectored(cx, bufs);
         if result.is_ready() {
-            self.activity.touch();
+            self.signal.activity.touch();
         }
         result
     }
@@ -568,7 +458,7 @@ async fn linger(mut tcp: TcpStream) {
 struct WithPeer<S> {
     inner: S,
     peer: Option<PeerIdentity>,
-    activity: Arc<Activity>,
+    signal: Arc<Signal>,
 }
 
 impl<S, B> hyper::service::Service<Request<Incoming>> for WithPeer<S>
@@ -583,20 +473,19 @@ where
         if let Some(peer) = &self.peer {
             req.extensions_mut().insert(peer.clone());
         }
-        self.activity.request_started();
+        self.signal.activity.request_started();
         InFlight {
             inner: self.inner.call(req),
-            guard: Some(InFlightGuard(Arc::clone(&self.activity))),
+            guard: Some(InFlightGuard(Arc::clone(&self.signal))),
         }
     }
 }
 
-struct InFlightGuard(Arc<Activity>);
+struct InFlightGuard(Arc<Signal>);
 
 impl Drop for InFlightGuard {
     fn drop(&mut self) {
-        self.0.touch();
-        self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
+        self.0.activity.request_ended();
     }
 }
 

@@ -16,7 +16,7 @@ use tracing::Instrument;
 
 use crate::authorize::Authorizer;
 use crate::connection::{CONNECTION, Connection, ConnectionContext, HttpBuilders};
-use crate::drain::{Drain, Order};
+use crate::drain::{Drain, Order, Timeouts};
 use crate::error::Error;
 use crate::limits::Limits;
 use crate::live::{LiveServer, ServerGeneration};
@@ -1256,7 +1256,10 @@ impl Server {
         // shutdown drains requests, and a peer still handshaking has none (nor may a
         // stalled one hold shutdown up until its handshake timeout). Dropping the serve
         // future drops `drain`, which closes every connection.
-        let drain = Drain::new();
+        let drain = Drain::watched(Timeouts {
+            idle: shared.limits.idle_timeout,
+            head: shared.limits.header_read_timeout,
+        });
         tokio::pin!(signal);
 
         loop {
