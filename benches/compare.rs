@@ -14,14 +14,16 @@
 //!
 //! Metrics (see docs/PERFORMANCE.md): `handshakes`, `resumed`, `requests`, `requests_h2`,
 //! `p99_ms` (and p50) at half the slowest contender's keep-alive maximum, `kib_per_conn`,
-//! and `client_requests`. Each prints last as
+//! and `client_requests`. For `requests` and `requests_h2` a fourth contender, our `Server`
+//! with a service made per connection (`serve_connections`, no identity in the requests'
+//! extensions), prints a `PER_CONNECTION` line against mtls and raw. Each metric prints last as
 //! `RESULT <metric> mtls=<v> raw=<v> nginx=<v> ratio_raw=<mtls/raw> ratio_nginx=<mtls/nginx>`,
 //! after `BOUND handshakes_per_s=<v> per_server_core=<v> fraction=<mtls/bound> ...` when
 //! `openssl speed` figures are given: the server's side of a full handshake's public-key
 //! work on one core, against our full handshakes per second of server CPU.
 //!
 //! Modes used by `compare.sh` and by the bench itself: `--make-certs DIR`, `--free-port`,
-//! `--cores`, `--serve-mtls DIR`, `--serve-raw DIR`; and for profiling one server under one
+//! `--cores`, `--serve-mtls DIR`, `--serve-mtls-conn DIR`, `--serve-raw DIR`; and for profiling one server under one
 //! load, `--drive DIR METRIC ADDR SECONDS`. Options: `--quick`, `--rounds N`, `--slices N`,
 //! `--seconds S`,
 //! `--certs DIR`, `--nginx ADDR --nginx-pid PID`, `--openssl-speed SIGN,VERIFY,X25519`
@@ -52,7 +54,12 @@ fn cores() -> usize {
 const MTLS: usize = 0;
 const RAW: usize = 1;
 const NGINX: usize = 2;
-const NAMES: [&str; 3] = ["mtls", "raw", "nginx"];
+/// Our `Server` with a service made per connection (`serve_connections`): measured for the
+/// keep-alive metrics only, and reported apart from the RESULT lines.
+const MTLS_CONN: usize = 3;
+const NAMES: [&str; 4] = ["mtls", "raw", "nginx", "mtls-conn"];
+/// The metrics `MTLS_CONN` takes part in.
+const PER_CONNECTION: [&str; 2] = ["requests", "requests_h2"];
 /// The two clients of `client_requests`, under the `mtls` and `raw` columns.
 const CLIENT_NAMES: [&str; 2] = ["our Client", "hand-written"];
 
@@ -166,7 +173,7 @@ fn options(args: &[String]) -> Options {
 /// Per metric, the samples of each contender (for `client_requests`: our `Client` under
 /// `mtls`, the hand-written one under `raw`).
 #[derive(Default)]
-struct Samples(BTreeMap<&'static str, [Vec<f64>; 3]>);
+struct Samples(BTreeMap<&'static str, [Vec<f64>; 4]>);
 
 impl Samples {
     fn push(&mut self, metric: &'static str, who: usize, value: f64) {
@@ -267,6 +274,7 @@ fn main() {
     };
     match args.get(1).map(String::as_str) {
         Some("--serve-mtls") => return servers::serve_mtls(&dir_arg()),
+        Some("--serve-mtls-conn") => return servers::serve_mtls_per_connection(&dir_arg()),
         Some("--serve-raw") => return servers::serve_raw(&dir_arg()),
         Some("--make-certs") => return certs::make(&dir_arg()),
         Some("--drive") => return drive(&args[2..]),
@@ -333,6 +341,7 @@ fn compare(o: &Options, dir: &Path) -> bool {
     let start = |who: usize| match who {
         MTLS => Running::child("--serve-mtls", dir),
         RAW => Running::child("--serve-raw", dir),
+        MTLS_CONN => Running::child("--serve-mtls-conn", dir),
         _ => {
             let (addr, master) = o.nginx.expect("nginx runs");
             let nginx = Running::Nginx { master, addr };
@@ -348,19 +357,24 @@ fn compare(o: &Options, dir: &Path) -> bool {
         // Every contender is up for the whole round (an idle server costs no CPU), so that
         // each metric is measured for mtls, raw and nginx back to back: this machine's speed
         // drifts over tens of seconds, and neighbours in time see the same machine.
-        let servers: Vec<Running> = contenders.iter().map(|&who| start(who)).collect();
-        let addr = |who: usize| servers[contenders.iter().position(|&c| c == who).unwrap()].addr();
+        let all: Vec<usize> = contenders.iter().copied().chain([MTLS_CONN]).collect();
+        let all_servers: Vec<Running> = all.iter().map(|&who| start(who)).collect();
+        let server = |who: usize| &all_servers[all.iter().position(|&c| c == who).unwrap()];
+        let addr = |who: usize| server(who).addr();
         for (metric, cpu_metric) in THROUGHPUT {
             let slice_seconds = seconds / o.slices as f64;
-            let mut totals = [Total::default(), Total::default(), Total::default()];
+            let mut totals = [(); 4].map(|()| Total::default());
+            let measured: Vec<usize> = if PER_CONNECTION.contains(&metric) {
+                all.clone()
+            } else {
+                contenders.clone()
+            };
             for slice in 0..o.slices {
                 // A B C, then B C A, then C A B: each contender takes each place in turn.
-                let mut order = contenders.clone();
-                order.rotate_left(slice % contenders.len());
+                let mut order = measured.clone();
+                order.rotate_left(slice % measured.len());
                 for &who in &order {
-                    load::watch_server(
-                        servers[contenders.iter().position(|&c| c == who).unwrap()].pids(),
-                    );
+                    load::watch_server(server(who).pids());
                     let outcome = runtime
                         .block_on(server_load(metric, addr(who), &certs, slice_seconds))
                         .expect("a throughput metric");
@@ -374,7 +388,7 @@ fn compare(o: &Options, dir: &Path) -> bool {
             }
             load::watch_server(Vec::new());
             let mut line = format!("round {round} {metric}:");
-            for &who in &contenders {
+            for &who in &measured {
                 let total = &totals[who];
                 samples.push(metric, who, total.per_s());
                 samples.push(cpu_metric, who, total.server_cpu_us_per_op());
@@ -395,10 +409,17 @@ fn compare(o: &Options, dir: &Path) -> bool {
                     totals[MTLS].per_s() / totals[RAW].per_s()
                 );
             }
+            if measured.contains(&MTLS_CONN) {
+                line += &format!(
+                    ", mtls-conn/raw {:.3}",
+                    totals[MTLS_CONN].per_s() / totals[RAW].per_s()
+                );
+            }
             eprintln!("{line}");
         }
         let mut line = format!("round {round} KiB per idle connection:");
-        for (server, &who) in servers.iter().zip(&contenders) {
+        for &who in &contenders {
+            let server = server(who);
             let memory = runtime
                 .block_on(load::idle_memory(
                     server.addr(),
@@ -453,7 +474,7 @@ fn compare(o: &Options, dir: &Path) -> bool {
             totals[MTLS].per_s() / totals[RAW].per_s()
         );
         eprintln!("{line}");
-        for server in servers {
+        for server in all_servers {
             server.stop();
         }
     }
@@ -572,6 +593,24 @@ fn compare(o: &Options, dir: &Path) -> bool {
         provider.bound(cores, true),
         handshakes / provider.bound(cores, true),
     );
+    // Our server with a service made per connection, against the same baseline: what the
+    // identity in each request's extensions costs the RESULT lines' `mtls`.
+    for metric in PER_CONNECTION {
+        let [c, m, r] = [MTLS_CONN, MTLS, RAW].map(|w| samples.median(metric, w));
+        let cpu = format!("cpu_{metric}");
+        let [cc, cm, cr] = [MTLS_CONN, MTLS, RAW].map(|w| samples.median(&cpu, w));
+        println!(
+            "PER_CONNECTION {metric} mtls_conn={} mtls={} raw={} ratio_raw={} \
+             ratio_mtls={} cpu_ratio_raw={} cpu_ratio_mtls={}",
+            number(c, 1),
+            number(m, 1),
+            number(r, 1),
+            number(c / r, 3),
+            number(c / m, 3),
+            number(cc / cr, 3),
+            number(cc / cm, 3),
+        );
+    }
     if let Some(openssl) = &o.openssl {
         println!(
             "CRYPTO provider=openssl cores={cores} sign_per_s={:.0} verify_per_s={:.0} \

@@ -13,7 +13,8 @@
 //! - [`Client`]: pooled HTTPS client presenting our identity and verifying the server by name
 //!   or, with `expect_server`, by identity.
 //! - [`PeerIdentity`]: the verified peer — subject, SANs, [`SpiffeId`], serial, validity,
-//!   fingerprint, chain — in each request's (and response's) extensions.
+//!   fingerprint, chain — in each request's (and response's) extensions, or once per
+//!   connection with [`Server::serve_connections`] ([`ConnectionInfo`]).
 //! - [`Authorizer`]: which verified peers are allowed — SPIFFE IDs, trust domains, path
 //!   prefixes, DNS SANs, closures — enforced inside the handshake, failing closed.
 //! - [`HandshakeFailure`]: why a handshake failed, in `tracing` events and [`ServerStats`].
@@ -117,7 +118,7 @@ pub use pkcs12::Password;
 pub use provider::{CRYPTO_PROVIDER, crypto_provider};
 pub use require::{RequireIdentity, RequireIdentityFuture, RequireIdentityService};
 pub use roles::{Access, AccessError, AccessRule, AccessService, Decision, Roles};
-pub use server::{Server, ServerBuilder, ServerHandle};
+pub use server::{ConnectionInfo, Server, ServerBuilder, ServerHandle};
 pub use service::{HttpService, Hyper, Tower};
 pub use source::{CertificateInfo, CertificateStatus, DEFAULT_RELOAD_INTERVAL, Rotate};
 pub use stats::{RECENT_WINDOW, ServerStats};

@@ -8,6 +8,8 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use http::Request;
+use hyper::body::Incoming;
 use rustls::ServerConfig;
 use rustls::crypto::CryptoProvider;
 use tokio::net::{TcpListener, ToSocketAddrs};
@@ -18,6 +20,7 @@ use crate::authorize::Authorizer;
 use crate::connection::{CONNECTION, Connection, ConnectionContext, HttpBuilders};
 use crate::drain::{Drain, Order, Timeouts};
 use crate::error::Error;
+use crate::identity::PeerIdentity;
 use crate::limits::Limits;
 use crate::live::{LiveServer, ServerGeneration};
 use crate::material::{Crls, Identity, TrustBundle};
@@ -1242,6 +1245,148 @@ impl Server {
         F: Future<Output = ()> + Send,
     {
         let service = service.into_hyper_service();
+        self.run(move |_: &ConnectionInfo| service.clone(), true, signal)
+            .await
+    }
+
+    /// Serves a service made for each connection, once its handshake is verified, from
+    /// what the handshake established: the peer's identity is a value of the connection,
+    /// read once, instead of an entry in every request's extensions.
+    ///
+    /// This is the shape of a server written by hand over tokio-rustls, and it is what to
+    /// use when a connection's requests share work that depends only on the peer (an
+    /// authorization decided once per connection, a per-peer quota or client), or when the
+    /// last per-request allocations count: requests served this way carry **no**
+    /// [`PeerIdentity`] in their extensions, so nothing is allocated per request for it.
+    /// Middleware that reads the identity from the extensions ([`RequireIdentity`](crate::RequireIdentity),
+    /// [`Roles`](crate::Roles), the axum extractor) then finds none and refuses every request:
+    /// use [`Server::serve`] with those.
+    ///
+    /// `make` runs only for connections whose handshake and policy check passed (an
+    /// unauthorized peer never reaches it), on the connection's task; it should be quick.
+    /// Everything else (limits, timeouts, draining) is as for [`Server::serve`].
+    ///
+    /// # Errors
+    ///
+    /// None at present: the signature leaves room for fatal listener errors.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # tokio::runtime::Runtime::new()?.block_on(async {
+    /// # let ca = mtls::dev::DevCa::new("test CA")?;
+    /// # let server = mtls::Server::builder()
+    /// #     .identity(ca.server("localhost")?.identity()?)
+    /// #     .trust(ca.trust()?)
+    /// #     .authorize(mtls::Authorizer::any_verified())
+    /// #     .bind("127.0.0.1:0")
+    /// #     .await?;
+    /// # let client = mtls::Client::builder()
+    /// #     .identity(ca.client("spiffe://example.org/orders")?.identity()?)
+    /// #     .trust(ca.trust()?)
+    /// #     .build()?;
+    /// use std::sync::Arc;
+    /// use http_body_util::{BodyExt, Full};
+    /// use hyper::{Request, Response, body::{Bytes, Incoming}};
+    ///
+    /// let url: http::Uri = format!("https://{}/", server.local_addr()).parse()?;
+    /// tokio::spawn(server.serve_connections(|conn: &mtls::ConnectionInfo| {
+    ///     // Once per connection: the greeting is made here, not per request.
+    ///     let name = conn.peer_identity().map_or("anonymous".to_owned(), |p| p.to_string());
+    ///     let greeting = Bytes::from(format!("hello {name}"));
+    ///     hyper::service::service_fn(move |_req: Request<Incoming>| {
+    ///         let body = greeting.clone();
+    ///         async move { Ok::<_, std::convert::Infallible>(Response::new(Full::new(body))) }
+    ///     })
+    /// }));
+    /// let body = client.get(url).await?.into_body().collect().await?.to_bytes();
+    /// assert_eq!(body, "hello spiffe://example.org/orders");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # })?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub async fn serve_connections<F, S, M>(self, make: F) -> Result<(), Error>
+    where
+        F: Fn(&ConnectionInfo) -> S + Send + Sync + 'static,
+        S: HttpService<M>,
+    {
+        self.serve_connections_with_shutdown(make, pending()).await
+    }
+
+    /// [`Server::serve_connections`] until `signal` completes, then a graceful shutdown as
+    /// in [`Server::serve_with_shutdown`].
+    ///
+    /// # Errors
+    ///
+    /// None at present: the signature leaves room for fatal listener errors.
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping the returned future stops accepting at once and abandons connection tasks
+    /// without draining them.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # tokio::runtime::Runtime::new()?.block_on(async {
+    /// # let ca = mtls::dev::DevCa::new("test CA")?;
+    /// # let server = mtls::Server::builder()
+    /// #     .identity(ca.server("localhost")?.identity()?)
+    /// #     .trust(ca.trust()?)
+    /// #     .authorize(mtls::Authorizer::any_verified())
+    /// #     .bind("127.0.0.1:0")
+    /// #     .await?;
+    /// let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    /// let serving = tokio::spawn(server.serve_connections_with_shutdown(
+    ///     |_conn: &mtls::ConnectionInfo| {
+    ///         hyper::service::service_fn(|_req: http::Request<hyper::body::Incoming>| async {
+    ///             Ok::<_, std::convert::Infallible>(http::Response::new(String::from("hello")))
+    ///         })
+    ///     },
+    ///     async {
+    ///         let _ = stopped.await;
+    ///     },
+    /// ));
+    /// stop.send(()).unwrap();
+    /// serving.await??; // stopped accepting, drained, returned
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # })?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub async fn serve_connections_with_shutdown<F, S, M, G>(
+        self,
+        make: F,
+        signal: G,
+    ) -> Result<(), Error>
+    where
+        F: Fn(&ConnectionInfo) -> S + Send + Sync + 'static,
+        S: HttpService<M>,
+        G: Future<Output = ()> + Send,
+    {
+        self.run(
+            move |conn: &ConnectionInfo| make(conn).into_hyper_service(),
+            false,
+            signal,
+        )
+        .await
+    }
+
+    /// The accept loop: `make` gives each verified connection its service; with
+    /// `extensions`, each request also carries the peer's identity in its extensions.
+    async fn run<F, H, B, G>(self, make: F, extensions: bool, signal: G) -> Result<(), Error>
+    where
+        F: Fn(&ConnectionInfo) -> H + Send + Sync + 'static,
+        H: hyper::service::Service<Request<Incoming>, Response = http::Response<B>>
+            + Send
+            + 'static,
+        H::Future: Send + 'static,
+        H::Error: Into<crate::connection::BoxError>,
+        B: hyper::body::Body + Send + 'static,
+        B::Data: Send,
+        B::Error: Into<crate::connection::BoxError>,
+        G: Future<Output = ()> + Send,
+    {
+        let make = Arc::new(make);
         let Server {
             listener, shared, ..
         } = self;
@@ -1274,7 +1419,7 @@ impl Server {
                             shared: Arc::clone(&shared),
                             addr,
                         };
-                        let service = service.clone();
+                        let make = Arc::clone(&make);
                         let http = Arc::clone(&http);
                         // The peer's identity is recorded on the span once the handshake
                         // has verified it, so every event of the connection carries it.
@@ -1298,8 +1443,11 @@ impl Server {
                                 .scope(ConnectionContext::new(addr), connection.handshake(tcp, &member)))
                                 .await;
                             drop(handshake_permit);
-                            if let Some(io) = handshake {
-                                connection.serve(io, service, &member, &http).await;
+                            if let Some((tls, peer)) = handshake {
+                                let info = ConnectionInfo { peer, remote_addr: addr };
+                                let service = make(&info);
+                                let peer = if extensions { info.peer } else { None };
+                                connection.serve((tls, peer), service, &member, &http).await;
                             }
                         }.instrument(span));
                     }
@@ -1328,6 +1476,54 @@ impl Server {
             let _ = tokio::time::timeout(Duration::from_secs(5), drain.closed()).await;
         }
         Ok(())
+    }
+}
+
+/// What a verified connection established, given to [`Server::serve_connections`]'s
+/// `make` once per connection.
+///
+/// # Examples
+///
+/// ```
+/// fn greeting(conn: &mtls::ConnectionInfo) -> String {
+///     match conn.peer_identity() {
+///         Some(peer) => format!("hello {peer} from {}", conn.remote_addr().ip()),
+///         None => "hello anonymous".to_owned(),
+///     }
+/// }
+/// ```
+#[derive(Debug, Clone)]
+pub struct ConnectionInfo {
+    peer: Option<PeerIdentity>,
+    remote_addr: SocketAddr,
+}
+
+impl ConnectionInfo {
+    /// The client's verified identity: `None` only for an anonymous client that the
+    /// server's policy admits ([`Authorizer::anonymous`](crate::Authorizer::anonymous)).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// fn caller(conn: &mtls::ConnectionInfo) -> Option<String> {
+    ///     conn.peer_identity().and_then(|peer| peer.spiffe_id()).map(|id| id.to_string())
+    /// }
+    /// ```
+    pub fn peer_identity(&self) -> Option<&PeerIdentity> {
+        self.peer.as_ref()
+    }
+
+    /// The client's address.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// fn from_loopback(conn: &mtls::ConnectionInfo) -> bool {
+    ///     conn.remote_addr().ip().is_loopback()
+    /// }
+    /// ```
+    pub fn remote_addr(&self) -> SocketAddr {
+        self.remote_addr
     }
 }
 

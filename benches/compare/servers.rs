@@ -1,5 +1,7 @@
-//! The three contenders: our `Server` and the hand-written baseline (each run as a child
-//! process of the bench binary), and an nginx started by `compare.sh`.
+//! The contenders: our `Server` (serving with the identity in each request's extensions, and,
+//! for the keep-alive metrics, with a service made per connection) and the hand-written
+//! baseline, each run as a child process of the bench binary, and an nginx started by
+//! `compare.sh`.
 
 use std::convert::Infallible;
 use std::fmt;
@@ -64,6 +66,35 @@ pub fn serve_mtls(dir: &Path) {
                 };
                 async move { Ok::<_, Infallible>(response) }
             }))
+            .await;
+    });
+}
+
+/// Our `Server` with a service made per connection (`serve_connections`): the handler names
+/// the caller the connection's identity gave, as the baseline's does; requests carry no
+/// identity extension.
+pub fn serve_mtls_per_connection(dir: &Path) {
+    server_runtime().block_on(async {
+        let server = mtls::Server::builder()
+            .identity_files(dir.join("server.pem"), dir.join("server.key"))
+            .trust_file(dir.join("ca.pem"))
+            .authorize(mtls::Authorizer::any_verified())
+            .reload_interval(None)
+            .bind("127.0.0.1:0")
+            .await
+            .unwrap();
+        announce(server.local_addr());
+        let _ = server
+            .serve_connections(|conn: &mtls::ConnectionInfo| {
+                let name: Arc<str> = match conn.peer_identity() {
+                    Some(peer) => peer.to_string().into(),
+                    None => "anonymous".into(),
+                };
+                service_fn(move |_req: Request<Incoming>| {
+                    let response = hello(&*name);
+                    async move { Ok::<_, Infallible>(response) }
+                })
+            })
             .await;
     });
 }
