@@ -43,6 +43,11 @@ pub struct PeerIdentity(Arc<Inner>);
 
 /// One connection's peer: what its certificate says, shared by every connection that
 /// presented the same chain, and what this connection negotiated.
+///
+/// Aligned to 128 bytes: the server clones the identity into every request, so its
+/// reference count is written per request by the connection's thread, and must not share a
+/// cache line with what another thread writes.
+#[repr(align(128))]
 struct Inner {
     cert: Arc<Certificate>,
     tls_version: Option<TlsVersion>,
