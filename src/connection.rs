@@ -318,12 +318,16 @@ impl Connection {
             peer,
             signal: Arc::clone(&signal),
         };
-        let io = TokioIo::new(Tracked { io: tls, signal });
+        // The TLS stream moves out of its box into the HTTP connection's: one allocation
+        // for both, on cache lines of its own.
+        let io = TokioIo::new(Tracked { io: *tls, signal });
         // Without upgrades: an upgraded stream would leave the connection task, and with it
         // the connection limit, the idle timeout and graceful shutdown.
         // On the heap, where it is exactly its own size: inline, the task's future would be
         // as large as this and the handshake's state together (about 8 KiB instead of 1).
-        let mut conn = Box::pin(builder.serve_connection(io, service).into_owned());
+        let mut conn = Box::pin(CacheAligned {
+            inner: builder.serve_connection(io, service).into_owned(),
+        });
         let mut draining = false;
         let mut registered = Registered::default();
         // One future polled at every wake: the order first (an atomic load), then the
@@ -334,14 +338,14 @@ impl Connection {
                 Order::Drain => {
                     if !draining {
                         draining = true;
-                        conn.as_mut().graceful_shutdown();
+                        conn.as_mut().project().inner.graceful_shutdown();
                     }
                 }
                 Order::Close => return Poll::Ready(End::Closed),
                 Order::Idle => return Poll::Ready(End::Idle),
                 Order::HeadTimeout => return Poll::Ready(End::HeadTimeout),
             }
-            conn.as_mut().poll(cx).map(End::Done)
+            conn.as_mut().project().inner.poll(cx).map(End::Done)
         })
         .await;
         match end {
@@ -359,6 +363,17 @@ impl Connection {
                 "closing connection: the server is shutting down"
             ),
         }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// A connection's HTTP state (with its TLS stream) on cache lines of its own: it is
+    /// written on every request by the thread that runs the connection, and a neighbour in
+    /// the heap written by another thread would turn those writes into cache misses.
+    #[repr(align(128))]
+    struct CacheAligned<F> {
+        #[pin]
+        inner: F,
     }
 }
 
@@ -545,5 +560,17 @@ impl<B: Body> Body for Guarded<B> {
 
     fn size_hint(&self) -> hyper::body::SizeHint {
         self.inner.size_hint()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn per_request_state_written_by_one_thread_sits_on_its_own_cache_lines() {
+        assert_eq!(std::mem::align_of::<CacheAligned<u8>>(), 128);
+        assert_eq!(std::mem::align_of::<Signal>(), 128);
+        assert_eq!(crate::identity::INNER_ALIGN, 128);
     }
 }

@@ -55,6 +55,10 @@ struct Inner {
     resumed: bool,
 }
 
+/// The alignment of a connection's identity, for a test of its layout.
+#[cfg(test)]
+pub(crate) const INNER_ALIGN: usize = std::mem::align_of::<Inner>();
+
 /// What a chain's leaf says, parsed once for all the connections that present the same bytes
 /// (see [`recent`]).
 struct Certificate {
