@@ -96,8 +96,56 @@ fn take_verified() -> Option<PeerIdentity> {
 pub(crate) type BoxError = Box<dyn std::error::Error + Send + Sync>;
 /// Boxed: a TLS stream is over a kilobyte, and a connection task's future would otherwise
 /// carry it (and the handshake's and HTTP connection's states) inline, twice over where the
-/// compiler keeps a moved-from slot.
-type TlsStream = Box<tokio_rustls::server::TlsStream<TcpStream>>;
+/// compiler keeps a moved-from slot. On cache lines of its own, as it is written on every
+/// request by the thread that runs the connection ([`Aligned`]).
+pub(crate) type TlsStream = Box<Aligned<tokio_rustls::server::TlsStream<TcpStream>>>;
+
+/// A value on cache lines of its own (128 bytes: two lines, which adjacent-line prefetching
+/// pairs). Per-connection state written on every request by the thread that runs the
+/// connection must not share a line with another connection's, which the other worker
+/// thread writes: every write would miss the cache.
+#[repr(align(128))]
+pub(crate) struct Aligned<T>(pub(crate) T);
+
+impl<T: tokio::io::AsyncRead + Unpin> tokio::io::AsyncRead for Aligned<T> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.0).poll_read(cx, buf)
+    }
+}
+
+impl<T: tokio::io::AsyncWrite + Unpin> tokio::io::AsyncWrite for Aligned<T> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.0).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.0).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.0).poll_shutdown(cx)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.0.is_write_vectored()
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.0).poll_write_vectored(cx, bufs)
+    }
+}
 
 const ONE_YEAR: Duration = Duration::from_secs(365 * 24 * 3600);
 
@@ -182,7 +230,7 @@ impl Connection {
             accept.as_mut().poll(cx).map(Some)
         });
         // Boxed at once: a match keeps its scrutinee across the awaits in its arms.
-        let tls = match accepted.await?.map(|r| r.map(Box::new)) {
+        let tls = match accepted.await?.map(|r| r.map(|tls| Box::new(Aligned(tls)))) {
             Ok(Ok(tls)) => tls,
             Ok(Err((error, tcp))) => {
                 let reason = HandshakeFailure::from_io(&error);
@@ -204,7 +252,7 @@ impl Connection {
                 return None;
             }
         };
-        let conn = tls.get_ref().1;
+        let conn = tls.0.get_ref().1;
         let presented = conn.peer_certificates().is_some();
         let peer = PeerIdentity::from_connection(conn, take_verified());
         if presented && peer.is_none() {
@@ -306,7 +354,7 @@ impl Connection {
         B::Data: Send,
         B::Error: Into<BoxError>,
     {
-        let alpn = tls.get_ref().1.alpn_protocol();
+        let alpn = tls.0.get_ref().1.alpn_protocol();
         // HTTP/1 by ALPN: we time request heads (hyper does for the rest, see HttpBuilders).
         let time_heads = matches!(alpn, Some(a) if a != b"h2");
         let builder = http.for_alpn(alpn);
@@ -573,6 +621,7 @@ mod tests {
     fn per_request_state_written_by_one_thread_sits_on_its_own_cache_lines() {
         assert_eq!(std::mem::align_of::<CacheAligned<u8>>(), 128);
         assert_eq!(std::mem::align_of::<Signal>(), 128);
+        assert_eq!(std::mem::align_of::<Aligned<u8>>(), 128);
         assert_eq!(crate::identity::INNER_ALIGN, 128);
     }
 }

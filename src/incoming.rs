@@ -248,7 +248,7 @@ async fn accept_streams(
 /// ```
 pub struct VerifiedStream {
     /// Boxed, as the server's connections keep it.
-    tls: Box<tokio_rustls::server::TlsStream<TcpStream>>,
+    tls: crate::connection::TlsStream,
     peer: Option<PeerIdentity>,
     remote_addr: SocketAddr,
     _permit: OwnedSemaphorePermit,
@@ -361,7 +361,7 @@ impl VerifiedStream {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn into_inner(self) -> tokio_rustls::server::TlsStream<TcpStream> {
-        *self.tls
+        self.tls.0
     }
 }
 
@@ -503,6 +503,6 @@ impl AsyncWrite for VerifiedStream {
     }
 
     fn is_write_vectored(&self) -> bool {
-        self.tls.is_write_vectored()
+        self.tls.0.is_write_vectored()
     }
 }
