@@ -42,18 +42,25 @@ fn announce(addr: SocketAddr) {
     });
 }
 
+/// Our `Server` on the bench's certificates, any verified client allowed, its address
+/// announced.
+async fn bind_mtls(dir: &Path) -> mtls::Server {
+    let server = mtls::Server::builder()
+        .identity_files(dir.join("server.pem"), dir.join("server.key"))
+        .trust_file(dir.join("ca.pem"))
+        .authorize(mtls::Authorizer::any_verified())
+        .reload_interval(None)
+        .bind("127.0.0.1:0")
+        .await
+        .unwrap();
+    announce(server.local_addr());
+    server
+}
+
 /// Our `Server`: the handler reads the `PeerIdentity` the server put in the request.
 pub fn serve_mtls(dir: &Path) {
     server_runtime().block_on(async {
-        let server = mtls::Server::builder()
-            .identity_files(dir.join("server.pem"), dir.join("server.key"))
-            .trust_file(dir.join("ca.pem"))
-            .authorize(mtls::Authorizer::any_verified())
-            .reload_interval(None)
-            .bind("127.0.0.1:0")
-            .await
-            .unwrap();
-        announce(server.local_addr());
+        let server = bind_mtls(dir).await;
         let _ = server
             // The response is made when the request arrives and the request is dropped
             // there, as in the baseline's handler: hyper reads ahead while a handler's future
@@ -75,15 +82,7 @@ pub fn serve_mtls(dir: &Path) {
 /// identity extension.
 pub fn serve_mtls_per_connection(dir: &Path) {
     server_runtime().block_on(async {
-        let server = mtls::Server::builder()
-            .identity_files(dir.join("server.pem"), dir.join("server.key"))
-            .trust_file(dir.join("ca.pem"))
-            .authorize(mtls::Authorizer::any_verified())
-            .reload_interval(None)
-            .bind("127.0.0.1:0")
-            .await
-            .unwrap();
-        announce(server.local_addr());
+        let server = bind_mtls(dir).await;
         let _ = server
             .serve_connections(|conn: &mtls::ConnectionInfo| {
                 let name: Arc<str> = match conn.peer_identity() {
