@@ -100,50 +100,70 @@ pub(crate) type BoxError = Box<dyn std::error::Error + Send + Sync>;
 /// request by the thread that runs the connection ([`Aligned`]).
 pub(crate) type TlsStream = Box<Aligned<tokio_rustls::server::TlsStream<TcpStream>>>;
 
-/// A value on cache lines of its own (128 bytes: two lines, which adjacent-line prefetching
-/// pairs). Per-connection state written on every request by the thread that runs the
-/// connection must not share a line with another connection's, which the other worker
-/// thread writes: every write would miss the cache.
-#[repr(align(128))]
-pub(crate) struct Aligned<T>(pub(crate) T);
-
-impl<T: tokio::io::AsyncRead + Unpin> tokio::io::AsyncRead for Aligned<T> {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut tokio::io::ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.0).poll_read(cx, buf)
+pin_project_lite::pin_project! {
+    /// A value on cache lines of its own (128 bytes: two lines, which adjacent-line
+    /// prefetching pairs): the boxed TLS stream and HTTP connection. Per-connection state
+    /// written on every request by the thread that runs the connection must not share a line
+    /// with another connection's, which the other worker thread writes: every write would
+    /// miss the cache. It is the I/O or the future it holds.
+    #[repr(align(128))]
+    pub(crate) struct Aligned<T> {
+        #[pin]
+        pub(crate) inner: T,
     }
 }
 
-impl<T: tokio::io::AsyncWrite + Unpin> tokio::io::AsyncWrite for Aligned<T> {
+impl<T> Aligned<T> {
+    pub(crate) fn new(inner: T) -> Self {
+        Aligned { inner }
+    }
+}
+
+impl<F: Future> Future for Aligned<F> {
+    type Output = F::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        self.project().inner.poll(cx)
+    }
+}
+
+impl<T: tokio::io::AsyncRead> tokio::io::AsyncRead for Aligned<T> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        self.project().inner.poll_read(cx, buf)
+    }
+}
+
+impl<T: tokio::io::AsyncWrite> tokio::io::AsyncWrite for Aligned<T> {
     fn poll_write(
-        mut self: Pin<&mut Self>,
+        self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.0).poll_write(cx, buf)
+        self.project().inner.poll_write(cx, buf)
     }
 
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.0).poll_flush(cx)
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.project().inner.poll_flush(cx)
     }
 
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.0).poll_shutdown(cx)
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.project().inner.poll_shutdown(cx)
     }
 
     fn is_write_vectored(&self) -> bool {
-        self.0.is_write_vectored()
+        self.inner.is_write_vectored()
     }
 
     fn poll_write_vectored(
-        mut self: Pin<&mut Self>,
+        self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.0).poll_write_vectored(cx, bufs)
+        self.project().inner.poll_write_vectored(cx, bufs)
     }
 }
 
@@ -230,7 +250,10 @@ impl Connection {
             accept.as_mut().poll(cx).map(Some)
         });
         // Boxed at once: a match keeps its scrutinee across the awaits in its arms.
-        let tls = match accepted.await?.map(|r| r.map(|tls| Box::new(Aligned(tls)))) {
+        let tls = match accepted
+            .await?
+            .map(|r| r.map(|tls| Box::new(Aligned::new(tls))))
+        {
             Ok(Ok(tls)) => tls,
             Ok(Err((error, tcp))) => {
                 let reason = HandshakeFailure::from_io(&error);
@@ -252,7 +275,7 @@ impl Connection {
                 return None;
             }
         };
-        let conn = tls.0.get_ref().1;
+        let conn = tls.inner.get_ref().1;
         let presented = conn.peer_certificates().is_some();
         let peer = PeerIdentity::from_connection(conn, take_verified());
         if presented && peer.is_none() {
@@ -354,7 +377,7 @@ impl Connection {
         B::Data: Send,
         B::Error: Into<BoxError>,
     {
-        let alpn = tls.0.get_ref().1.alpn_protocol();
+        let alpn = tls.inner.get_ref().1.alpn_protocol();
         // HTTP/1 by ALPN: we time request heads (hyper does for the rest, see HttpBuilders).
         let time_heads = matches!(alpn, Some(a) if a != b"h2");
         let builder = http.for_alpn(alpn);
@@ -375,9 +398,9 @@ impl Connection {
         // On the heap, where it is exactly its own size (inline, the task's future would be
         // as large as this and the handshake's state together: about 8 KiB instead of 1),
         // on cache lines of its own.
-        let mut conn = Box::pin(CacheAligned {
-            inner: builder.serve_connection(io, service).into_owned(),
-        });
+        let mut conn = Box::pin(Aligned::new(
+            builder.serve_connection(io, service).into_owned(),
+        ));
         let mut draining = false;
         let mut registered = Registered::default();
         // One future polled at every wake: the order first (an atomic load), then the
@@ -395,7 +418,7 @@ impl Connection {
                 Order::Idle => return Poll::Ready(End::Idle),
                 Order::HeadTimeout => return Poll::Ready(End::HeadTimeout),
             }
-            conn.as_mut().project().inner.poll(cx).map(End::Done)
+            conn.as_mut().poll(cx).map(End::Done)
         })
         .await;
         match end {
@@ -413,17 +436,6 @@ impl Connection {
                 "closing connection: the server is shutting down"
             ),
         }
-    }
-}
-
-pin_project_lite::pin_project! {
-    /// A connection's HTTP state on cache lines of its own: it is
-    /// written on every request by the thread that runs the connection, and a neighbour in
-    /// the heap written by another thread would turn those writes into cache misses.
-    #[repr(align(128))]
-    struct CacheAligned<F> {
-        #[pin]
-        inner: F,
     }
 }
 
@@ -619,7 +631,6 @@ mod tests {
 
     #[test]
     fn per_request_state_written_by_one_thread_sits_on_its_own_cache_lines() {
-        assert_eq!(std::mem::align_of::<CacheAligned<u8>>(), 128);
         assert_eq!(std::mem::align_of::<Signal>(), 128);
         assert_eq!(std::mem::align_of::<Aligned<u8>>(), 128);
         assert_eq!(crate::identity::INNER_ALIGN, 128);

@@ -361,7 +361,7 @@ impl VerifiedStream {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn into_inner(self) -> tokio_rustls::server::TlsStream<TcpStream> {
-        self.tls.0
+        self.tls.inner
     }
 }
 
@@ -503,6 +503,6 @@ impl AsyncWrite for VerifiedStream {
     }
 
     fn is_write_vectored(&self) -> bool {
-        self.tls.0.is_write_vectored()
+        self.tls.is_write_vectored()
     }
 }

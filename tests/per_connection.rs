@@ -277,3 +277,43 @@ async fn the_idle_timeout_and_shutdown_apply_as_with_serve() {
         "still accepting"
     );
 }
+
+#[tokio::test]
+async fn shutdown_lets_a_request_in_flight_finish() {
+    let ca = Ca::new("per-connection CA");
+    let server = server_builder(&ca).bind("127.0.0.1:0").await.unwrap();
+    let addr = server.local_addr();
+    let (stop, stopped) = oneshot::channel::<()>();
+    let serving = tokio::spawn(server.serve_connections_with_shutdown(
+        |_conn: &ConnectionInfo| {
+            service_fn(|_req: Request<Incoming>| async {
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                Ok::<_, Infallible>(Response::new(Full::new(Bytes::from("slow"))))
+            })
+        },
+        async move {
+            let _ = stopped.await;
+        },
+    ));
+    let leaf = ca.client("orders");
+    let config = raw_config(&ca, Some(&leaf), &[&rustls::version::TLS13], &[b"http/1.1"]);
+    let in_flight = tokio::spawn(requests_on_one_connection(addr, config, 1));
+    // The request is in its handler when the shutdown begins.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    stop.send(()).unwrap();
+    let bodies = tokio::time::timeout(Duration::from_secs(10), in_flight)
+        .await
+        .expect("the request finished")
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        bodies,
+        ["slow"],
+        "the request in flight was answered, not cut"
+    );
+    tokio::time::timeout(Duration::from_secs(10), serving)
+        .await
+        .expect("shutdown completed")
+        .unwrap()
+        .unwrap();
+}
