@@ -10,13 +10,16 @@
 //! plain tokio-rustls clients (none of our client code): each metric for mtls, raw, nginx
 //! in turn, then the next metric, round after round, reporting the median of each. The
 //! load generator shares the cores with the server under test, the same for every
-//! contender. Loopback only; every measurement lasts a fixed time.
+//! contender. Loopback only; every measurement lasts a fixed time. The keep-alive metrics,
+//! whose rates swing most from slice to slice, are measured for longer than the handshake
+//! ones (see `THROUGHPUT`).
 //!
 //! Metrics (see docs/PERFORMANCE.md): `handshakes`, `resumed`, `requests`, `requests_h2`,
 //! `p99_ms` (and p50) at half the slowest contender's keep-alive maximum, `kib_per_conn`,
-//! and `client_requests`. For `requests` and `requests_h2` a fourth contender, our `Server`
-//! with a service made per connection (`serve_connections`, no identity in the requests'
-//! extensions), prints a `PER_CONNECTION` line against mtls and raw. Each metric prints last as
+//! and `client_requests`. With `--per-connection`, a fourth contender, our `Server` with a
+//! service made per connection (`serve_connections`, no identity in the requests'
+//! extensions), takes the throughput measurements too and prints a `PER_CONNECTION` line
+//! for `requests` and `requests_h2` against mtls and raw. Each metric prints last as
 //! `RESULT <metric> mtls=<v> raw=<v> nginx=<v> ratio_raw=<mtls/raw> ratio_nginx=<mtls/nginx>`,
 //! after `BOUND handshakes_per_s=<v> per_server_core=<v> fraction=<mtls/bound> ...` when
 //! `openssl speed` figures are given: the server's side of a full handshake's public-key
@@ -25,7 +28,7 @@
 //! Modes used by `compare.sh` and by the bench itself: `--make-certs DIR`, `--free-port`,
 //! `--cores`, `--serve-mtls DIR`, `--serve-mtls-conn DIR`, `--serve-raw DIR`; and for profiling one server under one
 //! load, `--drive DIR METRIC ADDR SECONDS`. Options: `--quick`, `--rounds N`, `--slices N`,
-//! `--seconds S`,
+//! `--seconds S`, `--per-connection`,
 //! `--certs DIR`, `--nginx ADDR --nginx-pid PID`, `--openssl-speed SIGN,VERIFY,X25519`
 //! (operations per second on one core).
 
@@ -54,9 +57,9 @@ fn cores() -> usize {
 const MTLS: usize = 0;
 const RAW: usize = 1;
 const NGINX: usize = 2;
-/// Our `Server` with a service made per connection (`serve_connections`): measured like the
-/// others for the throughput metrics, reported for the keep-alive ones only, apart from the
-/// RESULT lines.
+/// Our `Server` with a service made per connection (`serve_connections`), with
+/// `--per-connection`: measured like the others for the throughput metrics, reported for the
+/// keep-alive ones only, apart from the RESULT lines.
 const MTLS_CONN: usize = 3;
 const NAMES: [&str; 4] = ["mtls", "raw", "nginx", "mtls-conn"];
 /// The metrics `MTLS_CONN` is reported for.
@@ -78,11 +81,14 @@ const RESULTS: [(&str, usize); 7] = [
 struct Options {
     quick: bool,
     rounds: usize,
-    /// Each measurement is cut into this many slices, taken in turn with the other
-    /// contenders' (A B C, B C A, C A B, ...), so that the machine's drift over seconds hits
-    /// all contenders alike.
+    /// Each measurement of `seconds` is cut into this many slices, taken in turn with the
+    /// other contenders' (A B C, B C A, C A B, ...), so that the machine's drift over seconds
+    /// hits all contenders alike. A measurement of another length has proportionally many,
+    /// rounded up to a whole number of turns (see [`slices_for`]).
     slices: usize,
     seconds: f64,
+    /// Also measure our `Server` with a service made per connection (`MTLS_CONN`).
+    per_connection: bool,
     certs: Option<PathBuf>,
     nginx: Option<(SocketAddr, u32)>,
     openssl: Option<crypto::Speed>,
@@ -91,8 +97,8 @@ struct Options {
 fn usage(problem: &str) -> ! {
     eprintln!("compare: {problem}");
     eprintln!(
-        "usage: compare [--quick] [--rounds N] [--slices N] [--seconds S] [--certs DIR] \
-         [--nginx ADDR --nginx-pid PID] [--openssl-speed SIGN,VERIFY,X25519]"
+        "usage: compare [--quick] [--rounds N] [--slices N] [--seconds S] [--per-connection] \
+         [--certs DIR] [--nginx ADDR --nginx-pid PID] [--openssl-speed SIGN,VERIFY,X25519]"
     );
     std::process::exit(2)
 }
@@ -104,6 +110,7 @@ fn options(args: &[String]) -> Options {
         rounds: if quick { 1 } else { 5 },
         slices: if quick { 1 } else { 3 },
         seconds: if quick { 1.5 } else { 5.0 },
+        per_connection: false,
         certs: None,
         nginx: None,
         openssl: None,
@@ -120,6 +127,7 @@ fn options(args: &[String]) -> Options {
         let bad = |what: &str| -> ! { usage(&format!("{arg}: {what}")) };
         match arg.as_str() {
             "--quick" => {}
+            "--per-connection" => o.per_connection = true,
             // `cargo bench` passes this to every bench.
             "--bench" => {}
             "--rounds" => {
@@ -191,16 +199,46 @@ impl Samples {
         v.sort_by(|a, b| a.total_cmp(b));
         v[v.len() / 2]
     }
+
+    /// Round by round, `a`'s sample over `b`'s, sorted (rounds where either is missing or
+    /// not a number are left out).
+    fn round_ratios(&self, metric: &str, a: usize, b: usize) -> Vec<f64> {
+        let Some(s) = self.0.get(metric) else {
+            return Vec::new();
+        };
+        let mut v: Vec<f64> = s[a]
+            .iter()
+            .zip(&s[b])
+            .map(|(x, y)| x / y)
+            .filter(|r| r.is_finite())
+            .collect();
+        v.sort_by(|x, y| x.total_cmp(y));
+        v
+    }
 }
 
 /// The throughput metrics, each with the sample name its server CPU per operation is kept
-/// under.
-const THROUGHPUT: [(&str, &str); 4] = [
-    ("handshakes", "cpu_handshakes"),
-    ("resumed", "cpu_resumed"),
-    ("requests", "cpu_requests"),
-    ("requests_h2", "cpu_requests_h2"),
+/// under, and its length as a share of `--seconds`. A contender's keep-alive rate swings by
+/// 10 to 17 % from one slice to the next on this kind of machine, its handshake rates by
+/// less, and the handshake ratios sit far from their targets: so the keep-alive metrics
+/// take most of the time (10 s per contender and round by default, the handshake ones 3 s).
+const THROUGHPUT: [(&str, &str, f64); 4] = [
+    ("handshakes", "cpu_handshakes", 0.6),
+    ("resumed", "cpu_resumed", 0.6),
+    ("requests", "cpu_requests", 2.0),
+    ("requests_h2", "cpu_requests_h2", 2.0),
 ];
+
+/// The slices of a measurement `share` times `--seconds` long among `contenders`: `--slices`
+/// per `--seconds`, rounded up to a whole number of turns so that each contender takes each
+/// place in the order equally often; one when `--slices` is 1.
+fn slices_for(slices: usize, share: f64, contenders: usize) -> usize {
+    if slices == 1 {
+        return 1;
+    }
+    let wanted = (slices as f64 * share).ceil() as usize;
+    wanted.div_ceil(contenders).max(1) * contenders
+}
 
 /// One contender's slices of one measurement in one round, added up.
 #[derive(Default)]
@@ -358,14 +396,19 @@ fn compare(o: &Options, dir: &Path) -> bool {
         // Every contender is up for the whole round (an idle server costs no CPU), so that
         // each metric is measured for mtls, raw and nginx back to back: this machine's speed
         // drifts over tens of seconds, and neighbours in time see the same machine.
-        let all: Vec<usize> = contenders.iter().copied().chain([MTLS_CONN]).collect();
+        let all: Vec<usize> = contenders
+            .iter()
+            .copied()
+            .chain(o.per_connection.then_some(MTLS_CONN))
+            .collect();
         let all_servers: Vec<Running> = all.iter().map(|&who| start(who)).collect();
         let server = |who: usize| &all_servers[all.iter().position(|&c| c == who).unwrap()];
         let addr = |who: usize| server(who).addr();
-        for (metric, cpu_metric) in THROUGHPUT {
-            let slice_seconds = seconds / o.slices as f64;
+        for (metric, cpu_metric, share) in THROUGHPUT {
+            let slices = slices_for(o.slices, share, all.len());
+            let slice_seconds = seconds * share / slices as f64;
             let mut totals = [(); 4].map(|()| Total::default());
-            for slice in 0..o.slices {
+            for slice in 0..slices {
                 // A B C, then B C A, then C A B: each contender takes each place in turn.
                 // Our per-connection server takes every throughput measurement as the others
                 // do (a server's state after thousands of handshakes is part of what it
@@ -408,10 +451,12 @@ fn compare(o: &Options, dir: &Path) -> bool {
                     totals[MTLS].per_s() / totals[RAW].per_s()
                 );
             }
-            line += &format!(
-                ", mtls-conn/raw {:.3}",
-                totals[MTLS_CONN].per_s() / totals[RAW].per_s()
-            );
+            if o.per_connection {
+                line += &format!(
+                    ", mtls-conn/raw {:.3}",
+                    totals[MTLS_CONN].per_s() / totals[RAW].per_s()
+                );
+            }
             eprintln!("{line}");
         }
         let mut line = format!("round {round} KiB per idle connection:");
@@ -556,7 +601,7 @@ fn compare(o: &Options, dir: &Path) -> bool {
     // drifts, and free of the load generator's share of the cores.
     println!();
     println!("server CPU per operation (µs; lower is better; ratios mtls/other):");
-    for (metric, cpu_metric) in THROUGHPUT {
+    for (metric, cpu_metric, _) in THROUGHPUT {
         let [m, r, n] = [MTLS, RAW, NGINX].map(|w| samples.median(cpu_metric, w));
         println!(
             "{metric:<16} {:>12} {:>12} {:>12} {:>10} {:>11}",
@@ -565,6 +610,19 @@ fn compare(o: &Options, dir: &Path) -> bool {
             number(n, 1),
             number(m / r, 3),
             number(m / n, 3),
+        );
+    }
+    // How far one round's ratio strays: the noise the medians above are read against.
+    println!();
+    println!("per-round ratio mtls/raw (lowest, median, highest over rounds):");
+    for (metric, _, _) in THROUGHPUT {
+        let v = samples.round_ratios(metric, MTLS, RAW);
+        let at = |i: usize| v.get(i).map_or(f64::NAN, |r| *r);
+        println!(
+            "{metric:<16} {:>12} {:>12} {:>12}",
+            number(at(0), 3),
+            number(at(v.len() / 2), 3),
+            number(at(v.len().wrapping_sub(1)), 3),
         );
     }
     // Full handshakes per second of the server's CPU: what one server core would do.
@@ -592,7 +650,7 @@ fn compare(o: &Options, dir: &Path) -> bool {
     );
     // Our server with a service made per connection, against the same baseline: what the
     // identity in each request's extensions costs the RESULT lines' `mtls`.
-    for metric in PER_CONNECTION {
+    for metric in PER_CONNECTION.iter().filter(|_| o.per_connection) {
         let [c, m, r] = [MTLS_CONN, MTLS, RAW].map(|w| samples.median(metric, w));
         let cpu = format!("cpu_{metric}");
         let [cc, cm, cr] = [MTLS_CONN, MTLS, RAW].map(|w| samples.median(&cpu, w));

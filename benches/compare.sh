@@ -3,13 +3,14 @@
 # tokio-rustls + hyper-util server and nginx, plus our Client against a hand-written client.
 # Method and latest results: docs/PERFORMANCE.md.
 #
-#   benches/compare.sh [--quick] [--rounds N] [--slices N]
+#   benches/compare.sh [--quick] [--rounds N] [--slices N] [--per-connection]
 #
-# --quick: short measurements (1.5 s each, one round unless --rounds says otherwise), a
-# smoke test; without it, 5 rounds of 5 s each, each cut into 3 slices taken in turn with
-# the other contenders' (--slices). The last lines are `BOUND ...` and one
-# `RESULT <metric> ...` line per metric. Exits non-zero when a step fails or a contender
-# failed requests; the numbers themselves are never asserted.
+# --quick: short measurements (one round unless --rounds says otherwise), a smoke test;
+# without it, 5 rounds, each contender measured for 3 s per handshake metric and 10 s per
+# keep-alive metric, in slices taken in turn with the other contenders' (3 per 5 s:
+# --slices). --per-connection adds our server's per-connection mode as a fourth contender.
+# The last lines are `BOUND ...` and one `RESULT <metric> ...` line per metric. Exits
+# non-zero when a step fails or a contender failed requests; the numbers are never asserted.
 #
 # Steps: release build; ECDSA P-256 certificates (a CA, a server, a client); `openssl speed`
 # for the crypto bound; nginx (installed with apt-get when missing) started from a temporary
@@ -17,14 +18,16 @@
 # two Rust servers itself and drives all three with the same load generator.
 set -euo pipefail
 
-usage() { sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; }
 
 quick=""
+per_connection=""
 rounds=""
 slices=""
 while [ $# -gt 0 ]; do
     case "$1" in
         --quick) quick=1 ;;
+        --per-connection) per_connection=1 ;;
         --rounds)
             [ $# -ge 2 ] || { usage >&2; exit 2; }
             rounds="$2"
@@ -252,6 +255,7 @@ args=(--certs "$certs" --nginx "127.0.0.1:$nginx_port" --nginx-pid "$nginx_pid"
 [ -n "$quick" ] && args+=(--quick)
 [ -n "$rounds" ] && args+=(--rounds "$rounds")
 [ -n "$slices" ] && args+=(--slices "$slices")
+[ -n "$per_connection" ] && args+=(--per-connection)
 # More rounds than the default take longer: about 3 minutes each when full, 1 when quick.
 if [ -n "$rounds" ]; then
     per_round=$([ -n "$quick" ] && echo 90 || echo 240)
