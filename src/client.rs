@@ -404,22 +404,22 @@ impl ClientBuilder {
             reload: ReloadState::default(),
         });
         MaterialSpec::watch(&shared, files, interval);
-        let connector = Connector {
+        let connector = Connector(Arc::new(ConnectorInner {
             tls: TlsConnector::from(config),
             live: Arc::clone(&shared.live),
             connect_timeout: self.connect_timeout,
             recent: Arc::default(),
-        };
+        }));
         let mut builder = hyper_util::client::legacy::Client::builder(TokioExecutor::new());
         builder
             .pool_idle_timeout(self.pool_idle_timeout)
             .pool_max_idle_per_host(self.pool_max_idle_per_host)
             .pool_timer(hyper_util::rt::TokioTimer::new());
-        Ok(Client {
-            inner: builder.build(connector.clone()),
+        Ok(Client(Arc::new(ClientInner {
+            http: builder.build(connector.clone()),
             connector,
             shared,
-        })
+        })))
     }
 }
 
@@ -438,8 +438,12 @@ impl ClientBuilder {
 /// # Ok(()) }
 /// ```
 #[derive(Clone)]
-pub struct Client {
-    inner: hyper_util::client::legacy::Client<Connector, Full<Bytes>>,
+pub struct Client(Arc<ClientInner>);
+
+/// Behind one `Arc`, so that a clone (per request, in many programs) is one reference count
+/// and not one per part: each is an atomic write to a line every thread shares.
+struct ClientInner {
+    http: hyper_util::client::legacy::Client<Connector, Full<Bytes>>,
     connector: Connector,
     shared: Arc<ClientShared>,
 }
@@ -493,19 +497,19 @@ impl Target for ClientShared {
 
 impl Rotate for Client {
     fn set_identity(&self, identity: Identity) -> Result<(), Error> {
-        rotate(&*self.shared, Update::identity(identity))
+        rotate(&*self.0.shared, Update::identity(identity))
     }
 
     fn set_trust(&self, trust: Vec<TrustBundle>) -> Result<(), Error> {
-        rotate(&*self.shared, Update::trust(trust))
+        rotate(&*self.0.shared, Update::trust(trust))
     }
 
     fn set_material(&self, identity: Identity, trust: Vec<TrustBundle>) -> Result<(), Error> {
-        rotate(&*self.shared, Update::material(identity, trust))
+        rotate(&*self.0.shared, Update::material(identity, trust))
     }
 
     fn certificate_status(&self) -> CertificateStatus {
-        status(&*self.shared)
+        status(&*self.0.shared)
     }
 }
 
@@ -558,7 +562,7 @@ impl Client {
     /// # Ok(()) }
     /// ```
     pub fn rustls_config(&self) -> Arc<ClientConfig> {
-        Arc::clone(&self.shared.config)
+        Arc::clone(&self.0.shared.config)
     }
 
     /// The identity this client presents now (after any rotation): its chain and key.
@@ -576,7 +580,7 @@ impl Client {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn identity(&self) -> Identity {
-        self.shared.current().identity
+        self.0.shared.current().identity
     }
 
     /// The trust bundles this client verifies servers against now, with any CRLs given
@@ -594,7 +598,7 @@ impl Client {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn trust(&self) -> Vec<TrustBundle> {
-        self.shared.current().effective_trust()
+        self.0.shared.current().effective_trust()
     }
 
     /// Writes our current identity and trust as PEM files into `dir` and rewrites them
@@ -620,7 +624,7 @@ impl Client {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn pem_directory(&self, dir: impl AsRef<Path>) -> Result<crate::PemDirectory, Error> {
-        crate::source::pem_directory(&*self.shared, dir.as_ref())
+        crate::source::pem_directory(&*self.0.shared, dir.as_ref())
     }
 
     /// The connector this client opens connections with: TCP, then TLS with our current
@@ -654,7 +658,7 @@ impl Client {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn connector(&self) -> Connector {
-        self.connector.clone()
+        self.0.connector.clone()
     }
 
     /// Sends a `GET` request to `uri`, which must be `https`.
@@ -742,16 +746,16 @@ impl Client {
         req: Request<Full<Bytes>>,
     ) -> Result<Response<Incoming>, ClientError> {
         check_uri(req.uri())?;
-        // A clone of the URI shares its bytes; the authority is only spelled out on failure.
-        let uri = req.uri().clone();
-        self.inner.request(req).await.map_err(|error| {
+        // Only needed on failure: a hash, neither an allocation nor a shared reference count.
+        let authority = authority_key(req.uri());
+        self.0.http.request(req).await.map_err(|error| {
             // Only when the error names no connection: one that does carries its own record.
             let closed = closed_early(&error) && error.connect_info().is_none();
             match classify(error) {
                 // The connection ended before the request went out: if it ended on a TLS
                 // alert (the server refusing our certificate), that is the answer.
                 ClientError::Http(error) if closed => {
-                    match self.connector.recent_failure(&authority_of(&uri)) {
+                    match self.0.connector.recent_failure(authority) {
                         Some(tls) => from_tls(&tls),
                         None => ClientError::Http(error),
                     }
@@ -783,10 +787,25 @@ fn host_port(uri: &Uri) -> (&str, u16) {
     (host, uri.port_u16().unwrap_or(443))
 }
 
-/// `host:port`: the key under which a connection records its TLS failure for the connector.
+/// `host:port`: how errors name where a connection went.
 fn authority_of(uri: &Uri) -> String {
     let (host, port) = host_port(uri);
     format!("{host}:{port}")
+}
+
+/// A hash of the URI's authority as written (ignoring case, as the connection pool's key
+/// does): the key under which a connection records its TLS failure for the connector, and a
+/// failed request looks it up. A request only ever uses a connection made for its own
+/// authority, so both sides hash the same text. Two authorities sharing a hash would at
+/// worst let one's request report the other's recent alert, within the five seconds that
+/// record lasts.
+fn authority_key(uri: &Uri) -> u64 {
+    // FNV-1a over the lowercased bytes: a few nanoseconds for a host name, where a `Hasher`
+    // fed byte by byte (as `Authority`'s `Hash` does) costs a hundred or more.
+    let text = uri.authority().map_or("", |a| a.as_str());
+    text.bytes().fold(0xcbf2_9ce4_8422_2325, |hash, byte| {
+        (hash ^ u64::from(byte.to_ascii_lowercase())).wrapping_mul(0x0100_0000_01b3)
+    })
 }
 
 /// Whether a request failed because its connection was gone before it was sent.
@@ -1006,7 +1025,10 @@ impl ClientError {
 /// # Ok(()) }
 /// ```
 #[derive(Clone)]
-pub struct Connector {
+pub struct Connector(Arc<ConnectorInner>);
+
+/// Behind one `Arc`: the HTTP client clones its connector for every request.
+struct ConnectorInner {
     /// Over the client's one live config: each handshake reads the current material.
     tls: TlsConnector,
     /// For re-verifying a resumed session against the current trust.
@@ -1025,21 +1047,22 @@ pub struct Connector {
 /// five seconds any request to the same `host:port` that fails as closed or canceled before
 /// dispatch, with no connection named, is reported as that alert. It is consulted only then
 /// (`Client::request`); errors that name their connection carry their own record.
-type RecentFailure = Arc<Mutex<Option<(String, std::time::Instant, rustls::Error)>>>;
+type RecentFailure = Arc<Mutex<Option<(u64, std::time::Instant, rustls::Error)>>>;
 
 impl Connector {
-    /// The TLS failure a connection to `authority` recorded in the last few seconds.
-    fn recent_failure(&self, authority: &str) -> Option<rustls::Error> {
-        let slot = self.recent.lock().ok()?;
+    /// The TLS failure a connection to the authority (see [`authority_key`]) recorded in the
+    /// last few seconds.
+    fn recent_failure(&self, authority: u64) -> Option<rustls::Error> {
+        let slot = self.0.recent.lock().ok()?;
         let (seen, at, error) = slot.as_ref()?;
-        (seen == authority && at.elapsed() < Duration::from_secs(5)).then(|| error.clone())
+        (*seen == authority && at.elapsed() < Duration::from_secs(5)).then(|| error.clone())
     }
 }
 
 impl fmt::Debug for Connector {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Connector")
-            .field("connect_timeout", &self.connect_timeout)
+            .field("connect_timeout", &self.0.connect_timeout)
             .finish_non_exhaustive()
     }
 }
@@ -1090,9 +1113,9 @@ impl Connector {
                 uri: uri.to_string(),
                 reason: "the host is neither a DNS name nor an IP address",
             })?;
-        let connector = self.tls.clone();
-        let timeout = self.connect_timeout;
-        let generation = self.live.current().id;
+        let connector = self.0.tls.clone();
+        let timeout = self.0.connect_timeout;
+        let generation = self.0.live.current().id;
         let attempt = async {
             let tcp = TcpStream::connect((host.as_str(), port))
                 .await
@@ -1128,7 +1151,7 @@ impl Connector {
         if peer.resumed() {
             // rustls does not verify the server again on resumption: the stored chain is
             // checked against the current trust, CRLs, dates and server check.
-            let verifier = Arc::clone(&self.live.current().verifier);
+            let verifier = Arc::clone(&self.0.live.current().verifier);
             if let Some((leaf, rest)) = peer.chain().split_first() {
                 verifier
                     .verify_server_cert(leaf, rest, &server_name, &[], UnixTime::now())
@@ -1138,11 +1161,11 @@ impl Connector {
         Ok(TlsConnection {
             io: TokioIo::new(tls),
             peer,
-            failure: TlsFailure {
-                error: Arc::default(),
-                authority,
-                recent: Arc::clone(&self.recent),
-            },
+            failure: TlsFailure(Arc::new(FailureRecord {
+                error: Mutex::default(),
+                authority: authority_key(&uri),
+                recent: Arc::clone(&self.0.recent),
+            })),
             generation,
         })
     }
@@ -1201,32 +1224,33 @@ pub struct TlsConnection {
 
 /// The fatal TLS error a connection hit after its handshake, such as the alert a TLS 1.3
 /// server sends when it rejects our certificate.
+///
+/// It is in every response's extensions (as the identity is), so a clone is one reference
+/// count.
 #[derive(Clone)]
-struct TlsFailure {
-    error: Arc<Mutex<Option<rustls::Error>>>,
-    /// `host:port`, for the connector's record.
-    authority: String,
+struct TlsFailure(Arc<FailureRecord>);
+
+struct FailureRecord {
+    error: Mutex<Option<rustls::Error>>,
+    /// `host:port` ([`authority_key`]), for the connector's record.
+    authority: u64,
     recent: RecentFailure,
 }
 
 impl TlsFailure {
     fn get(&self) -> Option<rustls::Error> {
-        self.error.lock().ok().and_then(|slot| slot.clone())
+        self.0.error.lock().ok().and_then(|slot| slot.clone())
     }
 
     fn record<T>(&self, result: Poll<io::Result<T>>) -> Poll<io::Result<T>> {
         if let Poll::Ready(Err(e)) = &result
             && let Some(tls) = e.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>())
         {
-            if let Ok(mut slot) = self.error.lock() {
+            if let Ok(mut slot) = self.0.error.lock() {
                 slot.get_or_insert_with(|| tls.clone());
             }
-            if let Ok(mut recent) = self.recent.lock() {
-                *recent = Some((
-                    self.authority.clone(),
-                    std::time::Instant::now(),
-                    tls.clone(),
-                ));
+            if let Ok(mut recent) = self.0.recent.lock() {
+                *recent = Some((self.0.authority, std::time::Instant::now(), tls.clone()));
             }
         }
         result
@@ -1397,5 +1421,22 @@ mod alert_text_tests {
             let (host, port) = host_port(&uri);
             assert_eq!(format!("{host}:{port}"), authority);
         }
+        // The failure record's key: the same for one authority whatever the path or the case
+        // (as the connection pool's key), different for another host or port.
+        let key = |uri: &str| authority_key(&uri.parse().unwrap());
+        assert_eq!(key("https://[::1]/"), key("https://[::1]/other?q=1"));
+        assert_eq!(
+            key("https://Orders.internal:9000/a"),
+            key("https://orders.internal:9000/b")
+        );
+        assert_ne!(key("https://[::1]/"), key("https://[::1]:8443/"));
+        assert_ne!(
+            key("https://orders.internal/"),
+            key("https://billing.internal/")
+        );
+        assert_ne!(
+            key("https://127.0.0.1:9000/"),
+            key("https://127.0.0.2:9000/")
+        );
     }
 }
