@@ -92,13 +92,16 @@ struct Options {
     certs: Option<PathBuf>,
     nginx: Option<(SocketAddr, u32)>,
     openssl: Option<crypto::Speed>,
+    /// The `openssl` binary, to time its public-key speed again at the start of every round.
+    openssl_bin: Option<PathBuf>,
 }
 
 fn usage(problem: &str) -> ! {
     eprintln!("compare: {problem}");
     eprintln!(
         "usage: compare [--quick] [--rounds N] [--slices N] [--seconds S] [--per-connection] \
-         [--certs DIR] [--nginx ADDR --nginx-pid PID] [--openssl-speed SIGN,VERIFY,X25519]"
+         [--certs DIR] [--nginx ADDR --nginx-pid PID] [--openssl-speed SIGN,VERIFY,X25519] \
+         [--openssl BIN]"
     );
     std::process::exit(2)
 }
@@ -114,6 +117,7 @@ fn options(args: &[String]) -> Options {
         certs: None,
         nginx: None,
         openssl: None,
+        openssl_bin: None,
     };
     let mut nginx_addr = None;
     let mut nginx_pid = None;
@@ -149,6 +153,7 @@ fn options(args: &[String]) -> Options {
                 }
             }
             "--certs" => o.certs = Some(PathBuf::from(value())),
+            "--openssl" => o.openssl_bin = Some(PathBuf::from(value())),
             "--nginx" => {
                 nginx_addr = Some(value().parse().unwrap_or_else(|_| bad("an address")));
             }
@@ -190,14 +195,16 @@ impl Samples {
     }
 
     fn median(&self, metric: &str, who: usize) -> f64 {
-        let Some(mut v) = self.0.get(metric).map(|s| s[who].clone()) else {
-            return f64::NAN;
-        };
-        if v.is_empty() {
-            return f64::NAN;
-        }
-        v.sort_by(|a, b| a.total_cmp(b));
-        v[v.len() / 2]
+        self.0
+            .get(metric)
+            .map_or(f64::NAN, |s| median(s[who].clone()))
+    }
+
+    /// `a` over `b`: the median of the rounds' own ratios. Each round measures both within
+    /// the same minutes (each metric in slices taken in turn), so a round's ratio is free of
+    /// the drift between rounds that the ratio of the two medians would carry.
+    fn ratio(&self, metric: &str, a: usize, b: usize) -> f64 {
+        median(self.round_ratios(metric, a, b))
     }
 
     /// Round by round, `a`'s sample over `b`'s, sorted (rounds where either is missing or
@@ -293,6 +300,16 @@ impl Problems {
                 .push(format!("{what}: {} failed operations", outcome.errors));
         }
     }
+}
+
+/// The middle value (the upper one of the two middle values of an even count); NaN when
+/// there is none.
+fn median(mut v: Vec<f64>) -> f64 {
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[v.len() / 2]
 }
 
 fn number(v: f64, decimals: usize) -> String {
@@ -391,8 +408,26 @@ fn compare(o: &Options, dir: &Path) -> bool {
     };
     let mut samples = Samples::default();
     let mut problems = Problems::default();
+    // `openssl speed`, timed again at the start of every round: the machine's speed drifts,
+    // and the bound is read against the same round's handshakes.
+    let mut speeds: Vec<crypto::Speed> = Vec::new();
 
     for round in 1..=o.rounds {
+        if let Some(openssl) = &o.openssl_bin {
+            match crypto::openssl_speed(openssl, 1) {
+                Some(speed) => {
+                    eprintln!(
+                        "round {round} openssl speed: ECDSA P-256 sign {:.0}/s, verify {:.0}/s; \
+                         X25519 {:.0}/s",
+                        speed.sign, speed.verify, speed.derive
+                    );
+                    speeds.push(speed);
+                }
+                None => problems
+                    .0
+                    .push(format!("round {round}: openssl speed gave no figures")),
+            }
+        }
         // Every contender is up for the whole round (an idle server costs no CPU), so that
         // each metric is measured for mtls, raw and nginx back to back: this machine's speed
         // drifts over tens of seconds, and neighbours in time see the same machine.
@@ -584,8 +619,8 @@ fn compare(o: &Options, dir: &Path) -> bool {
             number(m, decimals),
             number(r, decimals),
             number(n, decimals),
-            number(m / r, 3),
-            number(m / n, 3),
+            number(samples.ratio(metric, MTLS, RAW), 3),
+            number(samples.ratio(metric, MTLS, NGINX), 3),
         );
     }
     println!(
@@ -608,8 +643,8 @@ fn compare(o: &Options, dir: &Path) -> bool {
             number(m, 1),
             number(r, 1),
             number(n, 1),
-            number(m / r, 3),
-            number(m / n, 3),
+            number(samples.ratio(cpu_metric, MTLS, RAW), 3),
+            number(samples.ratio(cpu_metric, MTLS, NGINX), 3),
         );
     }
     // How far one round's ratio strays: the noise the medians above are read against.
@@ -653,20 +688,32 @@ fn compare(o: &Options, dir: &Path) -> bool {
     for metric in PER_CONNECTION.iter().filter(|_| o.per_connection) {
         let [c, m, r] = [MTLS_CONN, MTLS, RAW].map(|w| samples.median(metric, w));
         let cpu = format!("cpu_{metric}");
-        let [cc, cm, cr] = [MTLS_CONN, MTLS, RAW].map(|w| samples.median(&cpu, w));
         println!(
             "PER_CONNECTION {metric} mtls_conn={} mtls={} raw={} ratio_raw={} \
              ratio_mtls={} cpu_ratio_raw={} cpu_ratio_mtls={}",
             number(c, 1),
             number(m, 1),
             number(r, 1),
-            number(c / r, 3),
-            number(c / m, 3),
-            number(cc / cr, 3),
-            number(cc / cm, 3),
+            number(samples.ratio(metric, MTLS_CONN, RAW), 3),
+            number(samples.ratio(metric, MTLS_CONN, MTLS), 3),
+            number(samples.ratio(&cpu, MTLS_CONN, RAW), 3),
+            number(samples.ratio(&cpu, MTLS_CONN, MTLS), 3),
         );
     }
-    if let Some(openssl) = &o.openssl {
+    // Each round's `openssl speed` when it was timed per round (the median of the rounds'
+    // rates and fractions), else the one given.
+    let openssl = if speeds.len() == o.rounds {
+        let med = |f: fn(&crypto::Speed) -> f64| median(speeds.iter().map(f).collect());
+        Some(crypto::Speed {
+            sign: med(|s| s.sign),
+            verify: med(|s| s.verify),
+            keygen: med(|s| s.keygen),
+            derive: med(|s| s.derive),
+        })
+    } else {
+        o.openssl.clone()
+    };
+    if let Some(openssl) = &openssl {
         println!(
             "CRYPTO provider=openssl cores={cores} sign_per_s={:.0} verify_per_s={:.0} \
              x25519_per_s={:.0} server_side_per_core={:.1} machine_bound_per_s={:.1} \
@@ -679,14 +726,28 @@ fn compare(o: &Options, dir: &Path) -> bool {
             handshakes / openssl.bound(cores, true),
         );
         // The bound: the server's side of the public-key work, on one core, at `openssl
-        // speed`'s rates; our full handshakes per second of server CPU against it.
+        // speed`'s rates; our full handshakes per second of server CPU against it. Timed
+        // per round, each round's server CPU per handshake is read against its own bound.
         let bound = openssl.bound(1, false);
+        let fraction = |who: usize| {
+            if speeds.len() != o.rounds {
+                return per_core(who) / bound;
+            }
+            let cpu = samples.0.get("cpu_handshakes").map(|s| s[who].clone());
+            let cpu = cpu.unwrap_or_default();
+            median(
+                cpu.iter()
+                    .zip(&speeds)
+                    .map(|(us, speed)| 1e6 / us / speed.bound(1, false))
+                    .collect(),
+            )
+        };
         println!(
             "BOUND handshakes_per_s={} per_server_core={} fraction={} raw_fraction={}",
             number(bound, 1),
             number(per_core(MTLS), 1),
-            number(per_core(MTLS) / bound, 3),
-            number(per_core(RAW) / bound, 3),
+            number(fraction(MTLS), 3),
+            number(fraction(RAW), 3),
         );
     }
     for (metric, decimals) in RESULTS {
@@ -696,8 +757,8 @@ fn compare(o: &Options, dir: &Path) -> bool {
             number(m, decimals),
             number(r, decimals),
             number(n, decimals),
-            number(m / r, 3),
-            number(m / n, 3),
+            number(samples.ratio(metric, MTLS, RAW), 3),
+            number(samples.ratio(metric, MTLS, NGINX), 3),
         );
     }
     for p in &problems.0 {

@@ -10,6 +10,7 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
 /// Operations per second on one core.
+#[derive(Clone)]
 pub struct Speed {
     pub sign: f64,
     pub verify: f64,
@@ -111,4 +112,57 @@ fn rate(seconds: f64, mut op: impl FnMut()) -> f64 {
         n += 16;
     }
     n as f64 / start.elapsed().as_secs_f64()
+}
+
+/// `openssl speed` for ECDSA P-256 (sign and verify) and X25519, `seconds` per operation on
+/// one core, run through `timeout`; `None` (with the reason on standard error) when it fails
+/// or its output cannot be read.
+pub fn openssl_speed(openssl: &Path, seconds: u32) -> Option<Speed> {
+    let output = std::process::Command::new("timeout")
+        .arg("120")
+        .arg(openssl)
+        .args(["speed", "-seconds", &seconds.to_string(), "-mr"])
+        .args(["ecdsap256", "ecdhx25519"])
+        .stderr(std::process::Stdio::null())
+        .output();
+    let text = match output {
+        Ok(out) if out.status.success() => String::from_utf8_lossy(&out.stdout).into_owned(),
+        Ok(out) => {
+            eprintln!("openssl speed failed: {}", out.status);
+            return None;
+        }
+        Err(e) => {
+            eprintln!("openssl speed did not run: {e}");
+            return None;
+        }
+    };
+    let speed = parse_openssl_speed(&text);
+    if speed.is_none() {
+        eprintln!("openssl speed: no ECDSA P-256 and X25519 figures in its output");
+    }
+    speed
+}
+
+/// Reads `openssl speed -mr`'s lines `+F4:<n>:256:<sign/s>:<verify/s>` and
+/// `+F5:<n>:253:<derive/s>:<s/op>`.
+fn parse_openssl_speed(text: &str) -> Option<Speed> {
+    let field =
+        |line: &str, i: usize| -> Option<f64> { line.split(':').nth(i)?.trim().parse().ok() };
+    let ecdsa = text
+        .lines()
+        .find(|l| l.starts_with("+F4:") && l.split(':').nth(2) == Some("256"))?;
+    let x25519 = text
+        .lines()
+        .find(|l| l.starts_with("+F5:") && l.split(':').nth(2) == Some("253"))?;
+    let derive = field(x25519, 3)?;
+    let speed = Speed {
+        sign: field(ecdsa, 3)?,
+        verify: field(ecdsa, 4)?,
+        keygen: derive,
+        derive,
+    };
+    [speed.sign, speed.verify, derive]
+        .iter()
+        .all(|v| v.is_finite() && *v > 0.0)
+        .then_some(speed)
 }
