@@ -240,6 +240,8 @@ struct Registry {
     emptied: tokio::sync::Notify,
     /// Notified when a member joins an empty registry (the watch sleeps while there is none).
     joined: tokio::sync::Notify,
+    /// How many times the watch has looked at the members (a test reads it).
+    looks: AtomicU64,
 }
 
 impl Registry {
@@ -264,6 +266,7 @@ impl Drain {
                 members: Mutex::new(Members::default()),
                 emptied: tokio::sync::Notify::new(),
                 joined: tokio::sync::Notify::new(),
+                looks: AtomicU64::new(0),
             }),
             watch: None,
         }
@@ -358,6 +361,7 @@ async fn watch(registry: Arc<Registry>, timeouts: Timeouts) {
             joined.await;
         }
         tokio::time::sleep(period).await;
+        registry.looks.fetch_add(1, Ordering::Relaxed);
         let now = Instant::now();
         let mut members = registry.lock();
         for entry in members.entries.values_mut() {
@@ -683,6 +687,35 @@ mod tests {
         assert_eq!(
             handshaking.poll_order(&mut Context::from_waker(waker), &mut Registered::default()),
             Order::Run
+        );
+    }
+
+    #[tokio::test]
+    async fn the_watch_does_not_look_while_the_server_has_no_connection() {
+        // Looks every 5 ms while there is a member.
+        let drain = Drain::watched(Timeouts {
+            idle: Duration::from_millis(20),
+            head: Duration::from_secs(30),
+        });
+        let looks = || drain.registry.looks.load(Ordering::Relaxed);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert_eq!(looks(), 0, "the watch looked at an empty registry");
+        let member = drain.join();
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let while_joined = looks();
+        assert!(
+            while_joined >= 5,
+            "{while_joined} looks in 200 ms with a member"
+        );
+        drop(member);
+        // The look under way when the member left may still finish; then nothing.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let after_leaving = looks();
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert_eq!(
+            looks(),
+            after_leaving,
+            "the watch kept looking after the last member left"
         );
     }
 
