@@ -110,7 +110,7 @@ fn options(args: &[String]) -> Options {
     let quick = args.iter().any(|a| a == "--quick");
     let mut o = Options {
         quick,
-        rounds: if quick { 1 } else { 5 },
+        rounds: if quick { 1 } else { 7 },
         slices: if quick { 1 } else { 3 },
         seconds: if quick { 1.5 } else { 5.0 },
         per_connection: false,

@@ -6,7 +6,7 @@
 #   benches/compare.sh [--quick] [--rounds N] [--slices N] [--per-connection]
 #
 # --quick: short measurements (one round unless --rounds says otherwise), a smoke test;
-# without it, 5 rounds, each contender measured for 3 s per handshake metric and 10 s per
+# without it, 7 rounds, each contender measured for 3 s per handshake metric and 10 s per
 # keep-alive metric, in slices taken in turn with the other contenders' (3 per 5 s:
 # --slices). --per-connection adds our server's per-connection mode as a fourth contender.
 # The last lines are `BOUND ...` and one `RESULT <metric> ...` line per metric. Exits
