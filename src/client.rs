@@ -1044,9 +1044,10 @@ struct ConnectorInner {
 ///
 /// A heuristic with two limits: it is one slot for the whole connector (a failure on another
 /// host replaces it, so the request then reports its own, less precise error), and within its
-/// five seconds any request to the same `host:port` that fails as closed or canceled before
-/// dispatch, with no connection named, is reported as that alert. It is consulted only then
-/// (`Client::request`); errors that name their connection carry their own record.
+/// five seconds any request to the same authority (as its URL writes it, ignoring case: see
+/// [`authority_key`]) that fails as closed or canceled before dispatch, with no connection
+/// named, is reported as that alert. It is consulted only then (`Client::request`); errors
+/// that name their connection carry their own record.
 type RecentFailure = Arc<Mutex<Option<(u64, std::time::Instant, rustls::Error)>>>;
 
 impl Connector {
