@@ -236,6 +236,11 @@ const THROUGHPUT: [(&str, &str, f64); 4] = [
     ("requests_h2", "cpu_requests_h2", 2.0),
 ];
 
+/// The client measurement's length as a share of `--seconds`: the longest of all (10 s per
+/// client and round by default), as its ratio is the noisiest (rounds from 0.87 to 1.26 with
+/// 5 s).
+const CLIENT_SHARE: f64 = 2.0;
+
 /// The slices of a measurement `share` times `--seconds` long among `contenders`: `--slices`
 /// per `--seconds`, rounded up to a whole number of turns so that each contender takes each
 /// place in the order equally often; one when `--slices` is 1.
@@ -517,9 +522,10 @@ fn compare(o: &Options, dir: &Path) -> bool {
         // Both clients call the same server, in slices like the servers' measurements; which
         // goes first alternates from slice to slice and round to round.
         let uri: http::Uri = format!("https://{}/", addr(client_server)).parse().unwrap();
-        let slice_seconds = seconds / o.slices as f64;
+        let slices = slices_for(o.slices, CLIENT_SHARE, 2);
+        let slice_seconds = seconds * CLIENT_SHARE / slices as f64;
         let mut totals = [Total::default(), Total::default()];
-        for slice in 0..o.slices {
+        for slice in 0..slices {
             let order = if (round + slice) % 2 == 1 {
                 [MTLS, RAW]
             } else {

@@ -7,7 +7,7 @@
 #
 # --quick: short measurements (one round unless --rounds says otherwise), a smoke test;
 # without it, 7 rounds, each contender measured for 3 s per handshake metric and 10 s per
-# keep-alive metric, in slices taken in turn with the other contenders' (3 per 5 s:
+# keep-alive metric (each client 10 s), in slices taken in turn with the others' (3 per 5 s:
 # --slices). --per-connection adds our server's per-connection mode as a fourth contender.
 # The last lines are `BOUND ...` and one `RESULT <metric> ...` line per metric. Exits
 # non-zero when a step fails or a contender failed requests; the numbers are never asserted.
