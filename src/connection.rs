@@ -100,63 +100,19 @@ pub(crate) type BoxError = Box<dyn std::error::Error + Send + Sync>;
 /// request by the thread that runs the connection ([`Aligned`]).
 pub(crate) type TlsStream = Box<Aligned<tokio_rustls::server::TlsStream<TcpStream>>>;
 
-pin_project_lite::pin_project! {
-    /// A value on cache lines of its own (128 bytes: two lines, which adjacent-line
-    /// prefetching pairs): the boxed TLS stream. Per-connection state written on every
-    /// request by the thread that runs the connection must not share a line with another
-    /// connection's, which the other worker thread writes: every write would miss the cache.
-    /// It is the I/O it holds. (The HTTP connection lives in the connection's task, which
-    /// tokio aligns the same way.)
-    #[repr(align(128))]
-    pub(crate) struct Aligned<T> {
-        #[pin]
-        pub(crate) inner: T,
-    }
+/// A value on cache lines of its own (128 bytes: two lines, which adjacent-line prefetching
+/// pairs): the boxed TLS stream. Per-connection state written on every request by the thread
+/// that runs the connection must not share a line with another connection's, which the other
+/// worker thread writes: every write would miss the cache. (The HTTP connection lives in the
+/// connection's task, which tokio aligns the same way.) Its I/O is reached through `inner`.
+#[repr(align(128))]
+pub(crate) struct Aligned<T> {
+    pub(crate) inner: T,
 }
 
 impl<T> Aligned<T> {
     pub(crate) fn new(inner: T) -> Self {
         Aligned { inner }
-    }
-}
-
-impl<T: tokio::io::AsyncRead> tokio::io::AsyncRead for Aligned<T> {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut tokio::io::ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        self.project().inner.poll_read(cx, buf)
-    }
-}
-
-impl<T: tokio::io::AsyncWrite> tokio::io::AsyncWrite for Aligned<T> {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        self.project().inner.poll_write(cx, buf)
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        self.project().inner.poll_flush(cx)
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        self.project().inner.poll_shutdown(cx)
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        self.inner.is_write_vectored()
-    }
-
-    fn poll_write_vectored(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[io::IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        self.project().inner.poll_write_vectored(cx, bufs)
     }
 }
 
@@ -314,7 +270,7 @@ impl Connection {
                 self.failed(reason, &"the resumed session no longer verifies");
             }
             let mut tls = tls;
-            let _ = tokio::time::timeout(Duration::from_secs(1), tls.shutdown()).await;
+            let _ = tokio::time::timeout(Duration::from_secs(1), tls.inner.shutdown()).await;
             return None;
         }
         self.shared.stats.record_accepted(resumed);
@@ -442,19 +398,19 @@ enum End {
 }
 
 /// The connection's I/O, noting activity for the idle timeout and the start of request heads.
-struct Tracked<T> {
-    io: T,
+struct Tracked {
+    io: TlsStream,
     signal: Arc<Signal>,
 }
 
-impl<T: tokio::io::AsyncRead + Unpin> tokio::io::AsyncRead for Tracked<T> {
+impl tokio::io::AsyncRead for Tracked {
     fn poll_read(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: &mut tokio::io::ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         let before = buf.filled().len();
-        let result = Pin::new(&mut self.io).poll_read(cx, buf);
+        let result = Pin::new(&mut self.io.inner).poll_read(cx, buf);
         if result.is_ready() {
             self.signal.activity.touch();
             if buf.filled().len() > before {
@@ -465,13 +421,13 @@ impl<T: tokio::io::AsyncRead + Unpin> tokio::io::AsyncRead for Tracked<T> {
     }
 }
 
-impl<T: tokio::io::AsyncWrite + Unpin> tokio::io::AsyncWrite for Tracked<T> {
+impl tokio::io::AsyncWrite for Tracked {
     fn poll_write(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        let result = Pin::new(&mut self.io).poll_write(cx, buf);
+        let result = Pin::new(&mut self.io.inner).poll_write(cx, buf);
         if result.is_ready() {
             self.signal.activity.touch();
         }
@@ -479,15 +435,15 @@ impl<T: tokio::io::AsyncWrite + Unpin> tokio::io::AsyncWrite for Tracked<T> {
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.io).poll_flush(cx)
+        Pin::new(&mut self.io.inner).poll_flush(cx)
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.io).poll_shutdown(cx)
+        Pin::new(&mut self.io.inner).poll_shutdown(cx)
     }
 
     fn is_write_vectored(&self) -> bool {
-        self.io.is_write_vectored()
+        self.io.inner.is_write_vectored()
     }
 
     fn poll_write_vectored(
@@ -495,7 +451,7 @@ impl<T: tokio::io::AsyncWrite + Unpin> tokio::io::AsyncWrite for Tracked<T> {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        let result = Pin::new(&mut self.io).poll_write_vectored(cx, bufs);
+        let result = Pin::new(&mut self.io.inner).poll_write_vectored(cx, bufs);
         if result.is_ready() {
             self.signal.activity.touch();
         }

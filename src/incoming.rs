@@ -473,7 +473,7 @@ impl AsyncRead for VerifiedStream {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.tls).poll_read(cx, buf)
+        Pin::new(&mut self.tls.inner).poll_read(cx, buf)
     }
 }
 
@@ -483,15 +483,15 @@ impl AsyncWrite for VerifiedStream {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.tls).poll_write(cx, buf)
+        Pin::new(&mut self.tls.inner).poll_write(cx, buf)
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.tls).poll_flush(cx)
+        Pin::new(&mut self.tls.inner).poll_flush(cx)
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.tls).poll_shutdown(cx)
+        Pin::new(&mut self.tls.inner).poll_shutdown(cx)
     }
 
     fn poll_write_vectored(
@@ -499,10 +499,10 @@ impl AsyncWrite for VerifiedStream {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.tls).poll_write_vectored(cx, bufs)
+        Pin::new(&mut self.tls.inner).poll_write_vectored(cx, bufs)
     }
 
     fn is_write_vectored(&self) -> bool {
-        self.tls.is_write_vectored()
+        self.tls.inner.is_write_vectored()
     }
 }
