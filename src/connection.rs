@@ -128,7 +128,12 @@ pub(crate) struct HttpBuilders {
 
 impl HttpBuilders {
     pub(crate) fn new(limits: &Limits) -> Self {
-        let configure = |mut b: auto::Builder<TokioExecutor>| {
+        // The builders are configured in place through `&mut`, never passed to a closure by
+        // value: rustc before 1.97 (MIR GVN, rust-lang/rust#155241) merges equal by-value
+        // closure arguments and lets the second call reuse the first call's storage, which
+        // freed the first builder's timer while it was still in use (reproduced by
+        // `tests/miscompile`, checked by the release build under valgrind in CI).
+        let configure = |b: &mut auto::Builder<TokioExecutor>| {
             b.http1()
                 .timer(TokioTimer::new())
                 // hyper adds this to the clock unchecked: a year stands for "no limit".
@@ -140,17 +145,21 @@ impl HttpBuilders {
                 .max_header_list_size(u32::try_from(limits.max_header_size).unwrap_or(u32::MAX))
                 // Bound streams reset by the peer before we answer (HTTP/2 rapid reset).
                 .max_pending_accept_reset_streams(Some(64));
-            b
         };
+        let mut h1 = auto::Builder::new(TokioExecutor::new());
+        let mut h2 = auto::Builder::new(TokioExecutor::new());
+        let mut detect = auto::Builder::new(TokioExecutor::new());
+        configure(&mut h1);
+        configure(&mut h2);
+        configure(&mut detect);
         // Over ALPN http/1.1 the request-head timeout is ours (the server's watch): hyper's runs
         // from the end of the previous response, so it would also cut keep-alive connections
         // that are merely waiting for their next request, long before the idle timeout.
-        let mut h1 = configure(auto::Builder::new(TokioExecutor::new()));
         h1.http1().header_read_timeout(None);
         HttpBuilders {
             h1: h1.http1_only(),
-            h2: configure(auto::Builder::new(TokioExecutor::new())).http2_only(),
-            detect: configure(auto::Builder::new(TokioExecutor::new())),
+            h2: h2.http2_only(),
+            detect,
         }
     }
 
