@@ -6,7 +6,7 @@
 //! ```
 //!
 //! Without `--allow` flags any client whose certificate chains to the CA is let in. With
-//! `--allow PATTERN` (repeatable; an exact SPIFFE ID, `spiffe://td/path/*`, `spiffe://td`,
+//! `--allow PATTERN` (repeatable; an exact SPIFFE ID, `spiffe://td/path/*`, `spiffe://td` or `spiffe://td/*`,
 //! `dns:NAME` or `cn:NAME`, as in configuration files) or `--allow-domain TRUST_DOMAIN`, only
 //! those identities are: the others are refused in the handshake with the `access_denied`
 //! alert.

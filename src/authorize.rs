@@ -162,6 +162,14 @@ pub(crate) fn forbidden(reason: &dyn fmt::Display) -> Response<Full<Bytes>> {
     resp
 }
 
+/// A 400 with `reason` as plain text.
+pub(crate) fn bad_request(reason: &dyn fmt::Display) -> Response<Full<Bytes>> {
+    let mut resp = forbidden(reason);
+    *resp.body_mut() = Full::new(Bytes::from(format!("bad request: {reason}\n")));
+    *resp.status_mut() = StatusCode::BAD_REQUEST;
+    resp
+}
+
 impl Authorizer {
     fn new(rule: Rule) -> Self {
         Authorizer(Arc::new(rule))
@@ -262,7 +270,7 @@ impl Authorizer {
     /// |---|---|
     /// | `spiffe://example.org/ns/prod/sa/orders` | [`Authorizer::spiffe_id`] |
     /// | `spiffe://example.org/ns/prod/*` | [`Authorizer::spiffe_path_prefix`] of `/ns/prod` |
-    /// | `spiffe://example.org` | [`Authorizer::trust_domain`] |
+    /// | `spiffe://example.org`, `spiffe://example.org/*` | [`Authorizer::trust_domain`] |
     /// | `dns:db.internal`, `dns:*.internal` | [`Authorizer::dns_name`] |
     /// | `cn:legacy-client` | [`Authorizer::common_name`] |
     ///
@@ -278,6 +286,8 @@ impl Authorizer {
     ///
     /// let ops = Authorizer::pattern("spiffe://example.org/ns/ops/*")?;
     /// assert_eq!(ops.to_string(), "spiffe_path_prefix(spiffe://example.org/ns/ops)");
+    /// let domain = Authorizer::pattern("spiffe://example.org/*")?;
+    /// assert_eq!(domain.to_string(), Authorizer::trust_domain("example.org")?.to_string());
     /// assert!(Authorizer::pattern("example.org/orders").is_err());
     /// # Ok::<(), mtls::PolicyError>(())
     /// ```
@@ -292,7 +302,11 @@ impl Authorizer {
             return Err(PolicyError::Pattern(pattern.to_owned()));
         }
         if let Some(prefix) = pattern.strip_suffix("/*") {
-            return Self::spiffe_path_prefix(prefix);
+            // `spiffe://example.org/*` is how people write "any workload of the domain".
+            return match SpiffeId::parse(prefix)? {
+                id if id.path().is_empty() => Self::trust_domain(id.trust_domain()),
+                _ => Self::spiffe_path_prefix(prefix),
+            };
         }
         let id = SpiffeId::parse(pattern)?;
         if id.path().is_empty() {
@@ -642,6 +656,10 @@ impl Authorizer {
 /// A DNS SAN check with exactly the name-matching rules rustls applies to server names
 /// (including wildcard certificates), so a policy is never looser than a hostname check.
 fn name_matches(peer: &PeerIdentity, name: &str) -> bool {
+    // A bound bundle vouched for the SPIFFE ID alone, not for the names in the leaf.
+    if peer.bound_trust_domain().is_some() {
+        return false;
+    }
     let Ok(server_name) = ServerName::try_from(name) else {
         return false;
     };

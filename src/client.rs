@@ -1143,12 +1143,12 @@ impl Connector {
                     authority: authority.clone(),
                     after: timeout,
                 })??;
-        let peer = PeerIdentity::from_connection(tls.get_ref().1, None).ok_or_else(|| {
-            ClientError::ServerCertificate {
+        let peer = PeerIdentity::from_connection(tls.get_ref().1, None)
+            .map(|p| self.0.live.current().verifier.vouch(p))
+            .ok_or_else(|| ClientError::ServerCertificate {
                 reason: HandshakeFailure::BadCertificate,
                 detail: "the verified server certificate could not be parsed".to_owned(),
-            }
-        })?;
+            })?;
         if peer.resumed() {
             // rustls does not verify the server again on resumption: the stored chain is
             // checked against the current trust, CRLs, dates and server check.

@@ -235,7 +235,10 @@ impl Connection {
         };
         let conn = tls.inner.get_ref().1;
         let presented = conn.peer_certificates().is_some();
-        let peer = PeerIdentity::from_connection(conn, take_verified());
+        // As the current bundles know it: a peer a bound bundle vouched for is known by its
+        // SPIFFE ID alone, on resumed sessions too (re-verified below against the same bundles).
+        let peer = PeerIdentity::from_connection(conn, take_verified())
+            .map(|p| self.shared.live.current().verifier.vouch(p));
         if presented && peer.is_none() {
             // rustls verified a chain we cannot describe: refuse rather than serve anonymously.
             self.failed(
@@ -500,6 +503,7 @@ struct WithPeer<S> {
 impl<S, B> hyper::service::Service<Request<Incoming>> for WithPeer<S>
 where
     S: hyper::service::Service<Request<Incoming>, Response = Response<B>>,
+    B: Body,
 {
     type Response = Response<Guarded<B>>;
     type Error = S::Error;
@@ -511,6 +515,7 @@ where
         }
         self.signal.activity.request_started();
         InFlight {
+            head: req.method() == http::Method::HEAD,
             inner: self.inner.call(req),
             guard: Some(InFlightGuard(Arc::clone(&self.signal))),
         }
@@ -532,12 +537,14 @@ pin_project_lite::pin_project! {
         #[pin]
         inner: F,
         guard: Option<InFlightGuard>,
+        head: bool,
     }
 }
 
 impl<F, B, E> Future for InFlight<F>
 where
     F: Future<Output = Result<Response<B>, E>>,
+    B: Body,
 {
     type Output = Result<Response<Guarded<B>>, E>;
 
@@ -545,17 +552,33 @@ where
         let this = self.project();
         let result = std::task::ready!(this.inner.poll(cx));
         let guard = this.guard.take();
-        Poll::Ready(result.map(|resp| resp.map(|inner| Guarded { inner, guard })))
+        let head = *this.head;
+        Poll::Ready(result.map(|mut resp| {
+            if head {
+                // HEAD answers with GET's headers and no body on either protocol (hyper drops
+                // a handler's body over HTTP/1.1 only; over HTTP/2 it would be sent, which
+                // clients reject as a protocol error): the length GET would send stays.
+                if let (None, Some(len)) = (
+                    resp.headers().get(http::header::CONTENT_LENGTH),
+                    resp.body().size_hint().exact(),
+                ) {
+                    resp.headers_mut()
+                        .insert(http::header::CONTENT_LENGTH, http::HeaderValue::from(len));
+                }
+            }
+            resp.map(|inner| Guarded { inner, guard, head })
+        }))
     }
 }
 
 pin_project_lite::pin_project! {
     /// A response body that keeps its request counted as in flight until it ends or is
-    /// dropped.
+    /// dropped; empty for a HEAD request.
     pub(crate) struct Guarded<B> {
         #[pin]
         inner: B,
         guard: Option<InFlightGuard>,
+        head: bool,
     }
 }
 
@@ -568,6 +591,10 @@ impl<B: Body> Body for Guarded<B> {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<hyper::body::Frame<Self::Data>, Self::Error>>> {
         let this = self.project();
+        if *this.head {
+            *this.guard = None;
+            return Poll::Ready(None);
+        }
         let frame = std::task::ready!(this.inner.poll_frame(cx));
         if frame.is_none() {
             *this.guard = None;
@@ -576,11 +603,14 @@ impl<B: Body> Body for Guarded<B> {
     }
 
     fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
+        self.head || self.inner.is_end_stream()
     }
 
     fn size_hint(&self) -> hyper::body::SizeHint {
-        self.inner.size_hint()
+        match self.head {
+            true => hyper::body::SizeHint::with_exact(0),
+            false => self.inner.size_hint(),
+        }
     }
 }
 

@@ -53,6 +53,9 @@ struct Inner {
     tls_version: Option<TlsVersion>,
     alpn: Option<Vec<u8>>,
     resumed: bool,
+    /// The trust domain of the bundle that vouched for the peer, when that bundle is bound to
+    /// one: the peer is then known by its SPIFFE ID alone.
+    bound: Option<Box<str>>,
 }
 
 /// The alignment of a connection's identity, for a test of its layout.
@@ -70,6 +73,8 @@ struct Certificate {
     ip_addresses: Vec<IpAddr>,
     emails: Vec<String>,
     spiffe_id: Option<SpiffeId>,
+    /// The URI SAN that is the SPIFFE ID, if any.
+    spiffe_uri: Option<usize>,
     serial: String,
     not_before: SystemTime,
     not_after: SystemTime,
@@ -159,7 +164,44 @@ impl PeerIdentity {
             tls_version,
             alpn,
             resumed,
+            bound: None,
         }))
+    }
+
+    /// The same peer, vouched for by the bundle bound to `trust_domain`: from now on known by
+    /// its SPIFFE ID alone ([`PeerIdentity::bound_trust_domain`]).
+    pub(crate) fn vouched_by_domain(&self, trust_domain: &str) -> Self {
+        PeerIdentity(Arc::new(Inner {
+            cert: Arc::clone(&self.0.cert),
+            tls_version: self.0.tls_version,
+            alpn: self.0.alpn.clone(),
+            resumed: self.0.resumed,
+            bound: Some(trust_domain.into()),
+        }))
+    }
+
+    /// The trust domain of the bundle that vouched for this peer, when that bundle is bound to
+    /// one ([`TrustBundle::for_trust_domain`](crate::TrustBundle::for_trust_domain)); `None`
+    /// when an unbound bundle vouched for it, or for an identity not verified by this crate.
+    ///
+    /// A bound bundle vouches for its trust domain's SPIFFE IDs and nothing else, so such a
+    /// peer is known by its SPIFFE ID alone: its [`dns_names`](Self::dns_names),
+    /// [`ip_addresses`](Self::ip_addresses), [`emails`](Self::emails) and
+    /// [`common_name`](Self::common_name) read as empty, [`uris`](Self::uris) holds the SPIFFE
+    /// ID only, and no DNS, IP, CN or e-mail rule, role or predicate can match it. What the
+    /// certificate says is still in [`subject`](Self::subject) and [`leaf`](Self::leaf).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # let ca = mtls::dev::DevCa::new("test CA")?;
+    /// let cert = ca.client("spiffe://example.org/orders")?;
+    /// let peer = mtls::PeerIdentity::from_chain(cert.identity()?.chain())?;
+    /// assert_eq!(peer.bound_trust_domain(), None); // parsed, not verified by a bound bundle
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn bound_trust_domain(&self) -> Option<&str> {
+        self.0.bound.as_deref()
     }
 
     /// Whether two identities share one parsed certificate (for the tests of [`recent`]).
@@ -200,6 +242,8 @@ impl PeerIdentity {
 
     /// The first common name (CN) of the subject, if any.
     ///
+    /// `None` for a peer vouched for by a bound bundle ([`bound_trust_domain`](Self::bound_trust_domain)).
+    ///
     /// # Examples
     ///
     /// ```
@@ -210,10 +254,15 @@ impl PeerIdentity {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn common_name(&self) -> Option<&str> {
-        self.0.cert.common_name.as_deref()
+        match self.0.bound {
+            Some(_) => None,
+            None => self.0.cert.common_name.as_deref(),
+        }
     }
 
     /// DNS names from the subjectAltName extension.
+    ///
+    /// Empty for a peer vouched for by a bound bundle ([`bound_trust_domain`](Self::bound_trust_domain)).
     ///
     /// # Examples
     ///
@@ -225,10 +274,16 @@ impl PeerIdentity {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn dns_names(&self) -> &[String] {
-        &self.0.cert.dns_names
+        match self.0.bound {
+            Some(_) => &[],
+            None => &self.0.cert.dns_names,
+        }
     }
 
     /// URIs from the subjectAltName extension (including any SPIFFE ID).
+    ///
+    /// Only the SPIFFE ID for a peer vouched for by a bound bundle
+    /// ([`bound_trust_domain`](Self::bound_trust_domain)).
     ///
     /// # Examples
     ///
@@ -240,10 +295,17 @@ impl PeerIdentity {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn uris(&self) -> &[String] {
-        &self.0.cert.uris
+        let cert = &self.0.cert;
+        match (&self.0.bound, cert.spiffe_uri) {
+            (None, _) => &cert.uris,
+            (Some(_), Some(i)) => std::slice::from_ref(&cert.uris[i]),
+            (Some(_), None) => &[],
+        }
     }
 
     /// IP addresses from the subjectAltName extension.
+    ///
+    /// Empty for a peer vouched for by a bound bundle ([`bound_trust_domain`](Self::bound_trust_domain)).
     ///
     /// # Examples
     ///
@@ -255,10 +317,15 @@ impl PeerIdentity {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn ip_addresses(&self) -> &[IpAddr] {
-        &self.0.cert.ip_addresses
+        match self.0.bound {
+            Some(_) => &[],
+            None => &self.0.cert.ip_addresses,
+        }
     }
 
     /// Email addresses (rfc822Name) from the subjectAltName extension.
+    ///
+    /// Empty for a peer vouched for by a bound bundle ([`bound_trust_domain`](Self::bound_trust_domain)).
     ///
     /// # Examples
     ///
@@ -270,7 +337,10 @@ impl PeerIdentity {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn emails(&self) -> &[String] {
-        &self.0.cert.emails
+        match self.0.bound {
+            Some(_) => &[],
+            None => &self.0.cert.emails,
+        }
     }
 
     /// The SPIFFE ID: present when the certificate has exactly one URI SAN with the `spiffe`
@@ -518,6 +588,7 @@ impl fmt::Debug for PeerIdentity {
             .field("fingerprint", self.fingerprint())
             .field("tls_version", &self.0.tls_version)
             .field("resumed", &self.0.resumed)
+            .field("bound_trust_domain", &self.0.bound)
             .finish_non_exhaustive()
     }
 }
@@ -562,7 +633,7 @@ impl Certificate {
                 }
             }
         }
-        let spiffe_id = spiffe_id_of(&uris);
+        let (spiffe_id, spiffe_uri) = spiffe_id_of(&uris).unzip();
         let common_name = cert
             .subject()
             .iter_common_name()
@@ -586,6 +657,7 @@ impl Certificate {
             ip_addresses,
             emails,
             spiffe_id,
+            spiffe_uri,
             serial,
             not_before,
             not_after,
@@ -957,12 +1029,13 @@ impl fmt::Debug for SpiffeId {
 }
 
 /// The SPIFFE ID of an X.509-SVID: exactly one URI SAN with the spiffe scheme, and valid.
-fn spiffe_id_of(uris: &[String]) -> Option<SpiffeId> {
-    let mut spiffe = uris.iter().filter(|u| {
+/// The SPIFFE ID among `uris`, and its index.
+fn spiffe_id_of(uris: &[String]) -> Option<(SpiffeId, usize)> {
+    let mut spiffe = uris.iter().enumerate().filter(|(_, u)| {
         u.get(..9)
             .is_some_and(|s| s.eq_ignore_ascii_case("spiffe://"))
     });
-    let first = spiffe.next()?;
+    let (index, first) = spiffe.next()?;
     if spiffe.next().is_some() {
         return None;
     }
@@ -970,6 +1043,7 @@ fn spiffe_id_of(uris: &[String]) -> Option<SpiffeId> {
     SpiffeId::parse(first)
         .ok()
         .filter(|id| !id.path().is_empty())
+        .map(|id| (id, index))
 }
 
 fn ip_from_bytes(bytes: &[u8]) -> Option<IpAddr> {

@@ -82,6 +82,7 @@ mod incoming;
 mod limits;
 mod live;
 mod material;
+mod path;
 mod pem_dir;
 #[cfg(feature = "pkcs12")]
 mod pkcs12;
@@ -112,6 +113,7 @@ pub use incoming::VerifiedConnectInfo;
 pub use incoming::{TlsIncoming, VerifiedStream};
 pub use limits::{DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_SHUTDOWN_TIMEOUT, Limits};
 pub use material::{Crls, Identity, TrustBundle};
+pub use path::{PathError, canonical_path};
 pub use pem_dir::PemDirectory;
 #[cfg(feature = "pkcs12")]
 pub use pkcs12::Password;

@@ -5,6 +5,13 @@
 //! (on segment boundaries) and methods to some roles. The first rule that covers a request
 //! decides; a request no rule covers is denied. The check reads the [`PeerIdentity`] parsed
 //! once per connection: no certificate is parsed per request.
+//!
+//! Rules match the request's canonical path ([`canonical_path`]), never a spelling of it:
+//! `/stock//reserved`, `/stock/./reserved` and `/stock/%72eserved` are `/stock/reserved`, and
+//! a path with no safe canonical form (an escaped `/`, a `..` above the root) is answered 400.
+//! [`AccessService`] hands the inner service the canonical path, so the service serves what
+//! the rule allowed. A rule that covers `GET` also covers `HEAD`, which servers answer with
+//! the GET handler.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -16,6 +23,7 @@ use hyper::body::Bytes;
 
 use crate::authorize::{Authorizer, PolicyError};
 use crate::identity::PeerIdentity;
+use crate::path::{PathError, canonical_path};
 use crate::require::RequireIdentityFuture;
 
 /// Why roles or access rules could not be built.
@@ -59,8 +67,11 @@ pub enum AccessError {
         /// The roles that are defined, comma-separated.
         defined: String,
     },
-    /// A rule's path does not start with `/`.
-    #[error("access rule path `{0}` must start with `/`")]
+    /// A rule's path does not start with `/`, or has no canonical form ([`canonical_path`]).
+    #[error(
+        "access rule path `{0}` must start with `/` and have a canonical form \
+         (no escaped `/` or `\\`, no `..` above the root)"
+    )]
     Path(String),
     /// A rule names an invalid HTTP method.
     #[error("access rule for `{path}`: `{method}` is not an HTTP method")]
@@ -319,12 +330,16 @@ struct Compiled {
 }
 
 impl Compiled {
+    /// Whether the rule covers `method` on `path` (canonical).
     fn covers(&self, method: &Method, path: &str) -> bool {
         let path_matches = self.path == "/"
             || path
                 .strip_prefix(self.path.trim_end_matches('/'))
                 .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'));
-        path_matches && (self.methods.is_empty() || self.methods.contains(method))
+        let method_matches = self.methods.is_empty()
+            || self.methods.contains(method)
+            || (method == Method::HEAD && self.methods.contains(&Method::GET));
+        path_matches && method_matches
     }
 
     fn describe(&self) -> String {
@@ -411,6 +426,8 @@ pub enum Decision {
     Denied(String),
     /// No rule covers the request: denied by default.
     NoRule,
+    /// The path has no safe canonical form: refused (400) before any rule is read.
+    BadPath(PathError),
 }
 
 impl Decision {
@@ -434,6 +451,7 @@ impl Decision {
             Decision::Allowed(_) => None,
             Decision::Denied(rule) => Some(format!("rule `{rule}` does not admit this caller")),
             Decision::NoRule => Some(format!("no access rule covers {method} {path}")),
+            Decision::BadPath(e) => Some(e.to_string()),
         }
     }
 }
@@ -483,9 +501,11 @@ impl Access {
     /// # Ok::<(), AccessError>(())
     /// ```
     pub fn rule(mut self, rule: AccessRule) -> Result<Self, AccessError> {
-        if !rule.path.starts_with('/') {
-            return Err(AccessError::Path(rule.path));
-        }
+        // Matched against canonical request paths, so kept in canonical form itself.
+        let path = match canonical_path(&rule.path) {
+            Ok(path) => path.into_owned(),
+            Err(_) => return Err(AccessError::Path(rule.path)),
+        };
         if rule.roles.is_empty() {
             return Err(AccessError::NoRoles(rule.path));
         }
@@ -520,7 +540,7 @@ impl Access {
             Authorizer::any_of(members).ok()
         };
         self.rules.push(Compiled {
-            path: rule.path,
+            path,
             methods,
             roles: rule.roles,
             allowed,
@@ -546,6 +566,18 @@ impl Access {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn decide(&self, method: &Method, path: &str, peer: Option<&PeerIdentity>) -> Decision {
+        match canonical_path(path) {
+            Ok(path) => self.decide_canonical(method, &path, peer),
+            Err(e) => Decision::BadPath(e),
+        }
+    }
+
+    fn decide_canonical(
+        &self,
+        method: &Method,
+        path: &str,
+        peer: Option<&PeerIdentity>,
+    ) -> Decision {
         let Some(rule) = self.rules.iter().find(|r| r.covers(method, path)) else {
             return Decision::NoRule;
         };
@@ -616,12 +648,20 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
-        let peer = req.extensions().get::<PeerIdentity>();
+    fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
+        let decision = match canonical(&mut req) {
+            Ok(()) => {
+                let peer = req.extensions().get::<PeerIdentity>();
+                self.access
+                    .decide_canonical(req.method(), req.uri().path(), peer)
+            }
+            Err(e) => Decision::BadPath(e),
+        };
         let (method, path) = (req.method(), req.uri().path());
-        let Some(reason) = self.access.decide(method, path, peer).refusal(method, path) else {
+        let Some(reason) = decision.refusal(method, path) else {
             return RequireIdentityFuture::allowed(self.inner.call(req));
         };
+        let peer = req.extensions().get::<PeerIdentity>();
         let identity = peer.map_or_else(|| "anonymous".to_owned(), ToString::to_string);
         tracing::warn!(
             peer.identity = %identity,
@@ -630,8 +670,26 @@ where
             reason = %reason,
             "request denied by access rules"
         );
-        RequireIdentityFuture::denied(crate::authorize::forbidden(&format_args!(
-            "{identity}: {reason}"
-        )))
+        let response = match decision {
+            Decision::BadPath(_) => crate::authorize::bad_request(&reason),
+            _ => crate::authorize::forbidden(&format_args!("{identity}: {reason}")),
+        };
+        RequireIdentityFuture::denied(response)
     }
+}
+
+/// Replaces the request's path with its canonical form (the query is kept).
+fn canonical<B>(req: &mut Request<B>) -> Result<(), PathError> {
+    let canonical = match canonical_path(req.uri().path())? {
+        std::borrow::Cow::Borrowed(_) => return Ok(()),
+        std::borrow::Cow::Owned(path) => path,
+    };
+    let path_and_query = match req.uri().query() {
+        Some(query) => format!("{canonical}?{query}"),
+        None => canonical,
+    };
+    let mut parts = req.uri().clone().into_parts();
+    parts.path_and_query = Some(path_and_query.parse().map_err(|_| PathError::BadEscape)?);
+    *req.uri_mut() = http::Uri::from_parts(parts).map_err(|_| PathError::BadEscape)?;
+    Ok(())
 }

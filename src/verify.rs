@@ -143,7 +143,10 @@ impl Anchors {
         })
     }
 
-    fn for_peer(&self, peer: &PeerIdentity) -> Result<&Arc<RootCertStore>, rustls::Error> {
+    fn for_peer(
+        &self,
+        peer: &PeerIdentity,
+    ) -> Result<(&Arc<RootCertStore>, Option<&str>), rustls::Error> {
         pick(peer, &self.plain, &self.domains)
     }
 
@@ -152,21 +155,35 @@ impl Anchors {
     }
 }
 
-/// The only anchors (or verifier) `peer` may be checked against. A SPIFFE identity is checked
-/// against its own trust domain's bundle alone when bundles are bound to domains, so one
-/// domain's CA cannot mint identities for another; anything else uses the plain bundle.
+/// The only anchors (or verifier) `peer` may be checked against, and the trust domain they are
+/// bound to. A SPIFFE identity is checked against its own trust domain's bundle alone when
+/// bundles are bound to domains, so one domain's CA cannot mint identities for another;
+/// anything else uses the plain bundle.
 fn pick<'a, T>(
     peer: &PeerIdentity,
     plain: &'a Option<T>,
     domains: &'a HashMap<String, T>,
-) -> Result<&'a T, rustls::Error> {
+) -> Result<(&'a T, Option<&'a str>), rustls::Error> {
     let chosen = match peer.spiffe_id() {
-        Some(id) if !domains.is_empty() => domains.get(id.trust_domain()),
-        _ => plain.as_ref(),
+        Some(id) if !domains.is_empty() => domains
+            .get_key_value(id.trust_domain())
+            .map(|(td, v)| (v, Some(td.as_str()))),
+        _ => plain.as_ref().map(|v| (v, None)),
     };
     chosen.ok_or(rustls::Error::InvalidCertificate(
         CertificateError::UnknownIssuer,
     ))
+}
+
+/// `peer` as the bundle that vouched for it knows it: a bound bundle vouches for its trust
+/// domain's SPIFFE ID and nothing else ([`PeerIdentity::bound_trust_domain`]).
+fn vouched<T>(peer: PeerIdentity, domains: &HashMap<String, T>) -> PeerIdentity {
+    match peer.spiffe_id() {
+        Some(id) if domains.contains_key(id.trust_domain()) => {
+            peer.vouched_by_domain(id.trust_domain())
+        }
+        _ => peer,
+    }
 }
 
 /// The presented chain's identity, for policy and bundle selection (parsed, or remembered from
@@ -409,6 +426,12 @@ impl ClientIdentityVerifier {
     pub fn policy(&self) -> &Authorizer {
         &self.policy
     }
+
+    /// `peer`, a client this verifier accepted, as its bundle knows it (see
+    /// [`PeerIdentity::bound_trust_domain`]).
+    pub(crate) fn vouch(&self, peer: PeerIdentity) -> PeerIdentity {
+        vouched(peer, &self.domains)
+    }
 }
 
 impl fmt::Debug for ClientIdentityVerifier {
@@ -453,12 +476,20 @@ impl ClientCertVerifier for ClientIdentityVerifier {
                 return Err(e);
             }
         };
-        if let Err(e) = pick(&peer, &self.plain, &self.domains)
-            .and_then(|v| v.verify_client_cert(end_entity, intermediates, now))
-        {
-            log_rejected(&peer, &e);
-            return Err(e);
-        }
+        let bound = match pick(&peer, &self.plain, &self.domains).and_then(|(v, bound)| {
+            v.verify_client_cert(end_entity, intermediates, now)
+                .map(|_| bound)
+        }) {
+            Ok(bound) => bound,
+            Err(e) => {
+                log_rejected(&peer, &e);
+                return Err(e);
+            }
+        };
+        let peer = match bound {
+            Some(td) => peer.vouched_by_domain(td),
+            None => peer,
+        };
         if let Err(denied) = self.policy.check(Some(&peer)) {
             mark_logged();
             log_not_authorized(&peer_addr(), Some(&peer), &denied, resuming());
@@ -694,6 +725,18 @@ impl ServerCertVerifier for ServerIdentityVerifier {
                 .ok_or(rustls::Error::InvalidCertificate(
                     CertificateError::UnknownIssuer,
                 ))?;
+            // The unbound bundles vouch for names, never for a SPIFFE ID once bundles are
+            // bound to trust domains: such a certificate must come from its domain's bundle,
+            // which vouches for the SPIFFE ID alone, so no host name can match it.
+            if !self.anchors.domains.is_empty()
+                && presented_identity(end_entity, intermediates)?
+                    .spiffe_id()
+                    .is_some()
+            {
+                return Err(rustls::Error::InvalidCertificate(
+                    CertificateError::UnknownIssuer,
+                ));
+            }
             return by_name.verify_server_cert(
                 end_entity,
                 intermediates,
@@ -703,10 +746,14 @@ impl ServerCertVerifier for ServerIdentityVerifier {
             );
         };
         let peer = presented_identity(end_entity, intermediates)?;
-        let roots = self.anchors.for_peer(&peer)?;
+        let (roots, bound) = self.anchors.for_peer(&peer)?;
         // Chain only: the name check is replaced by the policy below, never skipped after
         // the fact, so a real chain failure can't hide behind an ignored name mismatch.
         self.verify_chain(end_entity, intermediates, roots, now)?;
+        let peer = match bound {
+            Some(td) => peer.vouched_by_domain(td),
+            None => peer,
+        };
         policy.check(Some(&peer)).map_err(|denied| {
             rustls::Error::InvalidCertificate(CertificateError::Other(OtherError(Arc::new(
                 ServerNotAllowed(denied),
@@ -716,4 +763,12 @@ impl ServerCertVerifier for ServerIdentityVerifier {
     }
 
     handshake_signatures_from_provider!();
+}
+
+impl ServerIdentityVerifier {
+    /// `peer`, a server this verifier accepted, as its bundle knows it (see
+    /// [`PeerIdentity::bound_trust_domain`]).
+    pub(crate) fn vouch(&self, peer: PeerIdentity) -> PeerIdentity {
+        vouched(peer, &self.anchors.domains)
+    }
 }

@@ -452,3 +452,46 @@ async fn reload_false_turns_watching_off() {
     assert_eq!(status.reloads, 0);
     running.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_domain_wildcard_pattern_is_the_trust_domain_rule() {
+    let ca = Ca::new("root");
+    let files = Files::new("domain-wildcard", &ca);
+    for (allow, admitted) in [
+        ("spiffe://example.org/*", true),
+        ("spiffe://partner.example/*", false),
+    ] {
+        let text = FULL
+            .replace(
+                r#"allow = ["spiffe://example.org/ns/prod/*"]"#,
+                &format!("allow = [\"{allow}\"]"),
+            )
+            .replace(
+                r#"expect_server = ["spiffe://example.org/ns/prod/sa/inventory"]"#,
+                r#"expect_server = ["spiffe://example.org/*"]"#,
+            );
+        let path = files.put("mtls.toml", &text);
+        let cfg = Config::from_file(&path).unwrap();
+        let server = start(Server::from_config(&cfg).await.unwrap());
+        let result = Client::from_config(&cfg, "stock")
+            .unwrap()
+            .get(server.url("/"))
+            .await;
+        match (admitted, result) {
+            (true, Ok(resp)) => assert_eq!(resp.status(), 200),
+            (false, Err(mtls::ClientError::ServerRejectedCertificate { alert })) => {
+                assert_eq!(alert, "access_denied", "{allow}");
+                let stats = server.stats.clone();
+                assert!(
+                    eventually(
+                        || stats.handshake_failures(mtls::HandshakeFailure::NotAuthorized) == 1
+                    )
+                    .await
+                );
+                assert!(server.seen.lock().unwrap().is_empty());
+            }
+            (_, other) => panic!("{allow}: {other:?}"),
+        }
+        server.shutdown().await;
+    }
+}

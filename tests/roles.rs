@@ -182,6 +182,7 @@ fn identity_patterns_share_one_syntax() {
             "spiffe_path_prefix(spiffe://example.org/ns/prod)",
         ),
         ("spiffe://example.org", "trust_domain(example.org)"),
+        ("spiffe://example.org/*", "trust_domain(example.org)"),
         ("dns:*.internal.example", "dns_name(*.internal.example)"),
         ("cn:legacy", "common_name(legacy)"),
     ] {
