@@ -143,10 +143,7 @@ impl Anchors {
         })
     }
 
-    fn for_peer(
-        &self,
-        peer: &PeerIdentity,
-    ) -> Result<(&Arc<RootCertStore>, Option<&str>), rustls::Error> {
+    fn for_peer(&self, peer: &PeerIdentity) -> Result<&Arc<RootCertStore>, rustls::Error> {
         pick(peer, &self.plain, &self.domains)
     }
 
@@ -155,20 +152,17 @@ impl Anchors {
     }
 }
 
-/// The only anchors (or verifier) `peer` may be checked against, and the trust domain they are
-/// bound to. A SPIFFE identity is checked against its own trust domain's bundle alone when
-/// bundles are bound to domains, so one domain's CA cannot mint identities for another;
-/// anything else uses the plain bundle.
+/// The only anchors (or verifier) `peer` may be checked against. A SPIFFE identity is checked
+/// against its own trust domain's bundle alone when bundles are bound to domains, so one
+/// domain's CA cannot mint identities for another; anything else uses the plain bundle.
 fn pick<'a, T>(
     peer: &PeerIdentity,
     plain: &'a Option<T>,
     domains: &'a HashMap<String, T>,
-) -> Result<(&'a T, Option<&'a str>), rustls::Error> {
+) -> Result<&'a T, rustls::Error> {
     let chosen = match peer.spiffe_id() {
-        Some(id) if !domains.is_empty() => domains
-            .get_key_value(id.trust_domain())
-            .map(|(td, v)| (v, Some(td.as_str()))),
-        _ => plain.as_ref().map(|v| (v, None)),
+        Some(id) if !domains.is_empty() => domains.get(id.trust_domain()),
+        _ => plain.as_ref(),
     };
     chosen.ok_or(rustls::Error::InvalidCertificate(
         CertificateError::UnknownIssuer,
@@ -476,20 +470,13 @@ impl ClientCertVerifier for ClientIdentityVerifier {
                 return Err(e);
             }
         };
-        let bound = match pick(&peer, &self.plain, &self.domains).and_then(|(v, bound)| {
-            v.verify_client_cert(end_entity, intermediates, now)
-                .map(|_| bound)
-        }) {
-            Ok(bound) => bound,
-            Err(e) => {
-                log_rejected(&peer, &e);
-                return Err(e);
-            }
-        };
-        let peer = match bound {
-            Some(td) => peer.vouched_by_domain(td),
-            None => peer,
-        };
+        if let Err(e) = pick(&peer, &self.plain, &self.domains)
+            .and_then(|v| v.verify_client_cert(end_entity, intermediates, now))
+        {
+            log_rejected(&peer, &e);
+            return Err(e);
+        }
+        let peer = vouched(peer, &self.domains);
         if let Err(denied) = self.policy.check(Some(&peer)) {
             mark_logged();
             log_not_authorized(&peer_addr(), Some(&peer), &denied, resuming());
@@ -746,14 +733,11 @@ impl ServerCertVerifier for ServerIdentityVerifier {
             );
         };
         let peer = presented_identity(end_entity, intermediates)?;
-        let (roots, bound) = self.anchors.for_peer(&peer)?;
+        let roots = self.anchors.for_peer(&peer)?;
         // Chain only: the name check is replaced by the policy below, never skipped after
         // the fact, so a real chain failure can't hide behind an ignored name mismatch.
         self.verify_chain(end_entity, intermediates, roots, now)?;
-        let peer = match bound {
-            Some(td) => peer.vouched_by_domain(td),
-            None => peer,
-        };
+        let peer = vouched(peer, &self.anchors.domains);
         policy.check(Some(&peer)).map_err(|denied| {
             rustls::Error::InvalidCertificate(CertificateError::Other(OtherError(Arc::new(
                 ServerNotAllowed(denied),

@@ -36,15 +36,6 @@ async fn federating_server(ours: &Ca, partner: &Ca, plain: &Ca, policy: Authoriz
     .await
 }
 
-fn unpooled(trust: &Ca, leaf: &Issued) -> Client {
-    Client::builder()
-        .identity(leaf.identity())
-        .trust(trust.trust())
-        .pool_max_idle_per_host(0)
-        .build()
-        .unwrap()
-}
-
 #[tokio::test]
 async fn a_partner_ca_cannot_mint_dns_ip_cn_or_email_identities() {
     let (ours, partner, plain) = (Ca::new("ours"), Ca::new("partner"), Ca::new("plain"));
@@ -63,7 +54,7 @@ async fn a_partner_ca_cannot_mint_dns_ip_cn_or_email_identities() {
             Authorizer::any_of([Authorizer::trust_domain("example.org").unwrap(), rule]).unwrap();
         let server = federating_server(&ours, &partner, &plain, policy).await;
         let minted = partner_claiming_internal_names(&partner, ExtendedKeyUsagePurpose::ClientAuth);
-        let err = unpooled(&ours, &minted)
+        let err = unpooled_client(&ours, &minted)
             .get(server.url("/"))
             .await
             .unwrap_err();
@@ -87,7 +78,10 @@ async fn a_partner_ca_cannot_mint_dns_ip_cn_or_email_identities() {
             emails: vec!["billing@internal"],
             ..Leaf::client("billing")
         });
-        let resp = unpooled(&ours, &legit).get(server.url("/")).await.unwrap();
+        let resp = unpooled_client(&ours, &legit)
+            .get(server.url("/"))
+            .await
+            .unwrap();
         assert_eq!(resp.status(), 200, "{name}");
         server.shutdown().await;
     }
@@ -98,7 +92,7 @@ async fn a_bound_peer_is_known_by_its_spiffe_id_alone_also_when_resumed() {
     let (ours, partner, plain) = (Ca::new("ours"), Ca::new("partner"), Ca::new("plain"));
     let policy = Authorizer::trust_domain("partner.example").unwrap();
     let server = federating_server(&ours, &partner, &plain, policy).await;
-    let client = unpooled(
+    let client = unpooled_client(
         &ours,
         &partner_claiming_internal_names(&partner, ExtendedKeyUsagePurpose::ClientAuth),
     );
@@ -125,7 +119,10 @@ async fn a_bound_peer_is_known_by_its_spiffe_id_alone_also_when_resumed() {
         ..Leaf::client("billing")
     });
     let server2 = federating_server(&ours, &partner, &plain, Authorizer::any_verified()).await;
-    unpooled(&ours, &legit).get(server2.url("/")).await.unwrap();
+    unpooled_client(&ours, &legit)
+        .get(server2.url("/"))
+        .await
+        .unwrap();
     let peer = server2.last_peer().unwrap();
     assert_eq!(peer.bound_trust_domain(), None);
     assert_eq!(peer.dns_names(), ["billing.internal"]);

@@ -254,6 +254,16 @@ pub fn server_builder(ca: &Ca) -> ServerBuilder {
         .authorize(mtls::Authorizer::any_verified())
 }
 
+/// A client that opens a new connection for every request (a resumed one from the second on).
+pub fn unpooled_client(trust: &Ca, leaf: &Issued) -> Client {
+    Client::builder()
+        .identity(leaf.identity())
+        .trust(trust.trust())
+        .pool_max_idle_per_host(0)
+        .build()
+        .unwrap()
+}
+
 pub fn client(trust: &Ca, leaf: &Issued) -> Client {
     Client::builder()
         .identity(leaf.identity())
