@@ -406,6 +406,13 @@ impl TrustBundle {
         }
     }
 
+    /// Whether both hold the same anchors, trust-domain binding and revocation lists.
+    pub(crate) fn same_as(&self, other: &TrustBundle) -> bool {
+        self.certs == other.certs
+            && self.trust_domain == other.trust_domain
+            && self.crls == other.crls
+    }
+
     /// The revocation lists this bundle carries.
     ///
     /// # Examples

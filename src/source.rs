@@ -75,6 +75,11 @@ pub trait Rotate {
 
     /// Replaces every trust bundle.
     ///
+    /// What the new set leaves out stays out when watched trust files change later: a pushed
+    /// bundle equal to a watched file's current content keeps following that file, every
+    /// other pushed bundle is kept as given, and a file whose bundle was left out is no longer
+    /// followed (docs/ROTATION.md, "Code and watched files together").
+    ///
     /// # Errors
     ///
     /// [`Error::MissingTrust`] for an empty list, [`Error::DoesNotChain`] when our own
@@ -152,17 +157,67 @@ pub(crate) enum Role {
 
 /// The material a live config is built from. CRLs given apart from the bundles (builder
 /// `crls`/`crl_file`) are kept apart, so replacing the bundles never drops them.
+///
+/// Trust has two parts. `fixed` holds the bundles given as values: the builder's, replaced
+/// whole by each set pushed from code. `watched` has one entry per watched trust file: the
+/// bundle last read from it, or `None` once code pushed a set without it, after which
+/// rewrites of that file are never trusted again. So what code removes stays removed, and a
+/// file's rotation replaces that file's bundle only.
 #[derive(Clone)]
 pub(crate) struct Live {
     pub(crate) identity: Identity,
-    pub(crate) trust: Vec<TrustBundle>,
+    pub(crate) fixed: Vec<TrustBundle>,
+    pub(crate) watched: Vec<Option<TrustBundle>>,
     pub(crate) crls: Vec<Crls>,
 }
 
 impl Live {
+    /// Every bundle trusted now: the fixed part, then the watched files'.
+    pub(crate) fn trust(&self) -> Vec<TrustBundle> {
+        self.fixed
+            .iter()
+            .chain(self.watched.iter().flatten())
+            .cloned()
+            .collect()
+    }
+
+    /// The trust after a push from code: a pushed bundle equal to a watched file's current
+    /// bundle stays that file's (and follows its rotations); the rest become the fixed part;
+    /// a watched file whose bundle was left out is detached.
+    fn pushed(&self, pushed: Vec<TrustBundle>) -> (Vec<TrustBundle>, Vec<Option<TrustBundle>>) {
+        let mut fixed = Vec::new();
+        let mut watched: Vec<Option<TrustBundle>> = vec![None; self.watched.len()];
+        for bundle in pushed {
+            let file = self.watched.iter().enumerate().position(|(i, current)| {
+                watched[i].is_none() && current.as_ref().is_some_and(|c| c.same_as(&bundle))
+            });
+            match file {
+                Some(i) => watched[i] = Some(bundle),
+                None => fixed.push(bundle),
+            }
+        }
+        (fixed, watched)
+    }
+
+    /// The watched part after the files were read again: detached files stay out, and only
+    /// their read errors are ignored.
+    fn reread(
+        &self,
+        files: Vec<Result<TrustBundle, LoadError>>,
+    ) -> Result<Vec<Option<TrustBundle>>, LoadError> {
+        self.watched
+            .iter()
+            .zip(files)
+            .map(|(current, read)| match current {
+                Some(_) => read.map(Some),
+                None => Ok(None),
+            })
+            .collect()
+    }
+
     /// The bundles with the separate CRLs added (they apply to every bundle).
     pub(crate) fn effective_trust(&self) -> Vec<TrustBundle> {
-        let mut trust = self.trust.clone();
+        let mut trust = self.trust();
         if let Some(first) = trust.first_mut() {
             for crls in &self.crls {
                 *first = first.clone().with_crls(crls.clone());
@@ -176,7 +231,10 @@ impl Live {
 #[derive(Default)]
 pub(crate) struct Update {
     pub(crate) identity: Option<Identity>,
+    /// A whole set pushed from code ([`Live::pushed`]).
     pub(crate) trust: Option<Vec<TrustBundle>>,
+    /// The watched trust files read again, one result per file ([`Live::reread`]).
+    pub(crate) trust_files: Option<Vec<Result<TrustBundle, LoadError>>>,
     pub(crate) crls: Option<Vec<Crls>>,
 }
 
@@ -199,7 +257,7 @@ impl Update {
         Update {
             identity: Some(identity),
             trust: Some(trust),
-            crls: None,
+            ..Update::default()
         }
     }
 }
@@ -237,12 +295,20 @@ fn rotate_logged(target: &dyn Target, update: Update, report_repeat: bool) -> Re
             .identity
             .as_ref()
             .is_some_and(|i| i.chain() != current.identity.chain());
+        // Under the rotation lock: a push from code and a file reload compose with each
+        // other's latest result, never with a copy taken before the other landed.
+        let (fixed, watched) = match (update.trust, update.trust_files) {
+            (Some(pushed), _) => current.pushed(pushed),
+            (None, Some(files)) => (current.fixed.clone(), current.reread(files)?),
+            (None, None) => (current.fixed.clone(), current.watched.clone()),
+        };
         let candidate = Live {
             identity: update.identity.unwrap_or_else(|| current.identity.clone()),
-            trust: update.trust.unwrap_or_else(|| current.trust.clone()),
+            fixed,
+            watched,
             crls: update.crls.unwrap_or_else(|| current.crls.clone()),
         };
-        if candidate.trust.is_empty() {
+        if candidate.trust().is_empty() {
             return Err(Error::MissingTrust);
         }
         // A new certificate must be valid now; a trust or CRL change is never blocked by our
@@ -252,8 +318,8 @@ fn rotate_logged(target: &dyn Target, update: Update, report_repeat: bool) -> Re
         }
         // Revocation is left out of this check: a CRL that revokes our own chain must still
         // be installed, or revocation would stop being updated for everyone.
-        let was_chained = chains(&current.identity, &current.trust, target.role());
-        if was_chained && !chains(&candidate.identity, &candidate.trust, target.role()) {
+        let was_chained = chains(&current.identity, &current.trust(), target.role());
+        if was_chained && !chains(&candidate.identity, &candidate.trust(), target.role()) {
             return Err(Error::DoesNotChain {
                 subject: subject_of(&candidate.identity),
             });
@@ -343,7 +409,10 @@ fn chains(identity: &Identity, trust: &[TrustBundle], role: Role) -> bool {
 #[derive(Debug)]
 pub(crate) struct MaterialSpec {
     identity: Option<Result<Identity, LoadError>>,
+    /// Bundles given as values.
     trust: Vec<Result<TrustBundle, LoadError>>,
+    /// Bundles read from files, in the order of `files.trust`.
+    trust_files: Vec<Result<TrustBundle, LoadError>>,
     crls: Vec<Result<Crls, LoadError>>,
     files: Files,
     pub(crate) reload_interval: Option<Duration>,
@@ -354,6 +423,7 @@ impl Default for MaterialSpec {
         MaterialSpec {
             identity: None,
             trust: Vec::new(),
+            trust_files: Vec::new(),
             crls: Vec::new(),
             files: Files::default(),
             reload_interval: Some(DEFAULT_RELOAD_INTERVAL),
@@ -397,7 +467,7 @@ impl MaterialSpec {
         password: crate::pkcs12::Password,
     ) {
         self.files.note_loaded(path);
-        self.trust
+        self.trust_files
             .push(TrustBundle::from_pkcs12_file(path, &password));
         self.files
             .trust
@@ -405,13 +475,12 @@ impl MaterialSpec {
     }
 
     pub(crate) fn trust(&mut self, bundle: TrustBundle) {
-        self.files.static_trust.push(bundle.clone());
         self.trust.push(Ok(bundle));
     }
 
     pub(crate) fn trust_file(&mut self, path: &std::path::Path) {
         self.files.note_loaded(path);
-        self.trust.push(TrustBundle::from_pem_file(path));
+        self.trust_files.push(TrustBundle::from_pem_file(path));
         self.files.trust.push(TrustFile::Pem(path.to_owned()));
     }
 
@@ -429,8 +498,13 @@ impl MaterialSpec {
     /// The loaded material and the files to watch (none when reloading is off).
     pub(crate) fn resolve(self) -> Result<(Live, Files), Error> {
         let identity = self.identity.ok_or(Error::MissingIdentity)??;
-        let trust = self.trust.into_iter().collect::<Result<Vec<_>, _>>()?;
-        if trust.is_empty() {
+        let fixed = self.trust.into_iter().collect::<Result<Vec<_>, _>>()?;
+        let watched = self
+            .trust_files
+            .into_iter()
+            .map(|bundle| bundle.map(Some))
+            .collect::<Result<Vec<_>, _>>()?;
+        if fixed.is_empty() && watched.is_empty() {
             return Err(Error::MissingTrust);
         }
         let crls = self.crls.into_iter().collect::<Result<Vec<_>, _>>()?;
@@ -446,7 +520,8 @@ impl MaterialSpec {
         Ok((
             Live {
                 identity,
-                trust,
+                fixed,
+                watched,
                 crls,
             },
             files,
@@ -520,8 +595,6 @@ impl TrustFile {
 pub(crate) struct Files {
     pub(crate) identity: Option<IdentityFiles>,
     pub(crate) trust: Vec<TrustFile>,
-    /// Bundles given as values, kept beside the reloaded files.
-    pub(crate) static_trust: Vec<TrustBundle>,
     pub(crate) crls: Vec<PathBuf>,
     pub(crate) static_crls: Vec<Crls>,
     /// Content digests of the files as last loaded.
@@ -583,15 +656,8 @@ impl Files {
             .filter(|_| dirty.identity)
             .map(IdentityFiles::load)
             .transpose()?;
-        let trust = if self.trust.is_empty() || !dirty.trust {
-            None
-        } else {
-            let mut all = self.static_trust.clone();
-            for file in &self.trust {
-                all.push(file.load()?);
-            }
-            Some(all)
-        };
+        let trust_files = (!self.trust.is_empty() && dirty.trust)
+            .then(|| self.trust.iter().map(TrustFile::load).collect());
         let crls = if self.crls.is_empty() || !dirty.crls {
             None
         } else {
@@ -603,7 +669,8 @@ impl Files {
         };
         Ok(Update {
             identity,
-            trust,
+            trust: None,
+            trust_files,
             crls,
         })
     }
@@ -948,9 +1015,8 @@ impl CertificateStatus {
 
 pub(crate) fn status(target: &dyn Target) -> CertificateStatus {
     let now = SystemTime::now();
-    let Live {
-        identity, trust, ..
-    } = target.current();
+    let live = target.current();
+    let (identity, trust) = (&live.identity, live.trust());
     let info = |chain: &[rustls_pki_types::CertificateDer<'static>]| {
         PeerIdentity::from_chain(chain)
             .ok()

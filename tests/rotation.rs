@@ -671,3 +671,136 @@ async fn a_certificate_file_change_keeps_trust_pushed_from_code() {
     );
     server.shutdown().await;
 }
+
+/// The client's request is refused in the handshake with `alert`.
+async fn assert_refused(client: &Client, server: &Running, alert: &str) {
+    let err = client.get(server.url("/")).await.unwrap_err();
+    assert!(
+        matches!(&err, ClientError::ServerRejectedCertificate { alert: a } if a == alert),
+        "expected {alert}, got {err:?}"
+    );
+}
+
+/// Rewrites the watched CA file with one more CA, and waits until the server trusts it.
+async fn rotate_ca_file(dir: &Dir, handle: &mtls::ServerHandle, pem: String, anchors: usize) {
+    dir.put("ca.crt", &pem);
+    assert!(
+        eventually_for(Duration::from_secs(20), || handle
+            .certificate_status()
+            .trust_anchors
+            .len()
+            == anchors)
+        .await,
+        "the CA file's rewrite was taken: {:?}",
+        handle.certificate_status()
+    );
+}
+
+#[tokio::test]
+async fn trust_removed_from_code_stays_removed_when_a_trust_file_rotates() {
+    let ca = Ca::new("root");
+    let partner = Ca::new("partner root");
+    let next = Ca::new("next root");
+    let dir = Dir::new("removed-stays");
+    let leaf = ca.server();
+    dir.put("tls.crt", &leaf.cert_pem);
+    dir.put("tls.key", &leaf.key_pem);
+    dir.put("ca.crt", &ca.pem);
+    let server = Server::builder()
+        .identity_files(dir.path("tls.crt"), dir.path("tls.key"))
+        .trust_file(dir.path("ca.crt"))
+        .trust(partner.trust())
+        .authorize(Authorizer::any_verified())
+        .reload_interval(Some(TICK))
+        .bind("127.0.0.1:0")
+        .await
+        .unwrap();
+    let handle = server.handle();
+    let server = start(server);
+    let partner_client = unpooled(&ca, &partner.client("partner"));
+    assert_eq!(
+        partner_client.get(server.url("/")).await.unwrap().status(),
+        200
+    );
+
+    // Code removes the partner, keeping the file's CA.
+    let file_bundle = mtls::TrustBundle::from_pem_file(dir.path("ca.crt")).unwrap();
+    handle.set_trust(vec![file_bundle]).unwrap();
+    assert_refused(&partner_client, &server, "unknown_ca").await;
+
+    // The file rotates (a new CA beside the old): the file's part follows it, the partner
+    // stays out.
+    rotate_ca_file(&dir, &handle, format!("{}{}", ca.pem, next.pem), 2).await;
+    assert_refused(&partner_client, &server, "unknown_ca").await;
+    let next_client = unpooled(&ca, &next.client("next"));
+    assert_eq!(
+        next_client.get(server.url("/")).await.unwrap().status(),
+        200
+    );
+    let ca_client = unpooled(&ca, &ca.client("orders"));
+    assert_eq!(ca_client.get(server.url("/")).await.unwrap().status(), 200);
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn crls_pushed_with_bundles_survive_a_trust_file_rotation() {
+    let ca = Ca::new("root");
+    let partner = Ca::new("partner root");
+    let next = Ca::new("next root");
+    let dir = Dir::new("crl-stays");
+    let (server, handle) = file_server(&dir, &ca, &ca.server()).await;
+    const REVOKED: &[u8] = &[0x51, 0x02];
+    let revoked = partner.issue(Leaf {
+        serial: Some(REVOKED),
+        ..Leaf::client("revoked partner")
+    });
+    let good = partner.client("good partner");
+    let file_bundle = mtls::TrustBundle::from_pem_file(dir.path("ca.crt")).unwrap();
+    let crl = mtls::Crls::from_bytes(partner.crl(&[REVOKED]).as_bytes()).unwrap();
+    handle
+        .set_trust(vec![file_bundle, partner.trust().with_crls(crl)])
+        .unwrap();
+    let revoked_client = unpooled(&ca, &revoked);
+    let good_client = unpooled(&ca, &good);
+    assert_refused(&revoked_client, &server, "certificate_revoked").await;
+    assert_eq!(
+        good_client.get(server.url("/")).await.unwrap().status(),
+        200
+    );
+
+    rotate_ca_file(&dir, &handle, format!("{}{}", ca.pem, next.pem), 3).await;
+    assert_refused(&revoked_client, &server, "certificate_revoked").await;
+    assert_eq!(
+        good_client.get(server.url("/")).await.unwrap().status(),
+        200
+    );
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_trust_file_left_out_of_a_push_is_no_longer_followed() {
+    let ca = Ca::new("root");
+    let other = Ca::new("other root");
+    let dir = Dir::new("detached");
+    let (server, handle) = file_server(&dir, &ca, &ca.server()).await;
+    // Code replaces the file's CA with its own bundle (our certificate chains to both).
+    handle
+        .set_trust(vec![ca.trust().with_crls(
+            mtls::Crls::from_bytes(ca.crl(&[]).as_bytes()).unwrap(),
+        )])
+        .unwrap();
+    // The watcher reads the rewrite (a reload is counted) and leaves the file's CA out.
+    let reloads = handle.certificate_status().reloads;
+    dir.put("ca.crt", &format!("{}{}", ca.pem, other.pem));
+    let other_client = unpooled(&ca, &other.client("other"));
+    assert!(
+        eventually_for(Duration::from_secs(20), || handle
+            .certificate_status()
+            .reloads
+            > reloads)
+        .await
+    );
+    assert_eq!(handle.certificate_status().trust_anchors.len(), 1);
+    assert_refused(&other_client, &server, "unknown_ca").await;
+    server.shutdown().await;
+}

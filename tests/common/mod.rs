@@ -356,6 +356,19 @@ pub async fn eventually(check: impl Fn() -> bool) -> bool {
     check()
 }
 
+/// Waits until `check` holds, polling every 10 ms, for up to `budget` (a budget for a busy
+/// machine: the check's state is what the test waits on, never the clock).
+pub async fn eventually_for(budget: Duration, check: impl Fn() -> bool) -> bool {
+    let deadline = tokio::time::Instant::now() + budget;
+    while tokio::time::Instant::now() < deadline {
+        if check() {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    check()
+}
+
 /// Records every `tracing` event's fields as `name=value;` strings, for asserting on logs.
 ///
 /// The recorder is installed once as the process-wide subscriber: a per-thread subscriber
