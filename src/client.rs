@@ -286,6 +286,21 @@ impl ClientBuilder {
         self
     }
 
+    /// Uses a CRL past its `nextUpdate` as if it were current. Default: a peer whose status
+    /// only an expired CRL gives is refused (`revocation_unknown`), as OpenSSL's CRL check
+    /// does. [`CertificateStatus::crls`](crate::CertificateStatus::crls) shows each CRL's
+    /// `nextUpdate` before it passes.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let builder = mtls::Client::builder().allow_expired_crls();
+    /// ```
+    pub fn allow_expired_crls(mut self) -> Self {
+        self.tls.revocation.allow_expired_crls = true;
+        self
+    }
+
     /// Verifies the server by identity instead of by the URL's host name.
     ///
     /// The server's chain is validated (trust anchors, validity, EKU serverAuth), then its

@@ -472,11 +472,37 @@ impl DevCa {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn crl_pem(&self, revoked_serials: &[&[u8]]) -> Result<String, DevCaError> {
+        let next_update = std::time::SystemTime::now() + std::time::Duration::from_secs(7 * 86_400);
+        self.crl_pem_until(revoked_serials, next_update)
+    }
+
+    /// As [`DevCa::crl_pem`], with the given `nextUpdate` (in the past, for a stale CRL). Its
+    /// `thisUpdate` is an hour before the earlier of now and `next_update`.
+    ///
+    /// # Errors
+    ///
+    /// [`DevCaError::Issue`] if signing fails.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::{Duration, SystemTime};
+    /// let ca = mtls::dev::DevCa::new("test CA")?;
+    /// let stale = ca.crl_pem_until(&[], SystemTime::now() - Duration::from_secs(3600))?;
+    /// let crls = mtls::Crls::from_bytes(stale.as_bytes())?; // loads; refused in use by default
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn crl_pem_until(
+        &self,
+        revoked_serials: &[&[u8]],
+        next_update: std::time::SystemTime,
+    ) -> Result<String, DevCaError> {
         let err = |e: rcgen::Error| issue_error("CRL", e);
         let now = OffsetDateTime::now_utc();
+        let next_update = OffsetDateTime::from(next_update);
         let params = CertificateRevocationListParams {
-            this_update: now - time::Duration::hours(1),
-            next_update: now + time::Duration::days(7),
+            this_update: now.min(next_update) - time::Duration::hours(1),
+            next_update,
             crl_number: SerialNumber::from_slice(&[1]),
             issuing_distribution_point: None,
             revoked_certs: revoked_serials

@@ -155,6 +155,25 @@ impl Health {
                 ));
             }
         }
+        for crl in &self.certificate.crls {
+            let Some(next) = crl.next_update else {
+                continue;
+            };
+            let period = next.duration_since(crl.this_update).unwrap_or_default();
+            if crl.expired {
+                problems.push(format!(
+                    "the CRL of {} is past its nextUpdate ({}): peers it covers are refused until it is republished",
+                    crl.issuer,
+                    humantime(next)
+                ));
+            } else if crl.remaining < period / 3 {
+                problems.push(format!(
+                    "the CRL of {} reaches its nextUpdate in {}",
+                    crl.issuer,
+                    words(crl.remaining)
+                ));
+            }
+        }
         for (reason, count) in &self.recent_failures {
             let what = if *count == 1 {
                 "handshake"
@@ -176,6 +195,7 @@ impl Health {
     ///  "certificate":{"subject":"CN=orders","spiffe_id":null,"not_before":"…","not_after":"…",
     ///                 "remaining_seconds":2591999,"renewal_due":false,"expired":false},
     ///  "trust_anchors":[{…}],
+    ///  "crls":[{"issuer":"CN=ca","this_update":"…","next_update":"…","remaining_seconds":600000,"expired":false}],
     ///  "reload":{"last_reload":null,"last_error":null,"reloads":0,"failures":0},
     ///  "handshakes":{"accepted":12,"active_connections":1,
     ///                "failures":{"unknown_issuer":43},"failures_last_minute":{"unknown_issuer":43}}}
@@ -214,6 +234,27 @@ impl Health {
                 out.push(',');
             }
             certificate(&mut out, anchor);
+        }
+        out.push_str("],\"crls\":[");
+        for (i, crl) in status.crls.iter().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            out.push_str("{\"issuer\":");
+            string(&mut out, &crl.issuer);
+            out.push_str(",\"this_update\":");
+            string(&mut out, &humantime(crl.this_update));
+            out.push_str(",\"next_update\":");
+            match crl.next_update {
+                Some(t) => string(&mut out, &humantime(t)),
+                None => out.push_str("null"),
+            }
+            let _ = write!(
+                out,
+                ",\"remaining_seconds\":{},\"expired\":{}}}",
+                crl.remaining.as_secs(),
+                crl.expired
+            );
         }
         out.push_str("],\"reload\":{\"last_reload\":");
         match status.last_reload {
@@ -343,6 +384,7 @@ mod tests {
             last_reload_error: Some("key \"x\" does not match".to_owned()),
             reloads: 1,
             reload_failures: 1,
+            crls: Vec::new(),
         };
         let health = Health::new(status, &stats);
         assert!(!health.healthy());
@@ -377,6 +419,7 @@ mod tests {
             last_reload_error: None,
             reloads: 0,
             reload_failures: 0,
+            crls: Vec::new(),
         };
         let health = Health::new(fine, &ServerStats::default());
         assert!(health.healthy() && health.problems().is_empty());

@@ -71,6 +71,7 @@ mod client;
 #[cfg(feature = "config")]
 mod config;
 mod connection;
+mod crl_info;
 #[cfg(feature = "dev")]
 pub mod dev;
 mod drain;
@@ -105,6 +106,7 @@ pub use client::{Client, ClientBuilder, Connector, DEFAULT_CONNECT_TIMEOUT, TlsC
 pub use config::{
     AccessSection, Bundle, ClientSection, Config, ConfigError, OneOrMany, ServerSection,
 };
+pub use crl_info::CrlInfo;
 pub use error::{ClientError, Error, HandshakeFailure, LoadError, Origin, alert_name};
 pub use health::{Health, HealthListener};
 pub use identity::{Fingerprint, PeerIdentity, SpiffeId, SpiffeIdError, TlsVersion};

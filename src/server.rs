@@ -268,6 +268,21 @@ impl ServerBuilder {
         self
     }
 
+    /// Uses a CRL past its `nextUpdate` as if it were current. Default: a peer whose status
+    /// only an expired CRL gives is refused (`revocation_unknown`), as OpenSSL's CRL check
+    /// does. [`CertificateStatus::crls`](crate::CertificateStatus::crls) shows each CRL's
+    /// `nextUpdate` before it passes.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let builder = mtls::Server::builder().allow_expired_crls();
+    /// ```
+    pub fn allow_expired_crls(mut self) -> Self {
+        self.tls.revocation.allow_expired_crls = true;
+        self
+    }
+
     /// Which verified clients may connect. Required: a server without a policy does not bind.
     ///
     /// The policy runs inside the handshake, before any HTTP byte is read. A client it denies

@@ -986,11 +986,13 @@ pub struct CertificateStatus {
     pub reloads: u64,
     /// Rejected reload candidates since start.
     pub reload_failures: u64,
+    /// Each CRL in use (the bundles' and those given apart), with its `nextUpdate`.
+    pub crls: Vec<crate::CrlInfo>,
 }
 
 impl CertificateStatus {
     /// Whether the service can keep serving: our certificate is not expired, not due for
-    /// renewal, and the last reload did not fail. A `/healthz` route can answer from this.
+    /// renewal, no CRL in use is past its `nextUpdate`, and the last reload did not fail. A `/healthz` route can answer from this.
     ///
     /// # Examples
     ///
@@ -1009,7 +1011,9 @@ impl CertificateStatus {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn healthy(&self) -> bool {
-        !self.identity.renewal_due && self.last_reload_error.is_none()
+        !self.identity.renewal_due
+            && self.last_reload_error.is_none()
+            && self.crls.iter().all(|crl| !crl.expired)
     }
 }
 
@@ -1042,6 +1046,13 @@ pub(crate) fn status(target: &dyn Target) -> CertificateStatus {
         last_reload_error: status.last_error,
         reloads: status.succeeded,
         reload_failures: status.failed,
+        crls: crate::crl_info::crl_infos(
+            trust
+                .iter()
+                .flat_map(TrustBundle::crls)
+                .chain(live.crls.iter().flat_map(Crls::as_slice)),
+            now,
+        ),
     }
 }
 

@@ -88,6 +88,10 @@ pub struct RevocationPolicy {
     pub leaf_only: bool,
     /// Accept a certificate whose status no CRL covers. Default: refuse it.
     pub allow_unknown_status: bool,
+    /// Use a CRL past its `nextUpdate` as if it were current. Default: a certificate whose
+    /// status only an expired CRL gives is refused (`revocation_unknown`), as OpenSSL's CRL
+    /// check does, since a CRL nobody republishes can no longer say what was revoked since.
+    pub allow_expired_crls: bool,
 }
 
 impl RevocationPolicy {
@@ -96,6 +100,14 @@ impl RevocationPolicy {
             webpki::RevocationCheckDepth::EndEntity
         } else {
             webpki::RevocationCheckDepth::Chain
+        }
+    }
+
+    fn expiration(self) -> webpki::ExpirationPolicy {
+        if self.allow_expired_crls {
+            webpki::ExpirationPolicy::Ignore
+        } else {
+            webpki::ExpirationPolicy::Enforce
         }
     }
 
@@ -364,6 +376,9 @@ impl ClientIdentityVerifier {
             if revocation.allow_unknown_status {
                 builder = builder.allow_unknown_revocation_status();
             }
+            if !revocation.allow_expired_crls {
+                builder = builder.enforce_revocation_expiration();
+            }
             builder.build()
         };
         let plain = anchors.plain.as_ref().map(build).transpose()?;
@@ -594,6 +609,9 @@ impl ServerIdentityVerifier {
                 if revocation.allow_unknown_status {
                     builder = builder.allow_unknown_revocation_status();
                 }
+                if !revocation.allow_expired_crls {
+                    builder = builder.enforce_revocation_expiration();
+                }
                 Some(builder.build()?)
             }
             (None, None) => return Err(Error::NeedsExpectServer),
@@ -655,6 +673,7 @@ impl ServerIdentityVerifier {
             .map_err(|_| rustls::Error::General("no CRLs".to_owned()))?
             .with_depth(self.revocation.depth())
             .with_status_policy(self.revocation.unknown())
+            .with_expiration_policy(self.revocation.expiration())
             .build();
         let cert = webpki::EndEntityCert::try_from(end_entity).map_err(webpki_error)?;
         cert.verify_for_usage(

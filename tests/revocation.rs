@@ -327,3 +327,120 @@ async fn replacing_the_bundles_keeps_the_builders_crls() {
     );
     server.shutdown().await;
 }
+
+fn stale_crl(ca: &Ca, revoked: &[&[u8]]) -> String {
+    let an_hour_ago = std::time::SystemTime::now() - Duration::from_secs(3600);
+    ca.crl_until(revoked, an_hour_ago)
+}
+
+#[tokio::test]
+async fn a_crl_past_its_next_update_refuses_by_default_and_is_shown_before_it_passes() {
+    let ca = Ca::new("root");
+    // A current CRL: the good client is served and the CRL's nextUpdate is shown.
+    let server = server_with_crl(&ca, &ca.crl(&[]), |b| b).await;
+    let crl = &server.handle.certificate_status().crls[0];
+    assert!(!crl.expired && crl.next_update.is_some(), "{crl:?}");
+    assert!(crl.remaining > Duration::from_secs(6 * 86_400), "{crl:?}");
+    assert_eq!(crl.issuer, "CN=root");
+    // (The test leaf lives a day, so health reports its renewal; nothing about the CRL.)
+    let problems = server.handle.health().problems();
+    assert!(!problems.iter().any(|p| p.contains("CRL")), "{problems:?}");
+    let resp = client(&ca, &leaf(&ca, GOOD)).get(server.url("/")).await;
+    assert_eq!(resp.unwrap().status(), 200);
+    server.shutdown().await;
+
+    // The same CRL, stale: the good client is refused for unknown revocation status.
+    let server = server_with_crl(&ca, &stale_crl(&ca, &[]), |b| b).await;
+    let status = server.handle.certificate_status();
+    assert!(status.crls[0].expired, "{:?}", status.crls);
+    let health = server.handle.health();
+    assert!(!status.healthy());
+    assert!(
+        health
+            .problems()
+            .iter()
+            .any(|p| p.contains("past its nextUpdate")),
+        "{:?}",
+        health.problems()
+    );
+    assert!(health.to_json().contains("\"expired\":true}]"));
+    let err = client(&ca, &leaf(&ca, GOOD))
+        .get(server.url("/"))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, ClientError::ServerRejectedCertificate { alert } if alert == "unknown_ca"),
+        "{err:?}"
+    );
+    let stats = server.stats.clone();
+    assert!(
+        eventually(|| stats.handshake_failures(HandshakeFailure::RevocationUnknown) == 1).await
+    );
+    assert!(server.last_peer().is_none(), "no handler ran");
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn allow_expired_crls_tolerates_a_stale_crl_and_still_applies_it() {
+    let ca = Ca::new("root");
+    let server =
+        server_with_crl(&ca, &stale_crl(&ca, &[REVOKED]), |b| b.allow_expired_crls()).await;
+    let resp = client(&ca, &leaf(&ca, GOOD)).get(server.url("/")).await;
+    assert_eq!(resp.unwrap().status(), 200);
+    let err = client(&ca, &leaf(&ca, REVOKED))
+        .get(server.url("/"))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, ClientError::ServerRejectedCertificate { alert } if alert == "certificate_revoked"),
+        "{err:?}"
+    );
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn the_client_refuses_a_server_whose_only_crl_is_stale_unless_allowed() {
+    let ca = Ca::new("root");
+    let server_leaf = ca.issue(Leaf {
+        uris: vec!["spiffe://example.org/inventory"],
+        ..Leaf::server()
+    });
+    let server = serve(
+        Server::builder()
+            .identity(server_leaf.identity())
+            .trust(ca.trust())
+            .authorize(Authorizer::any_verified()),
+    )
+    .await;
+    let stale = Crls::from_bytes(stale_crl(&ca, &[]).as_bytes()).unwrap();
+    for expect in [None, Some("spiffe://example.org/inventory")] {
+        let builder = |allow: bool| {
+            let mut builder = Client::builder()
+                .identity(ca.client("orders").identity())
+                .trust(ca.trust())
+                .crls(stale.clone())
+                .pool_max_idle_per_host(0);
+            if let Some(id) = expect {
+                builder = builder.expect_server(Authorizer::spiffe_id(id).unwrap());
+            }
+            if allow {
+                builder = builder.allow_expired_crls();
+            }
+            builder.build().unwrap()
+        };
+        let err = builder(false).get(server.url("/")).await.unwrap_err();
+        assert!(
+            matches!(
+                &err,
+                ClientError::ServerCertificate {
+                    reason: HandshakeFailure::RevocationUnknown,
+                    ..
+                }
+            ),
+            "{expect:?}: {err:?}"
+        );
+        let resp = builder(true).get(server.url("/")).await.unwrap();
+        assert_eq!(resp.status(), 200, "{expect:?}");
+    }
+    server.shutdown().await;
+}

@@ -102,6 +102,11 @@ impl Ca {
         self.inner.crl_pem(revoked).unwrap()
     }
 
+    /// As [`Ca::crl`], due for republishing at `next_update` (in the past, for a stale CRL).
+    pub fn crl_until(&self, revoked: &[&[u8]], next_update: std::time::SystemTime) -> String {
+        self.inner.crl_pem_until(revoked, next_update).unwrap()
+    }
+
     /// A client certificate (clientAuth EKU).
     pub fn client(&self, cn: &'static str) -> Issued {
         self.issue(Leaf::client(cn))
@@ -171,6 +176,7 @@ pub struct Running {
     pub stats: Arc<ServerStats>,
     /// The identity of the last request's peer, as the handler saw it.
     pub seen: Arc<Mutex<Vec<Option<PeerIdentity>>>>,
+    pub handle: mtls::ServerHandle,
     shutdown: Option<oneshot::Sender<()>>,
     pub task: JoinHandle<Result<(), mtls::Error>>,
 }
@@ -215,6 +221,7 @@ pub async fn serve(builder: ServerBuilder) -> Running {
 pub fn start(server: Server) -> Running {
     let addr = server.local_addr();
     let stats = server.stats();
+    let handle = server.handle();
     let seen = Arc::new(Mutex::new(Vec::new()));
     let record = Arc::clone(&seen);
     let service = service_fn(move |req: Request<Incoming>| {
@@ -240,6 +247,7 @@ pub fn start(server: Server) -> Running {
         addr,
         stats,
         seen,
+        handle,
         shutdown: Some(tx),
         task,
     }
