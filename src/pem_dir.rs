@@ -248,9 +248,16 @@ impl Writer {
                 }
             }
         }
+        // Each CRL once: the builder's CRLs are carried by every bundle.
+        let mut seen = Vec::new();
         let crls: String = trust
             .iter()
             .flat_map(|b| b.crls())
+            .filter(|c| {
+                let new = !seen.contains(c);
+                seen.push(*c);
+                new
+            })
             .map(|c| pem_block("X509 CRL", c.as_ref()))
             .collect();
         let stamp = std::time::SystemTime::now()

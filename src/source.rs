@@ -215,12 +215,13 @@ impl Live {
             .collect()
     }
 
-    /// The bundles with the separate CRLs added (they apply to every bundle).
+    /// The bundles with the separate CRLs added to each (they apply to every bundle; a
+    /// bundle's own CRLs apply to it alone).
     pub(crate) fn effective_trust(&self) -> Vec<TrustBundle> {
         let mut trust = self.trust();
-        if let Some(first) = trust.first_mut() {
+        for bundle in &mut trust {
             for crls in &self.crls {
-                *first = first.clone().with_crls(crls.clone());
+                *bundle = bundle.clone().with_crls(crls.clone());
             }
         }
         trust

@@ -120,65 +120,142 @@ impl RevocationPolicy {
     }
 }
 
-/// Trust bundles sorted by use: one plain bundle (merged) and one per SPIFFE trust domain,
-/// and the CRLs of all of them.
-struct Anchors {
-    plain: Option<Arc<RootCertStore>>,
-    domains: HashMap<String, Arc<RootCertStore>>,
+/// Anchors that share their CRLs: bundles with the same CRLs (none, or the builder's) are
+/// merged into one store; a bundle with CRLs of its own gets a store of its own, so its CRLs
+/// never decide the status of another bundle's certificates (webpki takes the first CRL
+/// whose issuer name matches, and two bundles' CAs may share a name).
+struct Store {
+    roots: Arc<RootCertStore>,
     crls: Vec<CertificateRevocationListDer<'static>>,
+}
+
+/// One `T` per store of [`Anchors`]: the plain ones, and each trust domain's.
+type Grouped<T> = (Vec<T>, HashMap<String, Vec<T>>);
+
+/// Trust bundles sorted by use: the plain stores, and the stores of each SPIFFE trust domain.
+struct Anchors {
+    plain: Vec<Store>,
+    domains: HashMap<String, Vec<Store>>,
 }
 
 impl Anchors {
     fn new(bundles: &[TrustBundle]) -> Result<Self, Error> {
-        let mut plain: Option<RootCertStore> = None;
-        let mut domains: HashMap<String, RootCertStore> = HashMap::new();
-        let mut crls = Vec::new();
+        let mut plain: Vec<(RootCertStore, &[CertificateRevocationListDer<'static>])> = Vec::new();
+        let mut domains: HashMap<&str, Vec<(RootCertStore, &[_])>> = HashMap::new();
         for bundle in bundles {
-            crls.extend(bundle.crls().iter().cloned());
-            let store = match bundle.trust_domain() {
-                Some(td) => domains
-                    .entry(td.to_owned())
-                    .or_insert_with(RootCertStore::empty),
-                None => plain.get_or_insert_with(RootCertStore::empty),
+            let group = match bundle.trust_domain() {
+                Some(td) => domains.entry(td).or_default(),
+                None => &mut plain,
             };
-            store
+            let index = match group.iter().position(|(_, crls)| *crls == bundle.crls()) {
+                Some(i) => i,
+                None => {
+                    group.push((RootCertStore::empty(), bundle.crls()));
+                    group.len() - 1
+                }
+            };
+            group[index]
+                .0
                 .roots
                 .extend(bundle.root_store().roots.iter().cloned());
         }
-        if plain.is_none() && domains.is_empty() {
+        if plain.is_empty() && domains.is_empty() {
             return Err(Error::MissingTrust);
         }
+        let stores = |group: Vec<(RootCertStore, &[CertificateRevocationListDer<'static>])>| {
+            group
+                .into_iter()
+                .map(|(roots, crls)| Store {
+                    roots: Arc::new(roots),
+                    crls: crls.to_vec(),
+                })
+                .collect::<Vec<_>>()
+        };
         Ok(Anchors {
-            plain: plain.map(Arc::new),
-            domains: domains.into_iter().map(|(k, v)| (k, Arc::new(v))).collect(),
-            crls,
+            plain: stores(plain),
+            domains: domains
+                .into_iter()
+                .map(|(td, group)| (td.to_owned(), stores(group)))
+                .collect(),
         })
     }
 
-    fn for_peer(&self, peer: &PeerIdentity) -> Result<&Arc<RootCertStore>, rustls::Error> {
-        pick(peer, &self.plain, &self.domains)
+    fn all(&self) -> impl Iterator<Item = &Store> {
+        self.plain.iter().chain(self.domains.values().flatten())
     }
 
-    fn all(&self) -> impl Iterator<Item = &Arc<RootCertStore>> {
-        self.plain.iter().chain(self.domains.values())
+    /// One `T` per store, grouped as the stores are.
+    fn map<T>(
+        &self,
+        f: impl Fn(&Store) -> Result<T, Error>,
+    ) -> Result<Grouped<T>, Error> {
+        let plain = self.plain.iter().map(&f).collect::<Result<_, _>>()?;
+        let mut domains = HashMap::new();
+        for (td, group) in &self.domains {
+            domains.insert(td.clone(), group.iter().map(&f).collect::<Result<_, _>>()?);
+        }
+        Ok((plain, domains))
     }
 }
 
-/// The only anchors (or verifier) `peer` may be checked against. A SPIFFE identity is checked
-/// against its own trust domain's bundle alone when bundles are bound to domains, so one
-/// domain's CA cannot mint identities for another; anything else uses the plain bundle.
+/// The only anchors (or verifiers) `peer` may be checked against. A SPIFFE identity is checked
+/// against its own trust domain's bundles alone when bundles are bound to domains, so one
+/// domain's CA cannot mint identities for another; anything else uses the plain bundles.
 fn pick<'a, T>(
     peer: &PeerIdentity,
-    plain: &'a Option<T>,
-    domains: &'a HashMap<String, T>,
-) -> Result<&'a T, rustls::Error> {
+    plain: &'a [T],
+    domains: &'a HashMap<String, Vec<T>>,
+) -> Result<&'a [T], rustls::Error> {
     let chosen = match peer.spiffe_id() {
-        Some(id) if !domains.is_empty() => domains.get(id.trust_domain()),
-        _ => plain.as_ref(),
+        Some(id) if !domains.is_empty() => domains.get(id.trust_domain()).map_or(&[][..], |g| g),
+        _ => plain,
     };
-    chosen.ok_or(rustls::Error::InvalidCertificate(
-        CertificateError::UnknownIssuer,
-    ))
+    if chosen.is_empty() {
+        return Err(rustls::Error::InvalidCertificate(
+            CertificateError::UnknownIssuer,
+        ));
+    }
+    Ok(chosen)
+}
+
+/// The chain checked against each store, each with its own CRLs: verified if one store
+/// verifies it, and refused if any store's CRL revokes it (a CRL speaks only for the CA that
+/// signed it, so "revoked" is never another CA's word). Otherwise the most telling refusal:
+/// one from a store the chain built to, before "unknown issuer" or a bad signature from a
+/// store whose CA merely shares a name. One store is the common case.
+fn first_issuer<T, R>(
+    stores: &[T],
+    check: impl Fn(&T) -> Result<R, rustls::Error>,
+) -> Result<R, rustls::Error> {
+    let not_ours = |e: &rustls::Error| {
+        matches!(
+            e,
+            rustls::Error::InvalidCertificate(
+                CertificateError::UnknownIssuer | CertificateError::BadSignature
+            )
+        )
+    };
+    if let [only] = stores {
+        return check(only);
+    }
+    let mut verified = None;
+    let mut refusal: Option<rustls::Error> = None;
+    for store in stores {
+        match check(store) {
+            Ok(answer) => verified = verified.or(Some(answer)),
+            Err(e @ rustls::Error::InvalidCertificate(CertificateError::Revoked)) => return Err(e),
+            Err(e) => {
+                if refusal.as_ref().is_none_or(not_ours) && !not_ours(&e) || refusal.is_none() {
+                    refusal = Some(e);
+                }
+            }
+        }
+    }
+    verified.ok_or_else(|| {
+        refusal.unwrap_or(rustls::Error::InvalidCertificate(
+            CertificateError::UnknownIssuer,
+        ))
+    })
 }
 
 /// `peer` as the bundle that vouched for it knows it: a bound bundle vouches for its trust
@@ -314,8 +391,8 @@ pub(crate) fn log_not_authorized(
 /// ```
 pub struct ClientIdentityVerifier {
     provider: Arc<CryptoProvider>,
-    plain: Option<Arc<dyn ClientCertVerifier>>,
-    domains: HashMap<String, Arc<dyn ClientCertVerifier>>,
+    plain: Vec<Arc<dyn ClientCertVerifier>>,
+    domains: HashMap<String, Vec<Arc<dyn ClientCertVerifier>>>,
     policy: Authorizer,
     mandatory: bool,
     hints: Vec<DistinguishedName>,
@@ -364,12 +441,14 @@ impl ClientIdentityVerifier {
         // less. The handshake's own signatures are checked with the plain provider
         // (`handshake_signatures_from_provider!` below).
         let chains = crate::sigcache::chain_provider(&provider);
-        let build = |roots: &Arc<RootCertStore>| {
-            let mut builder =
-                WebPkiClientVerifier::builder_with_provider(Arc::clone(roots), Arc::clone(&chains))
-                    // Whether a certificate is required is decided by `client_auth_mandatory` below.
-                    .allow_unauthenticated()
-                    .with_crls(anchors.crls.iter().cloned());
+        let build = |store: &Store| -> Result<Arc<dyn ClientCertVerifier>, Error> {
+            let mut builder = WebPkiClientVerifier::builder_with_provider(
+                Arc::clone(&store.roots),
+                Arc::clone(&chains),
+            )
+            // Whether a certificate is required is decided by `client_auth_mandatory` below.
+            .allow_unauthenticated()
+            .with_crls(store.crls.iter().cloned());
             if revocation.leaf_only {
                 builder = builder.only_check_end_entity_revocation();
             }
@@ -379,14 +458,13 @@ impl ClientIdentityVerifier {
             if !revocation.allow_expired_crls {
                 builder = builder.enforce_revocation_expiration();
             }
-            builder.build()
+            Ok(builder.build()?)
         };
-        let plain = anchors.plain.as_ref().map(build).transpose()?;
-        let mut domains = HashMap::new();
-        for (td, roots) in &anchors.domains {
-            domains.insert(td.clone(), build(roots)?);
-        }
-        let hints = anchors.all().flat_map(|store| store.subjects()).collect();
+        let (plain, domains) = anchors.map(build)?;
+        let hints = anchors
+            .all()
+            .flat_map(|store| store.roots.subjects())
+            .collect();
         let mandatory = !(optional && policy.admits_anonymous());
         Ok(ClientIdentityVerifier {
             provider,
@@ -448,7 +526,7 @@ impl fmt::Debug for ClientIdentityVerifier {
         f.debug_struct("ClientIdentityVerifier")
             .field("policy", &self.policy)
             .field("trust_domains", &self.domains.keys().collect::<Vec<_>>())
-            .field("plain_bundle", &self.plain.is_some())
+            .field("plain_bundle", &!self.plain.is_empty())
             .field("mandatory", &self.mandatory)
             .finish()
     }
@@ -485,9 +563,11 @@ impl ClientCertVerifier for ClientIdentityVerifier {
                 return Err(e);
             }
         };
-        if let Err(e) = pick(&peer, &self.plain, &self.domains)
-            .and_then(|v| v.verify_client_cert(end_entity, intermediates, now))
-        {
+        if let Err(e) = pick(&peer, &self.plain, &self.domains).and_then(|group| {
+            first_issuer(group, |v| {
+                v.verify_client_cert(end_entity, intermediates, now)
+            })
+        }) {
             log_rejected(&peer, &e);
             return Err(e);
         }
@@ -545,12 +625,12 @@ pub struct ServerIdentityVerifier {
     provider: Arc<CryptoProvider>,
     /// `provider` with chain signatures remembered, for the chain checks.
     chains: Arc<CryptoProvider>,
-    anchors: Anchors,
-    /// Parsed once for the identity-policy path, which calls webpki directly.
-    crls: Vec<webpki::CertRevocationList<'static>>,
+    /// The anchors for the identity-policy path, which calls webpki directly.
+    plain: Vec<ChainCheck>,
+    domains: HashMap<String, Vec<ChainCheck>>,
     revocation: RevocationPolicy,
-    /// Name checking, used when no policy is set.
-    by_name: Option<Arc<WebPkiServerVerifier>>,
+    /// Name checking over the plain stores, used when no policy is set.
+    by_name: Vec<Arc<WebPkiServerVerifier>>,
     policy: Option<Authorizer>,
 }
 
@@ -595,38 +675,48 @@ impl ServerIdentityVerifier {
         // Chain signatures that verified are remembered (see `sigcache`); the handshake's own
         // signatures are checked with the plain provider.
         let chains = crate::sigcache::chain_provider(&provider);
-        let by_name = match (&policy, &anchors.plain) {
-            (Some(_), _) => None,
-            (None, Some(roots)) => {
-                let mut builder = WebPkiServerVerifier::builder_with_provider(
-                    Arc::clone(roots),
-                    Arc::clone(&chains),
-                )
-                .with_crls(anchors.crls.iter().cloned());
-                if revocation.leaf_only {
-                    builder = builder.only_check_end_entity_revocation();
-                }
-                if revocation.allow_unknown_status {
-                    builder = builder.allow_unknown_revocation_status();
-                }
-                if !revocation.allow_expired_crls {
-                    builder = builder.enforce_revocation_expiration();
-                }
-                Some(builder.build()?)
-            }
-            (None, None) => return Err(Error::NeedsExpectServer),
+        let by_name = match (&policy, anchors.plain.is_empty()) {
+            (Some(_), _) => Vec::new(),
+            (None, false) => anchors
+                .plain
+                .iter()
+                .map(|store| {
+                    let mut builder = WebPkiServerVerifier::builder_with_provider(
+                        Arc::clone(&store.roots),
+                        Arc::clone(&chains),
+                    )
+                    .with_crls(store.crls.iter().cloned());
+                    if revocation.leaf_only {
+                        builder = builder.only_check_end_entity_revocation();
+                    }
+                    if revocation.allow_unknown_status {
+                        builder = builder.allow_unknown_revocation_status();
+                    }
+                    if !revocation.allow_expired_crls {
+                        builder = builder.enforce_revocation_expiration();
+                    }
+                    builder.build()
+                })
+                .collect::<Result<_, _>>()?,
+            (None, true) => return Err(Error::NeedsExpectServer),
         };
-        let crls = anchors
-            .crls
-            .iter()
-            .map(|der| webpki::OwnedCertRevocationList::from_der(der).map(Into::into))
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| Error::Tls(rustls::Error::General(format!("invalid CRL: {e:?}"))))?;
+        let (plain, domains) = anchors.map(|store| {
+            let crls = store
+                .crls
+                .iter()
+                .map(|der| webpki::OwnedCertRevocationList::from_der(der).map(Into::into))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| Error::Tls(rustls::Error::General(format!("invalid CRL: {e:?}"))))?;
+            Ok(ChainCheck {
+                roots: Arc::clone(&store.roots),
+                crls,
+            })
+        })?;
         Ok(ServerIdentityVerifier {
             provider,
             chains,
-            anchors,
-            crls,
+            plain,
+            domains,
             revocation,
             by_name,
             policy,
@@ -634,15 +724,18 @@ impl ServerIdentityVerifier {
     }
 }
 
+/// One store's anchors and its parsed CRLs, for webpki called directly.
+struct ChainCheck {
+    roots: Arc<RootCertStore>,
+    crls: Vec<webpki::CertRevocationList<'static>>,
+}
+
 impl fmt::Debug for ServerIdentityVerifier {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ServerIdentityVerifier")
             .field("policy", &self.policy)
-            .field(
-                "trust_domains",
-                &self.anchors.domains.keys().collect::<Vec<_>>(),
-            )
-            .field("plain_bundle", &self.anchors.plain.is_some())
+            .field("trust_domains", &self.domains.keys().collect::<Vec<_>>())
+            .field("plain_bundle", &!self.plain.is_empty())
             .finish()
     }
 }
@@ -653,11 +746,12 @@ impl ServerIdentityVerifier {
         &self,
         end_entity: &CertificateDer<'_>,
         intermediates: &[CertificateDer<'_>],
-        roots: &RootCertStore,
+        check: &ChainCheck,
         now: UnixTime,
     ) -> Result<(), rustls::Error> {
+        let roots = &check.roots;
         let algorithms = self.chains.signature_verification_algorithms.all;
-        if self.crls.is_empty() {
+        if check.crls.is_empty() {
             let cert = ParsedCertificate::try_from(end_entity)?;
             return verify_server_cert_signed_by_trust_anchor(
                 &cert,
@@ -668,7 +762,7 @@ impl ServerIdentityVerifier {
             );
         }
         // rustls has no public chain-only check with CRLs, so webpki is called directly.
-        let crls: Vec<&webpki::CertRevocationList<'_>> = self.crls.iter().collect();
+        let crls: Vec<&webpki::CertRevocationList<'_>> = check.crls.iter().collect();
         let revocation = webpki::RevocationOptionsBuilder::new(&crls)
             .map_err(|_| rustls::Error::General("no CRLs".to_owned()))?
             .with_depth(self.revocation.depth())
@@ -725,16 +819,10 @@ impl ServerCertVerifier for ServerIdentityVerifier {
         now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
         let Some(policy) = &self.policy else {
-            let by_name = self
-                .by_name
-                .as_ref()
-                .ok_or(rustls::Error::InvalidCertificate(
-                    CertificateError::UnknownIssuer,
-                ))?;
             // The unbound bundles vouch for names, never for a SPIFFE ID once bundles are
             // bound to trust domains: such a certificate must come from its domain's bundle,
             // which vouches for the SPIFFE ID alone, so no host name can match it.
-            if !self.anchors.domains.is_empty()
+            if !self.domains.is_empty()
                 && presented_identity(end_entity, intermediates)?
                     .spiffe_id()
                     .is_some()
@@ -743,20 +831,24 @@ impl ServerCertVerifier for ServerIdentityVerifier {
                     CertificateError::UnknownIssuer,
                 ));
             }
-            return by_name.verify_server_cert(
-                end_entity,
-                intermediates,
-                server_name,
-                ocsp_response,
-                now,
-            );
+            return first_issuer(&self.by_name, |by_name| {
+                by_name.verify_server_cert(
+                    end_entity,
+                    intermediates,
+                    server_name,
+                    ocsp_response,
+                    now,
+                )
+            });
         };
         let peer = presented_identity(end_entity, intermediates)?;
-        let roots = self.anchors.for_peer(&peer)?;
+        let group = pick(&peer, &self.plain, &self.domains)?;
         // Chain only: the name check is replaced by the policy below, never skipped after
         // the fact, so a real chain failure can't hide behind an ignored name mismatch.
-        self.verify_chain(end_entity, intermediates, roots, now)?;
-        let peer = vouched(peer, &self.anchors.domains);
+        first_issuer(group, |check| {
+            self.verify_chain(end_entity, intermediates, check, now)
+        })?;
+        let peer = vouched(peer, &self.domains);
         policy.check(Some(&peer)).map_err(|denied| {
             rustls::Error::InvalidCertificate(CertificateError::Other(OtherError(Arc::new(
                 ServerNotAllowed(denied),
@@ -772,6 +864,6 @@ impl ServerIdentityVerifier {
     /// `peer`, a server this verifier accepted, as its bundle knows it (see
     /// [`PeerIdentity::bound_trust_domain`]).
     pub(crate) fn vouch(&self, peer: PeerIdentity) -> PeerIdentity {
-        vouched(peer, &self.anchors.domains)
+        vouched(peer, &self.domains)
     }
 }

@@ -444,3 +444,47 @@ async fn the_client_refuses_a_server_whose_only_crl_is_stale_unless_allowed() {
     }
     server.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_bundles_crl_decides_for_that_bundle_alone_even_when_issuer_names_collide() {
+    // Two CAs with the same name and different keys, in two bundles; only the first has a CRL.
+    let first = Ca::new("shared root");
+    let second = Ca::new("shared root");
+    let crl = Crls::from_bytes(first.crl(&[REVOKED]).as_bytes()).unwrap();
+    let server = serve(
+        Server::builder()
+            .identity(first.server().identity())
+            .trust(first.trust().with_crls(crl))
+            .trust(second.trust())
+            .authorize(Authorizer::any_verified()),
+    )
+    .await;
+    // The first bundle's CRL applies to its own clients...
+    let err = client(&first, &leaf(&first, REVOKED))
+        .get(server.url("/"))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, ClientError::ServerRejectedCertificate { alert } if alert == "certificate_revoked"),
+        "{err:?}"
+    );
+    let resp = client(&first, &leaf(&first, GOOD))
+        .get(server.url("/"))
+        .await;
+    assert_eq!(resp.unwrap().status(), 200);
+    // ...and never to the second bundle's, whose CA has the same name (same serial, too).
+    for serial in [REVOKED, GOOD] {
+        let resp = client(&first, &leaf(&second, serial))
+            .get(server.url("/"))
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200);
+    }
+    let stats = server.stats.clone();
+    assert!(eventually(|| stats.handshake_failures(HandshakeFailure::Revoked) == 1).await);
+    assert_eq!(
+        stats.handshake_failures(HandshakeFailure::RevocationUnknown),
+        0
+    );
+    server.shutdown().await;
+}
