@@ -10,13 +10,15 @@ use std::fmt;
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use http::{Request, Response, StatusCode};
+use http::{Request, Response};
 use http_body_util::Full;
 use hyper::body::Bytes;
 use rustls::server::ParsedCertificate;
 use rustls_pki_types::ServerName;
 
 use crate::identity::{PeerIdentity, SpiffeId, SpiffeIdError};
+use crate::incoming::peer_of;
+use crate::refusal::{self, Refusal};
 
 /// A policy over a peer's verified identity.
 ///
@@ -136,7 +138,9 @@ pub struct Denied {
 }
 
 impl Denied {
-    /// A `403 Forbidden` response with a short plain-text reason.
+    /// A `403 Forbidden` response with a short plain-text reason. It does not see the request,
+    /// so it is the HTTP answer; [`RequireIdentity`](crate::RequireIdentity) answers a gRPC
+    /// caller with `PERMISSION_DENIED` or `UNAUTHENTICATED` instead.
     ///
     /// # Examples
     ///
@@ -146,28 +150,8 @@ impl Denied {
     /// assert_eq!(resp.status(), http::StatusCode::FORBIDDEN);
     /// ```
     pub fn into_response(self) -> Response<Full<Bytes>> {
-        forbidden(&self)
+        refusal::text(Refusal::Denied, &self)
     }
-}
-
-/// `403 Forbidden` with `forbidden: {reason}` as a plain-text body: every refusal by identity
-/// (a route policy, an access rule) answers in this one form.
-pub(crate) fn forbidden(reason: &dyn fmt::Display) -> Response<Full<Bytes>> {
-    let mut resp = Response::new(Full::new(Bytes::from(format!("forbidden: {reason}\n"))));
-    *resp.status_mut() = StatusCode::FORBIDDEN;
-    resp.headers_mut().insert(
-        http::header::CONTENT_TYPE,
-        http::HeaderValue::from_static("text/plain; charset=utf-8"),
-    );
-    resp
-}
-
-/// A 400 with `reason` as plain text.
-pub(crate) fn bad_request(reason: &dyn fmt::Display) -> Response<Full<Bytes>> {
-    let mut resp = forbidden(reason);
-    *resp.body_mut() = Full::new(Bytes::from(format!("bad request: {reason}\n")));
-    *resp.status_mut() = StatusCode::BAD_REQUEST;
-    resp
 }
 
 impl Authorizer {
@@ -588,9 +572,10 @@ impl Authorizer {
         }
     }
 
-    /// Checks the identity a [`Server`](crate::Server) put into a request, for a per-route
-    /// policy narrower than the server's. A request without an identity is checked as
-    /// anonymous.
+    /// Checks the identity a [`Server`](crate::Server) put into a request (or, for tonic's
+    /// `serve_with_incoming(server.incoming())`, the one in its
+    /// `VerifiedConnectInfo`), for a per-route policy narrower than the server's. A request
+    /// without an identity is checked as anonymous.
     ///
     /// # Errors
     ///
@@ -609,7 +594,7 @@ impl Authorizer {
     /// # Ok::<(), mtls::PolicyError>(())
     /// ```
     pub fn check_request<B>(&self, req: &Request<B>) -> Result<(), Denied> {
-        self.check(req.extensions().get::<PeerIdentity>())
+        self.check(peer_of(req.extensions()))
     }
 
     /// Whether a peer without a certificate is allowed. It does not depend on any peer, so the

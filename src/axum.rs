@@ -8,19 +8,23 @@
 //! # let app: axum::Router = axum::Router::new().route("/stock", axum::routing::get(stock));
 //! ```
 //!
-//! A handler that takes `PeerIdentity` answers `401 Unauthorized` ([`MissingIdentity`]) when
-//! the request carries none (a server in optional client-auth mode, or a router served by
-//! something other than [`Server`](crate::Server)). `Option<PeerIdentity>` never rejects.
+//! The extractor finds the identity [`Server`](crate::Server) puts into each request, or, for a
+//! router served by tonic's `serve_with_incoming(server.incoming())` (feature `tonic`), the one
+//! in the request's `VerifiedConnectInfo`. A handler that takes `PeerIdentity` answers
+//! `401 Unauthorized` ([`MissingIdentity`]) when the request carries none (a server in
+//! optional client-auth mode, or a router served by something else). `Option<PeerIdentity>`
+//! never rejects.
 
 use std::convert::Infallible;
 
 use axum_core::extract::{FromRequestParts, OptionalFromRequestParts};
 use axum_core::response::{IntoResponse, Response};
-use http::StatusCode;
 use http::request::Parts;
 
 use crate::authorize::Denied;
 use crate::identity::PeerIdentity;
+use crate::incoming::peer_of;
+use crate::refusal::{self, Refusal};
 
 /// The rejection of the [`PeerIdentity`] extractor: the request carries no verified client
 /// identity. It answers `401 Unauthorized` with a one-line reason.
@@ -42,12 +46,7 @@ pub struct MissingIdentity;
 
 impl IntoResponse for MissingIdentity {
     fn into_response(self) -> Response {
-        (
-            StatusCode::UNAUTHORIZED,
-            [(http::header::CONTENT_TYPE, "text/plain; charset=utf-8")],
-            format!("unauthorized: {self}\n"),
-        )
-            .into_response()
+        refusal::text(Refusal::MissingIdentity, &self).into_response()
     }
 }
 
@@ -55,11 +54,7 @@ impl<S: Send + Sync> FromRequestParts<S> for PeerIdentity {
     type Rejection = MissingIdentity;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, MissingIdentity> {
-        parts
-            .extensions
-            .get::<PeerIdentity>()
-            .cloned()
-            .ok_or(MissingIdentity)
+        peer_of(&parts.extensions).cloned().ok_or(MissingIdentity)
     }
 }
 
@@ -67,7 +62,7 @@ impl<S: Send + Sync> OptionalFromRequestParts<S> for PeerIdentity {
     type Rejection = Infallible;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Option<Self>, Infallible> {
-        Ok(parts.extensions.get::<PeerIdentity>().cloned())
+        Ok(peer_of(&parts.extensions).cloned())
     }
 }
 

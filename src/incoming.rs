@@ -455,6 +455,22 @@ impl VerifiedConnectInfo {
     }
 }
 
+/// The verified peer of a request, wherever the server that accepted it put it: a
+/// [`PeerIdentity`] in the extensions ([`Server::serve`](crate::Server::serve)), else the
+/// [`VerifiedConnectInfo`] tonic copies into every request of a stream served with
+/// `serve_with_incoming` (feature `tonic`). Every check of a request's identity reads it here,
+/// so a policy sees the same caller on both paths. Borrowed: nothing is cloned.
+pub(crate) fn peer_of(extensions: &http::Extensions) -> Option<&PeerIdentity> {
+    if let Some(peer) = extensions.get::<PeerIdentity>() {
+        return Some(peer);
+    }
+    #[cfg(feature = "tonic")]
+    if let Some(info) = extensions.get::<VerifiedConnectInfo>() {
+        return info.peer_identity();
+    }
+    None
+}
+
 #[cfg(feature = "tonic")]
 impl tonic::transport::server::Connected for VerifiedStream {
     type ConnectInfo = VerifiedConnectInfo;

@@ -19,7 +19,8 @@
 //!   prefixes, DNS SANs, closures — enforced inside the handshake, failing closed.
 //! - [`HandshakeFailure`]: why a handshake failed, in `tracing` events and [`ServerStats`].
 //! - [`RequireIdentity`]: a tower layer that narrows the policy for one route (403 with the
-//!   reason); [`Server::serve`] takes hyper and tower services alike ([`HttpService`]).
+//!   reason, or a gRPC status to a gRPC caller); [`Server::serve`] takes hyper and tower
+//!   services alike ([`HttpService`]).
 //! - [`Rotate`]: new certificates, keys, bundles and CRLs swapped in without a restart, from
 //!   watched files or from code, validated first; [`CertificateStatus`] shows expiry coming.
 //! - [`Health`]: our certificate's expiry, reload errors and recent rejections in one value,
@@ -33,7 +34,7 @@
 //! | `ring`     | no      | rustls crypto provider ring |
 //! | `axum`     | no      | [`PeerIdentity`] as an axum extractor (401 without one), [`Denied`] as a 403 |
 //! | `dev`      | no      | [`dev::DevCa`]: a throwaway CA for tests and local development |
-//! | `tonic`    | no      | [`Server::incoming`] streams for tonic's `serve_with_incoming` |
+//! | `tonic`    | no      | [`Server::incoming`] streams for tonic's `serve_with_incoming`, whose requests our layers and extractor read the caller from |
 //! | `pkcs12`   | yes     | PKCS#12 keystores and truststores ([`Identity::from_pkcs12`], [`Password`]) |
 //! | `config`   | yes     | [`Config`]: one TOML file with named bundles, server, clients, roles |
 //!
@@ -88,6 +89,7 @@ mod pem_dir;
 #[cfg(feature = "pkcs12")]
 mod pkcs12;
 mod provider;
+mod refusal;
 mod require;
 mod roles;
 mod server;

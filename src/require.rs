@@ -1,5 +1,5 @@
 //! [`RequireIdentity`]: a tower layer that applies a narrower [`Authorizer`] to some routes,
-//! answering `403 Forbidden` with a short reason.
+//! answering `403 Forbidden` with a short reason, or a gRPC caller with a gRPC status.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -11,12 +11,21 @@ use hyper::body::Bytes;
 
 use crate::authorize::Authorizer;
 use crate::identity::PeerIdentity;
+use crate::incoming::peer_of;
+use crate::refusal::{Refusal, refuse};
 
 /// A tower [`Layer`](tower_layer::Layer) that lets a request through only when the caller's
-/// [`PeerIdentity`] (put into the request by [`Server`](crate::Server)) is allowed by
-/// `policy`. Others get `403 Forbidden` with a one-line reason naming the policy, and a
-/// `tracing` warning with the caller, method, path and policy; the inner service never sees
-/// them.
+/// [`PeerIdentity`] is allowed by `policy`. The identity is the one [`Server`](crate::Server)
+/// puts into each request, or, under tonic's `serve_with_incoming(server.incoming())`, the one
+/// in the request's `VerifiedConnectInfo`. Others get `403 Forbidden` with a one-line reason
+/// naming the policy, and a `tracing` warning with the caller, method, path and policy; the
+/// inner service never sees them.
+///
+/// A gRPC caller (`content-type: application/grpc`, `application/grpc+proto`...) cannot read
+/// an HTTP error, so it gets the same reason as a gRPC status instead: HTTP 200 with
+/// `grpc-status` 7 (`PERMISSION_DENIED`), or 16 (`UNAUTHENTICATED`) when it presented no
+/// identity, and the reason in `grpc-message`, with no body (a trailers-only response, which
+/// tonic and other gRPC clients report as that status).
 ///
 /// The server's own policy already ran in the handshake; this narrows it for a route (the
 /// identity was parsed once per connection, so the check costs a policy match, nothing more).
@@ -41,6 +50,30 @@ use crate::identity::PeerIdentity;
 ///     .route("/admin", get(admin_page).route_layer(admin));
 /// let req = http::Request::get("/admin").body(axum::body::Body::empty())?; // no identity
 /// assert_eq!(app.oneshot(req).await?.status(), 403);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// # })?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+///
+/// For a gRPC caller, a gRPC status:
+///
+/// ```
+/// use tower::{Layer, ServiceExt};
+/// # tokio::runtime::Runtime::new()?.block_on(async {
+/// # let inner = tower::service_fn(|_req: http::Request<()>| async {
+/// #     Ok::<_, std::convert::Infallible>(http::Response::new(http_body_util::Full::new(hyper::body::Bytes::from("ok"))))
+/// # });
+/// let guarded = mtls::RequireIdentity::new(mtls::Authorizer::any_verified()).layer(inner);
+/// let req = http::Request::post("/inventory.Inventory/Stock")
+///     .header("content-type", "application/grpc")
+///     .body(())?; // no identity
+/// let resp = guarded.oneshot(req).await?;
+/// assert_eq!(resp.status(), 200);
+/// assert_eq!(resp.headers()["grpc-status"], "16"); // UNAUTHENTICATED
+/// assert_eq!(
+///     resp.headers()["grpc-message"],
+///     "peer anonymous is not allowed by policy any_verified"
+/// );
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// # })?;
 /// # Ok::<(), Box<dyn std::error::Error>>(())
@@ -138,10 +171,10 @@ where
     }
 
     fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
-        match self.policy.check_request(&req) {
+        let peer = peer_of(req.extensions());
+        match self.policy.check(peer) {
             Ok(()) => RequireIdentityFuture::allowed(self.inner.call(req)),
             Err(denied) => {
-                let peer = req.extensions().get::<PeerIdentity>();
                 tracing::warn!(
                     peer.identity = %denied.presented,
                     peer.serial = peer.map(PeerIdentity::serial).unwrap_or_default(),
@@ -150,7 +183,11 @@ where
                     policy = %denied.policy,
                     "request denied by the route's identity policy"
                 );
-                RequireIdentityFuture::denied(denied.into_response())
+                let refusal = match peer {
+                    Some(_) => Refusal::Denied,
+                    None => Refusal::Anonymous,
+                };
+                RequireIdentityFuture::denied(refuse(req.headers(), refusal, &denied))
             }
         }
     }

@@ -4,7 +4,13 @@
 //! A role is a set of identity patterns ([`Authorizer::pattern`]); a rule gives a path prefix
 //! (on segment boundaries) and methods to some roles. The first rule that covers a request
 //! decides; a request no rule covers is denied. The check reads the [`PeerIdentity`] parsed
-//! once per connection: no certificate is parsed per request.
+//! once per connection (from the request, or from tonic's `VerifiedConnectInfo` under
+//! `serve_with_incoming(server.incoming())`): no certificate is parsed per request.
+//!
+//! A refused gRPC caller (`content-type: application/grpc...`) gets a gRPC status rather than
+//! an HTTP error it cannot read: `PERMISSION_DENIED` (7), `UNAUTHENTICATED` (16) when it
+//! presented no identity, and `INVALID_ARGUMENT` (3) for a path with no canonical form, with
+//! the reason in `grpc-message` (see [`RequireIdentity`](crate::RequireIdentity)).
 //!
 //! Rules match the request's canonical path ([`canonical_path`]), never a spelling of it:
 //! `/stock//reserved`, `/stock/./reserved` and `/stock/%72eserved` are `/stock/reserved`, and
@@ -23,7 +29,9 @@ use hyper::body::Bytes;
 
 use crate::authorize::{Authorizer, PolicyError};
 use crate::identity::PeerIdentity;
+use crate::incoming::peer_of;
 use crate::path::{PathError, canonical_path};
+use crate::refusal::{Refusal, refuse};
 use crate::require::RequireIdentityFuture;
 
 /// Why roles or access rules could not be built.
@@ -358,8 +366,9 @@ impl Compiled {
 
 /// Role-based access to routes, as a tower [`Layer`](tower_layer::Layer): the first rule
 /// covering a request decides, and a request no rule covers is denied (`403`). A denied
-/// request gets a short body naming the rule, and a `tracing` warning carries the caller's
-/// identity, the method, the path and the rule.
+/// request gets a short body naming the rule (a gRPC caller gets `PERMISSION_DENIED` or
+/// `UNAUTHENTICATED` with it), and a `tracing` warning carries the caller's identity, the
+/// method, the path and the rule.
 ///
 /// # Examples
 ///
@@ -372,7 +381,8 @@ impl Compiled {
 /// let access = Access::new(roles)
 ///     .rule(AccessRule::path("/stock").methods(["GET"]).roles(["reader", "admin"]))?
 ///     .rule(AccessRule::path("/admin").roles(["admin"]))?;
-/// // `access` is a tower Layer: `Router::new()...layer(access)` with axum.
+/// // `access` is a tower Layer: `Router::new()...layer(access)` with axum, or before gRPC
+/// // services: `tonic::transport::Server::builder().layer(access)`.
 /// # drop(access);
 /// # Ok::<(), mtls::AccessError>(())
 /// ```
@@ -426,7 +436,8 @@ pub enum Decision {
     Denied(String),
     /// No rule covers the request: denied by default.
     NoRule,
-    /// The path has no safe canonical form: refused (400) before any rule is read.
+    /// The path has no safe canonical form: refused (400, or gRPC `INVALID_ARGUMENT`: the
+    /// request is malformed, whoever sends it) before any rule is read.
     BadPath(PathError),
 }
 
@@ -651,7 +662,7 @@ where
     fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
         let decision = match canonical(&mut req) {
             Ok(()) => {
-                let peer = req.extensions().get::<PeerIdentity>();
+                let peer = peer_of(req.extensions());
                 self.access
                     .decide_canonical(req.method(), req.uri().path(), peer)
             }
@@ -661,7 +672,7 @@ where
         let Some(reason) = decision.refusal(method, path) else {
             return RequireIdentityFuture::allowed(self.inner.call(req));
         };
-        let peer = req.extensions().get::<PeerIdentity>();
+        let peer = peer_of(req.extensions());
         let identity = peer.map_or_else(|| "anonymous".to_owned(), ToString::to_string);
         tracing::warn!(
             peer.identity = %identity,
@@ -670,9 +681,18 @@ where
             reason = %reason,
             "request denied by access rules"
         );
-        let response = match decision {
-            Decision::BadPath(_) => crate::authorize::bad_request(&reason),
-            _ => crate::authorize::forbidden(&format_args!("{identity}: {reason}")),
+        let refusal = match (&decision, peer) {
+            (Decision::BadPath(_), _) => Refusal::BadPath,
+            (_, Some(_)) => Refusal::Denied,
+            (_, None) => Refusal::Anonymous,
+        };
+        let response = match refusal {
+            Refusal::BadPath => refuse(req.headers(), refusal, &reason),
+            _ => refuse(
+                req.headers(),
+                refusal,
+                &format_args!("{identity}: {reason}"),
+            ),
         };
         RequireIdentityFuture::denied(response)
     }
