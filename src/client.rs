@@ -32,7 +32,7 @@ use crate::source::{
     CertificateStatus, Live, MaterialSpec, ReloadState, Role, Rotate, Target, Update, rotate,
     status,
 };
-use crate::tls::{TlsOptions, client_generation, live_client_config};
+use crate::tls::{Runner, TlsOptions, client_generation, live_client_config};
 use crate::verify::ServerNotAllowed;
 
 /// Default limit on TCP connect plus TLS handshake.
@@ -406,10 +406,12 @@ impl ClientBuilder {
             self.tls,
         )?;
         let current = LiveClient::new(generation);
-        let config = Arc::new(live_client_config(&provider, &current, self.tls)?);
+        let build = |runner| live_client_config(&provider, &current, self.tls, runner);
+        let (ours, handed_out) = (build(Runner::Ours)?, build(Runner::OtherLibrary)?);
+        let config = Arc::new(ours);
         let shared = Arc::new(ClientShared {
             live: current,
-            config: Arc::clone(&config),
+            handed_out: Arc::new(handed_out),
             material: Mutex::new(ClientMaterial {
                 live,
                 expect_server: self.expect_server,
@@ -467,8 +469,9 @@ struct ClientInner {
 struct ClientShared {
     /// The material each handshake reads; a swap reaches new connections only.
     live: Arc<LiveClient>,
-    /// The one rustls config, over `live`: the connector's, and the one handed out.
-    config: Arc<ClientConfig>,
+    /// The config `rustls_config()` hands out: over the same `live` as the connector's, with
+    /// no session store.
+    handed_out: Arc<ClientConfig>,
     material: Mutex<ClientMaterial>,
     provider: Arc<rustls::crypto::CryptoProvider>,
     reload: ReloadState,
@@ -547,16 +550,17 @@ impl Client {
         ClientBuilder::new()
     }
 
-    /// The rustls configuration this client runs on, for any rustls-based library (reqwest's
-    /// `use_preconfigured_tls`, tokio-postgres-rustls, a plain `tokio_rustls::TlsConnector`).
+    /// A rustls configuration over this client's material, for any rustls-based library
+    /// (reqwest's `use_preconfigured_tls`, tokio-postgres-rustls, a plain
+    /// `tokio_rustls::TlsConnector`).
     ///
-    /// It is not a copy: its certificate resolver, server verifier and session store read
-    /// this client's *current* material at every handshake, so rotation (files or
+    /// It is not a copy: its certificate resolver and server verifier read this client's
+    /// *current* material at every handshake, as the client's own do, so rotation (files or
     /// [`Rotate`]) reaches every connection made with it, and the server is checked exactly
-    /// as [`Client`] checks it (trust, CRLs, name or [`ClientBuilder::expect_server`]).
-    /// Connections made by other libraries do not resume sessions: rustls would not verify
-    /// a resumed server again, and only our own connections can tie a ticket to the material
-    /// that verified it (a server can time its ticket to land after a swap).
+    /// as [`Client`] checks it (trust, CRLs, name or [`ClientBuilder::expect_server`]). It
+    /// stores and offers no session, so connections made by other libraries never resume,
+    /// neither with a ticket of theirs nor with one our own connections hold: rustls would
+    /// not verify a resumed server again, and only our own connections re-check it.
     ///
     /// What only [`Client`] and [`Client::connector`] add: the server's [`PeerIdentity`] on
     /// responses and connections, TLS 1.3 resumption (tickets kept only while the material
@@ -577,7 +581,7 @@ impl Client {
     /// # Ok(()) }
     /// ```
     pub fn rustls_config(&self) -> Arc<ClientConfig> {
-        Arc::clone(&self.0.shared.config)
+        Arc::clone(&self.0.shared.handed_out)
     }
 
     /// The identity this client presents now (after any rotation): its chain and key.
@@ -1044,7 +1048,8 @@ pub struct Connector(Arc<ConnectorInner>);
 
 /// Behind one `Arc`: the HTTP client clones its connector for every request.
 struct ConnectorInner {
-    /// Over the client's one live config: each handshake reads the current material.
+    /// Over the client's own live config (with its session store): each handshake reads the
+    /// current material.
     tls: TlsConnector,
     /// For re-verifying a resumed session against the current trust.
     live: Arc<LiveClient>,

@@ -454,8 +454,13 @@ mod tests {
 ///
 /// It carries no TLS and no client authentication, and answers only these routes: bind it to
 /// an address that only the probes reach (the pod IP on its own port, or loopback), since the
-/// JSON names our certificate's subject and expiry. At most 64 connections at once, 5 s to send
-/// a request head, 30 s per connection.
+/// JSON names our certificate's subject and expiry and the reload error. `/livez` says `ok`
+/// and nothing else, and reads no shared state.
+///
+/// One request per connection (answered with `connection: close`), 2 s from accept to a
+/// complete request head, 5 s per connection. It serves 64 connections at once; when all are
+/// taken, a new connection closes the oldest one that has not yet sent its request head, so
+/// connections that hold a slot without asking cannot keep a probe from being answered.
 #[derive(Debug)]
 pub struct HealthListener {
     addr: std::net::SocketAddr,
@@ -492,14 +497,57 @@ impl Drop for HealthListener {
     }
 }
 
-const HEALTH_MAX_CONNECTIONS: usize = 64;
+/// Connections served at once. When all are taken, a new connection closes the oldest one
+/// still waiting for its request head (or, if every one is being answered, the oldest).
+const HEALTH_SLOTS: usize = 64;
+/// From accept to a complete request head.
+const HEAD_DEADLINE: Duration = Duration::from_secs(2);
+/// From accept to close, the answer included.
+const CONNECTION_DEADLINE: Duration = Duration::from_secs(5);
+/// The most a request head may take (hyper's minimum read buffer is 8 KiB).
+const HEAD_BYTES: usize = 16 * 1024;
+
+/// The connections the listener serves, oldest first.
+///
+/// Only the accept loop touches it, so no lock is taken. A connection's task is aborted (and
+/// its socket closed) when its [`Slot`] is dropped: evicted, or with the listener.
+#[derive(Default)]
+struct Slots(std::collections::VecDeque<Slot>);
+
+struct Slot {
+    task: tokio::task::AbortHandle,
+    /// Set once the connection's request head has been read and it is being answered.
+    answering: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl Slots {
+    /// Frees a slot for a new connection: forgets finished ones, then, if all are taken,
+    /// closes the oldest connection that has not sent a complete request head. A probe sends
+    /// its head at once and is answered without waiting on anything, so idle or slow
+    /// connections are the ones that go, however many there are.
+    fn make_room(&mut self) {
+        self.0.retain(|slot| !slot.task.is_finished());
+        if self.0.len() >= HEALTH_SLOTS {
+            let oldest_idle = self
+                .0
+                .iter()
+                .position(|slot| !slot.answering.load(std::sync::atomic::Ordering::Relaxed))
+                .unwrap_or(0);
+            self.0.remove(oldest_idle);
+        }
+    }
+}
 
 pub(crate) async fn serve_health(
     handle: crate::ServerHandle,
     addr: impl tokio::net::ToSocketAddrs + std::fmt::Debug,
 ) -> Result<HealthListener, crate::Error> {
-    use std::sync::Arc;
-
     let shown = format!("{addr:?}");
     let listener = tokio::net::TcpListener::bind(addr)
         .await
@@ -511,35 +559,50 @@ pub(crate) async fn serve_health(
         addr: shown,
         source,
     })?;
-    let slots = Arc::new(tokio::sync::Semaphore::new(HEALTH_MAX_CONNECTIONS));
     let task = tokio::spawn(async move {
+        let mut slots = Slots::default();
         loop {
             let Ok((tcp, _)) = listener.accept().await else {
                 // Out of file descriptors, say: do not spin.
                 tokio::time::sleep(Duration::from_millis(50)).await;
                 continue;
             };
-            // Over the limit: the connection is closed at once.
-            let Ok(permit) = Arc::clone(&slots).try_acquire_owned() else {
-                continue;
-            };
-            let handle = handle.clone();
-            tokio::spawn(async move {
-                let service = hyper::service::service_fn(move |req| {
-                    let handle = handle.clone();
-                    async move { Ok::<_, std::convert::Infallible>(health_route(&handle, &req)) }
-                });
-                let mut builder = hyper::server::conn::http1::Builder::new();
-                builder
-                    .timer(hyper_util::rt::TokioTimer::new())
-                    .header_read_timeout(Duration::from_secs(5));
-                let conn = builder.serve_connection(hyper_util::rt::TokioIo::new(tcp), service);
-                let _ = tokio::time::timeout(Duration::from_secs(30), conn).await;
-                drop(permit);
+            slots.make_room();
+            let answering = std::sync::Arc::default();
+            let task = tokio::spawn(serve_probe(
+                handle.clone(),
+                tcp,
+                std::sync::Arc::clone(&answering),
+            ));
+            slots.0.push_back(Slot {
+                task: task.abort_handle(),
+                answering,
             });
         }
     });
     Ok(HealthListener { addr: local, task })
+}
+
+/// One request on one connection, within [`HEAD_DEADLINE`] and [`CONNECTION_DEADLINE`].
+async fn serve_probe(
+    handle: crate::ServerHandle,
+    tcp: tokio::net::TcpStream,
+    answering: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) {
+    let service = hyper::service::service_fn(move |req| {
+        answering.store(true, std::sync::atomic::Ordering::Relaxed);
+        std::future::ready(Ok::<_, std::convert::Infallible>(health_route(
+            &handle, &req,
+        )))
+    });
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(HEAD_DEADLINE)
+        .max_buf_size(HEAD_BYTES)
+        .keep_alive(false);
+    let conn = builder.serve_connection(hyper_util::rt::TokioIo::new(tcp), service);
+    let _ = tokio::time::timeout(CONNECTION_DEADLINE, conn).await;
 }
 
 fn health_route<B>(
@@ -574,6 +637,7 @@ fn health_route<B>(
             };
             reply(status, "application/json", health.to_json() + "\n")
         }
+        // Reads nothing shared and says nothing but that the process answers.
         "/livez" => reply(StatusCode::OK, "text/plain", "ok\n".to_owned()),
         "/metrics" => reply(
             StatusCode::OK,

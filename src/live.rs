@@ -1,15 +1,17 @@
-//! Live rustls configurations: one `ServerConfig` and one `ClientConfig` per server or client,
-//! built once, whose certificate resolver, verifier and session cache read the *current*
-//! generation of material at each handshake.
+//! Live rustls configurations: each server or client has two (its own and the one it hands
+//! out), built once, whose certificate resolver, verifier and session cache read the
+//! *current* generation of material at each handshake.
 //!
-//! Rotation swaps a generation; the config object never changes. That is what lets the same
-//! config serve our own accept loop and connector and be handed to other libraries (a plain
-//! `TlsAcceptor`, reqwest, tonic, tokio-postgres), with rotation, policy and named failures
-//! reaching all of them the same way.
+//! Rotation swaps a generation; the config objects never change. That is what lets a config
+//! be handed to other libraries (a plain `TlsAcceptor`, reqwest, tonic, tokio-postgres) once,
+//! with rotation, policy and named failures reaching them as they reach our own accept loop
+//! and connector.
 //!
 //! Each generation has its own session cache, so a swap of trust, CRLs or policy also stops
 //! sessions verified under the old material from resuming (rustls does not re-run the
-//! verifier on resumption).
+//! verifier on resumption). Only our own accept loop and connector read those caches: the
+//! config handed to another library is a second config over the same generations, with no
+//! session store of its own, since nothing re-checks a session resumed there.
 
 use std::cell::Cell;
 use std::fmt;
@@ -63,10 +65,9 @@ pub(crate) fn within_generation<R>(id: u64, f: impl FnOnce() -> R) -> R {
 }
 
 /// Whether a session may be stored in generation `current` from the running poll: only from
-/// one of our own connections that started under that generation. Another library's
-/// connection carries no marker, and its peer can time when the session is stored (hold back
-/// its Finished, or its ticket, across a swap), so it stores nothing: configs handed to
-/// other libraries do not resume sessions, which rustls would not verify again.
+/// one of our own connections that started under that generation, since its peer can time
+/// when the session is stored (hold back its Finished, or its ticket, across a swap). Configs
+/// handed to other libraries do not reach these stores at all (`tls::Runner`).
 fn may_store(current: u64) -> bool {
     CONNECTION_GENERATION.with(|g| g.get().is_some_and(|started| started == current))
 }
@@ -481,5 +482,52 @@ impl ClientSessionStore for ClientSessions {
             .load()
             .sessions
             .take_tls13_ticket(server_name)
+    }
+}
+
+/// The session store of a client config handed to another library: it shares the current
+/// generation's key-share hints (which only choose the first key share sent) and stores and
+/// offers no session, since nothing there checks a resumed server again.
+#[derive(Debug)]
+pub(crate) struct KeyShareHints(pub(crate) Arc<LiveClient>);
+
+impl ClientSessionStore for KeyShareHints {
+    fn set_kx_hint(&self, server_name: ServerName<'static>, group: NamedGroup) {
+        self.0
+            .current
+            .load()
+            .sessions
+            .set_kx_hint(server_name, group);
+    }
+
+    fn kx_hint(&self, server_name: &ServerName<'_>) -> Option<NamedGroup> {
+        self.0.current.load().sessions.kx_hint(server_name)
+    }
+
+    fn set_tls12_session(
+        &self,
+        _: ServerName<'static>,
+        _: rustls::client::Tls12ClientSessionValue,
+    ) {
+    }
+
+    fn tls12_session(&self, _: &ServerName<'_>) -> Option<rustls::client::Tls12ClientSessionValue> {
+        None
+    }
+
+    fn remove_tls12_session(&self, _: &ServerName<'static>) {}
+
+    fn insert_tls13_ticket(
+        &self,
+        _: ServerName<'static>,
+        _: rustls::client::Tls13ClientSessionValue,
+    ) {
+    }
+
+    fn take_tls13_ticket(
+        &self,
+        _: &ServerName<'static>,
+    ) -> Option<rustls::client::Tls13ClientSessionValue> {
+        None
     }
 }

@@ -31,7 +31,7 @@ use crate::source::{
     status,
 };
 use crate::stats::ServerStats;
-use crate::tls::{ClientAuth, TlsOptions, live_server_config, server_generation};
+use crate::tls::{ClientAuth, Runner, TlsOptions, live_server_config, server_generation};
 
 /// Configures and binds a [`Server`].
 ///
@@ -575,10 +575,12 @@ impl ServerBuilder {
         let provider = crypto_provider();
         let stats = Arc::<ServerStats>::default();
         let live = LiveServer::new(material.generation(&provider)?, Arc::clone(&stats));
-        let config = Arc::new(live_server_config(&provider, &live, material.tls)?);
+        let build = |runner| live_server_config(&provider, &live, material.tls, runner);
+        let (ours, handed_out) = (build(Runner::Ours)?, build(Runner::OtherLibrary)?);
         let shared = Arc::new(Shared {
             live,
-            config,
+            config: Arc::new(ours),
+            handed_out: Arc::new(handed_out),
             material: Mutex::new(material),
             provider,
             stats,
@@ -649,8 +651,10 @@ pub struct Server {
 pub(crate) struct Shared {
     /// The material handshakes read; swapping a generation changes new handshakes only.
     pub(crate) live: Arc<LiveServer>,
-    /// The one rustls config, over `live`: ours, and the one handed out.
+    /// Our accept loop's rustls config, over `live`, with its session caches.
     pub(crate) config: Arc<ServerConfig>,
+    /// The config `rustls_config()` hands out: over the same `live`, with no session cache.
+    handed_out: Arc<ServerConfig>,
     /// What the current generation was built from, to rebuild it when one part changes.
     material: Mutex<Material>,
     provider: Arc<CryptoProvider>,
@@ -918,16 +922,17 @@ impl ServerHandle {
         crate::source::pem_directory(&*self.shared, dir.as_ref())
     }
 
-    /// The rustls configuration the server runs on, for any rustls-based acceptor.
+    /// A rustls configuration over the server's material, for any rustls-based acceptor.
     ///
-    /// It is not a copy: its certificate resolver, client verifier and session cache read
-    /// the server's *current* material at every handshake, so rotation and
+    /// It is not a copy: its certificate resolver and client verifier read the server's
+    /// *current* material at every handshake, as the server's own do, so rotation and
     /// [`ServerHandle::set_authorizer`] reach every handshake made with it. The policy runs
     /// in the handshake (an unauthorized client gets `access_denied`), failures are logged
     /// with their named reason, and certificate rejections are counted in
-    /// [`ServerHandle::stats`]. Handshakes accepted by another library do not resume
-    /// sessions: rustls would not verify a resumed client again, and a client can time its
-    /// Finished to land after a swap of trust, CRLs or policy.
+    /// [`ServerHandle::stats`]. It has no session cache and issues no tickets, so handshakes
+    /// accepted by another library never resume a session, neither one of theirs nor one our
+    /// accept loop issued: rustls would not verify a resumed client again, and nothing there
+    /// re-checks it against the current trust, CRLs and policy.
     ///
     /// What only [`Server`] adds: the [`PeerIdentity`](crate::PeerIdentity) in each request,
     /// session resumption (sessions stored only under the material they were verified with,
@@ -951,7 +956,7 @@ impl ServerHandle {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn rustls_config(&self) -> Arc<ServerConfig> {
-        Arc::clone(&self.shared.config)
+        Arc::clone(&self.shared.handed_out)
     }
 }
 
@@ -1078,7 +1083,7 @@ impl Server {
         status(&*self.shared)
     }
 
-    /// The rustls configuration the server runs on: see [`ServerHandle::rustls_config`].
+    /// A rustls configuration over the server's material: see [`ServerHandle::rustls_config`].
     ///
     /// # Examples
     ///
@@ -1098,7 +1103,7 @@ impl Server {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn rustls_config(&self) -> Arc<ServerConfig> {
-        Arc::clone(&self.shared.config)
+        Arc::clone(&self.shared.handed_out)
     }
 
     /// Turns the server into a listener of verified TLS streams, for protocols other than

@@ -4,15 +4,16 @@
 
 use std::sync::Arc;
 
-use rustls::client::Resumption;
+use rustls::client::{Resumption, Tls12Resumption};
 use rustls::crypto::CryptoProvider;
+use rustls::server::NoServerSessionStorage;
 use rustls::{ClientConfig, ServerConfig, SupportedProtocolVersion};
 
 use crate::authorize::Authorizer;
 use crate::error::Error;
 use crate::live::{
-    ClientGeneration, ClientResolver, ClientSessions, ClientVerifier, LiveClient, LiveServer,
-    ServerGeneration, ServerResolver, ServerSessions, ServerVerifier,
+    ClientGeneration, ClientResolver, ClientSessions, ClientVerifier, KeyShareHints, LiveClient,
+    LiveServer, ServerGeneration, ServerResolver, ServerSessions, ServerVerifier,
 };
 use crate::material::{Identity, TrustBundle};
 use crate::verify::{ClientIdentityVerifier, RevocationPolicy, ServerIdentityVerifier};
@@ -109,11 +110,27 @@ pub(crate) fn server_generation(
     Ok(ServerGeneration::new(identity.certified_key(), verifier))
 }
 
-/// The one `ServerConfig` of a server: built once, it reads `live` at every handshake.
+/// Who runs a handshake on a config, which decides where its sessions live.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Runner {
+    /// Our own accept loop or connector: sessions are stored per generation, and every
+    /// resumed session is checked again against the current material.
+    Ours,
+    /// Another library, handed the config by `rustls_config()`: nothing re-checks a resumed
+    /// peer there, so it neither stores nor takes a session, and issues no ticket. Sharing our
+    /// store would let it resume a session our connections stored, unchecked.
+    OtherLibrary,
+}
+
+/// A `ServerConfig` over `live`: built once, it reads the current material at every
+/// handshake. Both runners' configs read the same generations (certificate, verifier,
+/// policy) and never share a session store: the ticketer is rustls' default (none) and only
+/// [`Runner::Ours`] gets a store.
 pub(crate) fn live_server_config(
     provider: &Arc<CryptoProvider>,
     live: &Arc<LiveServer>,
     options: TlsOptions,
+    runner: Runner,
 ) -> Result<ServerConfig, Error> {
     let mut config = ServerConfig::builder_with_provider(Arc::clone(provider))
         .with_protocol_versions(options.versions())?
@@ -123,8 +140,14 @@ pub(crate) fn live_server_config(
     // Our order (AES-128-GCM first, see `crypto_provider`), not the client's: OpenSSL, Java
     // and rustls clients put AES-256-GCM first, whose SHA-384 costs more than the cipher.
     config.ignore_client_order = true;
-    // Each generation has its own cache: sessions from older trust or policy do not resume.
-    config.session_storage = Arc::new(ServerSessions(Arc::clone(live)));
+    match runner {
+        // Each generation has its own cache: sessions from older trust or policy do not resume.
+        Runner::Ours => config.session_storage = Arc::new(ServerSessions(Arc::clone(live))),
+        Runner::OtherLibrary => {
+            config.session_storage = Arc::new(NoServerSessionStorage {});
+            config.send_tls13_tickets = 0;
+        }
+    }
     // 0-RTT data is replayable and would reach a handler before the client is verified.
     config.max_early_data_size = 0;
     Ok(config)
@@ -148,11 +171,14 @@ pub(crate) fn client_generation(
     Ok(ClientGeneration::new(identity.certified_key(), verifier))
 }
 
-/// The one `ClientConfig` of a client: built once, it reads `live` at every handshake.
+/// A `ClientConfig` over `live`: built once, it reads the current material at every
+/// handshake. Both runners' configs read the same generations (certificate, verifier); only
+/// [`Runner::Ours`] stores and offers sessions (another library's keeps key-share hints alone).
 pub(crate) fn live_client_config(
     provider: &Arc<CryptoProvider>,
     live: &Arc<LiveClient>,
     options: TlsOptions,
+    runner: Runner,
 ) -> Result<ClientConfig, Error> {
     let mut config = ClientConfig::builder_with_provider(Arc::clone(provider))
         .with_protocol_versions(options.versions())?
@@ -162,7 +188,11 @@ pub(crate) fn live_client_config(
         // hints in its CertificateRequest: a hint mismatch must not silently drop client auth.
         .with_client_cert_resolver(Arc::new(ClientResolver(Arc::clone(live))));
     config.alpn_protocols = alpn_protocols();
-    // Each generation has its own store: sessions verified under older trust are not offered.
-    config.resumption = Resumption::store(Arc::new(ClientSessions(Arc::clone(live))));
+    config.resumption = match runner {
+        // Each generation has its own store: sessions verified under older trust are not offered.
+        Runner::Ours => Resumption::store(Arc::new(ClientSessions(Arc::clone(live)))),
+        Runner::OtherLibrary => Resumption::store(Arc::new(KeyShareHints(Arc::clone(live))))
+            .tls12_resumption(Tls12Resumption::Disabled),
+    };
     Ok(config)
 }

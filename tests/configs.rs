@@ -1,13 +1,16 @@
-//! The rustls configs handed to other libraries are the ones our server and client run on:
-//! a plain `TlsAcceptor` enforces the policy, a plain `TlsConnector` follows rotation.
+//! The rustls configs handed to other libraries read the material our server and client run
+//! on: a plain `TlsAcceptor` enforces the policy, a plain `TlsConnector` follows rotation, and
+//! neither resumes a session, theirs or ours.
 
 mod common;
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use common::*;
 use mtls::{Authorizer, Client, HandshakeFailure, Rotate, Server};
+use rustls::pki_types::ServerName;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
@@ -192,5 +195,132 @@ async fn a_handed_out_client_config_does_not_resume_sessions() {
         body_string(resp).await;
         assert_eq!(server.last_peer().unwrap().resumed(), expected);
     }
+    // Nor does the handed-out config take the tickets our client holds: rustls would not
+    // verify the resumed server again, and our client's re-check does not run there.
+    let mut tls = raw_connect(server.addr, Arc::clone(&config)).await.unwrap();
+    assert_eq!(
+        tls.get_ref().1.handshake_kind(),
+        Some(rustls::HandshakeKind::Full)
+    );
+    tls.write_all(b"GET / HTTP/1.1\r\nhost: localhost\r\nconnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut answer = Vec::new();
+    tls.read_to_end(&mut answer).await.unwrap();
+    assert!(answer.starts_with(b"HTTP/1.1 200"));
+    assert!(!server.last_peer().unwrap().resumed());
+    // Our client still had a ticket to offer: it resumes again.
+    body_string(client.get(server.url("/")).await.unwrap()).await;
+    assert!(server.last_peer().unwrap().resumed());
     server.shutdown().await;
+}
+
+/// A client session store that counts the TLS 1.3 tickets it hands to handshakes, so a test
+/// can tell that a ticket was offered.
+#[derive(Debug)]
+struct CountedTickets {
+    inner: rustls::client::ClientSessionMemoryCache,
+    taken: AtomicUsize,
+}
+
+impl CountedTickets {
+    fn new() -> Arc<Self> {
+        Arc::new(CountedTickets {
+            inner: rustls::client::ClientSessionMemoryCache::new(32),
+            taken: AtomicUsize::new(0),
+        })
+    }
+
+    fn taken(&self) -> usize {
+        self.taken.load(Ordering::SeqCst)
+    }
+}
+
+impl rustls::client::ClientSessionStore for CountedTickets {
+    fn set_kx_hint(&self, name: ServerName<'static>, group: rustls::NamedGroup) {
+        self.inner.set_kx_hint(name, group);
+    }
+
+    fn kx_hint(&self, name: &ServerName<'_>) -> Option<rustls::NamedGroup> {
+        self.inner.kx_hint(name)
+    }
+
+    fn set_tls12_session(
+        &self,
+        name: ServerName<'static>,
+        value: rustls::client::Tls12ClientSessionValue,
+    ) {
+        self.inner.set_tls12_session(name, value);
+    }
+
+    fn tls12_session(
+        &self,
+        name: &ServerName<'_>,
+    ) -> Option<rustls::client::Tls12ClientSessionValue> {
+        self.inner.tls12_session(name)
+    }
+
+    fn remove_tls12_session(&self, name: &ServerName<'static>) {
+        self.inner.remove_tls12_session(name);
+    }
+
+    fn insert_tls13_ticket(
+        &self,
+        name: ServerName<'static>,
+        value: rustls::client::Tls13ClientSessionValue,
+    ) {
+        self.inner.insert_tls13_ticket(name, value);
+    }
+
+    fn take_tls13_ticket(
+        &self,
+        name: &ServerName<'static>,
+    ) -> Option<rustls::client::Tls13ClientSessionValue> {
+        let ticket = self.inner.take_tls13_ticket(name);
+        if ticket.is_some() {
+            self.taken.fetch_add(1, Ordering::SeqCst);
+        }
+        ticket
+    }
+}
+
+#[tokio::test]
+async fn a_plain_acceptor_on_the_handed_out_config_does_not_resume_our_servers_sessions() {
+    // Our accept loop re-checks a resumed peer against the current trust, CRLs and policy; a
+    // plain acceptor cannot, so it must never resume a session our loop issued.
+    let ca = Ca::new("root");
+    let server = server_builder(&ca).bind("127.0.0.1:0").await.unwrap();
+    let handle = server.handle();
+    let ours = start(server);
+    let plain = plain_acceptor(handle.rustls_config()).await;
+    let tickets = CountedTickets::new();
+    let leaf = ca.client("orders");
+    let mut config =
+        (*raw_config(&ca, Some(&leaf), &[&rustls::version::TLS13], &[b"http/1.1"])).clone();
+    config.resumption = rustls::client::Resumption::store(Arc::clone(&tickets) as _);
+    let config = Arc::new(config);
+
+    // Against our own server the client gets tickets, and its next connection resumes.
+    raw_get(ours.addr, Arc::clone(&config)).await.unwrap();
+    assert!(!ours.last_peer().unwrap().resumed());
+    raw_get(ours.addr, Arc::clone(&config)).await.unwrap();
+    assert!(ours.last_peer().unwrap().resumed(), "our server resumes");
+    assert_eq!(tickets.taken(), 1);
+
+    // The plain acceptor is offered one of those tickets and makes a full handshake.
+    let mut tls = raw_connect(plain, Arc::clone(&config)).await.unwrap();
+    assert_eq!(tickets.taken(), 2, "a ticket from our server was offered");
+    assert_eq!(
+        tls.get_ref().1.handshake_kind(),
+        Some(rustls::HandshakeKind::Full),
+        "a session issued by our accept loop does not resume on a plain acceptor"
+    );
+    let mut line = String::new();
+    tls.read_to_string(&mut line).await.unwrap();
+    assert_eq!(line, "chain of Some(1)\n", "the full handshake is accepted");
+    // It keeps no session and issues no ticket of its own either.
+    let handed_out = handle.rustls_config();
+    assert!(!handed_out.session_storage.can_cache() && !handed_out.ticketer.enabled());
+    assert_eq!(handed_out.send_tls13_tickets, 0);
+    ours.shutdown().await;
 }
