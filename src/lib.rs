@@ -83,6 +83,7 @@ mod limits;
 mod live;
 mod material;
 mod path;
+mod peer_text;
 mod pem_dir;
 #[cfg(feature = "pkcs12")]
 mod pkcs12;
