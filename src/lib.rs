@@ -70,6 +70,8 @@ mod axum;
 mod client;
 #[cfg(feature = "config")]
 mod config;
+#[cfg(feature = "config")]
+mod config_env;
 mod connection;
 #[cfg(feature = "dev")]
 pub mod dev;
