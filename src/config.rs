@@ -299,6 +299,15 @@ pub enum ConfigError {
         /// What is wrong and how to fix it.
         message: String,
     },
+    /// An environment override was refused: it would empty a security setting without saying
+    /// so (see `docs/CONFIG.md`).
+    #[error("environment variable `{variable}` {message}")]
+    Override {
+        /// The variable.
+        variable: String,
+        /// What is wrong and how to fix it.
+        message: String,
+    },
     /// Building a server or client from the configuration failed.
     #[error(transparent)]
     Build(#[from] Error),
@@ -310,8 +319,9 @@ impl Config {
     ///
     /// # Errors
     ///
-    /// [`ConfigError::Read`], [`ConfigError::Syntax`] (with the line) and
-    /// [`ConfigError::Invalid`].
+    /// [`ConfigError::Read`], [`ConfigError::Syntax`] (with the line),
+    /// [`ConfigError::Invalid`] (bundles whose names share their environment variables, too)
+    /// and [`ConfigError::Override`].
     ///
     /// # Examples
     ///
@@ -342,8 +352,9 @@ impl Config {
         if let Some(dir) = path.parent() {
             cfg.resolve_paths(dir);
         }
-        cfg.apply_env(&|k| std::env::var(k).ok());
-        cfg.validate_as(&path.display().to_string())?;
+        let origin = path.display().to_string();
+        cfg.apply_env(&origin, &|k| std::env::var(k).ok())?;
+        cfg.validate_as(&origin)?;
         Ok(cfg)
     }
 
@@ -477,7 +488,7 @@ impl Config {
                 ..ServerSection::default()
             });
         }
-        cfg.apply_env(&env);
+        cfg.apply_env("environment", &env)?;
         cfg.validate_as("environment")?;
         Ok(cfg)
     }
@@ -912,7 +923,8 @@ impl Config {
     ///
     /// # Errors
     ///
-    /// [`ConfigError::Invalid`] when an override makes the configuration invalid.
+    /// [`ConfigError::Invalid`] when an override makes the configuration invalid or two
+    /// bundles share their variables, [`ConfigError::Override`] for an empty security setting.
     ///
     /// # Examples
     ///
@@ -935,86 +947,9 @@ impl Config {
         mut self,
         lookup: impl Fn(&str) -> Option<String>,
     ) -> Result<Config, ConfigError> {
-        self.apply_env(&lookup);
+        self.apply_env("configuration", &lookup)?;
         self.validate_as("environment")?;
         Ok(self)
-    }
-
-    /// Environment overrides, twelve-factor style: `MTLS_SERVER_LISTEN`,
-    /// `MTLS_SERVER_BUNDLE`, `MTLS_SERVER_ALLOW` (comma-separated),
-    /// `MTLS_SERVER_HANDSHAKE_TIMEOUT`, `MTLS_SERVER_MAX_CONNECTIONS`, and for each bundle
-    /// `MTLS_BUNDLE_<NAME>_CERTIFICATE`, `_PRIVATE_KEY`, `_CA` (comma-separated), `_CRL`
-    /// (comma-separated), `_KEYSTORE`, `_KEYSTORE_PASSWORD_FILE`, `_KEYSTORE_PASSWORD_ENV`,
-    /// `_KEY_ALIAS`, `_TRUSTSTORE`, `_TRUSTSTORE_PASSWORD_FILE`, `_TRUSTSTORE_PASSWORD_ENV` and
-    /// `_RELOAD` (`true`/`false`), NAME upper-cased with `-` as `_`.
-    fn apply_env(&mut self, env: &dyn Fn(&str) -> Option<String>) {
-        let list = |v: String| -> Vec<String> {
-            v.split(',')
-                .map(str::trim)
-                .filter(|s| !s.is_empty())
-                .map(str::to_owned)
-                .collect()
-        };
-        if let Some(server) = &mut self.server {
-            if let Some(v) = env("MTLS_SERVER_LISTEN") {
-                server.listen = v;
-            }
-            if let Some(v) = env("MTLS_SERVER_BUNDLE") {
-                server.bundle = v;
-            }
-            if let Some(v) = env("MTLS_SERVER_ALLOW") {
-                server.allow = list(v);
-            }
-            if let Some(v) = env("MTLS_SERVER_HANDSHAKE_TIMEOUT") {
-                server.handshake_timeout = Some(v);
-            }
-            if let Some(v) = env("MTLS_SERVER_MAX_CONNECTIONS") {
-                server.max_connections = v.parse().ok().or(Some(0));
-            }
-        }
-        for (name, bundle) in &mut self.bundle {
-            let prefix = format!(
-                "MTLS_BUNDLE_{}_",
-                name.to_ascii_uppercase().replace('-', "_")
-            );
-            let var = |k: &str| env(&format!("{prefix}{k}"));
-            if let Some(v) = var("CERTIFICATE") {
-                bundle.certificate = Some(v.into());
-            }
-            if let Some(v) = var("PRIVATE_KEY") {
-                bundle.private_key = Some(v.into());
-            }
-            if let Some(v) = var("CA") {
-                bundle.ca = OneOrMany::Many(list(v).into_iter().map(PathBuf::from).collect());
-            }
-            if let Some(v) = var("CRL") {
-                bundle.crl = list(v).into_iter().map(PathBuf::from).collect();
-            }
-            if let Some(v) = var("KEYSTORE") {
-                bundle.keystore = Some(v.into());
-            }
-            if let Some(v) = var("KEYSTORE_PASSWORD_FILE") {
-                bundle.keystore_password_file = Some(v.into());
-            }
-            if let Some(v) = var("KEYSTORE_PASSWORD_ENV") {
-                bundle.keystore_password_env = Some(v);
-            }
-            if let Some(v) = var("KEY_ALIAS") {
-                bundle.key_alias = Some(v);
-            }
-            if let Some(v) = var("TRUSTSTORE") {
-                bundle.truststore = Some(v.into());
-            }
-            if let Some(v) = var("TRUSTSTORE_PASSWORD_FILE") {
-                bundle.truststore_password_file = Some(v.into());
-            }
-            if let Some(v) = var("TRUSTSTORE_PASSWORD_ENV") {
-                bundle.truststore_password_env = Some(v);
-            }
-            if let Some(v) = var("RELOAD") {
-                bundle.reload = Some(v != "false");
-            }
-        }
     }
 }
 

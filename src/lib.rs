@@ -71,6 +71,8 @@ mod axum;
 mod client;
 #[cfg(feature = "config")]
 mod config;
+#[cfg(feature = "config")]
+mod config_env;
 mod connection;
 mod crl_info;
 #[cfg(feature = "dev")]
@@ -85,6 +87,7 @@ mod limits;
 mod live;
 mod material;
 mod path;
+mod peer_text;
 mod pem_dir;
 #[cfg(feature = "pkcs12")]
 mod pkcs12;

@@ -31,6 +31,7 @@ use crate::connection::{mark_logged, peer_addr, resuming, stash_verified};
 use crate::error::{Error, HandshakeFailure};
 use crate::identity::PeerIdentity;
 use crate::material::TrustBundle;
+use crate::peer_text::{Escaped, Names};
 
 /// The handshake-signature checks both verifiers share: the provider's algorithms, as rustls'
 /// own verifiers use them. Expands inside an impl whose `self.provider` is the crypto provider.
@@ -304,6 +305,9 @@ fn quiet() -> bool {
 
 /// Logs a rejected client certificate with what it claimed. Runs inside the connection's
 /// span, which carries the peer address.
+///
+/// The chain did not verify, so every name in it is the peer's own unchecked text: the event
+/// says so (`unverified = true`) and shows the names escaped and bounded ([`crate::peer_text`]).
 fn log_rejected(peer: &PeerIdentity, error: &rustls::Error) {
     if quiet() {
         return;
@@ -313,26 +317,50 @@ fn log_rejected(peer: &PeerIdentity, error: &rustls::Error) {
     tracing::warn!(
         peer.addr = %peer_addr(),
         reason = %reason.as_str(),
-        peer.subject = %peer.subject(),
+        unverified = true,
+        peer.subject = %Escaped(peer.subject()),
         peer.sans = %sans_of(peer),
-        peer.issuer = %peer.issuer(),
+        peer.issuer = %Escaped(peer.issuer()),
         peer.not_before = %crate::source::humantime(peer.not_before()),
         peer.not_after = %crate::source::humantime(peer.not_after()),
-        detail = %error,
+        detail = %Escaped(error),
         resumed = resuming(),
         "TLS handshake failed: {reason}"
     );
 }
 
-/// The SANs of `peer` in one field: URIs as they are, then `DNS:` names and `IP:` addresses.
-fn sans_of(peer: &PeerIdentity) -> String {
-    let mut sans: Vec<String> = peer.uris().to_vec();
-    sans.extend(peer.dns_names().iter().map(|d| format!("DNS:{d}")));
-    sans.extend(peer.ip_addresses().iter().map(|ip| format!("IP:{ip}")));
-    sans.join(",")
+/// One SAN as the failure events show it: a URI as it is, a `DNS:` name or an `IP:` address.
+#[derive(Clone, Copy)]
+enum San<'a> {
+    Uri(&'a str),
+    Dns(&'a str),
+    Ip(&'a std::net::IpAddr),
+}
+
+impl fmt::Display for San<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            San::Uri(uri) => f.write_str(uri),
+            San::Dns(name) => write!(f, "DNS:{name}"),
+            San::Ip(ip) => write!(f, "IP:{ip}"),
+        }
+    }
+}
+
+/// The SANs of `peer` in one field, escaped and bounded: URIs, then DNS names, then IPs.
+fn sans_of(peer: &PeerIdentity) -> Names<impl Iterator<Item = San<'_>> + Clone> {
+    Names(
+        peer.uris()
+            .iter()
+            .map(|u| San::Uri(u))
+            .chain(peer.dns_names().iter().map(|d| San::Dns(d)))
+            .chain(peer.ip_addresses().iter().map(San::Ip)),
+    )
 }
 
 /// Logs a peer the policy denied, with the certificate it presented (if any) and the policy.
+/// Its chain verified, so a CA we trust vouched for the names; they are escaped and bounded
+/// all the same, since a CA's names are still not ours to print raw.
 pub(crate) fn log_not_authorized(
     addr: &dyn fmt::Display,
     peer: Option<&PeerIdentity>,
@@ -347,10 +375,10 @@ pub(crate) fn log_not_authorized(
         Some(peer) => tracing::warn!(
             peer.addr = %addr,
             reason = %reason.as_str(),
-            peer.identity = %denied.presented,
-            peer.subject = %peer.subject(),
+            peer.identity = %Escaped(&denied.presented),
+            peer.subject = %Escaped(peer.subject()),
             peer.sans = %sans_of(peer),
-            peer.issuer = %peer.issuer(),
+            peer.issuer = %Escaped(peer.issuer()),
             peer.not_before = %crate::source::humantime(peer.not_before()),
             peer.not_after = %crate::source::humantime(peer.not_after()),
             policy = %denied.policy,

@@ -495,3 +495,238 @@ async fn a_domain_wildcard_pattern_is_the_trust_domain_rule() {
         server.shutdown().await;
     }
 }
+
+/// `FULL` with the server's bundle checking `certs/crl.pem`, a CRL revoking the leaf of
+/// `certs/revoked.pem`, and a client bundle `revoked` holding it.
+fn with_crl(files: &Files, ca: &Ca) -> PathBuf {
+    const SERIAL: &[u8] = &[0x5e, 0x41, 0x0c];
+    let revoked = ca.issue(Leaf {
+        serial: Some(SERIAL),
+        uris: vec!["spiffe://example.org/ns/prod/sa/revoked"],
+        ..Leaf::client("revoked")
+    });
+    files.put("certs/revoked.pem", &revoked.cert_pem);
+    files.put("certs/revoked.key", &revoked.key_pem);
+    files.put("certs/crl.pem", &ca.crl(&[SERIAL]));
+    let text = FULL.replace(
+        "[bundle.inventory]\n",
+        "[bundle.inventory]\ncrl = [\"certs/crl.pem\"]\n",
+    );
+    files.put("mtls.toml", &text)
+}
+
+/// The environment `vars` describe, as `with_overrides` looks it up.
+fn env<'a>(vars: &'a [(&'a str, &'a str)]) -> impl Fn(&str) -> Option<String> + 'a {
+    move |key| {
+        vars.iter()
+            .find(|(k, _)| *k == key)
+            .map(|(_, v)| (*v).to_owned())
+    }
+}
+
+#[test]
+fn an_override_that_empties_a_security_setting_is_refused_unless_it_says_none() {
+    let ca = Ca::new("root");
+    let files = Files::new("empty-overrides", &ca);
+    let path = with_crl(&files, &ca);
+    let cfg = Config::from_file(&path).unwrap();
+    for (variable, value, clears) in [
+        ("MTLS_BUNDLE_INVENTORY_CRL", "", "bundle.inventory.crl"),
+        ("MTLS_BUNDLE_INVENTORY_CA", " , ", "bundle.inventory.ca"),
+        ("MTLS_SERVER_ALLOW", "", "server.allow"),
+    ] {
+        let err = cfg
+            .clone()
+            .with_overrides(env(&[(variable, value)]))
+            .unwrap_err();
+        match &err {
+            ConfigError::Override { variable: v, .. } => assert_eq!(v, variable),
+            other => panic!("{variable}: {other:?}"),
+        }
+        let message = err.to_string();
+        assert!(
+            message.starts_with(&format!("environment variable `{variable}` is empty")),
+            "{message}"
+        );
+        assert!(message.contains(&format!("clear `{clears}`")), "{message}");
+        assert!(message.contains("set it to `none`"), "{message}");
+    }
+    let err = cfg
+        .clone()
+        .with_overrides(env(&[("MTLS_BUNDLE_INVENTORY_CRL", "")]))
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("turn revocation checking off"),
+        "{err}"
+    );
+
+    // Said explicitly, the CRL is cleared; a CA or allow list cleared that way must still
+    // validate, and an empty allow list never does.
+    let cleared = cfg
+        .clone()
+        .with_overrides(env(&[("MTLS_BUNDLE_INVENTORY_CRL", "none")]))
+        .unwrap();
+    assert!(cleared.bundle["inventory"].crl.is_empty());
+    let err = cfg
+        .clone()
+        .with_overrides(env(&[("MTLS_SERVER_ALLOW", "none")]))
+        .unwrap_err();
+    assert!(
+        matches!(&err, ConfigError::Invalid { key, .. } if key == "server.allow"),
+        "{err}"
+    );
+    let err = cfg
+        .clone()
+        .with_overrides(env(&[("MTLS_BUNDLE_INVENTORY_CA", "none")]))
+        .unwrap_err();
+    assert!(
+        matches!(&err, ConfigError::Invalid { key, .. } if key == "bundle.inventory.ca"),
+        "{err}"
+    );
+    // A list still applies.
+    let cfg = cfg
+        .with_overrides(env(&[(
+            "MTLS_BUNDLE_INVENTORY_CRL",
+            "certs/a.pem, certs/b.pem",
+        )]))
+        .unwrap();
+    assert_eq!(
+        cfg.bundle["inventory"].crl,
+        [PathBuf::from("certs/a.pem"), PathBuf::from("certs/b.pem")]
+    );
+}
+
+#[test]
+fn each_override_applied_is_logged_by_variable_without_its_value() {
+    let capture = Capture::global();
+    let ca = Ca::new("root");
+    let files = Files::new("logged-overrides", &ca);
+    // A bundle name no other test uses, so these events are this test's alone.
+    let text = FULL
+        .replace("[bundle.reporting]", "[bundle.env-logged]")
+        .replace("bundle = \"reporting\"", "bundle = \"env-logged\"");
+    let path = files.put("mtls.toml", &text);
+    let cfg = Config::from_file(&path).unwrap();
+    let cfg = cfg
+        .with_overrides(env(&[
+            ("MTLS_BUNDLE_ENV_LOGGED_CA", "certs/secret-looking-ca.pem"),
+            ("MTLS_BUNDLE_ENV_LOGGED_CRL", "none"),
+            ("MTLS_BUNDLE_ENV_LOGGED_KEY_ALIAS", "hunter2"),
+        ]))
+        .unwrap();
+    assert_eq!(
+        cfg.bundle["env-logged"].ca.paths(),
+        [PathBuf::from("certs/secret-looking-ca.pem")]
+    );
+    assert_eq!(
+        cfg.bundle["env-logged"].key_alias.as_deref(),
+        Some("hunter2")
+    );
+    let events: Vec<String> = capture
+        .events()
+        .into_iter()
+        .filter(|e| e.contains("MTLS_BUNDLE_ENV_LOGGED_"))
+        .collect();
+    let event = |variable: &str| {
+        events
+            .iter()
+            .find(|e| e.contains(&format!("variable={variable};")))
+            .unwrap_or_else(|| panic!("{variable} not logged: {events:?}"))
+    };
+    let ca_event = event("MTLS_BUNDLE_ENV_LOGGED_CA");
+    assert!(
+        ca_event.contains("setting=bundle.env-logged.ca;"),
+        "{ca_event}"
+    );
+    assert!(
+        ca_event.contains("overridden by the environment"),
+        "{ca_event}"
+    );
+    let crl_event = event("MTLS_BUNDLE_ENV_LOGGED_CRL");
+    assert!(
+        crl_event.contains("cleared by the environment"),
+        "{crl_event}"
+    );
+    event("MTLS_BUNDLE_ENV_LOGGED_KEY_ALIAS");
+    assert_eq!(events.len(), 3, "{events:?}");
+    for e in &events {
+        assert!(
+            !e.contains("secret-looking") && !e.contains("hunter2"),
+            "{e}"
+        );
+    }
+}
+
+#[test]
+fn bundle_names_that_share_environment_variables_are_refused_naming_both() {
+    let ca = Ca::new("root");
+    let files = Files::new("colliding-names", &ca);
+    let bundle = |name: &str| {
+        format!(
+            "[bundle.{name}]\ncertificate = \"certs/orders.pem\"\nprivate_key = \"certs/orders.key\"\nca = \"certs/ca.pem\"\n"
+        )
+    };
+    for (one, two) in [("a-b", "a_b"), ("Orders", "orders")] {
+        let path = files.put("mtls.toml", &format!("{}\n{}", bundle(one), bundle(two)));
+        let err = Config::from_file(&path).unwrap_err();
+        let ConfigError::Invalid {
+            origin,
+            key,
+            message,
+        } = &err
+        else {
+            panic!("{err:?}");
+        };
+        assert_eq!(origin, &path.display().to_string());
+        assert!(
+            key == &format!("bundle.{one}") || key == &format!("bundle.{two}"),
+            "{err}"
+        );
+        assert!(
+            message.contains(&format!("`{one}`")) && message.contains(&format!("`{two}`")),
+            "{err}"
+        );
+        assert!(message.contains("rename one"), "{err}");
+    }
+    // Names that differ once mapped load.
+    let path = files.put("mtls.toml", &format!("{}\n{}", bundle("a-b"), bundle("ab")));
+    let cfg = Config::from_file(&path).unwrap();
+    assert_eq!(cfg.bundle.len(), 2);
+}
+
+#[tokio::test]
+async fn an_emptied_crl_is_refused_so_a_revoked_client_stays_refused() {
+    let ca = Ca::new("root");
+    let files = Files::new("emptied-crl", &ca);
+    let path = with_crl(&files, &ca);
+    let revoked = Issued {
+        cert_pem: std::fs::read_to_string(files.0.join("certs/revoked.pem")).unwrap(),
+        key_pem: std::fs::read_to_string(files.0.join("certs/revoked.key")).unwrap(),
+        der: Vec::new(),
+    };
+    let cfg = Config::from_file(&path).unwrap();
+    let err = cfg
+        .clone()
+        .with_overrides(env(&[("MTLS_BUNDLE_INVENTORY_CRL", "")]))
+        .unwrap_err();
+    assert!(matches!(err, ConfigError::Override { .. }), "{err}");
+
+    // The file's CRL stays in force: the revoked client is refused, a good one served.
+    let running = start(Server::from_config(&cfg).await.unwrap());
+    let refused = client(&ca, &revoked).get(running.url("/")).await;
+    assert!(refused.is_err(), "{refused:?}");
+    let stats = running.stats.clone();
+    assert!(eventually(|| stats.handshake_failures(mtls::HandshakeFailure::Revoked) == 1).await);
+    let good = Client::from_config(&cfg, "stock").unwrap();
+    assert_eq!(good.get(running.url("/")).await.unwrap().status(), 200);
+    running.shutdown().await;
+
+    // `none` says it: revocation is off, and the revoked client gets in.
+    let cfg = cfg
+        .with_overrides(env(&[("MTLS_BUNDLE_INVENTORY_CRL", "none")]))
+        .unwrap();
+    let running = start(Server::from_config(&cfg).await.unwrap());
+    let resp = client(&ca, &revoked).get(running.url("/")).await.unwrap();
+    assert_eq!(resp.status(), 200);
+    running.shutdown().await;
+}

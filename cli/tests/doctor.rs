@@ -574,6 +574,35 @@ fn a_configuration_file_profile_works_like_the_flags() {
 }
 
 #[test]
+fn an_environment_override_that_empties_the_crl_is_refused_unless_it_says_none() {
+    let s = setup("config-env");
+    let rt = runtime();
+    let addr = our_server(&rt, builder(&s.pki, &s.server));
+    let config = s.dir.path("mtls.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[bundle.orders]\ncertificate = {:?}\nprivate_key = {:?}\nca = {:?}\n\n[client.inventory]\nbundle = \"orders\"\n",
+            s.client_cert, s.client_key, s.pki.ca_file
+        ),
+    )
+    .unwrap();
+    let url = format!("https://localhost:{}/", addr.port());
+    let args = ["doctor", &url, "--config", &config, "--client", "inventory"];
+    let run = mtls_with_env(&args, &[("MTLS_BUNDLE_ORDERS_CRL", "")]);
+    assert_eq!(run.code, 1, "{}", run.stdout);
+    assert!(
+        run.stdout
+            .contains("environment variable `MTLS_BUNDLE_ORDERS_CRL` is empty"),
+        "{}",
+        run.stdout
+    );
+    assert!(run.stdout.contains("set it to `none`"), "{}", run.stdout);
+    let run = mtls_with_env(&args, &[("MTLS_BUNDLE_ORDERS_CRL", "none")]);
+    assert_eq!(run.code, 0, "{}", run.stdout);
+}
+
+#[test]
 fn a_chain_through_an_intermediate_matches_the_servers_root_hint() {
     let s = setup("intermediate");
     let rt = runtime();

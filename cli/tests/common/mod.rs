@@ -66,9 +66,15 @@ const RUN_LIMIT: std::time::Duration = std::time::Duration::from_secs(60);
 /// Runs `mtls ARGS...`, bounded in time: a run that outlives [`RUN_LIMIT`] is killed and
 /// fails the test.
 pub fn mtls(args: &[&str]) -> Run {
+    mtls_with_env(args, &[])
+}
+
+/// As [`mtls`], with the variables `env` set in the child's environment.
+pub fn mtls_with_env(args: &[&str], env: &[(&str, &str)]) -> Run {
     use std::io::Read;
     let mut child = Command::new(env!("CARGO_BIN_EXE_mtls"))
         .args(args)
+        .envs(env.iter().copied())
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
