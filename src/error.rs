@@ -230,6 +230,30 @@ pub enum LoadError {
         /// The aliases there are, comma-separated.
         aliases: String,
     },
+    /// A store read as a truststore is a keystore: it holds a private-key entry and marks no
+    /// certificate as trusted, so its certificates are that key's own chain, not CAs to trust.
+    #[error(
+        "{origin} is a keystore, not a truststore: it holds a private-key entry and marks no certificate as trusted, so its certificates are that key's own chain (and its issuers), not CAs this service should trust; make a truststore with `keytool -importcert -alias ca -file ca.pem -keystore trust.p12 -storetype pkcs12`, or `openssl pkcs12 -export -nokeys -in ca.pem -out trust.p12`, or give the CA as a PEM file"
+    )]
+    KeystoreAsTruststore {
+        /// The store.
+        origin: Origin,
+    },
+    /// The store asks for more password-hashing work than this crate performs: a hostile or
+    /// damaged file could otherwise hold a thread for hours or exhaust memory.
+    #[error(
+        "{origin} asks for {parameter} = {value}, over the limit of {limit}; export it again with the tools' default costs: `openssl pkcs12 -in STORE.p12 -noenc -out all.pem` then `openssl pkcs12 -export -in all.pem -out STORE-new.p12` (2048 iterations), or `keytool -importkeystore -srckeystore STORE.p12 -destkeystore STORE-new.p12 -deststoretype pkcs12` (10000)"
+    )]
+    Pkcs12TooCostly {
+        /// The store.
+        origin: Origin,
+        /// The cost parameter, as the store names it.
+        parameter: &'static str,
+        /// Its value in the store.
+        value: u64,
+        /// The most this crate runs.
+        limit: u64,
+    },
     /// The store is damaged or in a form this crate does not read.
     #[error("{origin} cannot be read as PKCS#12: {detail}")]
     Pkcs12 {

@@ -5,19 +5,31 @@
 //! Read with RustCrypto's `pkcs12`, `pkcs5` and `cms` crates: PBES2 (PBKDF2 with HMAC-SHA-256
 //! and AES-CBC, what `keytool` since JDK 17 and `openssl pkcs12` 3.x write) and the
 //! HMAC-SHA-256 or HMAC-SHA-1 integrity MAC. Legacy RC2/3DES stores are refused with the
-//! command that re-exports them.
+//! command that re-exports them, and every key derivation is bounded before it runs ([`cost`]).
+//!
+//! A truststore trusts what it marks as trusted: the certificate entries carrying Java's
+//! trusted-certificate attribute when any entry does (as `keytool -importcert` writes them);
+//! otherwise, in a store without a private-key entry (as `openssl pkcs12 -export -nokeys`
+//! writes it), its certificates. A key entry's own chain is never trusted.
+
+mod cost;
+#[cfg(feature = "dev")]
+pub(crate) mod write;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
 
 use der::asn1::OctetString;
 use der::{Decode, Encode};
-use hmac::{Hmac, Mac};
+use hmac::Mac;
+use hmac::digest::core_api::BlockSizeUser;
+use hmac::digest::{Digest, FixedOutputReset};
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use zeroize::Zeroizing;
 
 use crate::error::{LoadError, Origin};
 use crate::material::{Identity, TrustBundle};
+use cost::Budget;
 
 /// A keystore or truststore password. It is wiped from memory when dropped and never shown
 /// by `Debug` or in errors.
@@ -119,6 +131,8 @@ struct KeyEntry {
 struct CertEntry {
     alias: Option<String>,
     local_key_id: Option<Vec<u8>>,
+    /// Carries Java's trusted-certificate attribute: a trustedCertEntry.
+    trusted: bool,
     der: Vec<u8>,
 }
 
@@ -126,6 +140,10 @@ const FRIENDLY_NAME: der::asn1::ObjectIdentifier =
     der::asn1::ObjectIdentifier::new_unwrap("1.2.840.113549.1.9.20");
 const LOCAL_KEY_ID: der::asn1::ObjectIdentifier =
     der::asn1::ObjectIdentifier::new_unwrap("1.2.840.113549.1.9.21");
+/// Java's trusted-certificate attribute (its value, the key usages trusted, is not used): keytool
+/// lists a certificate bag that carries it as a trustedCertEntry.
+const JAVA_TRUSTED_KEY_USAGE: der::asn1::ObjectIdentifier =
+    der::asn1::ObjectIdentifier::new_unwrap("2.16.840.1.113894.746875.1.1");
 const DATA: der::asn1::ObjectIdentifier =
     der::asn1::ObjectIdentifier::new_unwrap("1.2.840.113549.1.7.1");
 const ENCRYPTED_DATA: der::asn1::ObjectIdentifier =
@@ -177,8 +195,9 @@ fn read(bytes: &[u8], password: &Password, origin: &Origin) -> Result<Store, Loa
         .decode_as::<OctetString>()
         .map_err(|e| bad(format!("unreadable content ({e})")))?;
     let content = content.as_bytes();
+    let mut budget = Budget::default();
     match &pfx.mac_data {
-        Some(mac) => verify_mac(mac, password, content, origin)?,
+        Some(mac) => verify_mac(mac, password, content, origin, &mut budget)?,
         None => {
             return Err(bad(
                 "the store has no integrity MAC, so a wrong password or a tampered file could \
@@ -194,12 +213,15 @@ fn read(bytes: &[u8], password: &Password, origin: &Origin) -> Result<Store, Loa
         certs: Vec::new(),
     };
     for safe in safes.iter() {
+        // Plain or decrypted, the entries may hold a key in the clear.
         let plain = if safe.content_type == DATA {
-            safe.content
-                .decode_as::<OctetString>()
-                .map_err(|e| bad(format!("unreadable contents ({e})")))?
-                .as_bytes()
-                .to_vec()
+            Zeroizing::new(
+                safe.content
+                    .decode_as::<OctetString>()
+                    .map_err(|e| bad(format!("unreadable contents ({e})")))?
+                    .as_bytes()
+                    .to_vec(),
+            )
         } else if safe.content_type == ENCRYPTED_DATA {
             let encrypted = safe
                 .content
@@ -214,15 +236,15 @@ fn read(bytes: &[u8], password: &Password, origin: &Origin) -> Result<Store, Loa
                 ciphertext.as_bytes(),
                 password,
                 origin,
+                &mut budget,
             )?
-            .to_vec()
         } else {
             return Err(bad(format!(
                 "contents of type {} are not supported",
                 safe.content_type
             )));
         };
-        read_bags(&plain, password, origin, &mut store)?;
+        read_bags(&plain, password, origin, &mut store, &mut budget)?;
     }
     Ok(store)
 }
@@ -232,57 +254,15 @@ fn verify_mac(
     password: &Password,
     content: &[u8],
     origin: &Origin,
+    budget: &mut Budget,
 ) -> Result<(), LoadError> {
-    let salt = mac.mac_salt.as_bytes();
-    let rounds = mac.iterations;
-    let expected = mac.mac.digest.as_bytes();
-    let derive = |len| {
-        // PKCS#12's key derivation encodes the password as BMPString.
-        pkcs12::kdf::derive_key_utf8::<sha2::Sha256>(
-            password.as_str(),
-            salt,
-            pkcs12::kdf::Pkcs12KeyType::Mac,
-            rounds,
-            len,
-        )
-    };
-    let ok = match mac.mac.algorithm.oid {
+    let rounds = budget.mac(mac.iterations, origin)?;
+    let (salt, expected) = (mac.mac_salt.as_bytes(), mac.mac.digest.as_bytes());
+    let matches = match mac.mac.algorithm.oid {
         oid if oid == SHA256 => {
-            let key = Zeroizing::new(derive(32).map_err(|e| LoadError::Pkcs12 {
-                origin: origin.clone(),
-                detail: format!("the password cannot be encoded ({e})"),
-            })?);
-            let mut hmac = <Hmac<sha2::Sha256> as Mac>::new_from_slice(&key).map_err(|e| {
-                LoadError::Pkcs12 {
-                    origin: origin.clone(),
-                    detail: e.to_string(),
-                }
-            })?;
-            hmac.update(content);
-            hmac.verify_slice(expected).is_ok()
+            mac_matches::<sha2::Sha256>(password, salt, rounds, content, expected)
         }
-        oid if oid == SHA1 => {
-            let key = Zeroizing::new(
-                pkcs12::kdf::derive_key_utf8::<sha1::Sha1>(
-                    password.as_str(),
-                    salt,
-                    pkcs12::kdf::Pkcs12KeyType::Mac,
-                    rounds,
-                    20,
-                )
-                .map_err(|e| LoadError::Pkcs12 {
-                    origin: origin.clone(),
-                    detail: format!("the password cannot be encoded ({e})"),
-                })?,
-            );
-            let mut hmac =
-                <Hmac<sha1::Sha1> as Mac>::new_from_slice(&key).map_err(|e| LoadError::Pkcs12 {
-                    origin: origin.clone(),
-                    detail: e.to_string(),
-                })?;
-            hmac.update(content);
-            hmac.verify_slice(expected).is_ok()
-        }
+        oid if oid == SHA1 => mac_matches::<sha1::Sha1>(password, salt, rounds, content, expected),
         other => {
             return Err(LoadError::Pkcs12Legacy {
                 origin: origin.clone(),
@@ -290,13 +270,40 @@ fn verify_mac(
             });
         }
     };
-    if ok {
-        Ok(())
-    } else {
-        Err(LoadError::WrongPassword {
+    match matches {
+        Ok(true) => Ok(()),
+        Ok(false) => Err(LoadError::WrongPassword {
             origin: origin.clone(),
-        })
+        }),
+        Err(detail) => Err(LoadError::Pkcs12 {
+            origin: origin.clone(),
+            detail,
+        }),
     }
+}
+
+/// Whether `expected` is the HMAC of `content` under the key PKCS#12 derives from the password
+/// (encoded as a BMPString) in `rounds` rounds of `D`.
+fn mac_matches<D: Digest + FixedOutputReset + BlockSizeUser>(
+    password: &Password,
+    salt: &[u8],
+    rounds: i32,
+    content: &[u8],
+    expected: &[u8],
+) -> Result<bool, String> {
+    let key = Zeroizing::new(
+        pkcs12::kdf::derive_key_utf8::<D>(
+            password.as_str(),
+            salt,
+            pkcs12::kdf::Pkcs12KeyType::Mac,
+            rounds,
+            <D as Digest>::output_size(),
+        )
+        .map_err(|e| format!("the password cannot be encoded ({e})"))?,
+    );
+    let mut hmac = <hmac::SimpleHmac<D> as Mac>::new_from_slice(&key).map_err(|e| e.to_string())?;
+    hmac.update(content);
+    Ok(hmac.verify_slice(expected).is_ok())
 }
 
 /// Decrypts PBES2 content; legacy schemes are refused by name.
@@ -305,6 +312,7 @@ fn decrypt(
     ciphertext: &[u8],
     password: &Password,
     origin: &Origin,
+    budget: &mut Budget,
 ) -> Result<Zeroizing<Vec<u8>>, LoadError> {
     if is_legacy(&algorithm.oid) {
         return Err(LoadError::Pkcs12Legacy {
@@ -320,6 +328,11 @@ fn decrypt(
         origin: origin.clone(),
         detail: format!("unsupported encryption ({e}); export the store again with PBES2/AES"),
     })?;
+    let params = scheme.pbes2().ok_or_else(|| LoadError::Pkcs12Legacy {
+        origin: origin.clone(),
+        algorithm: algorithm.oid.to_string(),
+    })?;
+    budget.pbes2(params, origin)?;
     scheme
         .decrypt(password.as_str().as_bytes(), ciphertext)
         .map(Zeroizing::new)
@@ -335,6 +348,7 @@ fn read_bags(
     password: &Password,
     origin: &Origin,
     store: &mut Store,
+    budget: &mut Budget,
 ) -> Result<(), LoadError> {
     let bad = |detail: String| LoadError::Pkcs12 {
         origin: origin.clone(),
@@ -343,12 +357,20 @@ fn read_bags(
     let bags = <Vec<pkcs12::safe_bag::SafeBag>>::from_der(contents)
         .map_err(|e| bad(format!("unreadable entries ({e})")))?;
     for bag in bags {
+        let pkcs12::safe_bag::SafeBag {
+            bag_id,
+            bag_value,
+            bag_attributes,
+        } = bag;
+        // A key bag holds the key in the clear; the value is borrowed, never copied.
+        let bag_value = Zeroizing::new(bag_value);
         // The value sits inside an explicit [0] tag.
-        let wrapped = der::Any::from_der(&bag.bag_value)
+        let wrapped = der::AnyRef::from_der(&bag_value)
             .map_err(|e| bad(format!("unreadable entry ({e})")))?;
         let value = wrapped.value();
-        let (mut alias, mut local_key_id) = (None, None);
-        for attribute in bag.bag_attributes.iter().flat_map(|a| a.iter()) {
+        let (mut alias, mut local_key_id, mut trusted) = (None, None, false);
+        for attribute in bag_attributes.iter().flat_map(|a| a.iter()) {
+            trusted |= attribute.oid == JAVA_TRUSTED_KEY_USAGE;
             let Some(first) = attribute.values.iter().next() else {
                 continue;
             };
@@ -364,15 +386,16 @@ fn read_bags(
                     .map(|o| o.as_bytes().to_vec());
             }
         }
-        if bag.bag_id == pkcs12::PKCS_12_CERT_BAG_OID {
+        if bag_id == pkcs12::PKCS_12_CERT_BAG_OID {
             let cert = pkcs12::cert_type::CertBag::from_der(value)
                 .map_err(|e| bad(format!("unreadable certificate entry ({e})")))?;
             store.certs.push(CertEntry {
                 alias,
                 local_key_id,
+                trusted,
                 der: cert.cert_value.as_bytes().to_vec(),
             });
-        } else if bag.bag_id == pkcs12::PKCS_12_PKCS8_KEY_BAG_OID {
+        } else if bag_id == pkcs12::PKCS_12_PKCS8_KEY_BAG_OID {
             let shrouded = pkcs12::pbe_params::EncryptedPrivateKeyInfo::from_der(value)
                 .map_err(|e| bad(format!("unreadable key entry ({e})")))?;
             let key = decrypt(
@@ -380,13 +403,14 @@ fn read_bags(
                 shrouded.encrypted_data.as_bytes(),
                 password,
                 origin,
+                budget,
             )?;
             store.keys.push(KeyEntry {
                 alias,
                 local_key_id,
                 key,
             });
-        } else if bag.bag_id == pkcs12::PKCS_12_KEY_BAG_OID {
+        } else if bag_id == pkcs12::PKCS_12_KEY_BAG_OID {
             store.keys.push(KeyEntry {
                 alias,
                 local_key_id,
@@ -417,7 +441,8 @@ impl Identity {
     /// # Errors
     ///
     /// [`LoadError::WrongPassword`], [`LoadError::JksKeystore`] (with the conversion command),
-    /// [`LoadError::Pkcs12Legacy`] (with the re-export command), [`LoadError::EmptyKeystore`],
+    /// [`LoadError::Pkcs12Legacy`] (with the re-export command), [`LoadError::Pkcs12TooCostly`]
+    /// (for a store that asks for more key-derivation work than is run), [`LoadError::EmptyKeystore`],
     /// [`LoadError::AmbiguousAlias`], [`LoadError::AliasNotFound`],
     /// [`LoadError::Pkcs12`] for a damaged store, and the errors of [`Identity::from_der`].
     ///
@@ -466,7 +491,7 @@ impl Identity {
         alias: Option<&str>,
         origin: Origin,
     ) -> Result<Identity, LoadError> {
-        let store = read(bytes, password, &origin)?;
+        let mut store = read(bytes, password, &origin)?;
         let aliases = || {
             store
                 .keys
@@ -475,24 +500,24 @@ impl Identity {
                 .collect::<Vec<_>>()
                 .join(", ")
         };
-        let entry = match alias {
+        let index = match alias {
             Some(wanted) => store
                 .keys
                 .iter()
-                .find(|k| k.alias.as_deref() == Some(wanted))
+                .position(|k| k.alias.as_deref() == Some(wanted))
                 .ok_or_else(|| LoadError::AliasNotFound {
                     origin: origin.clone(),
                     alias: wanted.to_owned(),
                     aliases: aliases(),
                 })?,
-            None => match store.keys.as_slice() {
-                [] => {
+            None => match store.keys.len() {
+                0 => {
                     return Err(LoadError::EmptyKeystore {
                         origin,
                         what: "private-key entry",
                     });
                 }
-                [one] => one,
+                1 => 0,
                 _ => {
                     return Err(LoadError::AmbiguousAlias {
                         origin: origin.clone(),
@@ -501,6 +526,7 @@ impl Identity {
                 }
             },
         };
+        let mut entry = store.keys.swap_remove(index);
         // The leaf is the certificate with the key's local key id (or, without ids, the
         // only certificate whose public key matches, which Identity checks below).
         let leaf = store
@@ -533,21 +559,29 @@ impl Identity {
             chain.push(CertificateDer::from(cert.der.clone()));
             current = cert.der.clone();
         }
-        let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(entry.key.to_vec()));
+        // The key moves to the identity: no copy of it is left behind here.
+        let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(std::mem::take(&mut *entry.key)));
         Identity::from_der_with_origin(chain, key, origin.clone(), origin)
     }
 }
 
 impl TrustBundle {
-    /// Loads every certificate entry of a PKCS#12 truststore as a trust anchor (Java marks
-    /// them as trusted entries; stores made by `openssl pkcs12 -nokeys` are read the same).
-    /// Certificates that belong to a key entry are not anchors and are left out.
+    /// Loads the trusted certificate entries of a PKCS#12 truststore as trust anchors.
+    ///
+    /// When any certificate entry carries Java's trusted-certificate attribute (as
+    /// `keytool -importcert` writes them, and from OpenSSL 3.2 `openssl pkcs12 -export -nokeys
+    /// -jdktrust anyExtendedKeyUsage`), exactly those entries are anchors. Otherwise, a store
+    /// without a private-key entry (as `openssl pkcs12 -export -nokeys` writes it) trusts its
+    /// certificates. A store with a private-key entry and no trusted entry is a keystore, and is
+    /// refused: its certificates are that key's chain, and trusting them would trust the CA
+    /// that issued it.
     ///
     /// # Errors
     ///
-    /// [`LoadError::WrongPassword`], [`LoadError::JksKeystore`], [`LoadError::Pkcs12Legacy`],
-    /// [`LoadError::EmptyKeystore`], [`LoadError::Pkcs12`], and [`LoadError::NotCa`] for an
-    /// entry that is not a CA (naming its alias).
+    /// [`LoadError::KeystoreAsTruststore`] for a keystore, [`LoadError::WrongPassword`],
+    /// [`LoadError::JksKeystore`], [`LoadError::Pkcs12Legacy`], [`LoadError::Pkcs12TooCostly`],
+    /// [`LoadError::EmptyKeystore`], [`LoadError::Pkcs12`], and [`LoadError::NotCaEntry`] for
+    /// an entry that is not a CA (naming its alias).
     ///
     /// # Examples
     ///
@@ -583,11 +617,19 @@ impl TrustBundle {
 
     fn pkcs12(bytes: &[u8], password: &Password, origin: Origin) -> Result<TrustBundle, LoadError> {
         let store = read(bytes, password, &origin)?;
-        let anchors: Vec<&CertEntry> = store
-            .certs
-            .iter()
-            .filter(|c| c.local_key_id.is_none())
-            .collect();
+        let anchors: Vec<&CertEntry> = if store.certs.iter().any(|c| c.trusted) {
+            store.certs.iter().filter(|c| c.trusted).collect()
+        } else if store.keys.is_empty() {
+            // No entry is marked and no key owns a chain: every certificate was put there to
+            // be trusted (`openssl pkcs12 -export -nokeys`).
+            store
+                .certs
+                .iter()
+                .filter(|c| c.local_key_id.is_none())
+                .collect()
+        } else {
+            return Err(LoadError::KeystoreAsTruststore { origin });
+        };
         if anchors.is_empty() {
             return Err(LoadError::EmptyKeystore {
                 origin,
@@ -611,187 +653,4 @@ fn read_file(path: &Path) -> Result<(Zeroizing<Vec<u8>>, Origin), LoadError> {
         source,
     })?;
     Ok((Zeroizing::new(bytes), origin))
-}
-
-/// Writing stores, for development certificates (`dev` feature): PBES2 with PBKDF2-SHA256 and
-/// AES-256-CBC for the key, an HMAC-SHA256 integrity MAC, as OpenSSL 3 and Java 17 write them.
-#[cfg(feature = "dev")]
-pub(crate) mod write {
-    use der::asn1::{BmpString, ObjectIdentifier, OctetString, SetOfVec};
-    use der::{Any, Decode, Encode};
-    use hmac::{Hmac, Mac};
-    use rustls_pki_types::CertificateDer;
-    use zeroize::Zeroizing;
-
-    use super::{DATA, FRIENDLY_NAME, LOCAL_KEY_ID, Password, SHA256};
-
-    /// Java's "trusted for any purpose" attribute: keytool lists a certificate bag that carries
-    /// it as a trustedCertEntry.
-    const JAVA_TRUSTED_KEY_USAGE: ObjectIdentifier =
-        ObjectIdentifier::new_unwrap("2.16.840.1.113894.746875.1.1");
-    const ANY_EXTENDED_KEY_USAGE: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.5.29.37.0");
-    const ITERATIONS: u32 = 10_000;
-
-    fn random<const N: usize>() -> Result<[u8; N], String> {
-        let mut bytes = [0u8; N];
-        crate::provider::crypto_provider()
-            .secure_random
-            .fill(&mut bytes)
-            .map_err(|_| "no randomness available".to_owned())?;
-        Ok(bytes)
-    }
-
-    fn attribute(oid: ObjectIdentifier, value: Any) -> Result<x509_cert::attr::Attribute, String> {
-        let mut values = SetOfVec::new();
-        values.insert(value).map_err(|e| e.to_string())?;
-        Ok(x509_cert::attr::Attribute { oid, values })
-    }
-
-    fn attributes(
-        alias: &str,
-        local_key_id: Option<&[u8]>,
-        trusted: bool,
-    ) -> Result<x509_cert::attr::Attributes, String> {
-        let e = |e: der::Error| e.to_string();
-        let mut set = SetOfVec::new();
-        let name = BmpString::from_utf8(alias).map_err(e)?;
-        set.insert(attribute(
-            FRIENDLY_NAME,
-            Any::encode_from(&name).map_err(e)?,
-        )?)
-        .map_err(e)?;
-        if let Some(id) = local_key_id {
-            let id = OctetString::new(id).map_err(e)?;
-            set.insert(attribute(LOCAL_KEY_ID, Any::encode_from(&id).map_err(e)?)?)
-                .map_err(e)?;
-        }
-        if trusted {
-            set.insert(attribute(
-                JAVA_TRUSTED_KEY_USAGE,
-                Any::encode_from(&ANY_EXTENDED_KEY_USAGE).map_err(e)?,
-            )?)
-            .map_err(e)?;
-        }
-        Ok(set)
-    }
-
-    fn cert_bag(
-        der: &CertificateDer<'_>,
-        attributes: x509_cert::attr::Attributes,
-    ) -> Result<pkcs12::safe_bag::SafeBag, String> {
-        let bag = pkcs12::cert_type::CertBag {
-            cert_id: pkcs12::PKCS_12_X509_CERT_OID,
-            cert_value: OctetString::new(der.as_ref()).map_err(|e| e.to_string())?,
-        };
-        Ok(pkcs12::safe_bag::SafeBag {
-            bag_id: pkcs12::PKCS_12_CERT_BAG_OID,
-            bag_value: bag.to_der().map_err(|e| e.to_string())?,
-            bag_attributes: Some(attributes),
-        })
-    }
-
-    /// Plain `data` content holding `bags`.
-    fn data(bags: &[pkcs12::safe_bag::SafeBag]) -> Result<cms::content_info::ContentInfo, String> {
-        let e = |e: der::Error| e.to_string();
-        let contents = bags.to_vec().to_der().map_err(e)?;
-        Ok(cms::content_info::ContentInfo {
-            content_type: DATA,
-            content: Any::encode_from(&OctetString::new(contents).map_err(e)?).map_err(e)?,
-        })
-    }
-
-    /// The whole store: the safes, and a MAC over them under `password`.
-    fn pfx(
-        safes: Vec<cms::content_info::ContentInfo>,
-        password: &Password,
-    ) -> Result<Vec<u8>, String> {
-        let e = |e: der::Error| e.to_string();
-        let auth_safe = safes.to_der().map_err(e)?;
-        let salt: [u8; 16] = random()?;
-        let key = Zeroizing::new(
-            pkcs12::kdf::derive_key_utf8::<sha2::Sha256>(
-                password.as_str(),
-                &salt,
-                pkcs12::kdf::Pkcs12KeyType::Mac,
-                ITERATIONS as i32,
-                32,
-            )
-            .map_err(e)?,
-        );
-        let mut hmac =
-            <Hmac<sha2::Sha256> as Mac>::new_from_slice(&key).map_err(|e| e.to_string())?;
-        hmac.update(&auth_safe);
-        let digest = hmac.finalize().into_bytes();
-        let pfx = pkcs12::pfx::Pfx {
-            version: pkcs12::pfx::Version::V3,
-            auth_safe: cms::content_info::ContentInfo {
-                content_type: DATA,
-                content: Any::encode_from(&OctetString::new(auth_safe).map_err(e)?).map_err(e)?,
-            },
-            mac_data: Some(pkcs12::mac_data::MacData {
-                mac: pkcs12::digest_info::DigestInfo {
-                    algorithm: spki::AlgorithmIdentifierOwned {
-                        oid: SHA256,
-                        parameters: Some(Any::from(der::asn1::Null)),
-                    },
-                    digest: OctetString::new(digest.to_vec()).map_err(e)?,
-                },
-                mac_salt: OctetString::new(salt.to_vec()).map_err(e)?,
-                iterations: ITERATIONS as i32,
-            }),
-        };
-        pfx.to_der().map_err(e)
-    }
-
-    /// A keystore with one private-key entry: `chain` (leaf first) and its PKCS#8 key.
-    pub(crate) fn keystore(
-        chain: &[CertificateDer<'_>],
-        pkcs8_key: &[u8],
-        alias: &str,
-        password: &Password,
-    ) -> Result<Vec<u8>, String> {
-        let e = |e: der::Error| e.to_string();
-        let key_id: [u8; 20] = random()?;
-        let salt: [u8; 16] = random()?;
-        let iv: [u8; 16] = random()?;
-        let params = pkcs5::pbes2::Parameters::pbkdf2_sha256_aes256cbc(ITERATIONS, &salt, &iv)
-            .map_err(|e| e.to_string())?;
-        let scheme = pkcs5::EncryptionScheme::from(params);
-        let encrypted = scheme
-            .encrypt(password.as_str().as_bytes(), pkcs8_key)
-            .map_err(|e| e.to_string())?;
-        let algorithm =
-            spki::AlgorithmIdentifierOwned::from_der(&scheme.to_der().map_err(e)?).map_err(e)?;
-        let shrouded = pkcs12::pbe_params::EncryptedPrivateKeyInfo {
-            encryption_algorithm: algorithm,
-            encrypted_data: OctetString::new(encrypted).map_err(e)?,
-        };
-        let key_bag = pkcs12::safe_bag::SafeBag {
-            bag_id: pkcs12::PKCS_12_PKCS8_KEY_BAG_OID,
-            bag_value: shrouded.to_der().map_err(e)?,
-            bag_attributes: Some(attributes(alias, Some(&key_id), false)?),
-        };
-        let mut cert_bags = Vec::new();
-        for (i, cert) in chain.iter().enumerate() {
-            let attrs = if i == 0 {
-                attributes(alias, Some(&key_id), false)?
-            } else {
-                attributes(&format!("{alias}-ca-{i}"), None, false)?
-            };
-            cert_bags.push(cert_bag(cert, attrs)?);
-        }
-        pfx(vec![data(&cert_bags)?, data(&[key_bag])?], password)
-    }
-
-    /// A truststore: each certificate a trusted entry, named by `aliases`.
-    pub(crate) fn truststore(
-        certs: &[(String, CertificateDer<'_>)],
-        password: &Password,
-    ) -> Result<Vec<u8>, String> {
-        let mut bags = Vec::new();
-        for (alias, cert) in certs {
-            bags.push(cert_bag(cert, attributes(alias, None, true)?)?);
-        }
-        pfx(vec![data(&bags)?], password)
-    }
 }

@@ -714,6 +714,7 @@ pub(crate) fn spawn_watcher(target: Weak<dyn Target>, files: Files, interval: Du
         return;
     };
     runtime.spawn(async move {
+        let files = Arc::new(files);
         let mut seen = files.loaded.clone();
         // Groups changed since the last successful load: a failed candidate is retried on
         // every tick until it loads (a not-yet-valid certificate becomes valid without its
@@ -733,7 +734,15 @@ pub(crate) fn spawn_watcher(target: Weak<dyn Target>, files: Files, interval: Du
                 if changed.any() || pending.any() {
                     seen = now;
                     let dirty = pending.or(changed);
-                    pending = if reload_files(&*target, &files, dirty, changed.any()).is_err() {
+                    // Loading runs password-based key derivations (PKCS#12, bounded but up to
+                    // seconds) and file reads: never on an async worker.
+                    let loading = Arc::clone(&files);
+                    let loaded =
+                        match tokio::task::spawn_blocking(move || loading.load(dirty)).await {
+                            Ok(loaded) => loaded.map_err(|e| e.to_string()),
+                            Err(e) => Err(format!("loading the certificate files stopped: {e}")),
+                        };
+                    pending = if reload_files(&*target, loaded, changed.any()).is_err() {
                         dirty
                     } else {
                         Dirty::default()
@@ -745,11 +754,14 @@ pub(crate) fn spawn_watcher(target: Weak<dyn Target>, files: Files, interval: Du
     });
 }
 
-fn reload_files(target: &dyn Target, files: &Files, dirty: Dirty, changed: bool) -> Result<(), ()> {
-    match files.load(dirty) {
+fn reload_files(
+    target: &dyn Target,
+    loaded: Result<Update, String>,
+    changed: bool,
+) -> Result<(), ()> {
+    match loaded {
         Ok(update) => rotate_logged(target, update, changed).map_err(|_| ()),
-        Err(e) => {
-            let message = e.to_string();
+        Err(message) => {
             let state = target.reload_state();
             // cert-manager writes files one by one: log a half-written state once, not per tick.
             if changed || state.last_error().as_deref() != Some(&message) {

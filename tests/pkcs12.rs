@@ -7,6 +7,7 @@ mod common;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::time::{Duration, Instant};
 
 use common::*;
 use mtls::{Identity, LoadError, Password, TrustBundle};
@@ -546,4 +547,559 @@ fn stores_written_for_development_read_in_openssl_and_keytool() {
         listed.contains("dev-root, ") && listed.contains("trustedCertEntry"),
         "{listed}"
     );
+}
+
+// A truststore trusts what it marks as trusted, never a key entry's own chain.
+
+#[tokio::test]
+#[ignore = "needs the openssl command and keytool (a JDK); .ci/run runs it"]
+async fn a_keystore_chain_is_never_trusted_as_a_truststore() {
+    let dir = Dir::new("not-trust");
+    // The public CA issued our server certificate, and issues certificates to anyone; the
+    // private CA issues our clients.
+    let public = Ca::new("public ca");
+    let private = Ca::new("private ca");
+    let server = public.server();
+    dir.put("server.pem", &server.cert_pem);
+    dir.put("server.key", &server.key_pem);
+    dir.put("public.pem", &public.pem);
+    dir.put("private.pem", &private.pem);
+    // The key entry and its chain up to the public CA, as `-chain` writes it.
+    run(
+        "openssl",
+        &[
+            "pkcs12",
+            "-export",
+            "-chain",
+            "-CAfile",
+            "public.pem",
+            "-inkey",
+            "server.key",
+            "-in",
+            "server.pem",
+            "-name",
+            "server",
+            "-passout",
+            "pass:secret",
+            "-out",
+            "server.p12",
+        ],
+        &dir.0,
+    );
+    let listed = output(
+        "openssl",
+        &[
+            "pkcs12",
+            "-in",
+            "server.p12",
+            "-passin",
+            "pass:secret",
+            "-nokeys",
+        ],
+        &dir.0,
+    );
+    assert!(
+        listed.contains("public ca"),
+        "the chain is in the store: {listed}"
+    );
+    let secret = || Password::new("secret");
+    let err = TrustBundle::from_pkcs12_file(dir.path("server.p12"), &secret()).unwrap_err();
+    assert!(
+        matches!(err, LoadError::KeystoreAsTruststore { .. }),
+        "{err}"
+    );
+    let text = err.to_string();
+    for needed in [
+        "server.p12",
+        "keytool -importcert",
+        "openssl pkcs12 -export -nokeys",
+        "PEM",
+    ] {
+        assert!(text.contains(needed), "{needed} in: {text}");
+    }
+    // A server pointed at it does not start.
+    let refused = mtls::Server::builder()
+        .identity_pkcs12_file(dir.path("server.p12"), secret(), None)
+        .trust_pkcs12_file(dir.path("server.p12"), secret())
+        .authorize(mtls::Authorizer::any_verified())
+        .bind("127.0.0.1:0")
+        .await;
+    assert!(
+        matches!(
+            refused,
+            Err(mtls::Error::Load(LoadError::KeystoreAsTruststore { .. }))
+        ),
+        "{:?}",
+        refused.err()
+    );
+
+    // keytool: the same key entry, and the private CA imported as a trusted entry. The store
+    // trusts that entry alone, not the chain of its key entry.
+    run(
+        "keytool",
+        &[
+            "-importkeystore",
+            "-noprompt",
+            "-srckeystore",
+            "server.p12",
+            "-srcstoretype",
+            "pkcs12",
+            "-srcstorepass",
+            "secret",
+            "-destkeystore",
+            "java.p12",
+            "-deststoretype",
+            "pkcs12",
+            "-deststorepass",
+            "changeit",
+        ],
+        &dir.0,
+    );
+    run(
+        "keytool",
+        &[
+            "-importcert",
+            "-noprompt",
+            "-alias",
+            "private",
+            "-file",
+            "private.pem",
+            "-keystore",
+            "java.p12",
+            "-storetype",
+            "pkcs12",
+            "-storepass",
+            "changeit",
+        ],
+        &dir.0,
+    );
+    let changeit = || Password::new("changeit");
+    let trust = TrustBundle::from_pkcs12_file(dir.path("java.p12"), &changeit()).unwrap();
+    assert_eq!(trust.certificates(), private.trust().certificates());
+    only_private_clients_admitted(
+        mtls::Server::builder()
+            .identity_pkcs12_file(dir.path("java.p12"), changeit(), Some("server"))
+            .trust_pkcs12_file(dir.path("java.p12"), changeit()),
+        &public,
+        &private,
+    )
+    .await;
+
+    // A truststore as openssl writes it (certificates only, no Java attribute) still works.
+    run(
+        "openssl",
+        &[
+            "pkcs12",
+            "-export",
+            "-nokeys",
+            "-in",
+            "private.pem",
+            "-passout",
+            "pass:trust",
+            "-out",
+            "trust.p12",
+        ],
+        &dir.0,
+    );
+    only_private_clients_admitted(
+        mtls::Server::builder()
+            .identity_pkcs12_file(dir.path("server.p12"), secret(), None)
+            .trust_pkcs12_file(dir.path("trust.p12"), Password::new("trust")),
+        &public,
+        &private,
+    )
+    .await;
+}
+
+/// Serves `builder` (a server certificate from `public`) over real TLS: a client certificate
+/// issued by `private` is let in, one issued by `public` is refused by the server.
+async fn only_private_clients_admitted(builder: mtls::ServerBuilder, public: &Ca, private: &Ca) {
+    let running = serve(builder.authorize(mtls::Authorizer::any_verified())).await;
+    let insider = client(public, &private.client("insider"));
+    assert_eq!(insider.get(running.url("/")).await.unwrap().status(), 200);
+    let err = client(public, &public.client("outsider"))
+        .get(running.url("/"))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, mtls::ClientError::ServerRejectedCertificate { .. }),
+        "{err:?}"
+    );
+    running.shutdown().await;
+}
+
+// Hostile cost parameters are refused before any work, with the parameter named.
+
+/// The most rounds the crate runs for one key derivation (documented in docs/SECURITY.md).
+const MAX_ROUNDS: u64 = 10_000_000;
+
+/// Runs `load` on a thread of its own and returns its result, failing the test when it is
+/// still running after `limit`: a store that asks for unbounded work must be refused, not run.
+fn within<T: Send + 'static>(limit: Duration, load: impl FnOnce() -> T + Send + 'static) -> T {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(load());
+    });
+    rx.recv_timeout(limit)
+        .unwrap_or_else(|_| panic!("still deriving keys after {limit:?}: the cost is unbounded"))
+}
+
+#[test]
+#[ignore = "needs the openssl command and keytool (a JDK); .ci/run runs it"]
+fn hostile_cost_parameters_are_refused_before_the_work() {
+    let dir = Dir::new("cost");
+    pem_files(&dir);
+    run(
+        "openssl",
+        &[
+            "pkcs12",
+            "-export",
+            "-inkey",
+            "leaf.key",
+            "-in",
+            "leaf.pem",
+            "-passout",
+            "pass:secret",
+            "-out",
+            "openssl.p12",
+        ],
+        &dir.0,
+    );
+    run(
+        "keytool",
+        &[
+            "-importkeystore",
+            "-noprompt",
+            "-srckeystore",
+            "openssl.p12",
+            "-srcstoretype",
+            "pkcs12",
+            "-srcstorepass",
+            "secret",
+            "-destkeystore",
+            "keytool.p12",
+            "-deststoretype",
+            "pkcs12",
+            "-deststorepass",
+            "changeit",
+        ],
+        &dir.0,
+    );
+    for (store, password) in [("openssl.p12", "secret"), ("keytool.p12", "changeit")] {
+        let bytes = std::fs::read(dir.path(store)).unwrap();
+        let load = |name: &str, pfx: Vec<u8>| {
+            let path = dir.path(&format!("{name}-{store}"));
+            std::fs::write(&path, pfx).unwrap();
+            let password = Password::new(password);
+            within(Duration::from_secs(20), move || {
+                Identity::from_pkcs12_file(&path, &password, None)
+            })
+        };
+        // The store as written, and re-sealed under a MAC this test computes, loads.
+        load("as-written", bytes.clone()).unwrap();
+        load("resealed", Pfx::open(&bytes).seal(password)).unwrap();
+
+        let refused = |name: &str, pfx: Vec<u8>, parameter: &str, value: u64, cap: u64| {
+            let err = load(name, pfx).unwrap_err();
+            assert!(
+                matches!(&err, LoadError::Pkcs12TooCostly { parameter: p, value: v, limit, .. }
+                    if p.contains(parameter) && *v == value && *limit == cap),
+                "{store}: {err}"
+            );
+            let text = err.to_string();
+            for needed in [name, &value.to_string(), &cap.to_string(), "-export"] {
+                assert!(text.contains(needed), "{needed} in: {text}");
+            }
+        };
+        // The MAC's iteration count is an i32; 2^31-1 rounds would run before the MAC check.
+        let mut pfx = Pfx::open(&bytes);
+        *pfx.outer.at(&[2, 2]) = integer(i32::MAX as u64);
+        refused(
+            "mac",
+            pfx.outer.encode(),
+            "MAC iterations",
+            i32::MAX as u64,
+            MAX_ROUNDS,
+        );
+        // Over the cap by one is refused too.
+        let mut pfx = Pfx::open(&bytes);
+        *pfx.outer.at(&[2, 2]) = integer(MAX_ROUNDS + 1);
+        refused(
+            "mac-cap",
+            pfx.outer.encode(),
+            "MAC iterations",
+            MAX_ROUNDS + 1,
+            MAX_ROUNDS,
+        );
+        // PBKDF2 iterations of the encrypted certificates, under a MAC that checks out.
+        let mut pfx = Pfx::open(&bytes);
+        let kdf = pfx.encrypted_kdf();
+        *kdf.at(&[1, 1]) = integer(u32::MAX.into());
+        let sealed = pfx.seal(password);
+        refused(
+            "pbkdf2",
+            sealed,
+            "PBKDF2 iterations",
+            u32::MAX.into(),
+            MAX_ROUNDS,
+        );
+        // scrypt asking for 2^50 bytes (N = 2^40, r = 8), which would abort the process.
+        let mut pfx = Pfx::open(&bytes);
+        *pfx.encrypted_kdf() = scrypt(1 << 40, 8, 1);
+        let sealed = pfx.seal(password);
+        refused(
+            "scrypt",
+            sealed,
+            "scrypt memory",
+            128 * 8 * ((1 << 40) + 1),
+            256 << 20,
+        );
+        // scrypt within memory but with p = 65535 passes over it.
+        let mut pfx = Pfx::open(&bytes);
+        *pfx.encrypted_kdf() = scrypt(1 << 10, 8, 65535);
+        let sealed = pfx.seal(password);
+        refused(
+            "scrypt-p",
+            sealed,
+            "scrypt work",
+            (1 << 10) * 8 * 65535,
+            MAX_ROUNDS,
+        );
+    }
+    // A truststore refuses the same way.
+    let mut pfx = Pfx::open(&std::fs::read(dir.path("keytool.p12")).unwrap());
+    *pfx.outer.at(&[2, 2]) = integer(i32::MAX as u64);
+    let err = within(Duration::from_secs(20), move || {
+        TrustBundle::from_pkcs12(&pfx.outer.encode(), &Password::new("changeit"))
+    })
+    .unwrap_err();
+    assert!(matches!(err, LoadError::Pkcs12TooCostly { .. }), "{err}");
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_costly_reload_runs_off_the_async_workers() {
+    let dir = Dir::new("slow-reload");
+    let ca = mtls::dev::DevCa::new("reload root").unwrap();
+    let password = Password::new("secret");
+    let keystore = ca.server("localhost").unwrap();
+    let keystore = keystore.to_pkcs12("server", &password).unwrap();
+    std::fs::write(dir.path("server.p12"), &keystore).unwrap();
+    // A store whose MAC asks for many rounds (under the cap) and then fails to check.
+    let slow = |rounds: u64| {
+        let mut pfx = Pfx::open(&keystore);
+        *pfx.outer.at(&Pfx::ITERATIONS) = integer(rounds);
+        pfx.outer.encode()
+    };
+    let timed = |rounds: u64| {
+        let started = Instant::now();
+        let err = Identity::from_pkcs12(&slow(rounds), &password, None).unwrap_err();
+        assert!(matches!(err, LoadError::WrongPassword { .. }), "{err}");
+        started.elapsed()
+    };
+    // Enough rounds for about a second of work in this build.
+    let probe = 100_000;
+    let per_round = timed(probe).as_nanos() / u128::from(probe);
+    let rounds = (1_000_000_000 / per_round.max(1)) as u64;
+    let rounds = rounds.clamp(probe, MAX_ROUNDS);
+    let work = Duration::from_nanos((per_round * u128::from(rounds)) as u64);
+
+    let server = mtls::Server::builder()
+        .identity_pkcs12_file(dir.path("server.p12"), password.clone(), None)
+        .trust(ca.trust().unwrap())
+        .authorize(mtls::Authorizer::any_verified())
+        .reload_interval(Some(Duration::from_millis(10)))
+        .bind("127.0.0.1:0")
+        .await
+        .unwrap();
+    let running = start(server);
+    let client = mtls::Client::builder()
+        .identity(
+            ca.client("spiffe://example.org/orders")
+                .unwrap()
+                .identity()
+                .unwrap(),
+        )
+        .trust(ca.trust().unwrap())
+        .pool_max_idle_per_host(0)
+        .build()
+        .unwrap();
+    assert_eq!(client.get(running.url("/")).await.unwrap().status(), 200);
+    // The watcher now loads the slow store on every tick, each time for `work`; on this
+    // single-threaded runtime, requests are answered meanwhile only if that runs elsewhere.
+    std::fs::write(dir.path("server.p12.tmp"), slow(rounds)).unwrap();
+    std::fs::rename(dir.path("server.p12.tmp"), dir.path("server.p12")).unwrap();
+    let until = Instant::now() + (work * 3).max(Duration::from_secs(1));
+    let mut slowest = Duration::ZERO;
+    while Instant::now() < until {
+        let started = Instant::now();
+        assert_eq!(client.get(running.url("/")).await.unwrap().status(), 200);
+        slowest = slowest.max(started.elapsed());
+    }
+    assert!(
+        slowest < work / 2,
+        "a request waited {slowest:?} while the watcher derived keys for {work:?} a time"
+    );
+    running.shutdown().await;
+}
+
+/// A DER element: primitive (tag, contents) or constructed (tag, elements).
+#[derive(Clone, Debug)]
+enum Der {
+    Prim(u8, Vec<u8>),
+    Cons(u8, Vec<Der>),
+}
+
+impl Der {
+    /// The elements of `bytes`, one after the other (definite lengths, one-byte tags).
+    fn parse(mut bytes: &[u8]) -> Vec<Der> {
+        let mut out = Vec::new();
+        while let [tag, first, rest @ ..] = bytes {
+            let (len, rest) = match *first {
+                n if n < 0x80 => (usize::from(n), rest),
+                n => {
+                    let (len, rest) = rest.split_at(usize::from(n & 0x7f));
+                    let len = len.iter().fold(0, |a, b| a << 8 | usize::from(*b));
+                    (len, rest)
+                }
+            };
+            let (body, rest) = rest.split_at(len);
+            out.push(if tag & 0x20 != 0 {
+                Der::Cons(*tag, Der::parse(body))
+            } else {
+                Der::Prim(*tag, body.to_vec())
+            });
+            bytes = rest;
+        }
+        out
+    }
+
+    fn one(bytes: &[u8]) -> Der {
+        Der::parse(bytes).remove(0)
+    }
+
+    fn encode(&self) -> Vec<u8> {
+        let (tag, body) = match self {
+            Der::Prim(tag, body) => (*tag, body.clone()),
+            Der::Cons(tag, elements) => (*tag, elements.iter().flat_map(Der::encode).collect()),
+        };
+        let mut out = vec![tag];
+        if body.len() < 0x80 {
+            out.push(body.len() as u8);
+        } else {
+            let len = body.len().to_be_bytes();
+            let len = &len[len.iter().take_while(|b| **b == 0).count()..];
+            out.push(0x80 | len.len() as u8);
+            out.extend_from_slice(len);
+        }
+        out.extend(body);
+        out
+    }
+
+    /// The element reached by indexing into constructed elements along `path`.
+    fn at(&mut self, path: &[usize]) -> &mut Der {
+        path.iter().fold(self, |der, i| match der {
+            Der::Cons(_, elements) => &mut elements[*i],
+            Der::Prim(..) => panic!("not a constructed element"),
+        })
+    }
+
+    fn contents(&self) -> &[u8] {
+        match self {
+            Der::Prim(_, body) => body,
+            Der::Cons(..) => panic!("not a primitive element"),
+        }
+    }
+}
+
+/// A DER INTEGER.
+fn integer(value: u64) -> Der {
+    let bytes = value.to_be_bytes();
+    let mut body = bytes[bytes.iter().take_while(|b| **b == 0).count()..].to_vec();
+    if body.first().is_none_or(|b| b & 0x80 != 0) {
+        body.insert(0, 0);
+    }
+    Der::Prim(0x02, body)
+}
+
+/// An scrypt key-derivation AlgorithmIdentifier (RFC 7914) with cost `n`, block size `r` and
+/// parallelization `p`.
+fn scrypt(n: u64, r: u64, p: u64) -> Der {
+    const SCRYPT: [u8; 9] = [0x2b, 0x06, 0x01, 0x04, 0x01, 0xda, 0x47, 0x04, 0x0b];
+    let salt = Der::Prim(0x04, vec![7; 16]);
+    let params = Der::Cons(0x30, vec![salt, integer(n), integer(r), integer(p)]);
+    Der::Cons(0x30, vec![Der::Prim(0x06, SCRYPT.to_vec()), params])
+}
+
+/// A PKCS#12 store opened for patching: the PFX, and its authenticated safe (the contents
+/// the MAC covers).
+struct Pfx {
+    outer: Der,
+    safes: Der,
+}
+
+impl Pfx {
+    /// Where the PFX holds the authenticated safe, the MAC digest, salt and iteration count.
+    const SAFES: [usize; 3] = [1, 1, 0];
+    const DIGEST: [usize; 3] = [2, 0, 1];
+    const SALT: [usize; 2] = [2, 1];
+    const ITERATIONS: [usize; 2] = [2, 2];
+
+    fn open(bytes: &[u8]) -> Pfx {
+        let mut outer = Der::one(bytes);
+        let safes = Der::one(outer.at(&Self::SAFES).contents());
+        Pfx { outer, safes }
+    }
+
+    /// The key-derivation AlgorithmIdentifier of the first encrypted safe (the certificates,
+    /// as openssl and keytool write them): ContentInfo → [0] → EncryptedData →
+    /// EncryptedContentInfo → PBES2 AlgorithmIdentifier → its parameters → keyDerivationFunc.
+    fn encrypted_kdf(&mut self) -> &mut Der {
+        const ENCRYPTED_DATA: [u8; 9] = [0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x07, 0x06];
+        let Der::Cons(_, safes) = &mut self.safes else {
+            panic!("the authenticated safe is a sequence")
+        };
+        let safe = safes
+            .iter_mut()
+            .find(|s| matches!(s, Der::Cons(_, e) if e[0].contents() == ENCRYPTED_DATA))
+            .expect("an encrypted safe");
+        safe.at(&[1, 0, 1, 1, 1, 0])
+    }
+
+    /// The store with its MAC computed again over the (patched) safes: HMAC-SHA-256 under the
+    /// PKCS#12 key derivation (RFC 7292, appendix B) run for one round.
+    fn seal(mut self, password: &str) -> Vec<u8> {
+        use sha2::{Digest, Sha256};
+        let safes = self.safes.encode();
+        let salt = self.outer.at(&Self::SALT).contents().to_vec();
+        let mut bmp: Vec<u8> = password.encode_utf16().flat_map(u16::to_be_bytes).collect();
+        bmp.extend([0, 0]);
+        let fill = |s: &[u8]| -> Vec<u8> {
+            (0..s.len().div_ceil(64) * 64)
+                .map(|i| s[i % s.len()])
+                .collect()
+        };
+        let key: [u8; 32] = Sha256::new()
+            .chain_update([3u8; 64])
+            .chain_update(fill(&salt))
+            .chain_update(fill(&bmp))
+            .finalize()
+            .into();
+        let pad = |byte: u8| {
+            let mut block = [byte; 64];
+            block.iter_mut().zip(key).for_each(|(b, k)| *b ^= k);
+            block
+        };
+        let inner = Sha256::new()
+            .chain_update(pad(0x36))
+            .chain_update(&safes)
+            .finalize();
+        let mac = Sha256::new()
+            .chain_update(pad(0x5c))
+            .chain_update(inner)
+            .finalize();
+        *self.outer.at(&Self::SAFES) = Der::Prim(0x04, safes);
+        *self.outer.at(&Self::DIGEST) = Der::Prim(0x04, mac.to_vec());
+        *self.outer.at(&Self::ITERATIONS) = integer(1);
+        self.outer.encode()
+    }
 }
