@@ -159,7 +159,7 @@ impl ClientBuilder {
     /// ```
     #[cfg(feature = "pkcs12")]
     pub fn trust_pkcs12_file(mut self, path: impl AsRef<Path>, password: crate::Password) -> Self {
-        self.material.trust_pkcs12(path.as_ref(), password);
+        self.material.trust_pkcs12(path.as_ref(), password, None);
         self
     }
 
@@ -198,7 +198,28 @@ impl ClientBuilder {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn trust_file(mut self, path: impl AsRef<Path>) -> Self {
-        self.material.trust_file(path.as_ref());
+        self.material.trust_file(path.as_ref(), None);
+        self
+    }
+
+    /// Adds the CAs of a PEM file bound to a SPIFFE trust domain (federation), re-read when
+    /// the file changes as [`trust_file`](Self::trust_file) is: the file a federation agent
+    /// such as spiffe-helper writes for a partner domain, or a
+    /// [`PemDirectory`](crate::PemDirectory)'s `ca-<trust domain>.crt`. Every version read
+    /// is bound as [`TrustBundle::for_trust_domain`] binds, so the partner's CAs vouch for
+    /// that domain's SPIFFE IDs and nothing else, however often they rotate. An invalid
+    /// trust domain name is a load error returned by `build`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// // Loaded now; an error (a missing file, an invalid name) is returned by `build`.
+    /// let builder = mtls::Client::builder()
+    ///     .trust_file("certs/ca.pem")
+    ///     .trust_file_for_domain("certs/partner-bundle.pem", "partner.example");
+    /// ```
+    pub fn trust_file_for_domain(mut self, path: impl AsRef<Path>, trust_domain: &str) -> Self {
+        self.material.trust_file(path.as_ref(), Some(trust_domain));
         self
     }
 

@@ -107,6 +107,11 @@ pub struct Bundle {
     /// CRL files (PEM or DER).
     #[serde(default)]
     pub crl: Vec<PathBuf>,
+    /// The SPIFFE trust domain that `ca` and `truststore` are bound to (federation): their
+    /// CAs then vouch for that domain's SPIFFE IDs and nothing else, on every reload. A bundle
+    /// with no identity (no `certificate`, `private_key` or `keystore`) serves as trust only,
+    /// named in a profile's `trust` list.
+    pub trust_domain: Option<String>,
     /// Watch the files and reload them on change (default true).
     pub reload: Option<bool>,
 }
@@ -193,6 +198,10 @@ pub struct ServerSection {
     pub handshake_timeout: Option<String>,
     /// Maximum open connections.
     pub max_connections: Option<usize>,
+    /// Further bundles whose CAs (`ca`, `truststore`, with their `crl` and `trust_domain`)
+    /// are trusted beside `bundle`'s, e.g. a federated partner's.
+    #[serde(default)]
+    pub trust: Vec<String>,
 }
 
 /// `[client.NAME]`.
@@ -223,6 +232,9 @@ pub struct ClientSection {
     /// Identity patterns the server must match, instead of its host name.
     #[serde(default)]
     pub expect_server: Vec<String>,
+    /// Further bundles whose CAs are trusted beside `bundle`'s, as for the server.
+    #[serde(default)]
+    pub trust: Vec<String>,
 }
 
 /// `[[access]]`: a rule.
@@ -478,7 +490,7 @@ impl Config {
             "default".to_owned(),
             ClientSection {
                 bundle: "default".to_owned(),
-                expect_server: Vec::new(),
+                ..ClientSection::default()
             },
         );
         if let Some(listen) = env("MTLS_SERVER_LISTEN") {
@@ -609,15 +621,14 @@ impl Config {
                                 .to_owned(),
                         ));
                     }
-                    (None, None) => {
-                        return Err(invalid(
-                            key("certificate"),
-                            "is missing: give `certificate` and `private_key` (PEM files), or \
-                             `keystore` (PKCS#12)"
-                                .to_owned(),
-                        ));
-                    }
+                    // A bundle of trust alone; a profile that serves or calls with it is
+                    // refused below.
+                    (None, None) => {}
                 }
+            }
+            if let Some(td) = &bundle.trust_domain {
+                Authorizer::trust_domain(td)
+                    .map_err(|e| invalid(key("trust_domain"), e.to_string()))?;
             }
             if bundle.ca.paths().is_empty() && bundle.truststore.is_none() {
                 return Err(invalid(
@@ -629,18 +640,41 @@ impl Config {
             }
         }
         let known = || self.bundle.keys().cloned().collect::<Vec<_>>().join(", ");
-        if let Some(server) = &self.server {
-            if !self.bundle.contains_key(&server.bundle) {
-                return Err(invalid(
-                    "server.bundle".to_owned(),
+        // A profile's own bundle must hold an identity; its `trust` bundles must exist.
+        let uses = |profile: &str, bundle: &str, trust: &[String]| {
+            let undefined = |key: String, name: &str| {
+                invalid(
+                    key,
                     format!(
-                        "names bundle `{}`, which is not defined; define [bundle.{}] (defined: {})",
-                        server.bundle,
-                        server.bundle,
+                        "names bundle `{name}`, which is not defined; define [bundle.{name}] (defined: {})",
                         known()
                     ),
-                ));
+                )
+            };
+            match self.bundle.get(bundle) {
+                None => return Err(undefined(format!("{profile}.bundle"), bundle)),
+                Some(b)
+                    if b.keystore.is_none()
+                        && b.certificate.is_none()
+                        && b.private_key.is_none() =>
+                {
+                    return Err(invalid(
+                        format!("bundle.{bundle}.certificate"),
+                        format!(
+                            "is missing: `{profile}` serves or calls with this bundle, so give \
+                             `certificate` and `private_key` (PEM files), or `keystore` (PKCS#12)"
+                        ),
+                    ));
+                }
+                Some(_) => {}
             }
+            match trust.iter().find(|t| !self.bundle.contains_key(*t)) {
+                Some(t) => Err(undefined(format!("{profile}.trust"), t)),
+                None => Ok(()),
+            }
+        };
+        if let Some(server) = &self.server {
+            uses("server", &server.bundle, &server.trust)?;
             if server.allow.is_empty() {
                 return Err(invalid(
                     "server.allow".to_owned(),
@@ -662,17 +696,7 @@ impl Config {
             }
         }
         for (name, client) in &self.client {
-            if !self.bundle.contains_key(&client.bundle) {
-                return Err(invalid(
-                    format!("client.{name}.bundle"),
-                    format!(
-                        "names bundle `{}`, which is not defined; define [bundle.{}] (defined: {})",
-                        client.bundle,
-                        client.bundle,
-                        known()
-                    ),
-                ));
-            }
+            uses(&format!("client.{name}"), &client.bundle, &client.trust)?;
             if !client.expect_server.is_empty() {
                 patterns(&client.expect_server)
                     .map_err(|e| invalid(format!("client.{name}.expect_server"), e.to_string()))?;
@@ -798,11 +822,7 @@ impl Config {
             message: "is missing: add a [server] section with listen, bundle and allow".to_owned(),
         })?;
         let mut builder = Server::builder();
-        apply_bundle(
-            &self.bundle[&server.bundle],
-            &server.bundle,
-            &mut builder.material,
-        )?;
+        apply_profile(self, &server.bundle, &server.trust, &mut builder.material)?;
         let policy = patterns(&server.allow).map_err(|e| ConfigError::Invalid {
             origin: "configuration".to_owned(),
             key: "server.allow".to_owned(),
@@ -873,11 +893,7 @@ impl Config {
             ),
         })?;
         let mut builder = Client::builder();
-        apply_bundle(
-            &self.bundle[&profile.bundle],
-            &profile.bundle,
-            &mut builder.material,
-        )?;
+        apply_profile(self, &profile.bundle, &profile.trust, &mut builder.material)?;
         if !profile.expect_server.is_empty() {
             let policy = patterns(&profile.expect_server).map_err(|e| ConfigError::Invalid {
                 origin: "configuration".to_owned(),
@@ -1054,27 +1070,52 @@ impl Client {
     }
 }
 
-/// Puts a bundle's material into a server's or client's builder: PEM files or keystores,
-/// CA files or a truststore, CRLs, and whether to watch them.
+/// Puts a profile's material into a server's or client's builder: its bundle's identity and
+/// trust, then the trust of each bundle in `trust`.
+fn apply_profile(
+    cfg: &Config,
+    bundle: &str,
+    trust: &[String],
+    material: &mut crate::source::MaterialSpec,
+) -> Result<(), ConfigError> {
+    for (name, with_identity) in
+        std::iter::once((bundle, true)).chain(trust.iter().map(|t| (t.as_str(), false)))
+    {
+        let found = cfg.bundle.get(name).ok_or_else(|| ConfigError::Invalid {
+            origin: "configuration".to_owned(),
+            key: format!("bundle.{name}"),
+            message: format!("is not defined; define [bundle.{name}]"),
+        })?;
+        apply_bundle(found, name, with_identity, material)?;
+    }
+    Ok(())
+}
+
+/// Puts a bundle's material into a server's or client's builder: PEM files or keystores
+/// (when `with_identity`), CA files or a truststore bound to its trust domain, CRLs, and
+/// whether to watch them.
 fn apply_bundle(
     bundle: &Bundle,
     name: &str,
+    with_identity: bool,
     material: &mut crate::source::MaterialSpec,
 ) -> Result<(), ConfigError> {
-    if let (Some(cert), Some(key)) = (&bundle.certificate, &bundle.private_key) {
+    if let (true, Some(cert), Some(key)) = (with_identity, &bundle.certificate, &bundle.private_key)
+    {
         material.identity_files(cert, key);
     }
+    let bound = bundle.trust_domain.as_deref();
     for ca in bundle.ca.paths() {
-        material.trust_file(ca);
+        material.trust_file(ca, bound);
     }
     #[cfg(feature = "pkcs12")]
     {
         let (keystore, truststore) = stores(bundle, name)?;
-        if let Some((path, password, alias)) = keystore {
+        if let Some((path, password, alias)) = keystore.filter(|_| with_identity) {
             material.identity_pkcs12(&path, password, alias.as_deref());
         }
         if let Some((path, password)) = truststore {
-            material.trust_pkcs12(&path, password);
+            material.trust_pkcs12(&path, password, bound);
         }
     }
     #[cfg(not(feature = "pkcs12"))]

@@ -230,6 +230,16 @@ pub enum LoadError {
         /// The aliases there are, comma-separated.
         aliases: String,
     },
+    /// The SPIFFE trust domain a trust file was to be bound to is not a valid name.
+    #[error(
+        "{origin} cannot be bound to its trust domain: {message}; give the bare trust domain name, e.g. `partner.example`"
+    )]
+    TrustDomain {
+        /// The trust file.
+        origin: Origin,
+        /// Why the name is refused.
+        message: String,
+    },
     /// A store read as a truststore is a keystore: it holds a private-key entry and marks no
     /// certificate as trusted, so its certificates are that key's own chain, not CAs to trust.
     #[error(

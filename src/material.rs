@@ -510,6 +510,12 @@ impl TrustBundle {
         Ok(self)
     }
 
+    /// This bundle bound to `trust_domain`, a name already validated.
+    pub(crate) fn bound_to(mut self, trust_domain: &str) -> Self {
+        self.trust_domain = Some(trust_domain.to_owned());
+        self
+    }
+
     /// The SPIFFE trust domain this bundle is bound to, if any.
     ///
     /// # Examples

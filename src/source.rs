@@ -461,28 +461,42 @@ impl MaterialSpec {
         ));
     }
 
+    /// A PKCS#12 truststore, bound to `trust_domain` if given.
     #[cfg(feature = "pkcs12")]
     pub(crate) fn trust_pkcs12(
         &mut self,
         path: &std::path::Path,
         password: crate::pkcs12::Password,
+        trust_domain: Option<&str>,
     ) {
-        self.files.note_loaded(path);
-        self.trust_files
-            .push(TrustBundle::from_pkcs12_file(path, &password));
-        self.files
-            .trust
-            .push(TrustFile::Pkcs12(path.to_owned(), password));
+        self.watch_trust(TrustSource::Pkcs12(path.to_owned(), password), trust_domain);
     }
 
     pub(crate) fn trust(&mut self, bundle: TrustBundle) {
         self.trust.push(Ok(bundle));
     }
 
-    pub(crate) fn trust_file(&mut self, path: &std::path::Path) {
-        self.files.note_loaded(path);
-        self.trust_files.push(TrustBundle::from_pem_file(path));
-        self.files.trust.push(TrustFile::Pem(path.to_owned()));
+    /// A PEM CA file, bound to `trust_domain` if given.
+    pub(crate) fn trust_file(&mut self, path: &std::path::Path, trust_domain: Option<&str>) {
+        self.watch_trust(TrustSource::Pem(path.to_owned()), trust_domain);
+    }
+
+    fn watch_trust(&mut self, source: TrustSource, trust_domain: Option<&str>) {
+        // The name is checked as the policy checks it, so a binding can always be matched.
+        if let Some(Err(e)) = trust_domain.map(Authorizer::trust_domain) {
+            self.trust_files.push(Err(LoadError::TrustDomain {
+                origin: crate::error::Origin::File(source.path().clone()),
+                message: e.to_string(),
+            }));
+            return;
+        }
+        let file = TrustFile {
+            source,
+            trust_domain: trust_domain.map(str::to_owned),
+        };
+        self.files.note_loaded(file.source.path());
+        self.trust_files.push(file.load());
+        self.files.trust.push(file);
     }
 
     pub(crate) fn crls(&mut self, crls: Crls) {
@@ -567,27 +581,45 @@ impl IdentityFiles {
 
 /// Where a trust bundle is read from.
 #[derive(Debug, Clone)]
-pub(crate) enum TrustFile {
+pub(crate) enum TrustSource {
     Pem(PathBuf),
     #[cfg(feature = "pkcs12")]
     Pkcs12(PathBuf, crate::pkcs12::Password),
 }
 
-impl TrustFile {
+impl TrustSource {
     fn path(&self) -> &PathBuf {
         match self {
-            TrustFile::Pem(path) => path,
+            TrustSource::Pem(path) => path,
             #[cfg(feature = "pkcs12")]
-            TrustFile::Pkcs12(path, _) => path,
+            TrustSource::Pkcs12(path, _) => path,
         }
+    }
+}
+
+/// A watched trust file, and the SPIFFE trust domain (already validated) its bundle is bound
+/// to on every read, so a federated partner's bundle rotates without ever vouching for more.
+#[derive(Debug, Clone)]
+pub(crate) struct TrustFile {
+    source: TrustSource,
+    trust_domain: Option<String>,
+}
+
+impl TrustFile {
+    fn path(&self) -> &PathBuf {
+        self.source.path()
     }
 
     fn load(&self) -> Result<TrustBundle, LoadError> {
-        match self {
-            TrustFile::Pem(path) => TrustBundle::from_pem_file(path),
+        let bundle = match &self.source {
+            TrustSource::Pem(path) => TrustBundle::from_pem_file(path),
             #[cfg(feature = "pkcs12")]
-            TrustFile::Pkcs12(path, password) => TrustBundle::from_pkcs12_file(path, password),
-        }
+            TrustSource::Pkcs12(path, password) => TrustBundle::from_pkcs12_file(path, password),
+        }?;
+        Ok(match &self.trust_domain {
+            Some(td) => bundle.bound_to(td),
+            None => bundle,
+        })
     }
 }
 

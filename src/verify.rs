@@ -186,10 +186,7 @@ impl Anchors {
     }
 
     /// One `T` per store, grouped as the stores are.
-    fn map<T>(
-        &self,
-        f: impl Fn(&Store) -> Result<T, Error>,
-    ) -> Result<Grouped<T>, Error> {
+    fn map<T>(&self, f: impl Fn(&Store) -> Result<T, Error>) -> Result<Grouped<T>, Error> {
         let plain = self.plain.iter().map(&f).collect::<Result<_, _>>()?;
         let mut domains = HashMap::new();
         for (td, group) in &self.domains {
