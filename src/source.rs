@@ -748,9 +748,10 @@ pub(crate) fn spawn_watcher(target: Weak<dyn Target>, files: Files, interval: Du
     runtime.spawn(async move {
         let files = Arc::new(files);
         let mut seen = files.loaded.clone();
-        // Groups changed since the last successful load: a failed candidate is retried on
-        // every tick until it loads (a not-yet-valid certificate becomes valid without its
-        // file changing).
+        // Groups changed since the last successful load whose candidate loaded but was
+        // refused: it is retried on every tick (a not-yet-valid certificate becomes valid
+        // without its file changing). A file that does not load is read again only once it
+        // changes, so a hostile or broken file costs one load per change, not one per tick.
         let mut pending = Dirty::default();
         // A zero interval would panic in tokio; poll at most every 10 ms.
         let mut ticker = tokio::time::interval(interval.max(Duration::from_millis(10)));
@@ -766,6 +767,10 @@ pub(crate) fn spawn_watcher(target: Weak<dyn Target>, files: Files, interval: Du
                 if changed.any() || pending.any() {
                     seen = now;
                     let dirty = pending.or(changed);
+                    tracing::debug!(
+                        files = ?files.paths().collect::<Vec<_>>(),
+                        "reading the watched certificate files"
+                    );
                     // Loading runs password-based key derivations (PKCS#12, bounded but up to
                     // seconds) and file reads: never on an async worker.
                     let loading = Arc::clone(&files);
@@ -774,10 +779,9 @@ pub(crate) fn spawn_watcher(target: Weak<dyn Target>, files: Files, interval: Du
                             Ok(loaded) => loaded.map_err(|e| e.to_string()),
                             Err(e) => Err(format!("loading the certificate files stopped: {e}")),
                         };
-                    pending = if reload_files(&*target, loaded, changed.any()).is_err() {
-                        dirty
-                    } else {
-                        Dirty::default()
+                    pending = match reload_files(&*target, loaded, changed.any()) {
+                        Err(Refused::Candidate) => dirty,
+                        Ok(()) | Err(Refused::Unreadable) => Dirty::default(),
                     };
                 }
             }
@@ -786,13 +790,24 @@ pub(crate) fn spawn_watcher(target: Weak<dyn Target>, files: Files, interval: Du
     });
 }
 
+/// Why a reload of the watched files did not land.
+enum Refused {
+    /// A file could not be read or parsed: only a change of the files can mend that.
+    Unreadable,
+    /// The candidate loaded but failed validation; time alone may mend it.
+    Candidate,
+}
+
 fn reload_files(
     target: &dyn Target,
     loaded: Result<Update, String>,
     changed: bool,
-) -> Result<(), ()> {
+) -> Result<(), Refused> {
     match loaded {
-        Ok(update) => rotate_logged(target, update, changed).map_err(|_| ()),
+        Ok(update) => rotate_logged(target, update, changed).map_err(|e| match e {
+            Error::Load(_) => Refused::Unreadable,
+            _ => Refused::Candidate,
+        }),
         Err(message) => {
             let state = target.reload_state();
             // cert-manager writes files one by one: log a half-written state once, not per tick.
@@ -800,7 +815,7 @@ fn reload_files(
                 tracing::warn!(error = %message, "certificate files could not be loaded; keeping the last good material");
                 state.failed(message);
             }
-            Err(())
+            Err(Refused::Unreadable)
         }
     }
 }

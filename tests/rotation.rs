@@ -773,3 +773,44 @@ async fn a_trust_file_left_out_of_a_push_is_no_longer_followed() {
     assert_refused(&other_client, &server, "unknown_ca").await;
     server.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_file_that_does_not_load_is_read_again_only_when_it_changes() {
+    let capture = Capture::global();
+    let ca = Ca::new("root");
+    let dir = Dir::new("unreadable-once");
+    let (server, handle) = file_server(&dir, &ca, &ca.server()).await;
+    let marker = dir.path("ca.crt").display().to_string();
+    let reads = || {
+        capture
+            .events()
+            .iter()
+            .filter(|e| e.contains("reading the watched") && e.contains(&marker))
+            .count()
+    };
+    dir.put("ca.crt", "not a certificate\n");
+    assert!(
+        eventually_for(Duration::from_secs(20), || handle
+            .certificate_status()
+            .last_reload_error
+            .is_some())
+        .await
+    );
+    let after_failure = reads();
+    // Forty ticks later the broken file has not been read again...
+    let ticks = handle.certificate_status();
+    tokio::time::sleep(TICK * 40).await;
+    assert_eq!(reads(), after_failure, "{ticks:?}");
+    // ...and its repair is read at once.
+    dir.put("ca.crt", &ca.pem);
+    assert!(
+        eventually_for(Duration::from_secs(20), || handle
+            .certificate_status()
+            .last_reload_error
+            .is_none())
+        .await
+    );
+    assert_eq!(reads(), after_failure + 1);
+    assert_client_auth_kept(&ca, &server).await;
+    server.shutdown().await;
+}
