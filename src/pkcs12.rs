@@ -93,6 +93,15 @@ impl Password {
 
     /// The password in the environment variable `name`.
     ///
+    /// The copy read here is wiped on drop, but the variable itself stays in this process's
+    /// environment: readable by the same user and root (`/proc/<pid>/environ` on Linux) and
+    /// inherited by every child process started later. This crate cannot remove it for you:
+    /// changing the environment of a running multi-threaded process is `unsafe`
+    /// (`std::env::remove_var`), and this crate forbids unsafe code. Prefer
+    /// [`Password::from_file`] (a Kubernetes secret volume is a tmpfs file); otherwise remove
+    /// the variable yourself first thing in `main`, before any thread starts, and start
+    /// child processes with `Command::env_remove`.
+    ///
     /// # Errors
     ///
     /// [`LoadError::PasswordVariable`] when it is not set (or not UTF-8).
