@@ -2,6 +2,8 @@
 //! identity it saw, and raw TLS clients for the cases our own `Client` refuses to produce.
 #![allow(dead_code)]
 
+pub mod refusal;
+
 use std::convert::Infallible;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
