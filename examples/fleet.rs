@@ -43,13 +43,14 @@ async fn run(dir: &Path) -> Result<(), Failure> {
     // One file for the whole fleet.
     let cfg = Config::from_file(dir.join("fleet.toml"))?;
     let access = cfg.access()?.ok_or("fleet.toml has [[access]] rules")?;
-    let app = Router::new()
+    let router = Router::new()
         .route(
             "/stock",
             get(|peer: PeerIdentity| async move { format!("42 widgets for {peer}") }),
         )
-        .route("/audit", get(|| async { "audit log" }))
-        .layer(access);
+        .route("/audit", get(|| async { "audit log" }));
+    // Outside the router, so the router sees the canonical path the rules were decided on.
+    let app = tower::Layer::layer(&access, router);
     let server = Server::from_config(&cfg).await?;
     let port = server.local_addr().port();
     println!(
