@@ -383,7 +383,7 @@ impl DevCa {
         let cert = params.signed_by(&key, self.issuer()).map_err(err)?;
         Ok(DevCert {
             cert_pem: format!("{}{}", cert.pem(), self.chain_pem),
-            key_pem: key.serialize_pem(),
+            key_pem: zeroize::Zeroizing::new(key.serialize_pem()),
             der: cert.der().to_vec(),
         })
     }
@@ -547,7 +547,7 @@ impl DevCa {
             dir,
             name,
             &format!("{}{}", self.cert_pem, self.chain_pem_after_self()),
-            &self.key_pem(),
+            &zeroize::Zeroizing::new(self.key_pem()),
         )
     }
 
@@ -976,7 +976,8 @@ impl LeafSpec {
 #[derive(Clone)]
 pub struct DevCert {
     cert_pem: String,
-    key_pem: String,
+    /// Wiped when dropped.
+    key_pem: zeroize::Zeroizing<String>,
     der: Vec<u8>,
 }
 
@@ -1111,6 +1112,7 @@ impl DevCert {
                 .collect::<Result<_, _>>()
                 .map_err(|e| bad(e.to_string()))?;
         let key = rustls_pki_types::PrivatePkcs8KeyDer::from_pem_slice(self.key_pem.as_bytes())
+            .map(zeroize::Zeroizing::new)
             .map_err(|e| bad(e.to_string()))?;
         crate::pkcs12::write::keystore(&chain, key.secret_pkcs8_der(), alias, password).map_err(bad)
     }

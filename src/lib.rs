@@ -81,6 +81,7 @@ mod drain;
 mod error;
 mod generations;
 mod health;
+mod hints;
 mod identity;
 mod incoming;
 mod limits;

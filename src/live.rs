@@ -15,8 +15,8 @@
 
 use std::cell::Cell;
 use std::fmt;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
 use arc_swap::ArcSwap;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
@@ -30,6 +30,7 @@ use rustls::{DigitallySignedStruct, DistinguishedName, NamedGroup, SignatureSche
 use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
 
 use crate::error::HandshakeFailure;
+use crate::hints::Hints;
 use crate::stats::ServerStats;
 use crate::verify::{ClientIdentityVerifier, ServerIdentityVerifier};
 
@@ -147,6 +148,12 @@ impl LiveServer {
         self.hints.update(next.verifier.root_hint_subjects());
         self.current.store(Arc::new(next));
     }
+
+    /// How many CA-name lists are held for CertificateRequest.
+    #[cfg(test)]
+    pub(crate) fn hint_lists(&self) -> usize {
+        self.hints.lists()
+    }
 }
 
 impl fmt::Debug for LiveServer {
@@ -253,64 +260,6 @@ impl StoresServerSessions for ServerSessions {
 
     fn can_cache(&self) -> bool {
         true
-    }
-}
-
-/// The CA names sent in CertificateRequest, which rustls borrows from the verifier for the
-/// whole handshake. Each distinct list is kept (a node per change of trust, which is rare)
-/// so that a borrowed list stays valid while a newer one is installed, with no unsafe code.
-struct Hints {
-    first: HintNode,
-    /// Serializes appends.
-    appending: Mutex<()>,
-}
-
-struct HintNode {
-    names: Vec<DistinguishedName>,
-    next: OnceLock<Box<HintNode>>,
-}
-
-impl Hints {
-    fn new(names: Vec<DistinguishedName>) -> Self {
-        Hints {
-            first: HintNode {
-                names,
-                next: OnceLock::new(),
-            },
-            appending: Mutex::new(()),
-        }
-    }
-
-    fn last(&self) -> &HintNode {
-        let mut node = &self.first;
-        while let Some(next) = node.next.get() {
-            node = next;
-        }
-        node
-    }
-
-    fn latest(&self) -> &[DistinguishedName] {
-        &self.last().names
-    }
-
-    fn update(&self, names: &[DistinguishedName]) {
-        let _one_at_a_time = self
-            .appending
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        let last = self.last();
-        let same = last.names.len() == names.len()
-            && last
-                .names
-                .iter()
-                .zip(names)
-                .all(|(a, b)| a.as_ref() == b.as_ref());
-        if !same {
-            let _ = last.next.set(Box::new(HintNode {
-                names: names.to_vec(),
-                next: OnceLock::new(),
-            }));
-        }
     }
 }
 

@@ -10,6 +10,7 @@ use rustls::sign::CertifiedKey;
 use rustls_pki_types::pem::{self, PemObject};
 use rustls_pki_types::{CertificateDer, CertificateRevocationListDer, PrivateKeyDer};
 use x509_parser::prelude::{FromDer, X509Certificate};
+use zeroize::Zeroizing;
 
 use crate::authorize::{Authorizer, PolicyError};
 use crate::error::{LoadError, Origin};
@@ -31,8 +32,9 @@ use crate::provider::crypto_provider;
 #[derive(Clone)]
 pub struct Identity {
     certified: Arc<CertifiedKey>,
-    /// The key as loaded, kept only to write it back out (`PemDirectory`); never printed.
-    key: Arc<PrivateKeyDer<'static>>,
+    /// The key as loaded, kept only to write it back out (`PemDirectory`); never printed, and
+    /// wiped when the last clone of the identity is dropped.
+    key: Arc<Zeroizing<PrivateKeyDer<'static>>>,
 }
 
 impl Identity {
@@ -62,8 +64,9 @@ impl Identity {
         key: impl AsRef<Path>,
     ) -> Result<Self, LoadError> {
         let (cert, key) = (cert.as_ref(), key.as_ref());
-        let cert_pem = read(cert)?;
-        let key_pem = read(key)?;
+        // Both wiped when dropped: the certificate file may hold the key too.
+        let cert_pem = Zeroizing::new(read(cert)?);
+        let key_pem = Zeroizing::new(read(key)?);
         Self::load(
             &cert_pem,
             Origin::File(cert.to_owned()),
@@ -154,6 +157,8 @@ impl Identity {
         cert_origin: Origin,
         key_origin: Origin,
     ) -> Result<Self, LoadError> {
+        // Wiped on every path out, this one copy is what the identity keeps.
+        let key = Zeroizing::new(key);
         if chain.is_empty() {
             return Err(LoadError::NoCertificate {
                 origin: cert_origin,
@@ -163,15 +168,14 @@ impl Identity {
             parse_x509(cert, &cert_origin, i + 1)?;
         }
         let provider = crypto_provider();
-        let kept = Arc::new(key.clone_key());
-        let signing_key =
-            provider
-                .key_provider
-                .load_private_key(key)
-                .map_err(|e| LoadError::UnsupportedKey {
-                    origin: key_origin.clone(),
-                    detail: e.to_string(),
-                })?;
+        // rustls wipes the copy it is given once the provider has parsed it.
+        let signing_key = provider
+            .key_provider
+            .load_private_key(key.clone_key())
+            .map_err(|e| LoadError::UnsupportedKey {
+                origin: key_origin.clone(),
+                detail: e.to_string(),
+            })?;
         let certified = CertifiedKey::new(chain, signing_key);
         match certified.keys_match() {
             Ok(()) => {}
@@ -202,7 +206,7 @@ impl Identity {
         }
         Ok(Identity {
             certified: Arc::new(certified),
-            key: kept,
+            key: Arc::new(key),
         })
     }
 
@@ -763,5 +767,39 @@ fn parse_x509<'a>(
             index,
             detail: e.to_string(),
         }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use zeroize::Zeroize;
+
+    use super::*;
+
+    #[test]
+    fn the_key_an_identity_keeps_is_never_printed_is_owned_and_is_wiped_when_dropped() {
+        let ca = crate::dev::DevCa::new("test CA").unwrap();
+        let cert = ca.client("spiffe://example.org/orders").unwrap();
+        let identity = cert.identity().unwrap();
+        // Debug names the leaf, never the key: no line of its PEM, no run of its bytes.
+        let debug = format!("{identity:?}");
+        let hex: String = identity.key.secret_der()[..16]
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        assert!(
+            !debug.contains(&hex) && !debug.contains("PRIVATE"),
+            "{debug}"
+        );
+        for line in cert.key_pem().lines().filter(|l| !l.starts_with("-----")) {
+            assert!(!debug.contains(line), "{debug}");
+        }
+        // `Zeroizing` wipes its value when dropped; this is what its `Drop` runs.
+        let Identity { key, .. } = identity;
+        let mut key: Zeroizing<PrivateKeyDer<'static>> = Arc::try_unwrap(key).unwrap();
+        assert!(!key.secret_der().is_empty());
+        key.zeroize();
+        // An owned buffer, so wiping reaches the bytes (a borrowed key would keep them).
+        assert!(key.secret_der().is_empty());
     }
 }

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use rustls_pki_types::PrivateKeyDer;
+use zeroize::Zeroizing;
 
 use crate::error::Error;
 use crate::material::{Identity, TrustBundle};
@@ -274,7 +275,10 @@ impl Writer {
         put("tls.crt", &chain, false)?;
         put("tls.key", &key, true)?;
         put("ca.crt", &anchors, false)?;
-        put("tls.pem", &format!("{chain}{key}"), true)?;
+        let mut both = Zeroizing::new(String::with_capacity(chain.len() + key.len()));
+        both.push_str(&chain);
+        both.push_str(&key);
+        put("tls.pem", &both, true)?;
         if !crls.is_empty() {
             put("ca.crl", &crls, false)?;
         }
@@ -345,24 +349,33 @@ fn symlink(_target: &Path, _link: &Path) -> std::io::Result<()> {
     ))
 }
 
-fn private_key_pem(key: &PrivateKeyDer<'_>) -> String {
+/// The key as PEM, wiped when dropped.
+fn private_key_pem(key: &PrivateKeyDer<'_>) -> Zeroizing<String> {
     let label = match key {
         PrivateKeyDer::Pkcs1(_) => "RSA PRIVATE KEY",
         PrivateKeyDer::Sec1(_) => "EC PRIVATE KEY",
         _ => "PRIVATE KEY",
     };
-    pem_block(label, key.secret_der())
+    Zeroizing::new(pem_block(label, key.secret_der()))
 }
 
-/// One PEM block: base64 in 64-column lines (RFC 7468).
+/// One PEM block: base64 in 64-column lines (RFC 7468). It may encode a private key, so the
+/// base64 is wiped when dropped and the block is allocated once at its final size (growing it
+/// would leave copies behind).
 fn pem_block(label: &str, der: &[u8]) -> String {
-    let encoded = base64(der, false);
-    let mut out = format!("-----BEGIN {label}-----\n");
+    let encoded = Zeroizing::new(base64(der, false));
+    let (begin, end) = (
+        format!("-----BEGIN {label}-----\n"),
+        format!("-----END {label}-----\n"),
+    );
+    let mut out =
+        String::with_capacity(begin.len() + encoded.len() + encoded.len().div_ceil(64) + end.len());
+    out.push_str(&begin);
     for line in encoded.as_bytes().chunks(64) {
         out.push_str(&String::from_utf8_lossy(line));
         out.push('\n');
     }
-    out.push_str(&format!("-----END {label}-----\n"));
+    out.push_str(&end);
     out
 }
 
@@ -416,6 +429,21 @@ mod tests {
         }
         assert_eq!(base64(&[0xfb, 0xff], false), "+/8=");
         assert_eq!(base64(&[0xfb, 0xff], true), "-_8");
+    }
+
+    #[test]
+    fn a_pem_block_is_allocated_once_so_a_key_leaves_no_copy_behind() {
+        for len in [1usize, 47, 48, 49, 121, 1218] {
+            let der = vec![0x5a; len];
+            let pem = pem_block("PRIVATE KEY", &der);
+            assert_eq!(pem.capacity(), pem.len(), "{len} bytes");
+        }
+        let key = rustls_pki_types::PrivateKeyDer::from(
+            rustls_pki_types::PrivatePkcs8KeyDer::from(vec![1, 2, 3]),
+        );
+        // The type is the promise: the key's PEM is wiped when dropped.
+        let pem: zeroize::Zeroizing<String> = super::private_key_pem(&key);
+        assert!(pem.starts_with("-----BEGIN PRIVATE KEY-----\n"));
     }
 
     #[test]

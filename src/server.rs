@@ -769,6 +769,13 @@ pub struct ServerHandle {
     shared: Arc<Shared>,
 }
 
+impl ServerHandle {
+    #[cfg(test)]
+    pub(crate) fn live(&self) -> &LiveServer {
+        &self.shared.live
+    }
+}
+
 impl fmt::Debug for ServerHandle {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ServerHandle")

@@ -731,10 +731,11 @@ impl Dirty {
     }
 }
 
-/// A digest of a file's content; a file that cannot be read hashes as its error.
+/// A digest of a file's content; a file that cannot be read hashes as its error. The content
+/// (a key file's, for one) is wiped once hashed.
 fn digest_of(path: &std::path::Path) -> [u8; 32] {
     match std::fs::read(path) {
-        Ok(bytes) => sha256(&bytes),
+        Ok(bytes) => sha256(&zeroize::Zeroizing::new(bytes)),
         Err(e) => sha256(e.to_string().as_bytes()),
     }
 }

@@ -22,6 +22,7 @@ use tokio_rustls::TlsConnector;
 
 use crate::cert::{Facts, chain_order, dn_text, rfc3339, words};
 use crate::load::{self, LoadFailure, Loaded};
+use crate::problems;
 use crate::{DoctorArgs, Outcome};
 
 /// A step's outcome.
@@ -285,12 +286,12 @@ async fn diagnose(ctx: &Context, loaded: Result<Loaded, LoadFailure>, report: &m
             return;
         }
     };
-    let trusted: Vec<Facts> = loaded
+    let anchors: Vec<CertificateDer<'static>> = loaded
         .trust
         .iter()
-        .flat_map(|b| b.certificates().iter())
-        .filter_map(|c| Facts::of(c).ok())
+        .flat_map(|b| b.certificates().iter().cloned())
         .collect();
+    let trusted: Vec<Facts> = anchors.iter().filter_map(|c| Facts::of(c).ok()).collect();
     let ours = match check_own_material(&loaded, &trusted, report) {
         Some(ours) => ours,
         None => return,
@@ -411,7 +412,7 @@ async fn diagnose(ctx: &Context, loaded: Result<Loaded, LoadFailure>, report: &m
     let tls = match tokio::time::timeout(ctx.timeout, connect).await {
         Ok(Ok(tls)) => tls,
         Ok(Err(e)) => {
-            handshake_failed(ctx, &ours, &trusted, &asked, &e, report).await;
+            handshake_failed(ctx, &ours, &trusted, &anchors, &asked, &e, report).await;
             return;
         }
         Err(_) => {
@@ -1117,6 +1118,7 @@ async fn handshake_failed(
     ctx: &Context,
     ours: &Facts,
     trusted: &[Facts],
+    anchors: &[CertificateDer<'static>],
     asked: &Asked,
     error: &io::Error,
     report: &mut Report,
@@ -1152,13 +1154,16 @@ async fn handshake_failed(
                 .as_ref()
                 .and_then(|c| c.first())
                 .and_then(|c| Facts::of(c).ok());
-            let d = explain_server_certificate(
-                cert_error,
-                server.as_ref(),
-                chain.as_deref(),
-                trusted,
-                ctx,
-            );
+            let found = match (&chain, &server) {
+                (Some(chain), Some(leaf)) => {
+                    let provider = mtls::crypto_provider();
+                    problems::every_problem(cert_error, chain, leaf, anchors, &ctx.host, &provider)
+                }
+                _ => vec![cert_error.clone()],
+            };
+            let d = every_diagnosis(found.iter().map(|problem| {
+                explain_server_certificate(problem, server.as_ref(), chain.as_deref(), trusted, ctx)
+            }));
             report.server = server;
             report.push(
                 "handshake",
@@ -1222,6 +1227,25 @@ async fn handshake_failed(
             );
         }
     }
+}
+
+/// One diagnosis, or several numbered in one.
+fn every_diagnosis(all: impl Iterator<Item = Diagnosis>) -> Diagnosis {
+    let mut all: Vec<Diagnosis> = all.collect();
+    if all.len() == 1 {
+        return all.remove(0);
+    }
+    let numbered = |part: fn(&Diagnosis) -> &String| {
+        all.iter()
+            .enumerate()
+            .map(|(i, d)| format!("({}) {}", i + 1, part(d)))
+            .collect::<Vec<_>>()
+            .join("; ")
+    };
+    diagnosis(
+        format!("{} problems: {}", all.len(), numbered(|d| &d.cause)),
+        numbered(|d| &d.fix),
+    )
 }
 
 /// The server's certificate, explained against what we trust and asked for.

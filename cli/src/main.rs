@@ -9,6 +9,7 @@ mod cert;
 mod doctor;
 mod inspect;
 mod load;
+mod problems;
 
 use std::path::PathBuf;
 use std::process::ExitCode;

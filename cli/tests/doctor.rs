@@ -187,6 +187,64 @@ fn an_untrusted_server_names_its_issuer_and_our_cas() {
     );
 }
 
+/// A server certificate for localhost with the clientAuth usage only.
+fn client_only(ca: &mtls::dev::DevCa) -> mtls::dev::DevCert {
+    ca.issue(
+        &LeafSpec::new("localhost")
+            .dns("localhost")
+            .usage(mtls::dev::Usage::Client),
+    )
+    .unwrap()
+}
+
+#[test]
+fn a_wrong_usage_certificate_from_an_untrusted_ca_names_both_the_ca_first() {
+    let s = setup("untrusted-usage");
+    let rogue = Pki::new(&s.dir, "Rogue CA");
+    let rt = runtime();
+    let addr = raw_server(
+        &rt,
+        &client_only(&rogue.ca),
+        Some(&s.pki.ca),
+        &[&rustls::version::TLS13],
+    );
+    let run = s.doctor(&format!("https://localhost:{}/", addr.port()), &[]);
+    assert_eq!(run.code, 1, "{}", run.stdout);
+    let verdict = run.verdict();
+    let untrusted = verdict
+        .find("was issued by CN=Rogue CA, which is not among the CAs we trust (CN=Team CA)")
+        .unwrap_or_else(|| panic!("the untrusted CA is named: {}", run.stdout));
+    let usage = verdict
+        .find("is not for TLS servers (extended key usage: clientAuth)")
+        .unwrap_or_else(|| panic!("the wrong usage is named: {}", run.stdout));
+    assert!(untrusted < usage, "the CA first: {verdict}");
+    assert!(
+        verdict.contains("add its CA (CN=Rogue CA) to our trust (--ca)")
+            && verdict
+                .contains("reissue the server's certificate with extendedKeyUsage = serverAuth"),
+        "both fixes: {verdict}"
+    );
+}
+
+#[test]
+fn a_wrong_usage_certificate_from_a_trusted_ca_names_the_usage_alone() {
+    let s = setup("usage");
+    let rt = runtime();
+    let addr = raw_server(
+        &rt,
+        &client_only(&s.pki.ca),
+        Some(&s.pki.ca),
+        &[&rustls::version::TLS13],
+    );
+    let run = s.doctor(&format!("https://localhost:{}/", addr.port()), &[]);
+    assert_eq!(run.code, 1, "{}", run.stdout);
+    assert_eq!(
+        run.verdict(),
+        "BROKEN: the server's certificate (CN=localhost, O=mtls development) is not for TLS servers (extended key usage: clientAuth). \
+         Fix: reissue the server's certificate with extendedKeyUsage = serverAuth."
+    );
+}
+
 #[test]
 fn a_wrong_name_lists_the_certificates_names_and_ours() {
     let s = setup("wrongname");
