@@ -40,7 +40,7 @@ async fn allowed_identity_is_served() {
 
 #[tokio::test]
 async fn valid_chain_with_the_wrong_identity_is_denied_in_the_handshake() {
-    let capture = Capture::global();
+    let capture = Capture::scoped();
     let ca = Ca::new("root");
     let server = serve(server_builder(&ca).authorize(policy("spiffe://example.org/orders"))).await;
     let err = client(&ca, &workload(&ca, "spiffe://example.org/reporting"))
@@ -204,7 +204,7 @@ async fn resumption_after_the_policy_changed_is_rejected() {
 
 #[tokio::test]
 async fn resumed_session_is_reauthorized_against_the_current_decision() {
-    let capture = Capture::global();
+    let capture = Capture::scoped();
     let ca = Ca::new("root");
     let open = Arc::new(AtomicBool::new(true));
     let gate = Arc::clone(&open);
