@@ -426,3 +426,55 @@ async fn the_health_listener_closes_a_slow_request_head_and_answers_one_request_
     assert_eq!(answer.matches("HTTP/1.1 200").count(), 1, "{answer:?}");
     assert!(answer.ends_with("\r\n\r\nok\n"), "{answer:?}");
 }
+
+/// Sends `head` a byte at a time, a tenth of a second apart, and then nothing, until the
+/// server closes the connection: whether it did within the budget.
+async fn trickled_until_closed(addr: std::net::SocketAddr, head: &[u8]) -> bool {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let mut buf = [0u8; 256];
+    let mut bytes = head.iter();
+    let until_closed = async {
+        loop {
+            tokio::select! {
+                read = tcp.read(&mut buf) => match read {
+                    Ok(0) | Err(_) => return,
+                    Ok(_) => {}
+                },
+                () = tokio::time::sleep(std::time::Duration::from_millis(100)) => {
+                    if let Some(byte) = bytes.next() {
+                        if tcp.write_all(&[*byte]).await.is_err() {
+                            return;
+                        }
+                    }
+                }
+            }
+        }
+    };
+    tokio::time::timeout(refusal::SETTLE, until_closed)
+        .await
+        .is_ok()
+}
+
+#[tokio::test]
+async fn the_health_listener_times_out_a_silent_connection_and_a_trickled_head() {
+    let ca = Ca::new("root");
+    let handle = server_builder(&ca).build_rustls_config().unwrap();
+    let probes = handle.serve_health("127.0.0.1:0").await.unwrap();
+    let addr = probes.local_addr();
+    // Nothing at all, on one of few connections (no slot is taken from it).
+    assert!(
+        trickled_until_closed(addr, b"").await,
+        "a connection that sends nothing is closed"
+    );
+    // A head that keeps arriving, a byte at a time, for longer than any deadline the
+    // listener has: the deadline runs from the accept, not from the last byte.
+    let endless = format!("GET /livez HTTP/1.1\r\nx-pad: {}", "a".repeat(1_000));
+    assert!(
+        trickled_until_closed(addr, endless.as_bytes()).await,
+        "a head that never completes is cut off however slowly it comes"
+    );
+    // The listener still answers.
+    let livez = plain_get(addr, LIVEZ).await;
+    assert!(livez.starts_with("HTTP/1.1 200"), "{livez:?}");
+}
