@@ -450,10 +450,10 @@ async fn reload_false_turns_watching_off() {
     files.put("certs/inventory.key", &next.key_pem);
     // A watcher on the default tick takes the new files; the unwatched bundle never does.
     assert!(
-        eventually_for(
-            mtls::DEFAULT_RELOAD_INTERVAL * 6,
-            || witness_handle.certificate_status().reloads == 1
-        )
+        eventually_for(mtls::DEFAULT_RELOAD_INTERVAL * 6, || witness_handle
+            .certificate_status()
+            .reloads
+            == 1)
         .await,
         "{:?}",
         witness_handle.certificate_status()

@@ -94,8 +94,16 @@ async fn identity_is_shared_by_every_request_on_a_connection() {
     // What the connection negotiated is held once per connection: both requests on the
     // first connection share it, the second connection has its own.
     let negotiated = |p: &mtls::PeerIdentity| p.alpn_protocol().unwrap().as_ptr();
-    assert_eq!(negotiated(&a), negotiated(&b), "one identity per connection");
-    assert_ne!(negotiated(&a), negotiated(&other), "one identity per connection");
+    assert_eq!(
+        negotiated(&a),
+        negotiated(&b),
+        "one identity per connection"
+    );
+    assert_ne!(
+        negotiated(&a),
+        negotiated(&other),
+        "one identity per connection"
+    );
     // What the certificate says is parsed once per chain: shared across connections.
     assert!(std::ptr::eq(a.subject(), other.subject()));
     server.shutdown().await;

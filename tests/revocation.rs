@@ -68,7 +68,10 @@ async fn whole_chain_is_checked_and_unknown_status_is_denied_by_default() {
     );
     let stats = server.stats.clone();
     assert!(
-        eventually(|| stats.handshake_failures(HandshakeFailure::RevocationUnknown) == 1).await
+        eventually_for(refusal::SETTLE, || stats
+            .handshake_failures(HandshakeFailure::RevocationUnknown)
+            == 1)
+        .await
     );
     server.shutdown().await;
 
@@ -284,7 +287,11 @@ async fn rotate_set_trust_carries_crls_and_a_resumed_session_is_checked_against_
         &unpooled_client(&ca, &leaf(&ca, GOOD)),
     )
     .await;
-    assert_eq!(server.stats.handshakes_resumed(), resumed, "nothing resumed");
+    assert_eq!(
+        server.stats.handshakes_resumed(),
+        resumed,
+        "nothing resumed"
+    );
     // A client that never connected before is refused the same way.
     refusal::assert_refused(
         &server,
@@ -398,7 +405,10 @@ async fn a_crl_past_its_next_update_refuses_by_default_and_is_shown_before_it_pa
     );
     let stats = server.stats.clone();
     assert!(
-        eventually(|| stats.handshake_failures(HandshakeFailure::RevocationUnknown) == 1).await
+        eventually_for(refusal::SETTLE, || stats
+            .handshake_failures(HandshakeFailure::RevocationUnknown)
+            == 1)
+        .await
     );
     assert!(server.last_peer().is_none(), "no handler ran");
     server.shutdown().await;
@@ -505,7 +515,12 @@ async fn a_bundles_crl_decides_for_that_bundle_alone_even_when_issuer_names_coll
         assert_eq!(resp.status(), 200);
     }
     let stats = server.stats.clone();
-    assert!(eventually(|| stats.handshake_failures(HandshakeFailure::Revoked) == 1).await);
+    assert!(
+        eventually_for(refusal::SETTLE, || stats
+            .handshake_failures(HandshakeFailure::Revoked)
+            == 1)
+        .await
+    );
     assert_eq!(
         stats.handshake_failures(HandshakeFailure::RevocationUnknown),
         0
@@ -569,7 +584,11 @@ async fn the_clients_crl_file_reloads_and_revokes_the_server_without_a_rebuild()
         client.certificate_status()
     );
     let err = client.get(server.url("/")).await.unwrap_err();
-    assert_eq!(revocation_reason(&err), Some(HandshakeFailure::Revoked), "{err:?}");
+    assert_eq!(
+        revocation_reason(&err),
+        Some(HandshakeFailure::Revoked),
+        "{err:?}"
+    );
     server.shutdown().await;
 }
 
@@ -582,7 +601,9 @@ async fn the_client_checks_the_whole_chain_unless_leaf_only() {
         .unwrap()
         .certificates()[0]
         .clone();
-    let serial = hex(mtls::PeerIdentity::from_chain(&[intermediate]).unwrap().serial());
+    let serial = hex(mtls::PeerIdentity::from_chain(&[intermediate])
+        .unwrap()
+        .serial());
     let serial: &'static [u8] = Box::leak(serial.into_boxed_slice());
     let crls = Crls::from_bytes(format!("{}{}", root.crl(&[serial]), issuing.crl(&[])).as_bytes())
         .unwrap();
@@ -597,8 +618,15 @@ async fn the_client_checks_the_whole_chain_unless_leaf_only() {
         builder.build().unwrap()
     };
     let err = build(false).get(server.url("/")).await.unwrap_err();
-    assert_eq!(revocation_reason(&err), Some(HandshakeFailure::Revoked), "{err:?}");
-    assert_eq!(build(true).get(server.url("/")).await.unwrap().status(), 200);
+    assert_eq!(
+        revocation_reason(&err),
+        Some(HandshakeFailure::Revoked),
+        "{err:?}"
+    );
+    assert_eq!(
+        build(true).get(server.url("/")).await.unwrap().status(),
+        200
+    );
     server.shutdown().await;
 }
 
@@ -625,6 +653,9 @@ async fn the_client_denies_unknown_revocation_status_unless_allowed() {
         Some(HandshakeFailure::RevocationUnknown),
         "{err:?}"
     );
-    assert_eq!(build(true).get(server.url("/")).await.unwrap().status(), 200);
+    assert_eq!(
+        build(true).get(server.url("/")).await.unwrap().status(),
+        200
+    );
     server.shutdown().await;
 }

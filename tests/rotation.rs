@@ -318,7 +318,11 @@ async fn ca_rotation_overlap_accepts_both_then_drops_the_old() {
         &new_client,
     )
     .await;
-    assert_eq!(server.stats.handshakes_resumed(), resumed, "nothing resumed");
+    assert_eq!(
+        server.stats.handshakes_resumed(),
+        resumed,
+        "nothing resumed"
+    );
     server.shutdown().await;
 }
 
@@ -490,7 +494,7 @@ async fn expiry_warnings_fire_at_the_thresholds() {
             .count()
     };
     assert!(
-        eventually(|| renew(&capture.events()) == 1).await,
+        eventually_for(refusal::SETTLE, || renew(&capture.events()) == 1).await,
         "{:?}",
         capture.events()
     );
@@ -550,7 +554,12 @@ async fn trust_file_change_is_taken_while_our_certificate_is_expired() {
     // Our own dates never block a trust change: peers' trust must stay current.
     dir.put("ca.crt", &format!("{}{}", ca.pem, next_ca.pem));
     assert!(
-        eventually(|| handle.certificate_status().trust_anchors.len() == 2).await,
+        eventually_for(refusal::SETTLE, || handle
+            .certificate_status()
+            .trust_anchors
+            .len()
+            == 2)
+        .await,
         "{:?}",
         handle.certificate_status().last_reload_error
     );
@@ -591,7 +600,13 @@ async fn a_rejected_file_candidate_is_reported_once_while_it_is_retried() {
     });
     dir.put("tls.key", &expired.key_pem);
     dir.put("tls.crt", &expired.cert_pem);
-    assert!(eventually(|| handle.certificate_status().reload_failures == 1).await);
+    assert!(
+        eventually_for(refusal::SETTLE, || handle
+            .certificate_status()
+            .reload_failures
+            == 1)
+        .await
+    );
     let reads = || {
         capture
             .events()
@@ -993,7 +1008,9 @@ async fn a_handshake_that_straddles_a_swap_is_verified_again_under_the_new_trust
     ))
     .clone();
     config.max_fragment_size = Some(64);
-    let before = server.stats.handshake_failures(HandshakeFailure::UnknownIssuer);
+    let before = server
+        .stats
+        .handshake_failures(HandshakeFailure::UnknownIssuer);
     // The certificate is verified under trust that includes the old CA; then the old CA is
     // removed before the handshake ends.
     let answer = handshake_held_at_the_last_record(server.addr, Arc::new(config), async {
@@ -1041,7 +1058,11 @@ async fn a_rotation_to_a_certificate_with_the_wrong_key_usage_is_refused() {
         "{:?}",
         handle.certificate_status()
     );
-    assert_eq!(served_leaf(&observer, &server).await, first.der, "last good kept");
+    assert_eq!(
+        served_leaf(&observer, &server).await,
+        first.der,
+        "last good kept"
+    );
     assert_eq!(handle.certificate_status().reloads, 0);
     assert_client_auth_kept(&ca, &server).await;
 
