@@ -836,10 +836,28 @@ async fn a_file_that_does_not_load_is_read_again_only_when_it_changes() {
         .await
     );
     let after_failure = reads();
-    // Forty ticks later the broken file has not been read again...
-    let ticks = handle.certificate_status();
-    tokio::time::sleep(TICK * 40).await;
-    assert_eq!(reads(), after_failure, "{ticks:?}");
+    // A witness on the same tick whose candidate is refused, and so read again on every
+    // tick: forty of its reads later, the broken file has not been read again...
+    let witness_dir = Dir::new("unreadable-once-witness");
+    let (witness, _witness_handle) = file_server(&witness_dir, &ca, &ca.server()).await;
+    let expired = ca.issue(Leaf {
+        not_before: time::Duration::days(-3),
+        not_after: time::Duration::days(-1),
+        ..Leaf::server()
+    });
+    witness_dir.put("tls.key", &expired.key_pem);
+    witness_dir.put("tls.crt", &expired.cert_pem);
+    let witness_marker = witness_dir.path("ca.crt").display().to_string();
+    let witness_reads = || {
+        capture
+            .events()
+            .iter()
+            .filter(|e| e.contains("reading the watched") && e.contains(&witness_marker))
+            .count()
+    };
+    assert!(eventually_for(refusal::SETTLE, || witness_reads() >= 40).await);
+    assert_eq!(reads(), after_failure, "{:?}", handle.certificate_status());
+    witness.shutdown().await;
     // ...and its repair is read at once.
     dir.put("ca.crt", &ca.pem);
     assert!(
