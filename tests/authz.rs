@@ -40,7 +40,7 @@ async fn allowed_identity_is_served() {
 
 #[tokio::test]
 async fn valid_chain_with_the_wrong_identity_is_denied_in_the_handshake() {
-    let capture = Capture::global();
+    let capture = Capture::scoped();
     let ca = Ca::new("root");
     let server = serve(server_builder(&ca).authorize(policy("spiffe://example.org/orders"))).await;
     let err = client(&ca, &workload(&ca, "spiffe://example.org/reporting"))
@@ -53,7 +53,12 @@ async fn valid_chain_with_the_wrong_identity_is_denied_in_the_handshake() {
     }
     assert!(err.to_string().contains("policy does not allow"), "{err}");
     let stats = server.stats.clone();
-    assert!(eventually(|| stats.handshake_failures(HandshakeFailure::NotAuthorized) == 1).await);
+    assert!(
+        eventually_for(refusal::SETTLE, || stats
+            .handshake_failures(HandshakeFailure::NotAuthorized)
+            == 1)
+        .await
+    );
     assert!(server.seen.lock().unwrap().is_empty(), "no handler ran");
     let events = capture.events();
     let event = events
@@ -96,7 +101,12 @@ async fn right_identity_from_a_foreign_ca_is_rejected() {
         "{err:?}"
     );
     let stats = server.stats.clone();
-    assert!(eventually(|| stats.handshake_failures(HandshakeFailure::UnknownIssuer) == 1).await);
+    assert!(
+        eventually_for(refusal::SETTLE, || stats
+            .handshake_failures(HandshakeFailure::UnknownIssuer)
+            == 1)
+        .await
+    );
     server.shutdown().await;
 }
 
@@ -153,7 +163,12 @@ async fn one_domains_ca_cannot_mint_identities_for_another() {
         );
     }
     let stats = server.stats.clone();
-    assert!(eventually(|| stats.handshake_failures(HandshakeFailure::UnknownIssuer) == 4).await);
+    assert!(
+        eventually_for(refusal::SETTLE, || stats
+            .handshake_failures(HandshakeFailure::UnknownIssuer)
+            == 4)
+        .await
+    );
     server.shutdown().await;
 }
 
@@ -204,7 +219,7 @@ async fn resumption_after_the_policy_changed_is_rejected() {
 
 #[tokio::test]
 async fn resumed_session_is_reauthorized_against_the_current_decision() {
-    let capture = Capture::global();
+    let capture = Capture::scoped();
     let ca = Ca::new("root");
     let open = Arc::new(AtomicBool::new(true));
     let gate = Arc::clone(&open);
@@ -225,7 +240,12 @@ async fn resumed_session_is_reauthorized_against_the_current_decision() {
     open.store(false, Ordering::SeqCst);
     assert!(client.get(server.url("/")).await.is_err());
     let stats = server.stats.clone();
-    assert!(eventually(|| stats.handshake_failures(HandshakeFailure::NotAuthorized) == 1).await);
+    assert!(
+        eventually_for(refusal::SETTLE, || stats
+            .handshake_failures(HandshakeFailure::NotAuthorized)
+            == 1)
+        .await
+    );
     assert_eq!(server.seen.lock().unwrap().len(), 1);
     let events = capture.events();
     assert!(
@@ -388,7 +408,12 @@ async fn client_rejects_a_server_with_the_wrong_identity_and_names_both() {
         other => panic!("expected ServerNotAllowed, got {other:?}"),
     }
     let stats = server.stats.clone();
-    assert!(eventually(|| stats.handshake_failures(HandshakeFailure::RejectedByPeer) == 1).await);
+    assert!(
+        eventually_for(refusal::SETTLE, || stats
+            .handshake_failures(HandshakeFailure::RejectedByPeer)
+            == 1)
+        .await
+    );
     server.shutdown().await;
 }
 

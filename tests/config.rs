@@ -431,14 +431,16 @@ async fn reload_false_turns_watching_off() {
         "[bundle.inventory]\n",
         "[bundle.inventory]\nreload = false\n",
     );
-    let path = files.put("mtls.toml", &text);
-    let cfg = Config::from_file(&path).unwrap();
+    let cfg = Config::from_file(files.put("mtls.toml", &text)).unwrap();
     let server = Server::from_config(&cfg).await.unwrap();
     let handle = server.handle();
     let running = start(server);
+    // The same bundle watched, as the witness that the files' change was there to be seen.
+    let watched = Config::from_file(files.put("watched.toml", FULL)).unwrap();
+    let witness = Server::from_config(&watched).await.unwrap();
+    let witness_handle = witness.handle();
+    let witness = start(witness);
     let before = handle.certificate_status().identity.not_after;
-    // New server files: a watched bundle would reload them within its 5 s tick; this one
-    // never does (checked after one default tick).
     let next = ca.issue(Leaf {
         uris: vec!["spiffe://example.org/ns/prod/sa/inventory"],
         not_after: time::Duration::hours(48),
@@ -446,11 +448,58 @@ async fn reload_false_turns_watching_off() {
     });
     files.put("certs/inventory.pem", &next.cert_pem);
     files.put("certs/inventory.key", &next.key_pem);
-    tokio::time::sleep(mtls::DEFAULT_RELOAD_INTERVAL + std::time::Duration::from_millis(500)).await;
+    // A watcher on the default tick takes the new files; the unwatched bundle never does.
+    assert!(
+        eventually_for(mtls::DEFAULT_RELOAD_INTERVAL * 6, || witness_handle
+            .certificate_status()
+            .reloads
+            == 1)
+        .await,
+        "{:?}",
+        witness_handle.certificate_status()
+    );
     let status = handle.certificate_status();
     assert_eq!(status.identity.not_after, before);
     assert_eq!(status.reloads, 0);
+    witness.shutdown().await;
     running.shutdown().await;
+}
+
+#[tokio::test]
+async fn the_files_handshake_timeout_and_max_connections_take_effect() {
+    use tokio::io::AsyncReadExt;
+    let ca = Ca::new("root");
+    let files = Files::new("limits", &ca);
+    let text = FULL
+        .replace("handshake_timeout = \"5s\"", "handshake_timeout = \"2s\"")
+        .replace("max_connections = 100", "max_connections = 1");
+    let cfg = Config::from_file(files.put("mtls.toml", &text)).unwrap();
+    let server = start(Server::from_config(&cfg).await.unwrap());
+    // A connection that never starts its handshake takes the one connection slot.
+    let opened = std::time::Instant::now();
+    let mut stalled = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    let stats = server.stats.clone();
+    assert!(eventually_for(refusal::SETTLE, || stats.active_connections() == 1).await);
+    // A good client waits for the slot: it is accepted only once the stalled connection has
+    // timed out, so when it is served the timeout has already been counted.
+    let good = Client::from_config(&cfg, "stock").unwrap();
+    let resp = good.get(server.url("/")).await.unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(
+        stats.handshake_failures(mtls::HandshakeFailure::Timeout),
+        1,
+        "the good client was served only after the stalled connection's slot was freed"
+    );
+    // The stalled connection was closed by the file's timeout, well before the default one.
+    let mut buf = [0u8; 16];
+    let closed = tokio::time::timeout(refusal::SETTLE, stalled.read(&mut buf)).await;
+    assert!(matches!(closed, Ok(Ok(0)) | Ok(Err(_))), "{closed:?}");
+    assert!(
+        opened.elapsed() < mtls::DEFAULT_HANDSHAKE_TIMEOUT,
+        "closed after {:?}",
+        opened.elapsed()
+    );
+    server.shutdown().await;
 }
 
 #[tokio::test]

@@ -75,14 +75,37 @@ async fn identity_fields_are_parsed_exactly() {
 async fn identity_is_shared_by_every_request_on_a_connection() {
     let ca = Ca::new("root");
     let server = serve(server_builder(&ca)).await;
-    let client = client(&ca, &ca.client("orders"));
+    let orders = ca.client("orders");
+    let pooled = client(&ca, &orders);
     for _ in 0..2 {
-        body_string(client.get(server.url("/")).await.unwrap()).await;
+        body_string(pooled.get(server.url("/")).await.unwrap()).await;
     }
+    // A second connection presenting the same chain.
+    body_string(
+        unpooled_client(&ca, &orders)
+            .get(server.url("/"))
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(server.stats.handshakes_accepted(), 2, "two connections");
     let seen = server.seen.lock().unwrap().clone();
-    let (a, b) = (seen[0].as_ref().unwrap(), seen[1].as_ref().unwrap());
-    // Parsed once per connection: both requests hold the same allocation.
-    assert!(std::ptr::eq(a.subject(), b.subject()));
+    let [a, b, other] = [0, 1, 2].map(|i| seen[i].clone().unwrap());
+    // What the connection negotiated is held once per connection: both requests on the
+    // first connection share it, the second connection has its own.
+    let negotiated = |p: &mtls::PeerIdentity| p.alpn_protocol().unwrap().as_ptr();
+    assert_eq!(
+        negotiated(&a),
+        negotiated(&b),
+        "one identity per connection"
+    );
+    assert_ne!(
+        negotiated(&a),
+        negotiated(&other),
+        "one identity per connection"
+    );
+    // What the certificate says is parsed once per chain: shared across connections.
+    assert!(std::ptr::eq(a.subject(), other.subject()));
     server.shutdown().await;
 }
 

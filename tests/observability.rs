@@ -80,7 +80,12 @@ async fn events_inside_a_connection_carry_the_peer_and_counters_scrape_as_promet
         .await
         .unwrap_err();
     let counted = Arc::clone(&stats);
-    assert!(eventually(|| counted.handshake_failures(HandshakeFailure::UnknownIssuer) == 1).await);
+    assert!(
+        eventually_for(refusal::SETTLE, || counted
+            .handshake_failures(HandshakeFailure::UnknownIssuer)
+            == 1)
+        .await
+    );
     let scrape = stats.prometheus_text();
     assert!(
         scrape.contains("# TYPE mtls_handshake_failures_total counter"),
@@ -133,7 +138,11 @@ async fn health_reports_rejected_peers_of_the_last_minute_as_json_and_sentences(
     let friend = client(&ca, &ca.client("friend"));
     friend.get(running.url("/")).await.unwrap();
 
-    assert!(eventually(|| handle.health().recent_failures.len() == 1).await);
+    assert!(
+        eventually_for(refusal::SETTLE, || handle.health().recent_failures.len()
+            == 1)
+        .await
+    );
     let health = handle.health();
     assert!(
         health.healthy(),
@@ -255,7 +264,13 @@ async fn the_plain_health_listener_answers_probes_and_scrapes_and_stops_when_dro
             .await
             .is_err()
     );
-    assert!(eventually(|| handle.stats().handshake_failures_total() == 1).await);
+    assert!(
+        eventually_for(refusal::SETTLE, || handle
+            .stats()
+            .handshake_failures_total()
+            == 1)
+        .await
+    );
 
     let healthz = plain_get(addr, &get("/healthz")).await;
     assert!(healthz.starts_with("HTTP/1.1 200 OK"), "{healthz}");
@@ -323,7 +338,9 @@ async fn the_plain_health_listener_answers_probes_and_scrapes_and_stops_when_dro
     // Dropped: the port closes.
     drop(probes);
     assert!(
-        eventually(|| std::net::TcpStream::connect(addr).is_err()).await,
+        eventually_for(refusal::SETTLE, || std::net::TcpStream::connect(addr)
+            .is_err())
+        .await,
         "the health listener stops when dropped"
     );
     running.shutdown().await;
@@ -425,4 +442,56 @@ async fn the_health_listener_closes_a_slow_request_head_and_answers_one_request_
     .unwrap();
     assert_eq!(answer.matches("HTTP/1.1 200").count(), 1, "{answer:?}");
     assert!(answer.ends_with("\r\n\r\nok\n"), "{answer:?}");
+}
+
+/// Sends `head` a byte at a time, a tenth of a second apart, and then nothing, until the
+/// server closes the connection: whether it did within the budget.
+async fn trickled_until_closed(addr: std::net::SocketAddr, head: &[u8]) -> bool {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let mut buf = [0u8; 256];
+    let mut bytes = head.iter();
+    let until_closed = async {
+        loop {
+            tokio::select! {
+                read = tcp.read(&mut buf) => match read {
+                    Ok(0) | Err(_) => return,
+                    Ok(_) => {}
+                },
+                () = tokio::time::sleep(std::time::Duration::from_millis(100)) => {
+                    if let Some(byte) = bytes.next()
+                        && tcp.write_all(&[*byte]).await.is_err()
+                    {
+                        return;
+                    }
+                }
+            }
+        }
+    };
+    tokio::time::timeout(refusal::SETTLE, until_closed)
+        .await
+        .is_ok()
+}
+
+#[tokio::test]
+async fn the_health_listener_times_out_a_silent_connection_and_a_trickled_head() {
+    let ca = Ca::new("root");
+    let handle = server_builder(&ca).build_rustls_config().unwrap();
+    let probes = handle.serve_health("127.0.0.1:0").await.unwrap();
+    let addr = probes.local_addr();
+    // Nothing at all; and a head that keeps arriving, a byte at a time, for longer than any
+    // deadline the listener has: its deadline runs from the accept, not from the last byte.
+    let endless = format!("GET /livez HTTP/1.1\r\nx-pad: {}", "a".repeat(1_000));
+    let (silent, trickled) = tokio::join!(
+        trickled_until_closed(addr, b""),
+        trickled_until_closed(addr, endless.as_bytes())
+    );
+    assert!(silent, "a connection that sends nothing is closed");
+    assert!(
+        trickled,
+        "a head that never completes is cut off however slowly it comes"
+    );
+    // The listener still answers.
+    let livez = plain_get(addr, LIVEZ).await;
+    assert!(livez.starts_with("HTTP/1.1 200"), "{livez:?}");
 }

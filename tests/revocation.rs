@@ -10,6 +10,7 @@ use mtls::{Authorizer, Client, ClientError, Crls, HandshakeFailure, Rotate, Serv
 
 const REVOKED: &[u8] = &[0x0d, 0xea, 0xd1];
 const GOOD: &[u8] = &[0x60, 0x0d];
+const OTHER: &[u8] = &[0x07, 0x7e];
 
 fn leaf(ca: &Ca, serial: &'static [u8]) -> Issued {
     ca.issue(Leaf {
@@ -67,7 +68,10 @@ async fn whole_chain_is_checked_and_unknown_status_is_denied_by_default() {
     );
     let stats = server.stats.clone();
     assert!(
-        eventually(|| stats.handshake_failures(HandshakeFailure::RevocationUnknown) == 1).await
+        eventually_for(refusal::SETTLE, || stats
+            .handshake_failures(HandshakeFailure::RevocationUnknown)
+            == 1)
+        .await
     );
     server.shutdown().await;
 
@@ -172,14 +176,12 @@ async fn client_rejects_a_revoked_server_by_name_and_by_identity() {
 #[tokio::test]
 async fn crl_files_reload_and_revoke_without_a_restart() {
     let ca = Ca::new("root");
-    let dir = std::env::temp_dir().join(format!("mtls-crl-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let crl_path = dir.join("ca.crl");
-    std::fs::write(&crl_path, ca.crl(&[])).unwrap();
+    let dir = Dir::new("crl-reload");
+    dir.put("ca.crl", &ca.crl(&[]));
     let server = Server::builder()
         .identity(ca.server().identity())
         .trust(ca.trust())
-        .crl_file(&crl_path)
+        .crl_file(dir.path("ca.crl"))
         .authorize(Authorizer::any_verified())
         .reload_interval(Some(Duration::from_millis(50)))
         .bind("127.0.0.1:0")
@@ -187,41 +189,50 @@ async fn crl_files_reload_and_revoke_without_a_restart() {
         .unwrap();
     let handle = server.handle();
     let server = start(server);
-    let victim = Client::builder()
-        .identity(leaf(&ca, REVOKED).identity())
-        .trust(ca.trust())
-        .pool_max_idle_per_host(0)
-        .build()
-        .unwrap();
-    assert_eq!(victim.get(server.url("/")).await.unwrap().status(), 200);
-    // Revoke it, writing the new CRL atomically; even a resumption attempt is refused.
-    let tmp = dir.join(".ca.crl.tmp");
-    std::fs::write(&tmp, ca.crl(&[REVOKED])).unwrap();
-    std::fs::rename(&tmp, &crl_path).unwrap();
-    let mut revoked = false;
-    for _ in 0..100 {
-        if let Err(ClientError::ServerRejectedCertificate { alert }) =
-            victim.get(server.url("/")).await
-        {
-            assert_eq!(alert, "certificate_revoked");
-            revoked = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
+    let victim = unpooled_client(&ca, &leaf(&ca, REVOKED));
+    let good = unpooled_client(&ca, &leaf(&ca, GOOD));
+    // The victim holds a session it resumes while the CRL is unchanged...
+    for _ in 0..2 {
+        body_string(victim.get(server.url("/")).await.unwrap()).await;
     }
-    assert!(revoked, "the new CRL took effect");
-    assert!(handle.certificate_status().reloads >= 1);
-    // A broken CRL keeps the last good one.
-    std::fs::write(
-        &crl_path,
-        "-----BEGIN X509 CRL-----\nAAAA\n-----END X509 CRL-----\n",
+    assert!(server.last_peer().unwrap().resumed(), "a ticket is in play");
+    // ...then the CRL file is rewritten to revoke it: its next attempt, ticket offered, is
+    // refused.
+    dir.put("ca.crl", &ca.crl(&[REVOKED]));
+    assert!(
+        eventually_for(refusal::SETTLE, || handle.certificate_status().reloads >= 1).await,
+        "the new CRL was loaded: {:?}",
+        handle.certificate_status()
+    );
+    refusal::assert_refused(
+        &server,
+        &victim,
+        "certificate_revoked",
+        HandshakeFailure::Revoked,
+        &good,
     )
-    .unwrap();
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    assert!(handle.certificate_status().last_reload_error.is_some());
-    assert!(victim.get(server.url("/")).await.is_err(), "still revoked");
+    .await;
+    // A broken CRL keeps the last good one.
+    dir.put(
+        "ca.crl",
+        "-----BEGIN X509 CRL-----\nAAAA\n-----END X509 CRL-----\n",
+    );
+    assert!(
+        eventually_for(refusal::SETTLE, || handle
+            .certificate_status()
+            .last_reload_error
+            .is_some())
+        .await
+    );
+    refusal::assert_refused(
+        &server,
+        &victim,
+        "certificate_revoked",
+        HandshakeFailure::Revoked,
+        &good,
+    )
+    .await;
     server.shutdown().await;
-    let _ = std::fs::remove_dir_all(dir);
 }
 
 #[test]
@@ -245,7 +256,7 @@ fn crl_loading_errors_are_named() {
 }
 
 #[tokio::test]
-async fn rotate_set_trust_carries_crls() {
+async fn rotate_set_trust_carries_crls_and_a_resumed_session_is_checked_against_them() {
     let ca = Ca::new("root");
     let server = Server::builder()
         .identity(ca.server().identity())
@@ -256,15 +267,40 @@ async fn rotate_set_trust_carries_crls() {
         .unwrap();
     let handle = server.handle();
     let server = start(server);
-    let victim = client(&ca, &leaf(&ca, REVOKED));
-    assert_eq!(victim.get(server.url("/")).await.unwrap().status(), 200);
+    let victim = unpooled_client(&ca, &leaf(&ca, REVOKED));
+    for _ in 0..2 {
+        body_string(victim.get(server.url("/")).await.unwrap()).await;
+    }
+    assert!(server.last_peer().unwrap().resumed(), "a ticket is in play");
     handle
         .set_trust(vec![ca.trust().with_crls(
             Crls::from_bytes(ca.crl(&[REVOKED]).as_bytes()).unwrap(),
         )])
         .unwrap();
-    let fresh = client(&ca, &leaf(&ca, REVOKED));
-    assert!(fresh.get(server.url("/")).await.is_err());
+    let resumed = server.stats.handshakes_resumed();
+    // The client offers its ticket; the CRL still decides.
+    refusal::assert_refused(
+        &server,
+        &victim,
+        "certificate_revoked",
+        HandshakeFailure::Revoked,
+        &unpooled_client(&ca, &leaf(&ca, GOOD)),
+    )
+    .await;
+    assert_eq!(
+        server.stats.handshakes_resumed(),
+        resumed,
+        "nothing resumed"
+    );
+    // A client that never connected before is refused the same way.
+    refusal::assert_refused(
+        &server,
+        &client(&ca, &leaf(&ca, REVOKED)),
+        "certificate_revoked",
+        HandshakeFailure::Revoked,
+        &client(&ca, &leaf(&ca, GOOD)),
+    )
+    .await;
     server.shutdown().await;
 }
 
@@ -287,14 +323,14 @@ async fn a_crl_revoking_our_own_certificate_is_still_installed() {
     // Refusing it would leave every other revoked peer admitted.
     handle.set_trust(vec![ca.trust().with_crls(crl)]).unwrap();
     let server = start(server);
-    let err = client(&ca, &leaf(&ca, GOOD))
-        .get(server.url("/"))
-        .await
-        .unwrap_err();
-    assert!(
-        matches!(err, ClientError::ServerRejectedCertificate { .. }),
-        "{err:?}"
-    );
+    refusal::assert_refused(
+        &server,
+        &client(&ca, &leaf(&ca, GOOD)),
+        "certificate_revoked",
+        HandshakeFailure::Revoked,
+        &client(&ca, &leaf(&ca, OTHER)),
+    )
+    .await;
     server.shutdown().await;
 }
 
@@ -312,14 +348,14 @@ async fn replacing_the_bundles_keeps_the_builders_crls() {
     let handle = server.handle();
     let server = start(server);
     handle.set_trust(vec![ca.trust()]).unwrap();
-    let err = client(&ca, &leaf(&ca, REVOKED))
-        .get(server.url("/"))
-        .await
-        .unwrap_err();
-    assert!(
-        matches!(&err, ClientError::ServerRejectedCertificate { alert } if alert == "certificate_revoked"),
-        "{err:?}"
-    );
+    refusal::assert_refused(
+        &server,
+        &client(&ca, &leaf(&ca, REVOKED)),
+        "certificate_revoked",
+        HandshakeFailure::Revoked,
+        &client(&ca, &leaf(&ca, GOOD)),
+    )
+    .await;
     server.shutdown().await;
 }
 
@@ -369,7 +405,10 @@ async fn a_crl_past_its_next_update_refuses_by_default_and_is_shown_before_it_pa
     );
     let stats = server.stats.clone();
     assert!(
-        eventually(|| stats.handshake_failures(HandshakeFailure::RevocationUnknown) == 1).await
+        eventually_for(refusal::SETTLE, || stats
+            .handshake_failures(HandshakeFailure::RevocationUnknown)
+            == 1)
+        .await
     );
     assert!(server.last_peer().is_none(), "no handler ran");
     server.shutdown().await;
@@ -476,10 +515,147 @@ async fn a_bundles_crl_decides_for_that_bundle_alone_even_when_issuer_names_coll
         assert_eq!(resp.status(), 200);
     }
     let stats = server.stats.clone();
-    assert!(eventually(|| stats.handshake_failures(HandshakeFailure::Revoked) == 1).await);
+    assert!(
+        eventually_for(refusal::SETTLE, || stats
+            .handshake_failures(HandshakeFailure::Revoked)
+            == 1)
+        .await
+    );
     assert_eq!(
         stats.handshake_failures(HandshakeFailure::RevocationUnknown),
         0
+    );
+    server.shutdown().await;
+}
+
+/// A server whose certificate is issued by `issuing`, an intermediate of `root`.
+async fn server_under(root: &Ca, issuing: &Ca, serial: &'static [u8]) -> Running {
+    let leaf = issuing.issue(Leaf {
+        serial: Some(serial),
+        ..Leaf::server()
+    });
+    serve(
+        Server::builder()
+            .identity(leaf.identity())
+            .trust(root.trust())
+            .authorize(Authorizer::any_verified()),
+    )
+    .await
+}
+
+fn revocation_reason(err: &ClientError) -> Option<HandshakeFailure> {
+    match err {
+        ClientError::ServerCertificate { reason, .. } => Some(*reason),
+        _ => None,
+    }
+}
+
+#[tokio::test]
+async fn the_clients_crl_file_reloads_and_revokes_the_server_without_a_rebuild() {
+    let ca = Ca::new("root");
+    let server = serve(
+        Server::builder()
+            .identity(
+                ca.issue(Leaf {
+                    serial: Some(REVOKED),
+                    ..Leaf::server()
+                })
+                .identity(),
+            )
+            .trust(ca.trust())
+            .authorize(Authorizer::any_verified()),
+    )
+    .await;
+    let dir = Dir::new("client-crl");
+    dir.put("ca.crl", &ca.crl(&[]));
+    let client = Client::builder()
+        .identity(ca.client("orders").identity())
+        .trust(ca.trust())
+        .crl_file(dir.path("ca.crl"))
+        .reload_interval(Some(Duration::from_millis(50)))
+        .pool_max_idle_per_host(0)
+        .build()
+        .unwrap();
+    assert_eq!(client.get(server.url("/")).await.unwrap().status(), 200);
+    dir.put("ca.crl", &ca.crl(&[REVOKED]));
+    assert!(
+        eventually_for(refusal::SETTLE, || client.certificate_status().reloads >= 1).await,
+        "{:?}",
+        client.certificate_status()
+    );
+    let err = client.get(server.url("/")).await.unwrap_err();
+    assert_eq!(
+        revocation_reason(&err),
+        Some(HandshakeFailure::Revoked),
+        "{err:?}"
+    );
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn the_client_checks_the_whole_chain_unless_leaf_only() {
+    let root = Ca::new("root");
+    let issuing = root.intermediate("issuing");
+    let server = server_under(&root, &issuing, GOOD).await;
+    let intermediate = mtls::TrustBundle::from_pem(issuing.pem.as_bytes())
+        .unwrap()
+        .certificates()[0]
+        .clone();
+    let serial = hex(mtls::PeerIdentity::from_chain(&[intermediate])
+        .unwrap()
+        .serial());
+    let serial: &'static [u8] = Box::leak(serial.into_boxed_slice());
+    let crls = Crls::from_bytes(format!("{}{}", root.crl(&[serial]), issuing.crl(&[])).as_bytes())
+        .unwrap();
+    let build = |leaf_only: bool| {
+        let mut builder = Client::builder()
+            .identity(root.client("orders").identity())
+            .trust(root.trust())
+            .crls(crls.clone());
+        if leaf_only {
+            builder = builder.revocation_leaf_only();
+        }
+        builder.build().unwrap()
+    };
+    let err = build(false).get(server.url("/")).await.unwrap_err();
+    assert_eq!(
+        revocation_reason(&err),
+        Some(HandshakeFailure::Revoked),
+        "{err:?}"
+    );
+    assert_eq!(
+        build(true).get(server.url("/")).await.unwrap().status(),
+        200
+    );
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn the_client_denies_unknown_revocation_status_unless_allowed() {
+    let root = Ca::new("root");
+    let issuing = root.intermediate("issuing");
+    let server = server_under(&root, &issuing, GOOD).await;
+    // The root's CRL revokes nothing; no CRL covers the intermediate's leaves.
+    let crls = Crls::from_bytes(root.crl(&[]).as_bytes()).unwrap();
+    let build = |allow: bool| {
+        let mut builder = Client::builder()
+            .identity(root.client("orders").identity())
+            .trust(root.trust())
+            .crls(crls.clone());
+        if allow {
+            builder = builder.allow_unknown_revocation_status();
+        }
+        builder.build().unwrap()
+    };
+    let err = build(false).get(server.url("/")).await.unwrap_err();
+    assert_eq!(
+        revocation_reason(&err),
+        Some(HandshakeFailure::RevocationUnknown),
+        "{err:?}"
+    );
+    assert_eq!(
+        build(true).get(server.url("/")).await.unwrap().status(),
+        200
     );
     server.shutdown().await;
 }

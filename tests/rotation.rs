@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use common::*;
-use mtls::{Authorizer, Client, ClientError, PeerIdentity, Rotate, Server};
+use mtls::{Authorizer, Client, ClientError, HandshakeFailure, PeerIdentity, Rotate, Server};
 
 const TICK: Duration = Duration::from_millis(50);
 
@@ -35,8 +35,10 @@ async fn served_leaf(client: &Client, server: &Running) -> Vec<u8> {
     leaf
 }
 
+/// Whether new connections are served `der` within the settling budget.
 async fn wait_for_leaf(client: &Client, server: &Running, der: &[u8]) -> bool {
-    for _ in 0..100 {
+    let deadline = tokio::time::Instant::now() + refusal::SETTLE;
+    while tokio::time::Instant::now() < deadline {
         if served_leaf(client, server).await == der {
             return true;
         }
@@ -199,7 +201,7 @@ async fn broken_replacement_leaves_the_last_good_certificate() {
         tokio::time::sleep(TICK).await;
     }
     assert!(handle.certificate_status().reload_failures > 0);
-    tokio::time::sleep(TICK * 4).await;
+    // The refusal is final: a file that does not load is read again only when it changes.
     assert_eq!(served_leaf(&client, &server).await, first.der);
     assert_client_auth_kept(&ca, &server).await;
     server.shutdown().await;
@@ -307,12 +309,20 @@ async fn ca_rotation_overlap_accepts_both_then_drops_the_old() {
     );
     // ...then the old CA leaves the bundle: its clients are refused, even when resuming.
     handle.set_trust(vec![new.trust()]).unwrap();
-    let err = old_client.get(server.url("/")).await.unwrap_err();
-    assert!(
-        matches!(&err, ClientError::ServerRejectedCertificate { alert } if alert == "unknown_ca"),
-        "{err:?}"
+    let resumed = server.stats.handshakes_resumed();
+    refusal::assert_refused(
+        &server,
+        &old_client,
+        "unknown_ca",
+        HandshakeFailure::UnknownIssuer,
+        &new_client,
+    )
+    .await;
+    assert_eq!(
+        server.stats.handshakes_resumed(),
+        resumed,
+        "nothing resumed"
     );
-    assert_eq!(new_client.get(server.url("/")).await.unwrap().status(), 200);
     server.shutdown().await;
 }
 
@@ -400,11 +410,16 @@ async fn zero_failed_requests_across_rotations() {
         }));
     }
     let rotations = 5;
-    for _ in 0..rotations {
+    let observer = unpooled(&ca, &ca.client("observer"));
+    for i in 0..rotations {
         let next = ca.server();
         dir.put("tls.key", &next.key_pem);
         dir.put("tls.crt", &next.cert_pem);
-        tokio::time::sleep(TICK * 4).await;
+        assert!(
+            wait_for_leaf(&observer, &server, &next.der).await,
+            "rotation {} is served",
+            i + 1
+        );
     }
     stop.store(true, Ordering::Relaxed);
     for w in workers {
@@ -417,7 +432,7 @@ async fn zero_failed_requests_across_rotations() {
     );
     assert!(ok > 0);
     assert_eq!(failed, 0);
-    assert!(handle.certificate_status().reloads >= 1);
+    assert_eq!(handle.certificate_status().reloads, rotations);
     server.shutdown().await;
 }
 
@@ -479,31 +494,26 @@ async fn expiry_warnings_fire_at_the_thresholds() {
             .count()
     };
     assert!(
-        eventually(|| renew(&capture.events()) == 1).await,
+        eventually_for(refusal::SETTLE, || renew(&capture.events()) == 1).await,
         "{:?}",
         capture.events()
     );
     let status = handle.certificate_status();
     assert!(status.identity.renewal_due);
     assert!(!status.healthy());
-    // The warning fires once, not on every tick.
-    tokio::time::sleep(TICK * 4).await;
-    assert_eq!(renew(&capture.events()), 1);
     // Then it expires.
-    let mut expired = false;
-    for _ in 0..80 {
-        if capture
+    assert!(
+        eventually_for(refusal::SETTLE, || capture
             .events()
             .iter()
-            .any(|e| ours(e) && e.contains("has expired"))
-        {
-            expired = true;
-            break;
-        }
-        tokio::time::sleep(TICK).await;
-    }
-    assert!(expired, "{:?}", capture.events());
+            .any(|e| ours(e) && e.contains("has expired")))
+        .await,
+        "{:?}",
+        capture.events()
+    );
     assert!(handle.certificate_status().identity.expired);
+    // The renewal warning fired once, not on each of the ticks until the expiry.
+    assert_eq!(renew(&capture.events()), 1);
     server.shutdown().await;
 }
 
@@ -544,7 +554,12 @@ async fn trust_file_change_is_taken_while_our_certificate_is_expired() {
     // Our own dates never block a trust change: peers' trust must stay current.
     dir.put("ca.crt", &format!("{}{}", ca.pem, next_ca.pem));
     assert!(
-        eventually(|| handle.certificate_status().trust_anchors.len() == 2).await,
+        eventually_for(refusal::SETTLE, || handle
+            .certificate_status()
+            .trust_anchors
+            .len()
+            == 2)
+        .await,
         "{:?}",
         handle.certificate_status().last_reload_error
     );
@@ -573,6 +588,7 @@ async fn an_expired_current_certificate_does_not_switch_the_chain_check_off() {
 
 #[tokio::test]
 async fn a_rejected_file_candidate_is_reported_once_while_it_is_retried() {
+    let capture = Capture::scoped();
     let ca = Ca::new("root");
     let dir = Dir::new("retry");
     let first = ca.server();
@@ -584,12 +600,35 @@ async fn a_rejected_file_candidate_is_reported_once_while_it_is_retried() {
     });
     dir.put("tls.key", &expired.key_pem);
     dir.put("tls.crt", &expired.cert_pem);
-    assert!(eventually(|| handle.certificate_status().reload_failures == 1).await);
-    // Ten more ticks of retries: not counted (or logged) again.
-    tokio::time::sleep(TICK * 10).await;
+    assert!(
+        eventually_for(refusal::SETTLE, || handle
+            .certificate_status()
+            .reload_failures
+            == 1)
+        .await
+    );
+    let reads = || {
+        capture
+            .events()
+            .iter()
+            .filter(|e| e.contains("reading the watched certificate files"))
+            .count()
+    };
+    let rejections = || {
+        capture
+            .events()
+            .iter()
+            .filter(|e| e.contains("certificate reload rejected") && e.contains("valid"))
+            .count()
+    };
+    // Ten more reads of the candidate (it is retried on every tick): not counted or logged
+    // again.
+    let read = reads();
+    assert!(eventually_for(refusal::SETTLE, || reads() >= read + 10).await);
     let status = handle.certificate_status();
     assert_eq!(status.reload_failures, 1);
     assert!(status.last_reload_error.unwrap().contains("valid"));
+    assert_eq!(rejections(), 1, "{:?}", capture.events());
     let client = unpooled(&ca, &ca.client("orders"));
     assert_eq!(served_leaf(&client, &server).await, first.der);
     server.shutdown().await;
@@ -797,10 +836,28 @@ async fn a_file_that_does_not_load_is_read_again_only_when_it_changes() {
         .await
     );
     let after_failure = reads();
-    // Forty ticks later the broken file has not been read again...
-    let ticks = handle.certificate_status();
-    tokio::time::sleep(TICK * 40).await;
-    assert_eq!(reads(), after_failure, "{ticks:?}");
+    // A witness on the same tick whose candidate is refused, and so read again on every
+    // tick: forty of its reads later, the broken file has not been read again...
+    let witness_dir = Dir::new("unreadable-once-witness");
+    let (witness, _witness_handle) = file_server(&witness_dir, &ca, &ca.server()).await;
+    let expired = ca.issue(Leaf {
+        not_before: time::Duration::days(-3),
+        not_after: time::Duration::days(-1),
+        ..Leaf::server()
+    });
+    witness_dir.put("tls.key", &expired.key_pem);
+    witness_dir.put("tls.crt", &expired.cert_pem);
+    let witness_marker = witness_dir.path("ca.crt").display().to_string();
+    let witness_reads = || {
+        capture
+            .events()
+            .iter()
+            .filter(|e| e.contains("reading the watched") && e.contains(&witness_marker))
+            .count()
+    };
+    assert!(eventually_for(refusal::SETTLE, || witness_reads() >= 40).await);
+    assert_eq!(reads(), after_failure, "{:?}", handle.certificate_status());
+    witness.shutdown().await;
     // ...and its repair is read at once.
     dir.put("ca.crt", &ca.pem);
     assert!(
@@ -812,5 +869,300 @@ async fn a_file_that_does_not_load_is_read_again_only_when_it_changes() {
     );
     assert_eq!(reads(), after_failure + 1);
     assert_client_auth_kept(&ca, &server).await;
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_ticket_issued_before_a_swap_is_not_honoured_after_it() {
+    let ca = Ca::new("root");
+    let (server, handle) = serve_with(&ca, &ca.server()).await;
+    let client = unpooled(&ca, &ca.client("orders"));
+    let swaps: [&dyn Fn(); 2] = [
+        &|| handle.set_identity(ca.server().identity()).unwrap(),
+        &|| handle.set_trust(vec![ca.trust()]).unwrap(),
+    ];
+    for swap in swaps {
+        for _ in 0..2 {
+            body_string(client.get(server.url("/")).await.unwrap()).await;
+        }
+        assert!(server.last_peer().unwrap().resumed(), "a ticket is in play");
+        let resumed = server.stats.handshakes_resumed();
+        swap();
+        body_string(client.get(server.url("/")).await.unwrap()).await;
+        assert!(
+            !server.last_peer().unwrap().resumed(),
+            "the ticket from before the swap is not honoured"
+        );
+        assert_eq!(server.stats.handshakes_resumed(), resumed);
+    }
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn established_and_pooled_connections_keep_their_material_across_a_swap() {
+    let ca = Ca::new("root");
+    let first = ca.server();
+    let (server, handle) = serve_with(&ca, &first).await;
+    let orders = ca.client("orders");
+    let pooled = client(&ca, &orders);
+    assert_eq!(served_leaf(&pooled, &server).await, first.der);
+    let accepted = server.stats.handshakes_accepted();
+    // The server swaps its certificate: the pooled connection keeps the one it was made with,
+    // a new connection gets the new one.
+    let next = ca.server();
+    handle.set_identity(next.identity()).unwrap();
+    assert_eq!(served_leaf(&pooled, &server).await, first.der);
+    assert_eq!(
+        server.stats.handshakes_accepted(),
+        accepted,
+        "the same connection"
+    );
+    assert_eq!(
+        served_leaf(&unpooled(&ca, &ca.client("fresh")), &server).await,
+        next.der
+    );
+    // The client swaps its certificate: its pooled connection still presents the old one.
+    pooled.set_identity(ca.client("orders").identity()).unwrap();
+    body_string(pooled.get(server.url("/")).await.unwrap()).await;
+    assert_eq!(
+        server.last_peer().unwrap().leaf().as_ref(),
+        orders.der.as_slice()
+    );
+    server.shutdown().await;
+}
+
+/// Completes a TLS 1.3 handshake by hand, holding back the client's last record until
+/// `between` has run, then sends a request: the response text, or the error that ended it.
+async fn handshake_held_at_the_last_record(
+    addr: std::net::SocketAddr,
+    config: Arc<rustls::ClientConfig>,
+    between: impl std::future::Future<Output = ()>,
+) -> std::io::Result<String> {
+    use std::io::{Read, Write};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut tcp = tokio::net::TcpStream::connect(addr).await?;
+    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+    let mut tls = rustls::ClientConnection::new(config, name).unwrap();
+    let mut out = Vec::new();
+    while tls.wants_write() {
+        tls.write_tls(&mut out)?;
+    }
+    tcp.write_all(&out).await?;
+    let mut buf = vec![0u8; 32 * 1024];
+    while tls.is_handshaking() {
+        let n = tcp.read(&mut buf).await?;
+        if n == 0 {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
+        tls.read_tls(&mut &buf[..n])?;
+        tls.process_new_packets().map_err(std::io::Error::other)?;
+    }
+    // The client's flight (certificate, its proof, finished) in small records: all but the
+    // last go now, so the server reads and verifies the certificate but cannot finish.
+    let mut flight = Vec::new();
+    while tls.wants_write() {
+        tls.write_tls(&mut flight)?;
+    }
+    let mut last = 0;
+    let mut at = 0;
+    while at + 5 <= flight.len() {
+        last = at;
+        at += 5 + u16::from_be_bytes([flight[at + 3], flight[at + 4]]) as usize;
+    }
+    assert_eq!(at, flight.len(), "whole records");
+    tcp.write_all(&flight[..last]).await?;
+    between.await;
+    tcp.write_all(&flight[last..]).await?;
+    tls.writer()
+        .write_all(b"GET / HTTP/1.1\r\nhost: localhost\r\nconnection: close\r\n\r\n")?;
+    let mut out = Vec::new();
+    while tls.wants_write() {
+        tls.write_tls(&mut out)?;
+    }
+    tcp.write_all(&out).await?;
+    let mut answer = Vec::new();
+    loop {
+        let n = tcp.read(&mut buf).await?;
+        if n == 0 {
+            break;
+        }
+        tls.read_tls(&mut &buf[..n])?;
+        tls.process_new_packets().map_err(std::io::Error::other)?;
+        match tls.reader().read_to_end(&mut answer) {
+            Ok(_) => break,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(String::from_utf8_lossy(&answer).into_owned())
+}
+
+#[tokio::test]
+async fn a_handshake_that_straddles_a_swap_is_verified_again_under_the_new_trust() {
+    let old = Ca::new("old root");
+    let new = Ca::new("new root");
+    // The policy records each verification, so the test knows when the certificate was read.
+    let verified = Arc::new(AtomicU64::new(0));
+    let count = Arc::clone(&verified);
+    let server = Server::builder()
+        .identity(new.server().identity())
+        .trust(old.trust())
+        .trust(new.trust())
+        .authorize(Authorizer::from_fn("counted", move |_| {
+            count.fetch_add(1, Ordering::SeqCst);
+            true
+        }))
+        .bind("127.0.0.1:0")
+        .await
+        .unwrap();
+    let handle = server.handle();
+    let server = start(server);
+    let leaving = old.client("leaving");
+    let mut config = (*raw_config(
+        &new,
+        Some(&leaving),
+        &[&rustls::version::TLS13],
+        &[b"http/1.1"],
+    ))
+    .clone();
+    config.max_fragment_size = Some(64);
+    let before = server
+        .stats
+        .handshake_failures(HandshakeFailure::UnknownIssuer);
+    // The certificate is verified under trust that includes the old CA; then the old CA is
+    // removed before the handshake ends.
+    let answer = handshake_held_at_the_last_record(server.addr, Arc::new(config), async {
+        assert!(
+            eventually_for(refusal::SETTLE, || verified.load(Ordering::SeqCst) == 1).await,
+            "the server verified the certificate"
+        );
+        handle.set_trust(vec![new.trust()]).unwrap();
+    })
+    .await;
+    assert!(
+        !answer.as_deref().unwrap_or("").contains("200 OK"),
+        "{answer:?}"
+    );
+    refusal::assert_counted(&server, HandshakeFailure::UnknownIssuer, before).await;
+    assert!(server.seen.lock().unwrap().is_empty(), "no handler ran");
+    refusal::assert_served(&server, &unpooled(&new, &new.client("staying"))).await;
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_rotation_to_a_certificate_with_the_wrong_key_usage_is_refused() {
+    let ca = Ca::new("root");
+    let dir = Dir::new("wrong-usage");
+    let first = ca.server();
+    let (server, handle) = file_server(&dir, &ca, &first).await;
+    let observer = unpooled(&ca, &ca.client("orders"));
+    // From code: a client-only certificate is no server certificate.
+    let client_only = ca.client("not a server");
+    let err = handle.set_identity(client_only.identity()).unwrap_err();
+    assert!(matches!(err, mtls::Error::DoesNotChain { .. }), "{err:?}");
+    assert_eq!(handle.certificate_status().reload_failures, 1);
+    assert_eq!(served_leaf(&observer, &server).await, first.der);
+    // Through the files.
+    let other = ca.client("not a server either");
+    dir.put("tls.key", &other.key_pem);
+    dir.put("tls.crt", &other.cert_pem);
+    assert!(
+        eventually_for(refusal::SETTLE, || handle
+            .certificate_status()
+            .last_reload_error
+            .as_deref()
+            .is_some_and(|e| e.contains("not a server either")))
+        .await,
+        "{:?}",
+        handle.certificate_status()
+    );
+    assert_eq!(
+        served_leaf(&observer, &server).await,
+        first.der,
+        "last good kept"
+    );
+    assert_eq!(handle.certificate_status().reloads, 0);
+    assert_client_auth_kept(&ca, &server).await;
+
+    // A client refuses a server-only certificate for itself, and keeps presenting its own.
+    let orders = ca.client("orders");
+    let client = unpooled(&ca, &orders);
+    let err = client.set_identity(ca.server().identity()).unwrap_err();
+    assert!(matches!(err, mtls::Error::DoesNotChain { .. }), "{err:?}");
+    body_string(client.get(server.url("/")).await.unwrap()).await;
+    assert_eq!(
+        server.last_peer().unwrap().leaf().as_ref(),
+        orders.der.as_slice()
+    );
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn concurrent_rotations_from_code_and_files_are_each_applied_once_under_load() {
+    let ca = Ca::new("root");
+    let dir = Dir::new("concurrent");
+    let (server, handle) = file_server(&dir, &ca, &ca.server()).await;
+    let ok = Arc::new(AtomicU64::new(0));
+    let failed = Arc::new(AtomicU64::new(0));
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut workers = Vec::new();
+    for i in 0..4 {
+        let client = if i % 2 == 0 {
+            client(&ca, &ca.client("worker"))
+        } else {
+            unpooled(&ca, &ca.client("worker"))
+        };
+        let url = server.url("/");
+        let (ok, failed, stop) = (ok.clone(), failed.clone(), stop.clone());
+        workers.push(tokio::spawn(async move {
+            while !stop.load(Ordering::Relaxed) {
+                match client.get(url.clone()).await {
+                    Ok(resp) if resp.status() == 200 => {
+                        body_string(resp).await;
+                        ok.fetch_add(1, Ordering::Relaxed);
+                    }
+                    _ => {
+                        failed.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            }
+        }));
+    }
+    let observer = unpooled(&ca, &ca.client("observer"));
+    let rounds = 4;
+    for round in 1..=rounds {
+        // Both at once: the files are swapped and a certificate is pushed from code.
+        let from_file = ca.server();
+        let from_code = ca.server();
+        dir.put("tls.key", &from_file.key_pem);
+        dir.put("tls.crt", &from_file.cert_pem);
+        handle.set_identity(from_code.identity()).unwrap();
+        assert!(
+            eventually_for(refusal::SETTLE, || handle.certificate_status().reloads
+                >= 2 * round)
+            .await,
+            "round {round}: {:?}",
+            handle.certificate_status()
+        );
+        let served = served_leaf(&observer, &server).await;
+        assert!(
+            served == from_file.der || served == from_code.der,
+            "round {round}: one of the two is served"
+        );
+    }
+    // A last swap through the files: once it is served, every earlier change has been seen,
+    // and none was applied twice.
+    let last = ca.server();
+    dir.put("tls.key", &last.key_pem);
+    dir.put("tls.crt", &last.cert_pem);
+    assert!(wait_for_leaf(&observer, &server, &last.der).await);
+    stop.store(true, Ordering::Relaxed);
+    for w in workers {
+        w.await.unwrap();
+    }
+    assert_eq!(handle.certificate_status().reloads, 2 * rounds + 1);
+    let (ok, failed) = (ok.load(Ordering::Relaxed), failed.load(Ordering::Relaxed));
+    assert!(ok > 0);
+    assert_eq!(failed, 0, "{ok} requests succeeded");
     server.shutdown().await;
 }

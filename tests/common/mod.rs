@@ -383,14 +383,18 @@ pub async fn eventually_for(budget: Duration, check: impl Fn() -> bool) -> bool 
 ///
 /// The recorder is installed once as the process-wide subscriber: a per-thread subscriber
 /// races with tracing's callsite-interest cache when tests run in parallel. Events from every
-/// test of the binary land in one list, so assertions filter by something unique to their test.
+/// test of the binary land in one list; [`Capture::scoped`] sees only the calling test's.
 #[derive(Clone, Default)]
-pub struct Capture(Arc<Mutex<Vec<String>>>);
+pub struct Capture {
+    events: Arc<Mutex<Vec<(std::thread::ThreadId, String)>>>,
+    /// For a scoped view: the thread whose events it sees, and the first index it sees.
+    scope: Option<(std::thread::ThreadId, usize)>,
+}
 
 static EVENTS: std::sync::OnceLock<Capture> = std::sync::OnceLock::new();
 
 impl Capture {
-    /// The process-wide recorder, installed on first use.
+    /// The process-wide recorder, installed on first use: every test's events.
     pub fn global() -> Capture {
         EVENTS
             .get_or_init(|| {
@@ -404,8 +408,29 @@ impl Capture {
             .clone()
     }
 
+    /// The events the calling test emits from now on: those on its own thread, which under
+    /// `#[tokio::test]` (a current-thread runtime per test) runs every task the test spawns,
+    /// servers' connection tasks included. Another test's events, even identical ones, never
+    /// show. (Work moved to a blocking thread is not seen.)
+    pub fn scoped() -> Capture {
+        let global = Capture::global();
+        let from = global.events.lock().unwrap().len();
+        Capture {
+            scope: Some((std::thread::current().id(), from)),
+            ..global
+        }
+    }
+
     pub fn events(&self) -> Vec<String> {
-        self.0.lock().unwrap().clone()
+        let events = self.events.lock().unwrap();
+        match self.scope {
+            None => events.iter().map(|(_, e)| e.clone()).collect(),
+            Some((thread, from)) => events[from..]
+                .iter()
+                .filter(|(t, _)| *t == thread)
+                .map(|(_, e)| e.clone())
+                .collect(),
+        }
     }
 }
 
@@ -426,7 +451,10 @@ impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for Capture {
         }
         let mut fields = Fields(String::new());
         event.record(&mut fields);
-        self.0.lock().unwrap().push(fields.0);
+        self.events
+            .lock()
+            .unwrap()
+            .push((std::thread::current().id(), fields.0));
     }
 }
 
