@@ -89,6 +89,7 @@ async fn a_peer_that_closes_mid_hello_is_named() {
     tcp.write_all(&hello[..hello.len() / 2]).await.unwrap();
     drop(tcp);
     counted(&server.stats, HandshakeFailure::PeerClosed).await;
+    refusal::assert_served(&server, &client(&ca, &ca.client("good"))).await;
     server.shutdown().await;
 }
 

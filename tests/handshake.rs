@@ -257,6 +257,7 @@ async fn plaintext_http_client_is_rejected_as_malformed() {
     let stats = server.stats.clone();
     assert!(eventually(|| stats.handshake_failures(HandshakeFailure::Malformed) == 1).await);
     assert!(server.seen.lock().unwrap().is_empty());
+    refusal::assert_served(&server, &client(&ca, &ca.client("good"))).await;
     server.shutdown().await;
 }
 
@@ -292,6 +293,7 @@ async fn tls11_client_is_rejected_for_protocol_version() {
         "{:?}",
         stats.failures()
     );
+    refusal::assert_served(&server, &client(&ca, &ca.client("good"))).await;
     server.shutdown().await;
 }
 
