@@ -89,6 +89,7 @@ async fn a_peer_that_closes_mid_hello_is_named() {
     tcp.write_all(&hello[..hello.len() / 2]).await.unwrap();
     drop(tcp);
     counted(&server.stats, HandshakeFailure::PeerClosed).await;
+    refusal::assert_served(&server, &client(&ca, &ca.client("good"))).await;
     server.shutdown().await;
 }
 
@@ -116,13 +117,14 @@ async fn a_client_certificate_with_a_broken_signature_is_named() {
         .with_client_auth_cert(vec![forged.into()], key)
         .unwrap();
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
-    let result = raw_get(server.addr, Arc::new(config)).await;
-    assert!(
-        result.is_err(),
-        "a forged certificate was served: {result:?}"
-    );
-    counted(&server.stats, HandshakeFailure::BadSignature).await;
-    assert!(server.seen.lock().unwrap().is_empty(), "no handler ran");
+    refusal::assert_refused_raw(
+        &server,
+        Arc::new(config),
+        rustls::AlertDescription::DecryptError,
+        HandshakeFailure::BadSignature,
+        &client(&ca, &ca.client("good")),
+    )
+    .await;
     server.shutdown().await;
 }
 
@@ -221,6 +223,110 @@ async fn early_data_is_never_offered() {
     server.shutdown().await;
 }
 
+/// HTTP/2 spoken by hand, for what a well-behaved client never sends: frames are written as
+/// given and read back one at a time.
+mod h2 {
+    use super::*;
+
+    pub const HEADERS: u8 = 0x1;
+    pub const RST_STREAM: u8 = 0x3;
+    pub const GOAWAY: u8 = 0x7;
+    pub const END_STREAM: u8 = 0x1;
+    pub const END_HEADERS: u8 = 0x4;
+    pub const CANCEL: u32 = 0x8;
+    pub const ENHANCE_YOUR_CALM: u32 = 0xb;
+
+    pub fn frame(kind: u8, flags: u8, stream: u32, payload: &[u8]) -> Vec<u8> {
+        let mut out = (payload.len() as u32).to_be_bytes()[1..].to_vec();
+        out.extend_from_slice(&[kind, flags]);
+        out.extend_from_slice(&stream.to_be_bytes());
+        out.extend_from_slice(payload);
+        out
+    }
+
+    /// A header block (HPACK, no dynamic table) for `GET /`, with `extra` as one more
+    /// header's value if given.
+    pub fn get(extra: Option<&str>) -> Vec<u8> {
+        // :method GET, :scheme https, :path / from the static table; :authority literal.
+        let mut block = vec![0x82, 0x87, 0x84, 0x01];
+        integer(&mut block, 7, b"localhost".len());
+        block.extend_from_slice(b"localhost");
+        if let Some(value) = extra {
+            block.push(0x00);
+            integer(&mut block, 7, b"x-big".len());
+            block.extend_from_slice(b"x-big");
+            integer(&mut block, 7, value.len());
+            block.extend_from_slice(value.as_bytes());
+        }
+        block
+    }
+
+    /// An HPACK integer with an `n`-bit prefix (the prefix's other bits zero).
+    fn integer(out: &mut Vec<u8>, n: u32, value: usize) {
+        let max = (1usize << n) - 1;
+        if value < max {
+            out.push(value as u8);
+            return;
+        }
+        out.push(max as u8);
+        let mut rest = value - max;
+        while rest >= 128 {
+            out.push((rest % 128) as u8 | 0x80);
+            rest /= 128;
+        }
+        out.push(rest as u8);
+    }
+
+    pub fn request(stream: u32, extra: Option<&str>) -> Vec<u8> {
+        frame(HEADERS, END_STREAM | END_HEADERS, stream, &get(extra))
+    }
+
+    pub fn reset(stream: u32, code: u32) -> Vec<u8> {
+        frame(RST_STREAM, 0, stream, &code.to_be_bytes())
+    }
+
+    /// A verified HTTP/2 connection that has sent the preface and empty settings.
+    pub async fn connect(server: &Running, ca: &Ca) -> tokio_rustls::client::TlsStream<TcpStream> {
+        let config = raw_config(
+            ca,
+            Some(&ca.client("orders")),
+            &[&rustls::version::TLS13],
+            &[b"h2"],
+        );
+        let mut tls = raw_connect(server.addr, config).await.unwrap();
+        tls.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")
+            .await
+            .unwrap();
+        tls.write_all(&frame(0x4, 0, 0, &[])).await.unwrap();
+        tls
+    }
+
+    /// The next frame (kind, flags, stream, payload), or `None` once the server has closed.
+    pub async fn next(
+        tls: &mut tokio_rustls::client::TlsStream<TcpStream>,
+    ) -> Option<(u8, u8, u32, Vec<u8>)> {
+        let mut head = [0u8; 9];
+        let read = tokio::time::timeout(Duration::from_secs(30), tls.read_exact(&mut head))
+            .await
+            .expect("the server answers or closes");
+        read.ok()?;
+        let len = u32::from_be_bytes([0, head[0], head[1], head[2]]) as usize;
+        let stream = u32::from_be_bytes([head[5], head[6], head[7], head[8]]) & 0x7fff_ffff;
+        let mut payload = vec![0u8; len];
+        tls.read_exact(&mut payload).await.ok()?;
+        Some((head[3], head[4], stream, payload))
+    }
+
+    /// A response's HEADERS block says 200 (`:status 200` is HPACK static entry 8).
+    pub fn is_ok(block: &[u8]) -> bool {
+        block.first() == Some(&0x88)
+    }
+
+    pub fn code(payload: &[u8], at: usize) -> u32 {
+        u32::from_be_bytes(payload[at..at + 4].try_into().unwrap())
+    }
+}
+
 #[tokio::test]
 async fn an_http2_header_list_over_the_limit_is_refused() {
     use http_body_util::Empty;
@@ -229,12 +335,7 @@ async fn an_http2_header_list_over_the_limit_is_refused() {
     let server = serve(server_builder(&ca).max_header_size(8 * 1024)).await;
     let leaf = ca.client("orders");
     let config = raw_config(&ca, Some(&leaf), &[&rustls::version::TLS13], &[b"h2"]);
-    let tcp = TcpStream::connect(server.addr).await.unwrap();
-    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
-    let tls = tokio_rustls::TlsConnector::from(config)
-        .connect(name, tcp)
-        .await
-        .unwrap();
+    let tls = raw_connect(server.addr, config).await.unwrap();
     let (mut sender, conn) = hyper::client::conn::http2::handshake(
         hyper_util::rt::TokioExecutor::new(),
         hyper_util::rt::TokioIo::new(tls),
@@ -242,22 +343,65 @@ async fn an_http2_header_list_over_the_limit_is_refused() {
     .await
     .unwrap();
     tokio::spawn(conn);
-    let small = hyper::Request::get("https://localhost/")
-        .body(Empty::<Bytes>::new())
-        .unwrap();
-    assert_eq!(sender.send_request(small).await.unwrap().status(), 200);
-    let big = hyper::Request::get("https://localhost/")
-        .header("x-big", "a".repeat(16 * 1024))
-        .body(Empty::<Bytes>::new())
-        .unwrap();
-    // Refused either with 431 or before any response (the stream is reset).
-    if let Ok(resp) = sender.send_request(big).await {
-        assert_eq!(resp.status(), 431, "an oversized header list was served");
-    }
+    let get = |header: usize| {
+        hyper::Request::get("https://localhost/")
+            .header("x-big", "a".repeat(header))
+            .body(Empty::<Bytes>::new())
+            .unwrap()
+    };
+    // A list over the 8 KiB the server announced is answered 431 on its stream...
+    let resp = sender.send_request(get(16 * 1024)).await.unwrap();
+    assert_eq!(resp.status(), 431, "an oversized header list was served");
+    assert!(server.seen.lock().unwrap().is_empty(), "no handler ran");
+    // ...and the connection goes on serving a list under the limit.
+    let resp = sender.send_request(get(4 * 1024)).await.unwrap();
+    assert_eq!(resp.status(), 200);
     assert_eq!(
         server.seen.lock().unwrap().len(),
         1,
         "only the small request ran"
     );
+    server.shutdown().await;
+}
+
+/// Opens `n` streams and resets each at once, all in one write, then asks for `GET /` on a
+/// fresh stream. Returns the GOAWAY error code if the server closed the connection, or
+/// `None` if it answered the request.
+async fn rapid_reset(server: &Running, ca: &Ca, n: u32) -> Option<u32> {
+    let mut tls = h2::connect(server, ca).await;
+    let mut burst = Vec::new();
+    for i in 0..n {
+        burst.extend(h2::request(2 * i + 1, None));
+        burst.extend(h2::reset(2 * i + 1, h2::CANCEL));
+    }
+    let last = 2 * n + 1;
+    burst.extend(h2::request(last, None));
+    let _ = tls.write_all(&burst).await;
+    while let Some((kind, _, stream, payload)) = h2::next(&mut tls).await {
+        match kind {
+            h2::GOAWAY => return Some(h2::code(&payload, 4)),
+            h2::HEADERS if stream == last => {
+                assert!(h2::is_ok(&payload), "{payload:?}");
+                return None;
+            }
+            _ => {}
+        }
+    }
+    panic!("closed without GOAWAY or an answer");
+}
+
+#[tokio::test]
+async fn http2_rapid_reset_is_capped_at_64_pending_resets() {
+    let ca = Ca::new("root");
+    let server = serve(server_builder(&ca)).await;
+    // Under the cap (and over h2's own default of 20): the connection goes on serving.
+    assert_eq!(rapid_reset(&server, &ca, 40).await, None);
+    // Far over it: the server closes the connection with ENHANCE_YOUR_CALM...
+    assert_eq!(
+        rapid_reset(&server, &ca, 200).await,
+        Some(h2::ENHANCE_YOUR_CALM)
+    );
+    // ...and goes on serving everyone else.
+    refusal::assert_served(&server, &client(&ca, &ca.client("good"))).await;
     server.shutdown().await;
 }

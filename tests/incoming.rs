@@ -96,8 +96,16 @@ async fn an_unauthorized_peer_never_becomes_a_stream() {
     let port = server.local_addr().port();
     let stats = server.stats();
     let task = echo(server);
-    let reporting = client(&ca, &workload(&ca, "spiffe://example.org/reporting"));
-    assert!(say(&reporting, port, "let me in").await.is_err());
+    let reporting = workload(&ca, "spiffe://example.org/reporting");
+    let config = raw_config(&ca, Some(&reporting), &[&rustls::version::TLS13], &[]);
+    let err = raw_get(([127, 0, 0, 1], port).into(), config)
+        .await
+        .expect_err("an unauthorized peer gets no stream");
+    assert_eq!(
+        refusal::alert_of(&err),
+        Some(rustls::AlertDescription::AccessDenied),
+        "{err:?}"
+    );
     let counted = stats.clone();
     assert!(eventually(|| counted.handshake_failures(HandshakeFailure::NotAuthorized) == 1).await);
     let orders = client(&ca, &workload(&ca, "spiffe://example.org/orders"));
@@ -109,22 +117,51 @@ async fn an_unauthorized_peer_never_becomes_a_stream() {
 #[tokio::test]
 async fn a_stalled_handshake_on_incoming_times_out() {
     let ca = Ca::new("root");
-    let server = server_builder(&ca)
+    // A handshake timeout no stall reaches in this test: the good client gets its stream
+    // while the stalled peer still holds its handshake open.
+    let patient = server_builder(&ca)
+        .handshake_timeout(Duration::from_secs(600))
+        .bind("127.0.0.1:0")
+        .await
+        .unwrap();
+    let port = patient.local_addr().port();
+    let stats = patient.stats();
+    let task = echo(patient);
+    let _stalled = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
+    let counted = stats.clone();
+    assert!(eventually(|| counted.active_connections() == 1).await);
+    let good = client(&ca, &workload(&ca, "spiffe://example.org/orders"));
+    assert!(say(&good, port, "not blocked").await.is_ok());
+    assert_eq!(
+        stats.handshake_failures_total(),
+        0,
+        "{:?}",
+        stats.failures()
+    );
+    task.abort();
+    // A short timeout, and no good client whose own handshake it could cut: the stall is
+    // timed out and named.
+    let strict = server_builder(&ca)
         .handshake_timeout(Duration::from_millis(300))
         .bind("127.0.0.1:0")
         .await
         .unwrap();
-    let port = server.local_addr().port();
-    let stats = server.stats();
-    let task = echo(server);
-    let stalled = tokio::net::TcpStream::connect(("127.0.0.1", port))
+    let port = strict.local_addr().port();
+    let stats = strict.stats();
+    let task = echo(strict);
+    let mut stalled = tokio::net::TcpStream::connect(("127.0.0.1", port))
         .await
         .unwrap();
-    let good = client(&ca, &workload(&ca, "spiffe://example.org/orders"));
-    assert!(say(&good, port, "not blocked").await.is_ok());
-    let counted = stats.clone();
-    assert!(eventually(|| counted.handshake_failures(HandshakeFailure::Timeout) == 1).await);
-    drop(stalled);
+    let mut rest = Vec::new();
+    let closed = tokio::time::timeout(
+        Duration::from_secs(30),
+        tokio::io::AsyncReadExt::read_to_end(&mut stalled, &mut rest),
+    )
+    .await;
+    assert!(closed.is_ok(), "the stalled handshake is closed");
+    assert!(eventually(|| stats.handshake_failures(HandshakeFailure::Timeout) == 1).await);
     task.abort();
 }
 
@@ -139,24 +176,41 @@ async fn a_stream_counts_against_max_connections_until_dropped() {
     let port = server.local_addr().port();
     let stats = server.stats();
     let mut incoming = server.incoming();
-    let orders = client(&ca, &workload(&ca, "spiffe://example.org/orders"));
+    let leaf = workload(&ca, "spiffe://example.org/orders");
+    let orders = client(&ca, &leaf);
     let url: hyper::Uri = format!("https://localhost:{port}").parse().unwrap();
-    let _first = orders.connector().connect(url.clone()).await.unwrap();
-    let held = incoming.next().await.unwrap();
+    let mut first = orders.connector().connect(url).await.unwrap().into_inner();
+    let mut held = incoming.next().await.unwrap();
     assert_eq!(stats.active_connections(), 1);
-    // The second connection waits in the kernel's backlog: no handshake happens.
-    let second = tokio::spawn({
-        let orders = orders.clone();
-        let url = url.clone();
-        async move { orders.connector().connect(url).await }
-    });
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    assert!(
-        !second.is_finished(),
-        "the second handshake waits for a free slot"
+    // The second connection reaches the listener's queue; its handshake waits for a slot.
+    let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
+    let config = raw_config(&ca, Some(&leaf), &[&rustls::version::TLS13], &[]);
+    let second = tokio::spawn(raw_handshake(tcp, config));
+    // A round trip through the held stream after that: an accept loop free to take the
+    // second connection has had its turn by now.
+    first.write_all(b"ping\n").await.unwrap();
+    let mut line = String::new();
+    BufReader::new(&mut held)
+        .read_line(&mut line)
+        .await
+        .unwrap();
+    held.write_all(b"pong\n").await.unwrap();
+    line.clear();
+    BufReader::new(&mut first)
+        .read_line(&mut line)
+        .await
+        .unwrap();
+    assert_eq!(line, "pong\n");
+    assert_eq!(
+        stats.active_connections(),
+        1,
+        "the second connection waits for a free slot"
     );
+    assert!(!second.is_finished());
     drop(held);
-    let next = tokio::time::timeout(Duration::from_secs(5), incoming.next())
+    let next = tokio::time::timeout(Duration::from_secs(30), incoming.next())
         .await
         .expect("a slot frees up")
         .unwrap();
@@ -170,7 +224,12 @@ async fn a_stream_counts_against_max_connections_until_dropped() {
 #[tokio::test]
 async fn silent_connections_cannot_fill_the_queue() {
     let ca = Ca::new("root");
-    let server = server_builder(&ca).bind("127.0.0.1:0").await.unwrap();
+    // A handshake timeout no silent peer reaches in this test.
+    let server = server_builder(&ca)
+        .handshake_timeout(Duration::from_secs(600))
+        .bind("127.0.0.1:0")
+        .await
+        .unwrap();
     let port = server.local_addr().port();
     let task = echo(server);
     // More silent peers than the queue holds: they never finish a handshake.
@@ -183,7 +242,7 @@ async fn silent_connections_cannot_fill_the_queue() {
         );
     }
     let good = client(&ca, &workload(&ca, "spiffe://example.org/orders"));
-    let answer = tokio::time::timeout(Duration::from_secs(3), say(&good, port, "still here"))
+    let answer = tokio::time::timeout(Duration::from_secs(30), say(&good, port, "still here"))
         .await
         .expect("a good client is served while silent peers wait");
     assert!(answer.is_ok());
@@ -199,13 +258,8 @@ async fn dropping_incoming_stops_the_listener() {
     let incoming = server.incoming();
     assert!(tokio::net::TcpStream::connect(addr).await.is_ok());
     drop(incoming);
-    let mut refused = false;
-    for _ in 0..100 {
-        if tokio::net::TcpStream::connect(addr).await.is_err() {
-            refused = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    assert!(refused, "the socket closes once TlsIncoming is dropped");
+    assert!(
+        eventually(|| std::net::TcpStream::connect(addr).is_err()).await,
+        "the socket closes once TlsIncoming is dropped"
+    );
 }

@@ -30,14 +30,26 @@ async fn tls_connect(
     Ok(tls)
 }
 
-async fn good_request(ca: &Ca, server: &Running) -> Duration {
-    let started = Instant::now();
+/// Sends one more request on an open keep-alive connection and reads its answer.
+async fn round_trip(tls: &mut tokio_rustls::client::TlsStream<TcpStream>) {
+    tls.write_all(b"GET / HTTP/1.1\r\nhost: localhost\r\n\r\n")
+        .await
+        .unwrap();
+    let mut buf = [0u8; 512];
+    let n = tls.read(&mut buf).await.unwrap();
+    assert!(
+        buf[..n].starts_with(b"HTTP/1.1 200 OK"),
+        "{:?}",
+        String::from_utf8_lossy(&buf[..n])
+    );
+}
+
+async fn good_request(ca: &Ca, server: &Running) {
     let resp = client(ca, &ca.client("good"))
         .get(server.url("/"))
         .await
         .unwrap();
     assert_eq!(resp.status(), 200);
-    started.elapsed()
 }
 
 #[tokio::test]
@@ -46,30 +58,24 @@ async fn max_connections_stops_accepting_until_one_closes() {
     let server = serve(server_builder(&ca).max_connections(2)).await;
     let leaf = ca.client("orders");
     let first = tls_connect(server.addr, &ca, &leaf).await.unwrap();
-    let _second = tls_connect(server.addr, &ca, &leaf).await.unwrap();
+    let mut second = tls_connect(server.addr, &ca, &leaf).await.unwrap();
     assert_eq!(server.stats.active_connections(), 2);
-    // The third connection waits in the kernel's queue: no handshake happens.
-    let third = tokio::spawn({
-        let addr = server.addr;
-        let ca_pem = ca.pem.clone();
-        let leaf = Issued {
-            cert_pem: leaf.cert_pem.clone(),
-            key_pem: leaf.key_pem.clone(),
-            der: leaf.der.clone(),
-        };
-        async move {
-            let ca = Ca::from_pem_for_trust(&ca_pem);
-            tls_connect(addr, &ca, &leaf).await.map(|_| ())
-        }
-    });
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    assert!(
-        !third.is_finished(),
-        "a third connection is not served while two are open"
+    // The third connection reaches the listener's queue; its handshake waits for a slot.
+    let tcp = TcpStream::connect(server.addr).await.unwrap();
+    let config = raw_config(&ca, Some(&leaf), &[&rustls::version::TLS13], &[b"http/1.1"]);
+    let third = tokio::spawn(raw_handshake(tcp, config));
+    // A request on an open connection after that: an accept loop free to take the third
+    // connection has had its turn by now.
+    round_trip(&mut second).await;
+    assert_eq!(
+        server.stats.active_connections(),
+        2,
+        "a third connection is not accepted while two are open"
     );
     assert_eq!(server.stats.handshakes_accepted(), 2);
+    assert!(!third.is_finished());
     drop(first);
-    tokio::time::timeout(Duration::from_secs(5), third)
+    tokio::time::timeout(Duration::from_secs(30), third)
         .await
         .expect("served once a slot frees")
         .unwrap()
@@ -80,30 +86,60 @@ async fn max_connections_stops_accepting_until_one_closes() {
 #[tokio::test]
 async fn max_handshakes_bounds_concurrent_handshakes_not_connections() {
     let ca = Ca::new("root");
+    // A handshake timeout no stall reaches in this test: only the test frees the slot.
     let server = serve(
         server_builder(&ca)
             .max_handshakes(1)
-            .handshake_timeout(Duration::from_millis(400)),
+            .handshake_timeout(Duration::from_secs(600)),
     )
     .await;
-    // One silent client holds the only handshake slot until it times out.
-    let _silent = TcpStream::connect(server.addr).await.unwrap();
-    tokio::time::sleep(Duration::from_millis(50)).await;
-    let started = Instant::now();
-    good_request(&ca, &server).await;
-    assert!(
-        started.elapsed() >= Duration::from_millis(250),
-        "the good client waited for the slot"
-    );
+    let leaf = ca.client("orders");
+    // More open connections than handshake slots.
+    let mut first = tls_connect(server.addr, &ca, &leaf).await.unwrap();
+    let mut second = tls_connect(server.addr, &ca, &leaf).await.unwrap();
+    // A silent peer takes the only handshake slot...
+    let silent = TcpStream::connect(server.addr).await.unwrap();
     let stats = server.stats.clone();
-    assert!(eventually(|| stats.handshake_failures(HandshakeFailure::Timeout) == 1).await);
+    assert!(eventually(|| stats.active_connections() == 3).await);
+    // ...and the open connections go on being served.
+    round_trip(&mut first).await;
+    round_trip(&mut second).await;
+    // A good client's connection reaches the listener's queue and waits for the slot.
+    let tcp = TcpStream::connect(server.addr).await.unwrap();
+    let config = raw_config(&ca, Some(&leaf), &[&rustls::version::TLS13], &[b"http/1.1"]);
+    let waiting = tokio::spawn(raw_handshake(tcp, config));
+    // A request after that: an accept loop free to take it has had its turn by now.
+    round_trip(&mut first).await;
+    assert_eq!(
+        stats.active_connections(),
+        3,
+        "a second handshake is not started while one is in progress"
+    );
+    assert!(!waiting.is_finished());
+    // The silent peer leaves; the waiting client gets the slot and is served.
+    drop(silent);
+    let mut third = tokio::time::timeout(Duration::from_secs(30), waiting)
+        .await
+        .expect("served once the handshake slot frees")
+        .unwrap()
+        .unwrap();
+    round_trip(&mut third).await;
+    assert_eq!(stats.handshakes_accepted(), 3);
+    assert_eq!(stats.active_connections(), 3, "three connections are open");
+    assert!(eventually(|| stats.handshake_failures(HandshakeFailure::PeerClosed) == 1).await);
     server.shutdown().await;
 }
 
 #[tokio::test]
 async fn idle_connection_is_closed_but_a_slow_request_is_not() {
     let ca = Ca::new("root");
-    let server = serve(server_builder(&ca).idle_timeout(Duration::from_millis(200))).await;
+    // The head timeout is long: between requests only the idle timeout closes a connection.
+    let server = serve(
+        server_builder(&ca)
+            .idle_timeout(Duration::from_millis(200))
+            .header_read_timeout(Duration::from_secs(600)),
+    )
+    .await;
     let leaf = ca.client("orders");
     // A slow request (500 ms in the handler) outlives the idle timeout and still completes.
     let client = client(&ca, &leaf);
@@ -113,11 +149,9 @@ async fn idle_connection_is_closed_but_a_slow_request_is_not() {
     // An established connection that says nothing is closed.
     let mut tls = tls_connect(server.addr, &ca, &leaf).await.unwrap();
     let mut rest = Vec::new();
-    let started = Instant::now();
-    let _ = tokio::time::timeout(Duration::from_secs(3), tls.read_to_end(&mut rest))
+    let _ = tokio::time::timeout(Duration::from_secs(30), tls.read_to_end(&mut rest))
         .await
         .expect("the idle connection is closed");
-    assert!(started.elapsed() < Duration::from_secs(2));
     server.shutdown().await;
 }
 
@@ -127,15 +161,29 @@ async fn oversized_headers_are_refused() {
     let server = serve(server_builder(&ca).max_header_size(8 * 1024)).await;
     let leaf = ca.client("orders");
     let config = raw_config(&ca, Some(&leaf), &[&rustls::version::TLS13], &[b"http/1.1"]);
+    let request = |header: usize| {
+        let value = "a".repeat(header);
+        format!("GET / HTTP/1.1\r\nhost: localhost\r\nconnection: close\r\nx-big: {value}\r\n\r\n")
+    };
+    // A head under the limit is served.
+    let text = raw_request(server.addr, config.clone(), request(4 * 1024).as_bytes())
+        .await
+        .unwrap();
+    assert!(text.starts_with("HTTP/1.1 200 OK"), "{text}");
+    assert_eq!(server.seen.lock().unwrap().len(), 1);
+    // A head far over it is answered 431 and reaches no handler.
     let mut tls = raw_connect(server.addr, config).await.unwrap();
-    let big = "a".repeat(64 * 1024);
-    let request = format!("GET / HTTP/1.1\r\nhost: localhost\r\nx-big: {big}\r\n\r\n");
-    let _ = tls.write_all(request.as_bytes()).await;
+    let _ = tls.write_all(request(64 * 1024).as_bytes()).await;
     let mut out = Vec::new();
-    let _ = tokio::time::timeout(Duration::from_secs(5), tls.read_to_end(&mut out)).await;
+    let _ = tokio::time::timeout(Duration::from_secs(30), tls.read_to_end(&mut out))
+        .await
+        .expect("the server answers and closes");
     let text = String::from_utf8_lossy(&out);
-    assert!(!text.contains("200 OK"), "{text}");
-    assert!(server.seen.lock().unwrap().is_empty(), "no handler ran");
+    assert!(
+        text.starts_with("HTTP/1.1 431 Request Header Fields Too Large"),
+        "{text}"
+    );
+    assert_eq!(server.seen.lock().unwrap().len(), 1, "no handler ran");
     server.shutdown().await;
 }
 
@@ -144,15 +192,14 @@ async fn tls13_only_refuses_tls12() {
     let ca = Ca::new("root");
     let server = serve(server_builder(&ca).tls13_only()).await;
     let leaf = ca.client("orders");
-    let config = raw_config(&ca, Some(&leaf), &[&rustls::version::TLS12], &[b"http/1.1"]);
-    assert!(raw_get(server.addr, config).await.is_err());
-    let stats = server.stats.clone();
-    assert!(
-        eventually(|| stats.handshake_failures(HandshakeFailure::ProtocolVersion) == 1).await,
-        "{:?}",
-        stats.failures()
-    );
-    good_request(&ca, &server).await;
+    refusal::assert_refused_raw(
+        &server,
+        raw_config(&ca, Some(&leaf), &[&rustls::version::TLS12], &[b"http/1.1"]),
+        rustls::AlertDescription::ProtocolVersion,
+        HandshakeFailure::ProtocolVersion,
+        &client(&ca, &leaf),
+    )
+    .await;
     server.shutdown().await;
 }
 
@@ -263,15 +310,13 @@ async fn our_client_sends_its_certificate_whatever_the_hints_say() {
     server.shutdown().await;
 }
 
-#[tokio::test]
-async fn idle_sockets_and_half_sent_hellos_do_not_delay_a_good_client() {
-    let ca = Ca::new("root");
-    let server = serve(server_builder(&ca).handshake_timeout(Duration::from_millis(800))).await;
+/// Opens 200 connections that never complete a handshake: half say nothing, half send half
+/// a ClientHello (a record header promising more than is sent).
+async fn abusers(addr: std::net::SocketAddr) -> Vec<TcpStream> {
     let mut abusers = Vec::new();
     for i in 0..200 {
-        let mut tcp = TcpStream::connect(server.addr).await.unwrap();
+        let mut tcp = TcpStream::connect(addr).await.unwrap();
         if i % 2 == 0 {
-            // Half a ClientHello: a record header promising more than is sent.
             tcp.write_all(&[
                 0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00, 0x01, 0xfc, 0x03, 0x03,
             ])
@@ -280,16 +325,32 @@ async fn idle_sockets_and_half_sent_hellos_do_not_delay_a_good_client() {
         }
         abusers.push(tcp);
     }
-    let elapsed = good_request(&ca, &server).await;
-    assert!(
-        elapsed < Duration::from_millis(700),
-        "good client took {elapsed:?}"
+    abusers
+}
+
+#[tokio::test]
+async fn idle_sockets_and_half_sent_hellos_do_not_delay_a_good_client() {
+    let ca = Ca::new("root");
+    let good = client(&ca, &ca.client("good"));
+    // A handshake timeout no abuser reaches in this test: the good client is served while
+    // every abuser still holds its handshake open, not once they time out.
+    let patient = serve(server_builder(&ca).handshake_timeout(Duration::from_secs(600))).await;
+    let _held = abusers(patient.addr).await;
+    let stats = patient.stats.clone();
+    assert!(eventually(|| stats.active_connections() == 200).await);
+    refusal::assert_served(&patient, &good).await;
+    assert_eq!(
+        stats.handshake_failures_total(),
+        0,
+        "{:?}",
+        stats.failures()
     );
-    // Every abuser is cut off at the handshake timeout.
-    let started = Instant::now();
-    for tcp in &mut abusers {
+    patient.shutdown().await;
+    // Every abuser is cut off at the handshake timeout, and named.
+    let strict = serve(server_builder(&ca).handshake_timeout(Duration::from_millis(300))).await;
+    for mut tcp in abusers(strict.addr).await {
         let mut buf = [0u8; 64];
-        let closed = tokio::time::timeout(Duration::from_secs(5), async {
+        let closed = tokio::time::timeout(Duration::from_secs(30), async {
             loop {
                 match tcp.read(&mut buf).await {
                     Ok(0) | Err(_) => break,
@@ -300,28 +361,33 @@ async fn idle_sockets_and_half_sent_hellos_do_not_delay_a_good_client() {
         .await;
         assert!(closed.is_ok(), "abuser closed by the server");
     }
-    assert!(started.elapsed() < Duration::from_secs(3));
-    let stats = server.stats.clone();
+    let stats = strict.stats.clone();
     assert!(eventually(|| stats.handshake_failures(HandshakeFailure::Timeout) == 200).await);
-    server.shutdown().await;
+    assert_eq!(
+        stats.handshake_failures_total(),
+        200,
+        "{:?}",
+        stats.failures()
+    );
+    strict.shutdown().await;
 }
 
 #[tokio::test]
 async fn plaintext_http_is_closed_fast() {
     let ca = Ca::new("root");
-    let server = serve(server_builder(&ca)).await;
-    let started = Instant::now();
+    // Closed as soon as it is read, not when the (long) handshake timeout ends.
+    let server = serve(server_builder(&ca).handshake_timeout(Duration::from_secs(600))).await;
     let mut tcp = TcpStream::connect(server.addr).await.unwrap();
     tcp.write_all(b"GET / HTTP/1.1\r\nhost: x\r\n\r\n")
         .await
         .unwrap();
     let mut buf = Vec::new();
-    let _ = tokio::time::timeout(Duration::from_secs(3), tcp.read_to_end(&mut buf)).await;
-    assert!(
-        started.elapsed() < Duration::from_millis(1500),
-        "{:?}",
-        started.elapsed()
-    );
+    let _ = tokio::time::timeout(Duration::from_secs(30), tcp.read_to_end(&mut buf))
+        .await
+        .expect("the server closes a plaintext peer");
+    let stats = server.stats.clone();
+    assert!(eventually(|| stats.handshake_failures(HandshakeFailure::Malformed) == 1).await);
+    good_request(&ca, &server).await;
     server.shutdown().await;
 }
 
@@ -330,22 +396,25 @@ async fn flood_of_bad_certificates_leaves_the_server_serving() {
     let ca = Ca::new("root");
     let foreign = Ca::new("foreign");
     let server = serve(server_builder(&ca)).await;
-    let intruder = foreign.client("intruder");
+    let config = raw_config(
+        &ca,
+        Some(&foreign.client("intruder")),
+        &[&rustls::version::TLS13],
+        &[b"http/1.1"],
+    );
     let mut attempts = Vec::new();
     for _ in 0..50 {
         let addr = server.addr;
-        let ca_pem = ca.pem.clone();
-        let leaf = Issued {
-            cert_pem: intruder.cert_pem.clone(),
-            key_pem: intruder.key_pem.clone(),
-            der: intruder.der.clone(),
-        };
-        attempts.push(tokio::spawn(async move {
-            tls_connect(addr, &Ca::from_pem_for_trust(&ca_pem), &leaf).await
-        }));
+        let config = Arc::clone(&config);
+        attempts.push(tokio::spawn(async move { raw_get(addr, config).await }));
     }
     for a in attempts {
-        assert!(a.await.unwrap().is_err());
+        let err = a.await.unwrap().expect_err("an intruder is refused");
+        assert_eq!(
+            refusal::alert_of(&err),
+            Some(rustls::AlertDescription::UnknownCA),
+            "{err:?}"
+        );
     }
     good_request(&ca, &server).await;
     let stats = server.stats.clone();
@@ -364,16 +433,28 @@ async fn overlong_certificate_chain_is_refused() {
     for i in 2..=8 {
         issuing = issuing.intermediate(&format!("ca {i}"));
     }
+    let capture = Capture::global();
     let server = serve(server_builder(&root)).await;
-    let err = client(&root, &issuing.client("deep"))
-        .get(server.url("/"))
-        .await
-        .unwrap_err();
+    refusal::assert_refused(
+        &server,
+        &client(&root, &issuing.client("deep")),
+        "certificate_unknown",
+        HandshakeFailure::Other,
+        &client(&root, &root.client("shallow")),
+    )
+    .await;
+    // `other` covers more than depth: the event names the cause.
+    let events = capture.events();
     assert!(
-        matches!(err, mtls::ClientError::ServerRejectedCertificate { .. }),
-        "{err:?}"
+        events.iter().any(|e| e.contains("reason=other")
+            && e.contains("peer.subject=CN=deep")
+            && e.contains("MaximumPathDepthExceeded")),
+        "{:?}",
+        events
+            .iter()
+            .filter(|e| e.contains("CN=deep"))
+            .collect::<Vec<_>>()
     );
-    assert!(server.seen.lock().unwrap().is_empty());
     server.shutdown().await;
 }
 
@@ -401,24 +482,67 @@ async fn stats_count_accepted_resumed_and_active() {
 async fn a_session_whose_certificate_expired_does_not_resume() {
     let ca = Ca::new("root");
     let server = serve(server_builder(&ca)).await;
-    let short = ca.issue(Leaf {
-        not_before: time::Duration::hours(-1),
-        not_after: time::Duration::seconds(2),
-        ..Leaf::client("short-lived")
-    });
-    let client = Client::builder()
-        .identity(short.identity())
-        .trust(ca.trust())
-        .pool_max_idle_per_host(0)
-        .build()
-        .unwrap();
-    body_string(client.get(server.url("/")).await.unwrap()).await;
-    tokio::time::sleep(Duration::from_millis(3200)).await;
-    // The client offers its session; the certificate inside it has expired since.
-    assert!(client.get(server.url("/")).await.is_err());
+    // A certificate valid for a moment: long enough for a full handshake and a resumed one
+    // (doubled and tried again on a machine too busy for that), then expired.
+    let mut validity = 1;
+    let (client, not_after) = loop {
+        let short = ca.issue(Leaf {
+            not_before: time::Duration::hours(-1),
+            not_after: time::Duration::seconds(validity),
+            ..Leaf::client("short-lived")
+        });
+        let client = unpooled_client(&ca, &short);
+        let full = client
+            .get(server.url("/"))
+            .await
+            .map(|_| server.last_peer());
+        let resumed = client
+            .get(server.url("/"))
+            .await
+            .map(|_| server.last_peer());
+        if let (Ok(Some(full)), Ok(Some(resumed))) = (full, resumed) {
+            assert!(!full.resumed());
+            // The session is offered and honoured while the certificate is valid.
+            assert!(resumed.resumed(), "the second connection resumes");
+            break (client, resumed.not_after());
+        }
+        validity *= 2;
+        assert!(
+            validity <= 64,
+            "no resumption within a certificate's validity"
+        );
+    };
     let stats = server.stats.clone();
+    let handled = server.seen.lock().unwrap().len();
+    assert_eq!(
+        stats.handshake_failures_total(),
+        0,
+        "{:?}",
+        stats.failures()
+    );
+    // Certificate times have whole seconds: a second past `not_after`, it has expired.
+    let expired = not_after + Duration::from_secs(1);
+    if let Ok(wait) = expired.duration_since(std::time::SystemTime::now()) {
+        tokio::time::sleep(wait + Duration::from_millis(50)).await;
+    }
+    // The client offers its session; the certificate inside it has expired since.
+    // (The server refuses a resumed session after its handshake, so the client hears no alert.)
+    let capture = Capture::global();
+    assert!(client.get(server.url("/")).await.is_err());
     assert!(eventually(|| stats.handshake_failures(HandshakeFailure::Expired) == 1).await);
-    assert_eq!(server.seen.lock().unwrap().len(), 1);
+    let events = capture.events();
+    assert!(
+        events.iter().any(|e| e.contains("reason=expired")
+            && e.contains("resumed=true")
+            && e.contains("peer.subject=CN=short-lived")),
+        "the refused connection was a resumption: {:?}",
+        events
+            .iter()
+            .filter(|e| e.contains("CN=short-lived"))
+            .collect::<Vec<_>>()
+    );
+    assert_eq!(server.seen.lock().unwrap().len(), handled, "no handler ran");
+    good_request(&ca, &server).await;
     server.shutdown().await;
 }
 
@@ -445,7 +569,13 @@ async fn unlimited_limits_do_not_panic() {
 #[tokio::test]
 async fn a_request_head_that_never_completes_is_cut_off() {
     let ca = Ca::new("root");
-    let server = serve(server_builder(&ca).header_read_timeout(Duration::from_millis(300))).await;
+    // The idle timeout is long: only the head timeout closes the connection in this test.
+    let server = serve(
+        server_builder(&ca)
+            .header_read_timeout(Duration::from_millis(300))
+            .idle_timeout(Duration::from_secs(600)),
+    )
+    .await;
     let leaf = ca.client("orders");
     let config = raw_config(&ca, Some(&leaf), &[&rustls::version::TLS13], &[b"http/1.1"]);
     let mut tls = raw_connect(server.addr, config).await.unwrap();
@@ -453,16 +583,10 @@ async fn a_request_head_that_never_completes_is_cut_off() {
     tls.write_all(b"GET / HTTP/1.1\r\nhost: local")
         .await
         .unwrap();
-    let started = Instant::now();
     let mut out = Vec::new();
-    let _ = tokio::time::timeout(Duration::from_secs(5), tls.read_to_end(&mut out))
+    let _ = tokio::time::timeout(Duration::from_secs(30), tls.read_to_end(&mut out))
         .await
         .expect("the server closes a connection whose head never completes");
-    assert!(
-        started.elapsed() < Duration::from_secs(2),
-        "{:?}",
-        started.elapsed()
-    );
     assert!(!String::from_utf8_lossy(&out).contains("200 OK"));
     assert!(server.seen.lock().unwrap().is_empty(), "no handler ran");
     server.shutdown().await;
@@ -546,13 +670,12 @@ async fn a_second_request_head_that_trickles_is_cut_off() {
         .await
         .unwrap();
     // A slow second head: a byte every 100 ms keeps bytes moving (no idle timeout), but the
-    // head never completes.
-    let started = Instant::now();
+    // head never completes (here, for up to 30 s).
     let mut closed = false;
     for byte in b"GET / HTTP/1.1\r\nhost: localhost\r\nx-slow: "
         .iter()
         .cycle()
-        .take(60)
+        .take(300)
     {
         if tls.write_all(&[*byte]).await.is_err() {
             closed = true;
@@ -566,11 +689,6 @@ async fn a_second_request_head_that_trickles_is_cut_off() {
         }
     }
     assert!(closed, "the trickling head was not cut off");
-    assert!(
-        started.elapsed() < Duration::from_secs(2),
-        "{:?}",
-        started.elapsed()
-    );
     assert_eq!(
         server.seen.lock().unwrap().len(),
         1,
@@ -616,13 +734,22 @@ async fn a_request_sent_while_a_response_still_streams_is_not_timed_as_a_head() 
     tls.write_all(b"GET /stream HTTP/1.1\r\nhost: localhost\r\n\r\n")
         .await
         .unwrap();
-    // The next request, pipelined while the first response streams for a second.
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    // The next request, pipelined once the first response has begun to stream (its first
+    // chunk has arrived; four more follow over the next 800 ms).
+    let mut out = Vec::new();
+    while !String::from_utf8_lossy(&out).contains("chunk;") {
+        let mut buf = [0u8; 1024];
+        let n = tokio::time::timeout(Duration::from_secs(30), tls.read(&mut buf))
+            .await
+            .expect("the response streams")
+            .unwrap();
+        assert!(n > 0, "closed early: {}", String::from_utf8_lossy(&out));
+        out.extend_from_slice(&buf[..n]);
+    }
     tls.write_all(b"GET /after HTTP/1.1\r\nhost: localhost\r\nconnection: close\r\n\r\n")
         .await
         .unwrap();
-    let mut out = Vec::new();
-    tokio::time::timeout(Duration::from_secs(10), tls.read_to_end(&mut out))
+    tokio::time::timeout(Duration::from_secs(30), tls.read_to_end(&mut out))
         .await
         .expect("both answers within the deadline")
         .ok();
@@ -642,7 +769,7 @@ async fn a_peer_that_says_nothing_after_the_handshake_is_cut_after_the_head_time
     let server = serve(
         server_builder(&ca)
             .header_read_timeout(Duration::from_millis(300))
-            .idle_timeout(Duration::from_secs(30)),
+            .idle_timeout(Duration::from_secs(600)),
     )
     .await;
     let config = raw_config(
@@ -652,16 +779,10 @@ async fn a_peer_that_says_nothing_after_the_handshake_is_cut_after_the_head_time
         &[b"http/1.1"],
     );
     let mut tls = raw_connect(server.addr, config).await.unwrap();
-    let started = Instant::now();
     let mut out = Vec::new();
-    let _ = tokio::time::timeout(Duration::from_secs(5), tls.read_to_end(&mut out))
+    let _ = tokio::time::timeout(Duration::from_secs(30), tls.read_to_end(&mut out))
         .await
         .expect("the server closes a connection that never sends a request");
-    assert!(
-        started.elapsed() < Duration::from_secs(2),
-        "{:?}",
-        started.elapsed()
-    );
     assert!(server.seen.lock().unwrap().is_empty());
     server.shutdown().await;
 }

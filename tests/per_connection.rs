@@ -14,15 +14,41 @@ use http_body_util::Full;
 use hyper::body::{Bytes, Incoming};
 use hyper::service::service_fn;
 use hyper::{Request, Response};
-use mtls::{Authorizer, ClientAuth, ConnectionInfo, PeerIdentity, ServerBuilder};
+use mtls::{
+    Authorizer, ClientAuth, ConnectionInfo, HandshakeFailure, PeerIdentity, ServerBuilder,
+    ServerStats,
+};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::oneshot;
 
-/// What `make` saw: one entry per connection it was called for.
+/// What `make` saw: one entry per connection it was called for; and the server's counters.
 #[derive(Default)]
 struct Made {
     calls: AtomicUsize,
     peers: Mutex<Vec<(Option<String>, SocketAddr)>>,
+    stats: std::sync::OnceLock<Arc<ServerStats>>,
+}
+
+impl Made {
+    /// Asserts that a raw client with `config` is refused with `alert`, and that the server
+    /// names and counts the refusal as `reason`.
+    async fn assert_refused(
+        &self,
+        addr: SocketAddr,
+        config: Arc<rustls::ClientConfig>,
+        alert: rustls::AlertDescription,
+        reason: HandshakeFailure,
+    ) {
+        let stats = Arc::clone(self.stats.get().unwrap());
+        let before = stats.handshake_failures(reason);
+        let err = raw_get(addr, config).await.expect_err("refused");
+        assert_eq!(refusal::alert_of(&err), Some(alert), "{err:?}");
+        assert!(
+            eventually(|| stats.handshake_failures(reason) == before + 1).await,
+            "expected one more {reason:?}: {:?}",
+            stats.failures()
+        );
+    }
 }
 
 /// Serves `builder` with a per-connection service that answers `<peer> <n> <extension>`:
@@ -32,6 +58,7 @@ async fn serve_made(builder: ServerBuilder) -> (SocketAddr, Arc<Made>, oneshot::
     let server = builder.bind("127.0.0.1:0").await.unwrap();
     let addr = server.local_addr();
     let made = Arc::new(Made::default());
+    made.stats.set(server.stats()).unwrap();
     let record = Arc::clone(&made);
     let (stop, stopped) = oneshot::channel::<()>();
     tokio::spawn(server.serve_connections_with_shutdown(
@@ -167,18 +194,22 @@ async fn an_unauthorized_or_unverified_peer_never_reaches_make() {
         &[&rustls::version::TLS13],
         &[b"http/1.1"],
     );
-    let refused = raw_get(addr, config).await;
-    assert!(
-        refused.as_ref().map_or(true, |text| !text.contains("200")),
-        "an unauthorized peer was served: {refused:?}"
-    );
+    made.assert_refused(
+        addr,
+        config,
+        rustls::AlertDescription::AccessDenied,
+        HandshakeFailure::NotAuthorized,
+    )
+    .await;
     // No certificate at all.
     let config = raw_config(&ca, None, &[&rustls::version::TLS13], &[b"http/1.1"]);
-    let refused = raw_get(addr, config).await;
-    assert!(
-        refused.as_ref().map_or(true, |text| !text.contains("200")),
-        "a peer without a certificate was served: {refused:?}"
-    );
+    made.assert_refused(
+        addr,
+        config,
+        rustls::AlertDescription::CertificateRequired,
+        HandshakeFailure::NoCertificate,
+    )
+    .await;
     // A certificate from another CA.
     let other = Ca::new("another CA");
     let stranger = other.issue(Leaf {
@@ -191,11 +222,13 @@ async fn an_unauthorized_or_unverified_peer_never_reaches_make() {
         &[&rustls::version::TLS13],
         &[b"http/1.1"],
     );
-    let refused = raw_get(addr, config).await;
-    assert!(
-        refused.as_ref().map_or(true, |text| !text.contains("200")),
-        "a peer from an unknown CA was served: {refused:?}"
-    );
+    made.assert_refused(
+        addr,
+        config,
+        rustls::AlertDescription::UnknownCA,
+        HandshakeFailure::UnknownIssuer,
+    )
+    .await;
     assert_eq!(
         made.calls.load(Ordering::SeqCst),
         0,
@@ -236,7 +269,10 @@ async fn an_admitted_anonymous_peer_gets_no_identity() {
 #[tokio::test]
 async fn the_idle_timeout_and_shutdown_apply_as_with_serve() {
     let ca = Ca::new("per-connection CA");
-    let builder = server_builder(&ca).idle_timeout(Duration::from_millis(200));
+    // The head timeout is long: only the idle timeout closes a silent connection here.
+    let builder = server_builder(&ca)
+        .idle_timeout(Duration::from_millis(200))
+        .header_read_timeout(Duration::from_secs(600));
     let server = builder.bind("127.0.0.1:0").await.unwrap();
     let addr = server.local_addr();
     let (stop, stopped) = oneshot::channel::<()>();
@@ -260,7 +296,7 @@ async fn the_idle_timeout_and_shutdown_apply_as_with_serve() {
     // A connection that says nothing after its handshake is closed by the idle timeout.
     let mut idle = raw_connect(addr, config).await.unwrap();
     let mut buf = [0u8; 64];
-    let closed = tokio::time::timeout(Duration::from_secs(5), idle.read(&mut buf)).await;
+    let closed = tokio::time::timeout(Duration::from_secs(30), idle.read(&mut buf)).await;
     assert!(
         matches!(closed, Ok(Ok(0)) | Ok(Err(_))),
         "the idle connection was not closed: {closed:?}"
@@ -284,11 +320,20 @@ async fn shutdown_lets_a_request_in_flight_finish() {
     let server = server_builder(&ca).bind("127.0.0.1:0").await.unwrap();
     let addr = server.local_addr();
     let (stop, stopped) = oneshot::channel::<()>();
+    // The handler says when it has started, then waits for the test to let it answer.
+    let entered = Arc::new(tokio::sync::Notify::new());
+    let release = Arc::new(tokio::sync::Notify::new());
+    let (entered_tx, release_rx) = (Arc::clone(&entered), Arc::clone(&release));
     let serving = tokio::spawn(server.serve_connections_with_shutdown(
-        |_conn: &ConnectionInfo| {
-            service_fn(|_req: Request<Incoming>| async {
-                tokio::time::sleep(Duration::from_millis(500)).await;
-                Ok::<_, Infallible>(Response::new(Full::new(Bytes::from("slow"))))
+        move |_conn: &ConnectionInfo| {
+            let (entered, release) = (Arc::clone(&entered_tx), Arc::clone(&release_rx));
+            service_fn(move |_req: Request<Incoming>| {
+                let (entered, release) = (Arc::clone(&entered), Arc::clone(&release));
+                async move {
+                    entered.notify_one();
+                    release.notified().await;
+                    Ok::<_, Infallible>(Response::new(Full::new(Bytes::from("slow"))))
+                }
             })
         },
         async move {
@@ -298,10 +343,16 @@ async fn shutdown_lets_a_request_in_flight_finish() {
     let leaf = ca.client("orders");
     let config = raw_config(&ca, Some(&leaf), &[&rustls::version::TLS13], &[b"http/1.1"]);
     let in_flight = tokio::spawn(requests_on_one_connection(addr, config, 1));
-    // The request is in its handler when the shutdown begins.
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    entered.notified().await;
+    // The shutdown has begun once the listener is closed; the request is still in its handler.
     stop.send(()).unwrap();
-    let bodies = tokio::time::timeout(Duration::from_secs(10), in_flight)
+    assert!(
+        eventually(|| std::net::TcpStream::connect(addr).is_err()).await,
+        "the server stopped accepting"
+    );
+    assert!(!in_flight.is_finished());
+    release.notify_one();
+    let bodies = tokio::time::timeout(Duration::from_secs(30), in_flight)
         .await
         .expect("the request finished")
         .unwrap()
@@ -311,7 +362,7 @@ async fn shutdown_lets_a_request_in_flight_finish() {
         ["slow"],
         "the request in flight was answered, not cut"
     );
-    tokio::time::timeout(Duration::from_secs(10), serving)
+    tokio::time::timeout(Duration::from_secs(30), serving)
         .await
         .expect("shutdown completed")
         .unwrap()

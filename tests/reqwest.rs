@@ -12,20 +12,15 @@ use mtls::Client;
 async fn reqwest_follows_the_rotation_of_our_certificate_files() {
     let ca = Ca::new("root");
     let server = serve(server_builder(&ca)).await;
-    let dir = std::env::temp_dir().join(format!("mtls-reqwest-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let put = |name: &str, contents: &str| {
-        let tmp = dir.join(format!(".{name}.tmp"));
-        std::fs::write(&tmp, contents).unwrap();
-        std::fs::rename(&tmp, dir.join(name)).unwrap();
-    };
+    let dir = Dir::new("reqwest");
+    let put = |name: &str, contents: &str| dir.put(name, contents);
     let first = ca.client("orders");
     put("tls.crt", &first.cert_pem);
     put("tls.key", &first.key_pem);
     put("ca.crt", &ca.pem);
     let ours = Client::builder()
-        .identity_files(dir.join("tls.crt"), dir.join("tls.key"))
-        .trust_file(dir.join("ca.crt"))
+        .identity_files(dir.path("tls.crt"), dir.path("tls.key"))
+        .trust_file(dir.path("ca.crt"))
         .reload_interval(Some(Duration::from_millis(50)))
         .build()
         .unwrap();
@@ -46,14 +41,15 @@ async fn reqwest_follows_the_rotation_of_our_certificate_files() {
     let second = ca.client("orders");
     put("tls.key", &second.key_pem);
     put("tls.crt", &second.cert_pem);
+    // Polled, each request a new connection, until the reload shows (30 s on a busy machine).
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     let mut seen = false;
-    for _ in 0..100 {
+    while !seen && tokio::time::Instant::now() < deadline {
         http.get(&url).send().await.unwrap();
-        if server.last_peer().unwrap().leaf().as_ref() == second.der.as_slice() {
-            seen = true;
-            break;
+        seen = server.last_peer().unwrap().leaf().as_ref() == second.der.as_slice();
+        if !seen {
+            tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert!(
         seen,
@@ -63,8 +59,42 @@ async fn reqwest_follows_the_rotation_of_our_certificate_files() {
     // And it checks the server like our client: a server from another CA is refused.
     let foreign = Ca::new("foreign");
     let rogue = serve(server_builder(&foreign).trust(ca.trust())).await;
-    assert!(http.get(rogue.url("/").to_string()).send().await.is_err());
+    let err = http
+        .get(rogue.url("/").to_string())
+        .send()
+        .await
+        .expect_err("a server from another CA is refused");
+    assert_eq!(
+        rustls_error_in(&err),
+        Some(&rustls::Error::InvalidCertificate(
+            rustls::CertificateError::UnknownIssuer
+        )),
+        "{err:?}"
+    );
+    let stats = rogue.stats.clone();
+    assert!(
+        eventually(|| stats.handshake_failures(mtls::HandshakeFailure::RejectedByPeer) == 1).await,
+        "{:?}",
+        stats.failures()
+    );
+    assert!(rogue.seen.lock().unwrap().is_empty(), "no handler ran");
+    // The good server is still served.
+    assert_eq!(http.get(&url).send().await.unwrap().status(), 200);
     server.shutdown().await;
     rogue.shutdown().await;
-    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// The rustls error somewhere in `err`'s chain (an `io::Error` hides the error it wraps
+/// from `source()`, so those are opened too).
+fn rustls_error_in<'a>(err: &'a (dyn std::error::Error + 'static)) -> Option<&'a rustls::Error> {
+    if let Some(tls) = err.downcast_ref::<rustls::Error>() {
+        return Some(tls);
+    }
+    let wrapped = err
+        .downcast_ref::<std::io::Error>()
+        .and_then(|io| io.get_ref())
+        .map(|inner| inner as &(dyn std::error::Error + 'static));
+    wrapped
+        .and_then(rustls_error_in)
+        .or_else(|| err.source().and_then(rustls_error_in))
 }

@@ -2,7 +2,7 @@
 
 mod common;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::*;
 
@@ -46,30 +46,28 @@ async fn shutdown_deadline_cuts_off_slow_requests() {
     let request = tokio::spawn(async move { client.get(url).await });
     let seen = server.seen.clone();
     assert!(eventually(|| !seen.lock().unwrap().is_empty()).await);
-    let started = Instant::now();
     server.begin_shutdown();
-    tokio::time::timeout(Duration::from_secs(5), &mut server.task)
+    tokio::time::timeout(Duration::from_secs(30), &mut server.task)
         .await
         .expect("server stops at the deadline")
         .unwrap()
         .unwrap();
-    assert!(
-        started.elapsed() < Duration::from_millis(450),
-        "stopped before the handler finished"
-    );
-    assert!(request.await.unwrap().is_err(), "the cut-off request fails");
+    // A server that waited for the handler would have answered it: the request fails only
+    // if the deadline cut it off.
+    let result = request.await.unwrap();
+    assert!(result.is_err(), "the cut-off request fails: {result:?}");
 }
 
 #[tokio::test]
 async fn a_stalled_handshake_does_not_hold_up_shutdown() {
     let ca = Ca::new("root");
-    // The default 10 s handshake timeout: shutdown must not wait for it.
-    let mut server = serve(server_builder(&ca)).await;
+    // A handshake timeout longer than the wait below: shutdown must not wait for it.
+    let mut server = serve(server_builder(&ca).handshake_timeout(Duration::from_secs(600))).await;
     let stalled = tokio::net::TcpStream::connect(server.addr).await.unwrap();
     let stats = server.stats.clone();
     assert!(eventually(|| stats.active_connections() == 1).await);
     server.begin_shutdown();
-    tokio::time::timeout(Duration::from_secs(3), &mut server.task)
+    tokio::time::timeout(Duration::from_secs(30), &mut server.task)
         .await
         .expect("shutdown does not wait for a handshake in progress")
         .unwrap()

@@ -45,6 +45,35 @@ pub async fn assert_refused(
     assert_served(server, good).await;
 }
 
+/// As [`assert_refused`], for a hand-built rustls client: `bad` is refused in the handshake
+/// with `alert`, the server names it `reason` and counts it once more, no handler ran, and
+/// `good` is then served.
+pub async fn assert_refused_raw(
+    server: &Running,
+    bad: std::sync::Arc<rustls::ClientConfig>,
+    alert: rustls::AlertDescription,
+    reason: HandshakeFailure,
+    good: &Client,
+) {
+    let before = server.stats.handshake_failures(reason);
+    let handled = server.seen.lock().unwrap().len();
+    let err = super::raw_get(server.addr, bad)
+        .await
+        .expect_err("the server must refuse this client");
+    assert_eq!(
+        alert_of(&err),
+        Some(alert),
+        "expected the {alert:?} alert, got {err:?}"
+    );
+    assert_counted(server, reason, before).await;
+    assert_eq!(
+        server.seen.lock().unwrap().len(),
+        handled,
+        "a refused client reached no handler"
+    );
+    assert_served(server, good).await;
+}
+
 /// Asserts that the server counts one more `reason` than `before` (the connection task
 /// records it a moment after the client hears the alert).
 pub async fn assert_counted(server: &Running, reason: HandshakeFailure, before: u64) {
