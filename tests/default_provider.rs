@@ -1,4 +1,4 @@
-//! The process-wide default crypto provider is never read (README, "Crypto provider"): this
+//! The process-wide default crypto provider is never read (README, "Features"): this
 //! binary installs a default that cannot make a connection (no cipher suites, no key exchange
 //! groups, a random source and a key loader that fail and count their calls) and runs the core
 //! flows. Each one works only if our code passes its own provider to every rustls config.
@@ -7,10 +7,14 @@
 
 mod common;
 
+#[path = "common/grpc.rs"]
+mod grpc;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use common::*;
+use grpc::{IdentityService, ask};
 use mtls::{Client, Crls};
 use rustls::crypto::{CryptoProvider, GetRandomFailed, KeyProvider, SecureRandom};
 use rustls::pki_types::PrivateKeyDer;
@@ -139,6 +143,23 @@ async fn build_rustls_config_and_reqwest_never_read_the_default() {
     assert!(body.starts_with("hello CN=orders"), "{body}");
     assert_default_unused();
     server.shutdown().await;
+}
+
+#[tokio::test]
+async fn tonic_on_incoming_and_our_connector_never_read_the_default() {
+    install_unusable_default();
+    let ca = Ca::new("root");
+    let server = server_builder(&ca).bind("127.0.0.1:0").await.unwrap();
+    let port = server.local_addr().port();
+    let serving = tokio::spawn(
+        tonic::transport::Server::builder()
+            .add_service(IdentityService)
+            .serve_with_incoming(server.incoming()),
+    );
+    let caller = ask(&client(&ca, &ca.client("orders")), port).await.unwrap();
+    assert!(caller.starts_with("CN=orders"), "{caller}");
+    assert_default_unused();
+    serving.abort();
 }
 
 /// The provider the features select: `ring` alone is a build that runs on `ring`.
