@@ -312,7 +312,7 @@ pub enum ConfigError {
         message: String,
     },
     /// An environment override was refused: it would empty a security setting without saying
-    /// so (see `docs/CONFIG.md`).
+    /// so, or its value is not of its setting's type (see `docs/CONFIG.md`).
     #[error("environment variable `{variable}` {message}")]
     Override {
         /// The variable.
@@ -940,7 +940,8 @@ impl Config {
     /// # Errors
     ///
     /// [`ConfigError::Invalid`] when an override makes the configuration invalid or two
-    /// bundles share their variables, [`ConfigError::Override`] for an empty security setting.
+    /// bundles share their variables, [`ConfigError::Override`] for an empty security setting
+    /// or a value of the wrong type.
     ///
     /// # Examples
     ///

@@ -8,7 +8,9 @@
 //!   literal value [`CLEAR`]; an empty value (or a list of blanks) is refused, naming the
 //!   variable;
 //! - no two bundles share a variable: names that map to the same `<NAME>` are refused before
-//!   any variable is read.
+//!   any variable is read;
+//! - a value that does not parse as its setting's type is refused, naming the variable; it
+//!   never stands in for another value.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -135,7 +137,13 @@ impl Config {
                 server.handshake_timeout = Some(v);
             }
             if let Some(v) = env.get("MTLS_SERVER_MAX_CONNECTIONS", "server.max_connections") {
-                server.max_connections = v.parse().ok().or(Some(0));
+                let max = v.parse().map_err(|_| ConfigError::Override {
+                    variable: "MTLS_SERVER_MAX_CONNECTIONS".to_owned(),
+                    message: "is not a whole number: give the most connections served at once \
+                              (at least 1), or unset it to keep the file's value"
+                        .to_owned(),
+                })?;
+                server.max_connections = Some(max);
             }
         }
         for (name, bundle) in &mut self.bundle {

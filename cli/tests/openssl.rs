@@ -7,9 +7,11 @@ mod common;
 
 use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use common::*;
+use mtls::HandshakeFailure;
 use mtls::dev::LeafSpec;
 
 /// An `openssl s_server` child, killed when dropped.
@@ -369,7 +371,7 @@ fn curl_accepts_files_from_mtls_ca() {
         0
     );
     let rt = runtime();
-    let addr = our_server(
+    let server = our_server_counted(
         &rt,
         mtls::Server::builder()
             .identity_files(
@@ -379,41 +381,67 @@ fn curl_accepts_files_from_mtls_ca() {
             .trust_file(format!("{ca_dir}/ca.pem"))
             .authorize(mtls::Authorizer::any_verified()),
     );
-    let out = Command::new("curl")
-        .args([
+    let curl = |with_certificate: bool| {
+        let mut cmd = Command::new("curl");
+        cmd.args([
             "-sS",
             "--max-time",
             "10",
             "--cacert",
             &format!("{ca_dir}/ca.pem"),
-        ])
-        .args([
-            "--cert",
-            &format!("{ca_dir}/cli.pem"),
-            "--key",
-            &format!("{ca_dir}/cli.key"),
-        ])
-        .arg(format!("https://localhost:{}/", addr.port()))
-        .output()
-        .expect("curl is installed");
-    let body = String::from_utf8_lossy(&out.stdout);
+        ]);
+        if with_certificate {
+            cmd.args([
+                "--cert",
+                &format!("{ca_dir}/cli.pem"),
+                "--key",
+                &format!("{ca_dir}/cli.key"),
+            ]);
+        }
+        cmd.arg(format!("https://localhost:{}/", server.addr.port()))
+            .output()
+            .expect("curl is installed")
+    };
+    let served = |out: &std::process::Output| {
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let body = String::from_utf8_lossy(&out.stdout);
+        assert!(body.contains("spiffe://example.org/cli"), "{body}");
+    };
+    served(&curl(true));
+    assert_eq!(server.handled.load(Ordering::SeqCst), 1);
+
+    // Without our certificate, curl is refused in the handshake: it sees the TLS 1.3
+    // `certificate_required` alert, the server counts a missing certificate, and no handler runs.
+    let out = curl(false);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
     assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+        stderr.contains("alert certificate required"),
+        "curl names the server's alert: {stderr}"
     );
-    assert!(body.contains("spiffe://example.org/cli"), "{body}");
-    // Without our certificate, curl is refused in the handshake.
-    let out = Command::new("curl")
-        .args([
-            "-sS",
-            "--max-time",
-            "10",
-            "--cacert",
-            &format!("{ca_dir}/ca.pem"),
-        ])
-        .arg(format!("https://localhost:{}/", addr.port()))
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while server
+        .stats
+        .handshake_failures(HandshakeFailure::NoCertificate)
+        == 0
+        && Instant::now() < deadline
+    {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let counted: Vec<_> = (server.stats.failures().into_iter())
+        .filter(|(_, count)| *count > 0)
+        .collect();
+    assert_eq!(
+        counted,
+        [(HandshakeFailure::NoCertificate, 1)],
+        "the server refused for a missing certificate, and for nothing else"
+    );
+    assert_eq!(server.handled.load(Ordering::SeqCst), 1, "no handler ran");
+    // And a client with its certificate is still served.
+    served(&curl(true));
+    assert_eq!(server.handled.load(Ordering::SeqCst), 2);
 }

@@ -267,3 +267,35 @@ pub fn material<'a>(cert: &'a str, key: &'a str, ca: &'a str) -> Vec<&'a str> {
 pub fn exists(path: &str) -> bool {
     Path::new(path).exists()
 }
+
+/// Our server as [`our_server`] serves it, with its counters and the number of requests its
+/// handler answered, so that a refusal can be shown to be the server's, for its reason, before
+/// any handler ran.
+pub struct Counted {
+    pub addr: SocketAddr,
+    pub stats: Arc<mtls::ServerStats>,
+    pub handled: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+pub fn our_server_counted(rt: &tokio::runtime::Runtime, builder: ServerBuilder) -> Counted {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    rt.block_on(async {
+        let server = builder.bind("127.0.0.1:0").await.unwrap();
+        let (addr, stats) = (server.local_addr(), server.stats());
+        let handled = Arc::new(AtomicUsize::new(0));
+        let count = Arc::clone(&handled);
+        tokio::spawn(server.serve(service_fn(move |req: Request<Incoming>| {
+            count.fetch_add(1, Ordering::SeqCst);
+            async move {
+                let peer = req.extensions().get::<mtls::PeerIdentity>().cloned();
+                let body = format!("hello {}", peer.map(|p| p.to_string()).unwrap_or_default());
+                Ok::<_, Infallible>(Response::new(Full::new(Bytes::from(body))))
+            }
+        })));
+        Counted {
+            addr,
+            stats,
+            handled,
+        }
+    })
+}
