@@ -28,10 +28,8 @@ use crate::identity::PeerIdentity;
 use crate::live::{InGeneration, LiveClient, within_generation};
 use crate::material::{Crls, Identity, TrustBundle};
 use crate::provider::crypto_provider;
-use crate::source::{
-    CertificateStatus, Live, MaterialSpec, ReloadState, Role, Rotate, Target, Update, rotate,
-    status,
-};
+use crate::source::{Live, MaterialSpec, ReloadState, Role, Rotate, Target, Update, rotate};
+use crate::status::{CertificateStatus, status};
 use crate::tls::{Runner, TlsOptions, client_generation, live_client_config};
 use crate::verify::ServerNotAllowed;
 

@@ -313,7 +313,7 @@ pub enum Error {
     #[error(transparent)]
     Policy(#[from] crate::authorize::PolicyError),
     /// A new certificate is not valid at this moment (rotation refuses it).
-    #[error("the certificate `{subject}` is not valid now (valid from {} to {}); keeping the current one until a valid certificate arrives", crate::source::humantime(*not_before), crate::source::humantime(*not_after))]
+    #[error("the certificate `{subject}` is not valid now (valid from {} to {}); keeping the current one until a valid certificate arrives", crate::expiry::humantime(*not_before), crate::expiry::humantime(*not_after))]
     NotValidNow {
         /// Subject of the refused leaf.
         subject: String,

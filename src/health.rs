@@ -5,8 +5,9 @@ use std::fmt::Write as _;
 use std::time::{Duration, SystemTime};
 
 use crate::error::HandshakeFailure;
-use crate::source::{CertificateInfo, CertificateStatus, humantime};
+use crate::expiry::humantime;
 use crate::stats::ServerStats;
+use crate::status::{CertificateInfo, CertificateStatus};
 
 /// A server's health: [`CertificateStatus`] (our certificate, trust anchors, reloads) with the
 /// handshake counters of [`ServerStats`], taken at one moment by [`Server::health`] or
@@ -347,7 +348,7 @@ pub(crate) fn words(d: Duration) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::source::{CertificateInfo, CertificateStatus};
+    use crate::status::{CertificateInfo, CertificateStatus};
 
     fn info(subject: &str, left: i64, renewal_due: bool) -> CertificateInfo {
         let now = SystemTime::now();

@@ -79,6 +79,7 @@ mod crl_info;
 pub mod dev;
 mod drain;
 mod error;
+mod expiry;
 mod generations;
 mod health;
 mod hints;
@@ -101,6 +102,7 @@ mod service;
 mod sigcache;
 mod source;
 mod stats;
+mod status;
 mod tls;
 pub mod verify;
 
@@ -130,8 +132,9 @@ pub use require::{RequireIdentity, RequireIdentityFuture, RequireIdentityService
 pub use roles::{Access, AccessError, AccessRule, AccessService, Decision, Roles};
 pub use server::{ConnectionInfo, Server, ServerBuilder, ServerHandle};
 pub use service::{HttpService, Hyper, Tower};
-pub use source::{CertificateInfo, CertificateStatus, DEFAULT_RELOAD_INTERVAL, Rotate};
+pub use source::{DEFAULT_RELOAD_INTERVAL, Rotate};
 pub use stats::{RECENT_WINDOW, ServerStats};
+pub use status::{CertificateInfo, CertificateStatus};
 pub use tls::ClientAuth;
 
 /// Re-exported so that users name the same versions this crate was built with.

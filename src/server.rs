@@ -26,11 +26,9 @@ use crate::live::{LiveServer, ServerGeneration};
 use crate::material::{Crls, Identity, TrustBundle};
 use crate::provider::crypto_provider;
 use crate::service::HttpService;
-use crate::source::{
-    CertificateStatus, Live, MaterialSpec, ReloadState, Role, Rotate, Target, Update, rotate,
-    status,
-};
+use crate::source::{Live, MaterialSpec, ReloadState, Role, Rotate, Target, Update, rotate};
 use crate::stats::ServerStats;
+use crate::status::{CertificateStatus, status};
 use crate::tls::{ClientAuth, Runner, TlsOptions, live_server_config, server_generation};
 
 /// Configures and binds a [`Server`].

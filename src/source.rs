@@ -12,9 +12,11 @@ use rustls_pki_types::{ServerName, UnixTime};
 
 use crate::authorize::Authorizer;
 use crate::error::{Error, LoadError};
+use crate::expiry::{ExpiryLevel, expiry_level, humantime};
 use crate::identity::PeerIdentity;
 use crate::material::{Crls, Identity, TrustBundle};
 use crate::provider::{crypto_provider, sha256};
+use crate::status::CertificateStatus;
 use crate::verify::{ClientIdentityVerifier, RevocationPolicy, ServerIdentityVerifier};
 
 /// Default interval at which certificate, key and CA files are checked for changes.
@@ -854,49 +856,6 @@ pub(crate) fn check_expiry(target: &dyn Target, now: SystemTime) {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum ExpiryLevel {
-    Fresh,
-    Renew,
-    Expired,
-}
-
-pub(crate) fn expiry_level(
-    not_before: SystemTime,
-    not_after: SystemTime,
-    now: SystemTime,
-) -> ExpiryLevel {
-    if now > not_after {
-        return ExpiryLevel::Expired;
-    }
-    let lifetime = not_after.duration_since(not_before).unwrap_or_default();
-    let age = now.duration_since(not_before).unwrap_or_default();
-    let remaining = not_after.duration_since(now).unwrap_or_default();
-    // The 24-hour rule is for certificates that live longer than a day: one that lives a day
-    // or less would otherwise be "due" from its first second (SPIRE SVIDs, 24 h certs).
-    let day = Duration::from_secs(24 * 3600);
-    if age * 3 >= lifetime * 2 || (lifetime > day && remaining < day) {
-        ExpiryLevel::Renew
-    } else {
-        ExpiryLevel::Fresh
-    }
-}
-
-/// RFC 3339 in UTC, for log fields.
-pub(crate) fn humantime(t: SystemTime) -> String {
-    let secs = match t.duration_since(SystemTime::UNIX_EPOCH) {
-        Ok(d) => d.as_secs() as i64,
-        Err(e) => -(e.duration().as_secs() as i64),
-    };
-    time::OffsetDateTime::from_unix_timestamp(secs)
-        .ok()
-        .and_then(|t| {
-            t.format(&time::format_description::well_known::Rfc3339)
-                .ok()
-        })
-        .unwrap_or_else(|| format!("{secs} seconds after the Unix epoch"))
-}
-
 /// Told of every material swapped in; returns false once it wants no more calls.
 pub(crate) type Observer = Box<dyn Fn(&Identity, &[TrustBundle]) -> bool + Send + Sync>;
 
@@ -911,12 +870,13 @@ pub(crate) struct ReloadState {
     alarm: Mutex<Option<([u8; 32], ExpiryLevel)>>,
 }
 
+/// How reloads went: counts, and the last success and error.
 #[derive(Debug, Default, Clone)]
-struct ReloadStatus {
-    last_reload: Option<SystemTime>,
-    last_error: Option<String>,
-    succeeded: u64,
-    failed: u64,
+pub(crate) struct ReloadStatus {
+    pub(crate) last_reload: Option<SystemTime>,
+    pub(crate) last_error: Option<String>,
+    pub(crate) succeeded: u64,
+    pub(crate) failed: u64,
 }
 
 impl std::fmt::Debug for ReloadState {
@@ -962,158 +922,10 @@ impl ReloadState {
     fn last_error(&self) -> Option<String> {
         self.lock().last_error.clone()
     }
-}
 
-/// One certificate's expiry facts.
-///
-/// # Examples
-///
-/// ```
-/// use mtls::Rotate;
-/// # let ca = mtls::dev::DevCa::new("test CA")?;
-/// # let handle = mtls::Server::builder()
-/// #     .identity(ca.server("localhost")?.identity()?)
-/// #     .trust(ca.trust()?)
-/// #     .authorize(mtls::Authorizer::any_verified())
-/// #     .build_rustls_config()?;
-/// let info: mtls::CertificateInfo = handle.certificate_status().identity;
-/// assert!(!info.expired && !info.renewal_due);
-/// assert!(info.remaining > std::time::Duration::from_secs(24 * 3600));
-/// # Ok::<(), Box<dyn std::error::Error>>(())
-/// ```
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CertificateInfo {
-    /// Subject distinguished name.
-    pub subject: String,
-    /// SPIFFE ID, if the certificate carries one.
-    pub spiffe_id: Option<String>,
-    /// Start of validity.
-    pub not_before: SystemTime,
-    /// End of validity.
-    pub not_after: SystemTime,
-    /// Time left until `not_after` (zero once expired).
-    pub remaining: Duration,
-    /// Past 2/3 of its lifetime, or under 24 h left (for a certificate that lives longer than a
-    /// day): renewal is due.
-    pub renewal_due: bool,
-    /// Expired.
-    pub expired: bool,
-}
-
-impl CertificateInfo {
-    fn of(peer: &PeerIdentity, now: SystemTime) -> Self {
-        let level = expiry_level(peer.not_before(), peer.not_after(), now);
-        CertificateInfo {
-            subject: peer.subject().to_owned(),
-            spiffe_id: peer.spiffe_id().map(|id| id.to_string()),
-            not_before: peer.not_before(),
-            not_after: peer.not_after(),
-            remaining: peer.not_after().duration_since(now).unwrap_or_default(),
-            renewal_due: level != ExpiryLevel::Fresh,
-            expired: level == ExpiryLevel::Expired,
-        }
-    }
-}
-
-/// Our own leaf and trust anchors with their expiry, and the state of reloading.
-///
-/// # Examples
-///
-/// ```
-/// use mtls::Rotate;
-/// # let ca = mtls::dev::DevCa::new("test CA")?;
-/// # let handle = mtls::Server::builder()
-/// #     .identity(ca.server("localhost")?.identity()?)
-/// #     .trust(ca.trust()?)
-/// #     .authorize(mtls::Authorizer::any_verified())
-/// #     .build_rustls_config()?;
-/// let status: mtls::CertificateStatus = handle.certificate_status();
-/// assert_eq!(status.trust_anchors.len(), 1);
-/// assert_eq!((status.reloads, status.reload_failures), (0, 0));
-/// # Ok::<(), Box<dyn std::error::Error>>(())
-/// ```
-#[derive(Debug, Clone)]
-#[non_exhaustive]
-pub struct CertificateStatus {
-    /// Our leaf certificate.
-    pub identity: CertificateInfo,
-    /// Each trust anchor, in bundle order.
-    pub trust_anchors: Vec<CertificateInfo>,
-    /// When material was last swapped in successfully (`None`: never since start).
-    pub last_reload: Option<SystemTime>,
-    /// Why the last reload attempt failed, if it did (cleared by a success).
-    pub last_reload_error: Option<String>,
-    /// Successful reloads since start.
-    pub reloads: u64,
-    /// Rejected reload candidates since start.
-    pub reload_failures: u64,
-    /// Each CRL in use (the bundles' and those given apart), with its `nextUpdate`.
-    pub crls: Vec<crate::CrlInfo>,
-}
-
-impl CertificateStatus {
-    /// Whether the service can keep serving: our certificate is not expired, not due for
-    /// renewal, no CRL in use is past its `nextUpdate`, and the last reload did not fail. A `/healthz` route can answer from this.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use mtls::Rotate;
-    /// # let ca = mtls::dev::DevCa::new("test CA")?;
-    /// # let handle = mtls::Server::builder()
-    /// #     .identity(ca.server("localhost")?.identity()?)
-    /// #     .trust(ca.trust()?)
-    /// #     .authorize(mtls::Authorizer::any_verified())
-    /// #     .build_rustls_config()?;
-    /// assert!(handle.certificate_status().healthy());
-    /// let expired = ca.issue(&mtls::dev::LeafSpec::server("localhost").expired())?.identity()?;
-    /// assert!(handle.set_identity(expired).is_err()); // refused, and reported:
-    /// assert!(!handle.certificate_status().healthy());
-    /// # Ok::<(), Box<dyn std::error::Error>>(())
-    /// ```
-    pub fn healthy(&self) -> bool {
-        !self.identity.renewal_due
-            && self.last_reload_error.is_none()
-            && self.crls.iter().all(|crl| !crl.expired)
-    }
-}
-
-pub(crate) fn status(target: &dyn Target) -> CertificateStatus {
-    let now = SystemTime::now();
-    let live = target.current();
-    let (identity, trust) = (&live.identity, live.trust());
-    let info = |chain: &[rustls_pki_types::CertificateDer<'static>]| {
-        PeerIdentity::from_chain(chain)
-            .ok()
-            .map(|p| CertificateInfo::of(&p, now))
-    };
-    let status = target.reload_state().lock().clone();
-    CertificateStatus {
-        identity: info(identity.chain()).unwrap_or(CertificateInfo {
-            subject: String::new(),
-            spiffe_id: None,
-            not_before: now,
-            not_after: now,
-            remaining: Duration::ZERO,
-            renewal_due: true,
-            expired: true,
-        }),
-        trust_anchors: trust
-            .iter()
-            .flat_map(|b| b.certificates().iter())
-            .filter_map(|c| info(std::slice::from_ref(c)))
-            .collect(),
-        last_reload: status.last_reload,
-        last_reload_error: status.last_error,
-        reloads: status.succeeded,
-        reload_failures: status.failed,
-        crls: crate::crl_info::crl_infos(
-            trust
-                .iter()
-                .flat_map(TrustBundle::crls)
-                .chain(live.crls.iter().flat_map(Crls::as_slice)),
-            now,
-        ),
+    /// A copy of how reloads went so far.
+    pub(crate) fn snapshot(&self) -> ReloadStatus {
+        self.lock().clone()
     }
 }
 
@@ -1138,47 +950,4 @@ pub(crate) fn pem_directory(
 fn weak<T: Target>(target: &Arc<T>) -> Weak<dyn Target> {
     let as_dyn: Arc<dyn Target> = Arc::clone(target) as Arc<dyn Target>;
     Arc::downgrade(&as_dyn)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn expiry_levels_follow_two_thirds_and_one_day() {
-        let t0 = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000);
-        let day = Duration::from_secs(86_400);
-        let end = t0 + day * 30;
-        assert_eq!(expiry_level(t0, end, t0 + day), ExpiryLevel::Fresh);
-        assert_eq!(expiry_level(t0, end, t0 + day * 20), ExpiryLevel::Renew);
-        assert_eq!(expiry_level(t0, end, t0 + day * 19), ExpiryLevel::Fresh);
-        let hour = Duration::from_secs(3600);
-        // A certificate that lives a day or less is due at 2/3 of its life, not from birth.
-        let short = t0 + hour * 20;
-        assert_eq!(expiry_level(t0, short, t0 + hour), ExpiryLevel::Fresh);
-        assert_eq!(expiry_level(t0, short, t0 + hour * 14), ExpiryLevel::Renew);
-        // A longer one is due a day before it ends, whatever its age.
-        let year = t0 + day * 365;
-        assert_eq!(expiry_level(t0, year, year - hour * 23), ExpiryLevel::Renew);
-        let two_days = t0 + hour * 36;
-        assert_eq!(
-            expiry_level(t0, two_days, t0 + hour * 11),
-            ExpiryLevel::Fresh
-        );
-        assert_eq!(
-            expiry_level(t0, two_days, t0 + hour * 13),
-            ExpiryLevel::Renew
-        );
-        assert_eq!(
-            expiry_level(t0, end, end + Duration::from_secs(1)),
-            ExpiryLevel::Expired
-        );
-    }
-
-    #[test]
-    fn times_print_as_rfc3339() {
-        assert_eq!(humantime(SystemTime::UNIX_EPOCH), "1970-01-01T00:00:00Z");
-        let t = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
-        assert_eq!(humantime(t), "2023-11-14T22:13:20Z");
-    }
 }

@@ -318,8 +318,8 @@ fn log_rejected(peer: &PeerIdentity, error: &rustls::Error) {
         peer.subject = %Escaped(peer.subject()),
         peer.sans = %sans_of(peer),
         peer.issuer = %Escaped(peer.issuer()),
-        peer.not_before = %crate::source::humantime(peer.not_before()),
-        peer.not_after = %crate::source::humantime(peer.not_after()),
+        peer.not_before = %crate::expiry::humantime(peer.not_before()),
+        peer.not_after = %crate::expiry::humantime(peer.not_after()),
         detail = %Escaped(error),
         resumed = resuming(),
         "TLS handshake failed: {reason}"
@@ -376,8 +376,8 @@ pub(crate) fn log_not_authorized(
             peer.subject = %Escaped(peer.subject()),
             peer.sans = %sans_of(peer),
             peer.issuer = %Escaped(peer.issuer()),
-            peer.not_before = %crate::source::humantime(peer.not_before()),
-            peer.not_after = %crate::source::humantime(peer.not_after()),
+            peer.not_before = %crate::expiry::humantime(peer.not_before()),
+            peer.not_after = %crate::expiry::humantime(peer.not_after()),
             policy = %denied.policy,
             resumed,
             "TLS handshake failed: peer not authorized by policy"
