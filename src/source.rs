@@ -276,13 +276,22 @@ pub(crate) trait Target: Send + Sync + 'static {
 
 /// Validates and installs a candidate; records and logs the outcome.
 pub(crate) fn rotate(target: &dyn Target, update: Update) -> Result<(), Error> {
-    rotate_logged(target, update, true)
+    rotate_logged(target, update, Report::Always)
 }
 
-/// As [`rotate`]; with `report_repeat` false, a failure identical to the last one is returned
-/// but neither logged nor counted again (the file watcher retries a rejected candidate on
-/// every tick until it becomes acceptable).
-fn rotate_logged(target: &dyn Target, update: Update, report_repeat: bool) -> Result<(), Error> {
+/// Which failures of a rotation are logged and counted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Report {
+    Always,
+    /// Not a failure identical to the last one (the file watcher retries a rejected candidate
+    /// on every tick until it becomes acceptable).
+    Changes,
+    /// None: a first try whose failure is followed by narrower tries that report their own.
+    Never,
+}
+
+/// As [`rotate`], reporting failures as `report` says.
+fn rotate_logged(target: &dyn Target, update: Update, report: Report) -> Result<(), Error> {
     let state = target.reload_state();
     // One rotation at a time: a file reload and a push through the handle must not both
     // start from the same old material and overwrite each other's change.
@@ -337,7 +346,10 @@ fn rotate_logged(target: &dyn Target, update: Update, report_repeat: bool) -> Re
             state.succeeded();
             tracing::info!("certificate material reloaded");
         }
-        Err(e) if !report_repeat && state.last_error().as_deref() == Some(&e.to_string()) => {}
+        Err(_) if report == Report::Never => {}
+        Err(e)
+            if report == Report::Changes
+                && state.last_error().as_deref() == Some(&e.to_string()) => {}
         Err(e) => {
             state.failed(e.to_string());
             tracing::warn!(error = %e, "certificate reload rejected; keeping the last good material");
@@ -683,31 +695,33 @@ impl Files {
     }
 
     /// Reads the groups of files marked in `dirty`; the others stay as they are (so a change
-    /// of the certificate files never reverts trust pushed from code, and the reverse).
-    fn load(&self, dirty: Dirty) -> Result<Update, Error> {
-        let identity = self
-            .identity
-            .as_ref()
-            .filter(|_| dirty.identity)
-            .map(IdentityFiles::load)
-            .transpose()?;
+    /// of the certificate files never reverts trust pushed from code, and the reverse). A group
+    /// that does not load is left out of the update, with its error, so it holds back no
+    /// other group (a half-written certificate never delays a new CRL).
+    fn load(&self, dirty: Dirty) -> (Update, Vec<LoadError>) {
+        let mut unreadable = Vec::new();
+        let identity = match self.identity.as_ref().filter(|_| dirty.identity) {
+            Some(files) => files.load().map_err(|e| unreadable.push(e)).ok(),
+            None => None,
+        };
         let trust_files = (!self.trust.is_empty() && dirty.trust)
             .then(|| self.trust.iter().map(TrustFile::load).collect());
         let crls = if self.crls.is_empty() || !dirty.crls {
             None
         } else {
-            let mut all = self.static_crls.clone();
-            for path in &self.crls {
-                all.push(Crls::from_file(path)?);
-            }
-            Some(all)
+            let read: Result<Vec<Crls>, LoadError> =
+                self.crls.iter().map(Crls::from_file).collect();
+            read.map(|files| self.static_crls.iter().cloned().chain(files).collect())
+                .map_err(|e| unreadable.push(e))
+                .ok()
         };
-        Ok(Update {
+        let update = Update {
             identity,
             trust: None,
             trust_files,
             crls,
-        })
+        };
+        (update, unreadable)
     }
 }
 
@@ -774,17 +788,41 @@ pub(crate) fn spawn_watcher(target: Weak<dyn Target>, files: Files, interval: Du
                         files = ?files.paths().collect::<Vec<_>>(),
                         "reading the watched certificate files"
                     );
-                    // Loading runs password-based key derivations (PKCS#12, bounded but up to
-                    // seconds) and file reads: never on an async worker.
-                    let loading = Arc::clone(&files);
-                    let loaded =
-                        match tokio::task::spawn_blocking(move || loading.load(dirty)).await {
-                            Ok(loaded) => loaded.map_err(|e| e.to_string()),
-                            Err(e) => Err(format!("loading the certificate files stopped: {e}")),
-                        };
-                    pending = match reload_files(&*target, loaded, changed.any()) {
-                        Err(Refused::Candidate) => dirty,
+                    let now_changed = changed.any();
+                    let report = if now_changed {
+                        Report::Always
+                    } else {
+                        Report::Changes
+                    };
+                    let mixed = dirty.identity && (dirty.trust || dirty.crls);
+                    // Identity, trust and CRLs together first: a CA rotation needs them at
+                    // once. If that is refused, the refusal may be the identity's alone (one
+                    // not valid yet, say), so trust and CRLs go in without it, then the
+                    // identity is tried alone and retried until it is taken.
+                    let first = if mixed { Report::Never } else { report };
+                    pending = match reload_files(&*target, &files, dirty, now_changed, first).await
+                    {
                         Ok(()) | Err(Refused::Unreadable) => Dirty::default(),
+                        Err(Refused::Candidate) if mixed => {
+                            let rest = Dirty {
+                                identity: false,
+                                ..dirty
+                            };
+                            let identity = Dirty {
+                                identity: true,
+                                ..Dirty::default()
+                            };
+                            let rest =
+                                reload_files(&*target, &files, rest, now_changed, report).await;
+                            let alone =
+                                reload_files(&*target, &files, identity, now_changed, report).await;
+                            match (rest, alone) {
+                                (Err(Refused::Candidate), _) => dirty,
+                                (_, Err(Refused::Candidate)) => identity,
+                                _ => Dirty::default(),
+                            }
+                        }
+                        Err(Refused::Candidate) => dirty,
                     };
                 }
             }
@@ -801,25 +839,51 @@ enum Refused {
     Candidate,
 }
 
-fn reload_files(
+/// Loads the groups of `files` marked in `dirty` and installs what loaded.
+async fn reload_files(
     target: &dyn Target,
-    loaded: Result<Update, String>,
+    files: &Arc<Files>,
+    dirty: Dirty,
     changed: bool,
+    report: Report,
 ) -> Result<(), Refused> {
-    match loaded {
-        Ok(update) => rotate_logged(target, update, changed).map_err(|e| match e {
+    // Loading runs password-based key derivations (PKCS#12, bounded but up to seconds) and
+    // file reads: never on an async worker.
+    let loading = Arc::clone(files);
+    let (update, unreadable) = match tokio::task::spawn_blocking(move || loading.load(dirty)).await
+    {
+        Ok(loaded) => loaded,
+        Err(e) => {
+            unloadable(
+                target,
+                format!("loading the certificate files stopped: {e}"),
+                changed,
+            );
+            return Err(Refused::Unreadable);
+        }
+    };
+    for e in &unreadable {
+        unloadable(target, e.to_string(), changed);
+    }
+    if update.identity.is_some() || update.trust_files.is_some() || update.crls.is_some() {
+        rotate_logged(target, update, report).map_err(|e| match e {
             Error::Load(_) => Refused::Unreadable,
             _ => Refused::Candidate,
-        }),
-        Err(message) => {
-            let state = target.reload_state();
-            // cert-manager writes files one by one: log a half-written state once, not per tick.
-            if changed || state.last_error().as_deref() != Some(&message) {
-                tracing::warn!(error = %message, "certificate files could not be loaded; keeping the last good material");
-                state.failed(message);
-            }
-            Err(Refused::Unreadable)
-        }
+        })?;
+    }
+    match unreadable.is_empty() {
+        true => Ok(()),
+        false => Err(Refused::Unreadable),
+    }
+}
+
+/// Records files that could not be loaded; cert-manager writes files one by one, so a
+/// half-written state is logged once, not per tick.
+fn unloadable(target: &dyn Target, message: String, changed: bool) {
+    let state = target.reload_state();
+    if changed || state.last_error().as_deref() != Some(&message) {
+        tracing::warn!(error = %message, "certificate files could not be loaded; keeping the last good material");
+        state.failed(message);
     }
 }
 
