@@ -157,7 +157,8 @@ impl ClientBuilder {
     /// ```
     #[cfg(feature = "pkcs12")]
     pub fn trust_pkcs12_file(mut self, path: impl AsRef<Path>, password: crate::Password) -> Self {
-        self.material.trust_pkcs12(path.as_ref(), password, None);
+        self.material
+            .trust_pkcs12(path.as_ref(), password, None, &[]);
         self
     }
 
@@ -196,7 +197,7 @@ impl ClientBuilder {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn trust_file(mut self, path: impl AsRef<Path>) -> Self {
-        self.material.trust_file(path.as_ref(), None);
+        self.material.trust_file(path.as_ref(), None, &[]);
         self
     }
 
@@ -217,7 +218,8 @@ impl ClientBuilder {
     ///     .trust_file_for_domain("certs/partner-bundle.pem", "partner.example");
     /// ```
     pub fn trust_file_for_domain(mut self, path: impl AsRef<Path>, trust_domain: &str) -> Self {
-        self.material.trust_file(path.as_ref(), Some(trust_domain));
+        self.material
+            .trust_file(path.as_ref(), Some(trust_domain), &[]);
         self
     }
 

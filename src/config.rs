@@ -104,7 +104,8 @@ pub struct Bundle {
     /// PEM CA bundle(s): one path or a list.
     #[serde(default)]
     pub ca: OneOrMany,
-    /// CRL files (PEM or DER).
+    /// CRL files (PEM or DER), read with `ca` and `truststore` and speaking for their CAs
+    /// alone.
     #[serde(default)]
     pub crl: Vec<PathBuf>,
     /// The SPIFFE trust domain that `ca` and `truststore` are bound to (federation): their
@@ -668,10 +669,24 @@ impl Config {
                 }
                 Some(_) => {}
             }
-            match trust.iter().find(|t| !self.bundle.contains_key(*t)) {
-                Some(t) => Err(undefined(format!("{profile}.trust"), t)),
-                None => Ok(()),
+            let watched = |b: &Bundle| b.reload != Some(false);
+            for t in trust {
+                let Some(extra) = self.bundle.get(t) else {
+                    return Err(undefined(format!("{profile}.trust"), t));
+                };
+                // One profile's files are watched together.
+                if watched(extra) != watched(&self.bundle[bundle]) {
+                    return Err(invalid(
+                        format!("bundle.{t}.reload"),
+                        format!(
+                            "differs from bundle `{bundle}`'s, which `{profile}` serves or calls \
+                             with; the files of one profile are watched together, so give both \
+                             the same `reload`"
+                        ),
+                    ));
+                }
             }
+            Ok(())
         };
         if let Some(server) = &self.server {
             uses("server", &server.bundle, &server.trust)?;
@@ -1106,8 +1121,9 @@ fn apply_bundle(
         material.identity_files(cert, key);
     }
     let bound = bundle.trust_domain.as_deref();
+    // The bundle's CRLs are read with its CA files and speak for those CAs alone.
     for ca in bundle.ca.paths() {
-        material.trust_file(ca, bound);
+        material.trust_file(ca, bound, &bundle.crl);
     }
     #[cfg(feature = "pkcs12")]
     {
@@ -1116,15 +1132,12 @@ fn apply_bundle(
             material.identity_pkcs12(&path, password, alias.as_deref());
         }
         if let Some((path, password)) = truststore {
-            material.trust_pkcs12(&path, password, bound);
+            material.trust_pkcs12(&path, password, bound, &bundle.crl);
         }
     }
     #[cfg(not(feature = "pkcs12"))]
     let _ = name;
-    for crl in &bundle.crl {
-        material.crl_file(crl);
-    }
-    if bundle.reload == Some(false) {
+    if with_identity && bundle.reload == Some(false) {
         material.reload_interval = None;
     }
     Ok(())

@@ -154,7 +154,8 @@ impl ServerBuilder {
     /// ```
     #[cfg(feature = "pkcs12")]
     pub fn trust_pkcs12_file(mut self, path: impl AsRef<Path>, password: crate::Password) -> Self {
-        self.material.trust_pkcs12(path.as_ref(), password, None);
+        self.material
+            .trust_pkcs12(path.as_ref(), password, None, &[]);
         self
     }
 
@@ -187,7 +188,7 @@ impl ServerBuilder {
     /// let builder = mtls::Server::builder().trust_file("certs/ca.pem");
     /// ```
     pub fn trust_file(mut self, path: impl AsRef<Path>) -> Self {
-        self.material.trust_file(path.as_ref(), None);
+        self.material.trust_file(path.as_ref(), None, &[]);
         self
     }
 
@@ -208,7 +209,8 @@ impl ServerBuilder {
     ///     .trust_file_for_domain("certs/partner-bundle.pem", "partner.example");
     /// ```
     pub fn trust_file_for_domain(mut self, path: impl AsRef<Path>, trust_domain: &str) -> Self {
-        self.material.trust_file(path.as_ref(), Some(trust_domain));
+        self.material
+            .trust_file(path.as_ref(), Some(trust_domain), &[]);
         self
     }
 

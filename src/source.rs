@@ -482,20 +482,30 @@ impl MaterialSpec {
         path: &std::path::Path,
         password: crate::pkcs12::Password,
         trust_domain: Option<&str>,
+        crls: &[PathBuf],
     ) {
-        self.watch_trust(TrustSource::Pkcs12(path.to_owned(), password), trust_domain);
+        self.watch_trust(
+            TrustSource::Pkcs12(path.to_owned(), password),
+            trust_domain,
+            crls,
+        );
     }
 
     pub(crate) fn trust(&mut self, bundle: TrustBundle) {
         self.trust.push(Ok(bundle));
     }
 
-    /// A PEM CA file, bound to `trust_domain` if given.
-    pub(crate) fn trust_file(&mut self, path: &std::path::Path, trust_domain: Option<&str>) {
-        self.watch_trust(TrustSource::Pem(path.to_owned()), trust_domain);
+    /// A PEM CA file, bound to `trust_domain` if given, with CRL files of its own.
+    pub(crate) fn trust_file(
+        &mut self,
+        path: &std::path::Path,
+        trust_domain: Option<&str>,
+        crls: &[PathBuf],
+    ) {
+        self.watch_trust(TrustSource::Pem(path.to_owned()), trust_domain, crls);
     }
 
-    fn watch_trust(&mut self, source: TrustSource, trust_domain: Option<&str>) {
+    fn watch_trust(&mut self, source: TrustSource, trust_domain: Option<&str>, crls: &[PathBuf]) {
         // The name is checked as the policy checks it, so a binding can always be matched.
         if let Some(Err(e)) = trust_domain.map(Authorizer::trust_domain) {
             self.trust_files.push(Err(LoadError::TrustDomain {
@@ -507,8 +517,11 @@ impl MaterialSpec {
         let file = TrustFile {
             source,
             trust_domain: trust_domain.map(str::to_owned),
+            crls: crls.to_vec(),
         };
-        self.files.note_loaded(file.source.path());
+        for path in file.paths() {
+            self.files.note_loaded(path);
+        }
         self.trust_files.push(file.load());
         self.files.trust.push(file);
     }
@@ -611,17 +624,21 @@ impl TrustSource {
     }
 }
 
-/// A watched trust file, and the SPIFFE trust domain (already validated) its bundle is bound
-/// to on every read, so a federated partner's bundle rotates without ever vouching for more.
+/// A watched trust file, the SPIFFE trust domain (already validated) its bundle is bound to,
+/// and the CRL files that speak for its CAs alone: all read again together, so a federated
+/// partner's bundle rotates without ever vouching for more, and its CRLs never decide for
+/// another bundle.
 #[derive(Debug, Clone)]
 pub(crate) struct TrustFile {
     source: TrustSource,
     trust_domain: Option<String>,
+    crls: Vec<PathBuf>,
 }
 
 impl TrustFile {
-    fn path(&self) -> &PathBuf {
-        self.source.path()
+    /// The trust file, then its CRL files.
+    fn paths(&self) -> impl Iterator<Item = &PathBuf> {
+        std::iter::once(self.source.path()).chain(&self.crls)
     }
 
     fn load(&self) -> Result<TrustBundle, LoadError> {
@@ -630,10 +647,14 @@ impl TrustFile {
             #[cfg(feature = "pkcs12")]
             TrustSource::Pkcs12(path, password) => TrustBundle::from_pkcs12_file(path, password),
         }?;
-        Ok(match &self.trust_domain {
+        let mut bundle = match &self.trust_domain {
             Some(td) => bundle.bound_to(td),
             None => bundle,
-        })
+        };
+        for path in &self.crls {
+            bundle = bundle.with_crls(Crls::from_file(path)?);
+        }
+        Ok(bundle)
     }
 }
 
@@ -659,7 +680,7 @@ impl Files {
         self.identity
             .iter()
             .flat_map(IdentityFiles::paths)
-            .chain(self.trust.iter().map(TrustFile::path))
+            .chain(self.trust.iter().flat_map(TrustFile::paths))
             .chain(self.crls.iter())
     }
 
@@ -686,7 +707,7 @@ impl Files {
         let differs =
             |range: std::ops::Range<usize>| range.into_iter().any(|i| before.get(i) != now.get(i));
         let ids = self.identity.as_ref().map_or(0, |i| i.paths().len());
-        let trust_end = ids + self.trust.len();
+        let trust_end = ids + self.trust.iter().map(|t| t.paths().count()).sum::<usize>();
         Dirty {
             identity: differs(0..ids),
             trust: differs(ids..trust_end),

@@ -184,8 +184,12 @@ async fn a_config_bundle_with_a_trust_domain_federates_a_partner() {
         uris: vec!["spiffe://example.org/inventory"],
         ..Leaf::server()
     });
+    const REVOKED: &[u8] = &[0x0b, 0xad];
     dir.put("ours.pem", &ours.pem);
     dir.put("partner.pem", &partner.pem);
+    // Each bundle's CRL speaks for its own CAs: ours revokes nothing, the partner's one leaf.
+    dir.put("ours.crl", &ours.crl(&[]));
+    dir.put("partner.crl", &partner.crl(&[REVOKED]));
     dir.put("inventory.pem", &server_leaf.cert_pem);
     dir.put("inventory.key", &server_leaf.key_pem);
     let text = format!(
@@ -194,10 +198,12 @@ async fn a_config_bundle_with_a_trust_domain_federates_a_partner() {
 certificate = "{dir}/inventory.pem"
 private_key = "{dir}/inventory.key"
 ca = "{dir}/ours.pem"
+crl = ["{dir}/ours.crl"]
 trust_domain = "example.org"
 
 [bundle.partner]
 ca = "{dir}/partner.pem"
+crl = ["{dir}/partner.crl"]
 trust_domain = "partner.example"
 
 [server]
@@ -217,7 +223,39 @@ allow = ["spiffe://example.org/*", "{PARTNER}", "dns:billing.internal"]
         .await
         .unwrap();
     assert_eq!(resp.status(), 200);
+    let revoked = partner.issue(Leaf {
+        uris: vec![PARTNER],
+        serial: Some(REVOKED),
+        ..Leaf::client("partner")
+    });
+    assert_refused(
+        &unpooled_client(&ours, &revoked),
+        &server,
+        "certificate_revoked",
+        "a partner leaf its own CRL revokes",
+    )
+    .await;
     server.shutdown().await;
+
+    // A partner without CRLs is not refused for want of one: our CRL speaks for our CA alone.
+    let uncovered = text.replace(
+        &format!("crl = [\"{}/partner.crl\"]\n", dir.0.display()),
+        "",
+    );
+    assert_ne!(uncovered, text);
+    dir.put("mtls.toml", &uncovered);
+    let cfg = Config::from_file(dir.path("mtls.toml")).unwrap();
+    let server = start(Server::from_config(&cfg).await.unwrap());
+    assert_partner_bound(&ours, &partner, &server).await;
+    server.shutdown().await;
+
+    // The files of one profile are watched together.
+    let frozen = text.replace(
+        "trust_domain = \"partner.example\"\n",
+        "trust_domain = \"partner.example\"\nreload = false\n",
+    );
+    let err = Config::from_toml_str(&frozen).unwrap_err();
+    assert!(err.to_string().contains("bundle.partner.reload"), "{err}");
 
     // A trust-only bundle cannot serve, and an undefined `trust` name is named.
     let serving_partner = text.replace(r#"bundle = "inventory""#, r#"bundle = "partner""#);
