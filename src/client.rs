@@ -532,6 +532,11 @@ impl Target for ClientShared {
     fn reload_state(&self) -> &ReloadState {
         &self.reload
     }
+
+    fn tolerates_expired_crls(&self) -> bool {
+        let m = self.material.lock().unwrap_or_else(PoisonError::into_inner);
+        m.tls.revocation.allow_expired_crls
+    }
 }
 
 impl Rotate for Client {

@@ -35,14 +35,20 @@ pub struct CrlInfo {
     pub next_update: Option<SystemTime>,
     /// Time left until `nextUpdate` (zero once it passed, or without a date).
     pub remaining: Duration,
-    /// Past `nextUpdate`: peers whose status only this CRL gives are refused, unless the
-    /// builder's `allow_expired_crls` was set.
+    /// Past `nextUpdate`.
     pub expired: bool,
+    /// Whether, once expired, peers whose status only this CRL gives are refused: true unless
+    /// the builder said `allow_expired_crls`.
+    pub enforced: bool,
 }
 
 impl CrlInfo {
     /// The facts of one CRL, or `None` if it does not parse (it was parsed when loaded).
-    fn of(der: &CertificateRevocationListDer<'_>, now: SystemTime) -> Option<CrlInfo> {
+    fn of(
+        der: &CertificateRevocationListDer<'_>,
+        now: SystemTime,
+        enforced: bool,
+    ) -> Option<CrlInfo> {
         let (_, crl) = CertificateRevocationList::from_der(der.as_ref()).ok()?;
         let time = |t: x509_parser::time::ASN1Time| {
             SystemTime::UNIX_EPOCH + Duration::from_secs(t.timestamp().max(0).unsigned_abs())
@@ -56,6 +62,7 @@ impl CrlInfo {
                 .and_then(|t| t.duration_since(now).ok())
                 .unwrap_or_default(),
             expired: next_update.is_some_and(|t| t < now),
+            enforced,
         })
     }
 }
@@ -64,6 +71,7 @@ impl CrlInfo {
 pub(crate) fn crl_infos<'a>(
     crls: impl IntoIterator<Item = &'a CertificateRevocationListDer<'static>>,
     now: SystemTime,
+    enforced: bool,
 ) -> Vec<CrlInfo> {
     let mut seen: Vec<&CertificateRevocationListDer<'static>> = Vec::new();
     let mut out = Vec::new();
@@ -72,7 +80,7 @@ pub(crate) fn crl_infos<'a>(
             continue;
         }
         seen.push(crl);
-        out.extend(CrlInfo::of(crl, now));
+        out.extend(CrlInfo::of(crl, now, enforced));
     }
     out
 }

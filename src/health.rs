@@ -161,9 +161,15 @@ impl Health {
                 continue;
             };
             let period = next.duration_since(crl.this_update).unwrap_or_default();
-            if crl.expired {
+            if crl.expired && crl.enforced {
                 problems.push(format!(
                     "the CRL of {} is past its nextUpdate ({}): peers it covers are refused until it is republished",
+                    crl.issuer,
+                    humantime(next)
+                ));
+            } else if crl.expired {
+                problems.push(format!(
+                    "the CRL of {} is past its nextUpdate ({}) and used anyway (allow_expired_crls): revocations since then are unknown",
                     crl.issuer,
                     humantime(next)
                 ));
@@ -196,7 +202,7 @@ impl Health {
     ///  "certificate":{"subject":"CN=orders","spiffe_id":null,"not_before":"…","not_after":"…",
     ///                 "remaining_seconds":2591999,"renewal_due":false,"expired":false},
     ///  "trust_anchors":[{…}],
-    ///  "crls":[{"issuer":"CN=ca","this_update":"…","next_update":"…","remaining_seconds":600000,"expired":false}],
+    ///  "crls":[{"issuer":"CN=ca","this_update":"…","next_update":"…","remaining_seconds":600000,"enforced":true,"expired":false}],
     ///  "reload":{"last_reload":null,"last_error":null,"reloads":0,"failures":0},
     ///  "handshakes":{"accepted":12,"active_connections":1,
     ///                "failures":{"unknown_issuer":43},"failures_last_minute":{"unknown_issuer":43}}}
@@ -252,8 +258,9 @@ impl Health {
             }
             let _ = write!(
                 out,
-                ",\"remaining_seconds\":{},\"expired\":{}}}",
+                ",\"remaining_seconds\":{},\"enforced\":{},\"expired\":{}}}",
                 crl.remaining.as_secs(),
+                crl.enforced,
                 crl.expired
             );
         }

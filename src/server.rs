@@ -722,6 +722,10 @@ impl Target for Shared {
     fn reload_state(&self) -> &ReloadState {
         &self.reload
     }
+
+    fn tolerates_expired_crls(&self) -> bool {
+        self.material().tls.revocation.allow_expired_crls
+    }
 }
 
 #[derive(Clone)]

@@ -272,6 +272,8 @@ pub(crate) trait Target: Send + Sync + 'static {
     /// Builds the TLS configuration from this material and swaps it in.
     fn install(&self, live: Live) -> Result<(), Error>;
     fn reload_state(&self) -> &ReloadState;
+    /// Whether a CRL past its `nextUpdate` is used anyway (`allow_expired_crls`).
+    fn tolerates_expired_crls(&self) -> bool;
 }
 
 /// Validates and installs a candidate; records and logs the outcome.

@@ -97,7 +97,7 @@ pub struct CertificateStatus {
 
 impl CertificateStatus {
     /// Whether the service can keep serving: our certificate is not expired, not due for
-    /// renewal, no CRL in use is past its `nextUpdate`, and the last reload did not fail. A `/healthz` route can answer from this.
+    /// renewal, no CRL in use is past its `nextUpdate` (unless `allow_expired_crls` tolerates it), and the last reload did not fail. A `/healthz` route can answer from this.
     ///
     /// # Examples
     ///
@@ -118,7 +118,7 @@ impl CertificateStatus {
     pub fn healthy(&self) -> bool {
         !self.identity.renewal_due
             && self.last_reload_error.is_none()
-            && self.crls.iter().all(|crl| !crl.expired)
+            && self.crls.iter().all(|crl| !(crl.expired && crl.enforced))
     }
 }
 
@@ -157,6 +157,7 @@ pub(crate) fn status(target: &dyn Target) -> CertificateStatus {
                 .flat_map(TrustBundle::crls)
                 .chain(live.crls.iter().flat_map(Crls::as_slice)),
             now,
+            !target.tolerates_expired_crls(),
         ),
     }
 }

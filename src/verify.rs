@@ -217,8 +217,9 @@ fn pick<'a, T>(
 }
 
 /// The chain checked against each store, each with its own CRLs: verified if one store
-/// verifies it, and refused if any store's CRL revokes it (a CRL speaks only for the CA that
-/// signed it, so "revoked" is never another CA's word). Otherwise the most telling refusal:
+/// verifies it, and refused if any store's CRLs revoke it or cannot vouch for it (stale, or
+/// none covering the chain): CRLs are consulted only once the chain built to that store's CA,
+/// and a CRL speaks only for the CA that signed it, so that verdict is never another CA's. Otherwise the most telling refusal:
 /// one from a store the chain built to, before "unknown issuer" or a bad signature from a
 /// store whose CA merely shares a name. One store is the common case.
 fn first_issuer<T, R>(
@@ -241,7 +242,15 @@ fn first_issuer<T, R>(
     for store in stores {
         match check(store) {
             Ok(answer) => verified = verified.or(Some(answer)),
-            Err(e @ rustls::Error::InvalidCertificate(CertificateError::Revoked)) => return Err(e),
+            // Only a store the chain built to gets to consult its CRLs: their verdict stands.
+            Err(
+                e @ rustls::Error::InvalidCertificate(
+                    CertificateError::Revoked
+                    | CertificateError::UnknownRevocationStatus
+                    | CertificateError::ExpiredRevocationList
+                    | CertificateError::ExpiredRevocationListContext { .. },
+                ),
+            ) => return Err(e),
             Err(e) => {
                 if refusal.as_ref().is_none_or(not_ours) && !not_ours(&e) || refusal.is_none() {
                     refusal = Some(e);

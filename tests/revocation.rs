@@ -419,6 +419,18 @@ async fn allow_expired_crls_tolerates_a_stale_crl_and_still_applies_it() {
     let ca = Ca::new("root");
     let server =
         server_with_crl(&ca, &stale_crl(&ca, &[REVOKED]), |b| b.allow_expired_crls()).await;
+    // Shown, but not a reason to take the service out of rotation: it was tolerated on purpose.
+    let status = server.handle.certificate_status();
+    assert!(status.crls[0].expired && !status.crls[0].enforced);
+    let problems = server.handle.health().problems();
+    assert!(
+        problems.iter().any(|p| p.contains("used anyway")),
+        "{problems:?}"
+    );
+    assert!(
+        !problems.iter().any(|p| p.contains("refused until")),
+        "{problems:?}"
+    );
     let resp = client(&ca, &leaf(&ca, GOOD)).get(server.url("/")).await;
     assert_eq!(resp.unwrap().status(), 200);
     let err = client(&ca, &leaf(&ca, REVOKED))
@@ -657,5 +669,39 @@ async fn the_client_denies_unknown_revocation_status_unless_allowed() {
         build(true).get(server.url("/")).await.unwrap().status(),
         200
     );
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_stale_crl_on_one_copy_of_a_ca_is_not_overruled_by_another_copy() {
+    let ca = Ca::new("root");
+    let stale = Crls::from_bytes(
+        ca.crl_until(
+            &[REVOKED],
+            std::time::SystemTime::now() - Duration::from_secs(3600),
+        )
+        .as_bytes(),
+    )
+    .unwrap();
+    // The same CA twice: once without CRLs, once with a CRL that listed REVOKED and has gone
+    // stale. The CRL's verdict (status unknown) stands.
+    let server = serve(
+        Server::builder()
+            .identity(ca.server().identity())
+            .trust(ca.trust())
+            .trust(ca.trust().with_crls(stale))
+            .authorize(Authorizer::any_verified()),
+    )
+    .await;
+    let err = client(&ca, &leaf(&ca, REVOKED))
+        .get(server.url("/"))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, ClientError::ServerRejectedCertificate { alert } if alert == "unknown_ca"),
+        "{err:?}"
+    );
+    refusal::assert_counted(&server, HandshakeFailure::RevocationUnknown, 0).await;
+    assert!(server.seen.lock().unwrap().is_empty(), "no handler ran");
     server.shutdown().await;
 }

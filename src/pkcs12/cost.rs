@@ -63,6 +63,16 @@ impl Budget {
                     u128::from(scrypt.block_size),
                     u128::from(scrypt.parallelization),
                 );
+                // scrypt is defined for N a power of two above 1 and r, p at least 1; the
+                // derivation's own arithmetic assumes it.
+                if n < 2 || !n.is_power_of_two() || r == 0 || p == 0 {
+                    return Err(LoadError::Pkcs12 {
+                        origin: origin.clone(),
+                        detail: format!(
+                            "the scrypt parameters N = {n}, r = {r}, p = {p} are invalid (N must be a power of two above 1, r and p at least 1); export the store again"
+                        ),
+                    });
+                }
                 let saturate = |v: u128| u64::try_from(v).unwrap_or(u64::MAX);
                 let memory = saturate(128 * r * (n + p));
                 if memory > MAX_SCRYPT_MEMORY {
@@ -157,6 +167,40 @@ mod tests {
         assert!(
             err.to_string().contains("PBKDF2 iterations = 4294967295"),
             "{err}"
+        );
+    }
+
+    #[test]
+    fn scrypt_parameters_outside_scrypt_are_refused_before_the_derivation() {
+        let params = |n: u64, r: u16, p: u16| pkcs5::pbes2::Parameters {
+            kdf: pkcs5::pbes2::Kdf::Scrypt(pkcs5::pbes2::ScryptParams {
+                salt: b"salt",
+                cost_parameter: n,
+                block_size: r,
+                parallelization: p,
+                key_length: Some(32),
+            }),
+            encryption: pkcs5::pbes2::EncryptionScheme::Aes256Cbc { iv: &[0; 16] },
+        };
+        for (n, r, p) in [
+            (0, 8, 1),
+            (1, 8, 1),
+            (3000, 8, 1),
+            (16_384, 0, 1),
+            (16_384, 8, 0),
+        ] {
+            let err = Budget::default()
+                .pbes2(&params(n, r, p), &origin())
+                .unwrap_err();
+            assert!(
+                err.to_string().contains("are invalid"),
+                "{n} {r} {p}: {err}"
+            );
+        }
+        assert!(
+            Budget::default()
+                .pbes2(&params(16_384, 8, 1), &origin())
+                .is_ok()
         );
     }
 }
