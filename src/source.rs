@@ -311,6 +311,7 @@ fn rotate_logged(target: &dyn Target, update: Update, report: Report) -> Result<
             .is_some_and(|i| i.chain() != current.identity.chain());
         // Under the rotation lock: a push from code and a file reload compose with each
         // other's latest result, never with a copy taken before the other landed.
+        let following = current.watched.iter().flatten().count();
         let (fixed, watched) = match (update.trust, update.trust_files) {
             (Some(pushed), _) => current.pushed(pushed),
             (None, Some(files)) => (current.fixed.clone(), current.reread(files)?),
@@ -339,7 +340,16 @@ fn rotate_logged(target: &dyn Target, update: Update, report: Report) -> Result<
             });
         }
         let (identity, trust) = (candidate.identity.clone(), candidate.effective_trust());
+        let detached = following.saturating_sub(candidate.watched.iter().flatten().count());
         target.install(candidate)?;
+        if detached > 0 {
+            // Not an error (removing a file's CAs is what the push may mean), but silent
+            // otherwise: the file's later rewrites are read and ignored.
+            tracing::warn!(
+                detached,
+                "trust pushed from code left out or changed the bundles of watched trust files; their rewrites are no longer followed"
+            );
+        }
         state.notify(&identity, &trust);
         Ok(())
     })();

@@ -147,3 +147,29 @@ async fn a_half_written_certificate_does_not_swallow_a_crl_changed_with_it() {
     assert!(taken, "the completed certificate is served");
     server.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_push_that_drops_a_watched_trust_file_says_so() {
+    let capture = Capture::scoped();
+    let ca = Ca::new("root");
+    let other = Ca::new("other root");
+    let dir = Dir::new("group-detached");
+    let (server, handle) = file_server(&dir, &ca).await;
+    let said = || {
+        capture
+            .events()
+            .iter()
+            .any(|e| e.contains("no longer followed") && e.contains("detached=1"))
+    };
+    // Keeping the file's own bundle keeps following it: nothing to say.
+    let file_bundle = mtls::TrustBundle::from_pem_file(dir.path("ca.crt")).unwrap();
+    handle
+        .set_trust(vec![file_bundle.clone(), other.trust()])
+        .unwrap();
+    assert!(!said());
+    // Replacing it with the same CA under CRLs of its own detaches the file, and says so.
+    let crl = mtls::Crls::from_bytes(ca.crl(&[]).as_bytes()).unwrap();
+    handle.set_trust(vec![file_bundle.with_crls(crl)]).unwrap();
+    assert!(said(), "{:?}", capture.events());
+    server.shutdown().await;
+}
