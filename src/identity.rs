@@ -583,7 +583,8 @@ impl fmt::Debug for PeerIdentity {
         f.debug_struct("PeerIdentity")
             .field("subject", &self.0.cert.subject)
             .field("spiffe_id", &self.0.cert.spiffe_id)
-            .field("dns_names", &self.0.cert.dns_names)
+            // Through the accessor: a peer a bound bundle vouched for has no DNS names.
+            .field("dns_names", &self.dns_names())
             .field("serial", &self.0.cert.serial)
             .field("fingerprint", self.fingerprint())
             .field("tls_version", &self.0.tls_version)

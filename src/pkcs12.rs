@@ -129,6 +129,9 @@ impl Password {
 struct Store {
     keys: Vec<KeyEntry>,
     certs: Vec<CertEntry>,
+    /// Bags not read (nested SafeContents, secrets, CRLs): one may hold a key, so a store
+    /// with any is never read as keyless.
+    unread_bags: bool,
 }
 
 struct KeyEntry {
@@ -220,6 +223,7 @@ fn read(bytes: &[u8], password: &Password, origin: &Origin) -> Result<Store, Loa
     let mut store = Store {
         keys: Vec::new(),
         certs: Vec::new(),
+        unread_bags: false,
     };
     for safe in safes.iter() {
         // Plain or decrypted, the entries may hold a key in the clear.
@@ -425,8 +429,10 @@ fn read_bags(
                 local_key_id,
                 key: Zeroizing::new(value.to_vec()),
             });
+        } else {
+            // CRL, secret and nested bags carry nothing an identity or a bundle uses.
+            store.unread_bags = true;
         }
-        // CRL, secret and nested bags carry nothing an identity or a bundle uses.
     }
     Ok(())
 }
@@ -628,7 +634,7 @@ impl TrustBundle {
         let store = read(bytes, password, &origin)?;
         let anchors: Vec<&CertEntry> = if store.certs.iter().any(|c| c.trusted) {
             store.certs.iter().filter(|c| c.trusted).collect()
-        } else if store.keys.is_empty() {
+        } else if store.keys.is_empty() && !store.unread_bags {
             // No entry is marked and no key owns a chain: every certificate was put there to
             // be trusted (`openssl pkcs12 -export -nokeys`).
             store

@@ -170,3 +170,44 @@ pub(crate) fn truststore(
     }
     pfx(vec![data(&bags)?], password)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A store whose key sits in a nested SafeContents bag, beside unmarked CA certificates.
+    fn nested_keystore(ca: &CertificateDer<'_>, password: &Password) -> Vec<u8> {
+        let key_bag = pkcs12::safe_bag::SafeBag {
+            bag_id: pkcs12::PKCS_12_KEY_BAG_OID,
+            bag_value: b"\x04\x00".to_vec(),
+            bag_attributes: None,
+        };
+        let nested = pkcs12::safe_bag::SafeBag {
+            bag_id: pkcs12::PKCS_12_SAFE_CONTENTS_BAG_OID,
+            bag_value: vec![key_bag].to_der().unwrap(),
+            bag_attributes: None,
+        };
+        let ca_bag = cert_bag(ca, x509_cert::attr::Attributes::new()).unwrap();
+        pfx(vec![data(&[ca_bag, nested]).unwrap()], password).unwrap()
+    }
+
+    #[test]
+    fn a_store_with_a_nested_bag_is_never_read_as_keyless() {
+        let ca = crate::dev::DevCa::new("public ca").unwrap();
+        let der = ca.trust().unwrap().certificates()[0].clone();
+        let password = Password::new("changeit");
+        let err = crate::TrustBundle::from_pkcs12(&nested_keystore(&der, &password), &password)
+            .unwrap_err();
+        assert!(
+            matches!(err, crate::LoadError::KeystoreAsTruststore { .. }),
+            "{err}"
+        );
+        // The same certificate alone, unmarked, is what `openssl pkcs12 -nokeys` writes.
+        let plain = pfx(
+            vec![data(&[cert_bag(&der, x509_cert::attr::Attributes::new()).unwrap()]).unwrap()],
+            &password,
+        )
+        .unwrap();
+        assert!(crate::TrustBundle::from_pkcs12(&plain, &password).is_ok());
+    }
+}
