@@ -1189,8 +1189,10 @@ impl Connector {
                     authority: authority.clone(),
                     after: timeout,
                 })??;
+        // One generation's verifier binds the server and checks a resumed session again.
+        let verifier = Arc::clone(&self.0.live.current().verifier);
         let peer = PeerIdentity::from_connection(tls.get_ref().1, None)
-            .map(|p| self.0.live.current().verifier.vouch(p))
+            .map(|p| verifier.vouch(p))
             .ok_or_else(|| ClientError::ServerCertificate {
                 reason: HandshakeFailure::BadCertificate,
                 detail: "the verified server certificate could not be parsed".to_owned(),
@@ -1198,7 +1200,6 @@ impl Connector {
         if peer.resumed() {
             // rustls does not verify the server again on resumption: the stored chain is
             // checked against the current trust, CRLs, dates and server check.
-            let verifier = Arc::clone(&self.0.live.current().verifier);
             if let Some((leaf, rest)) = peer.chain().split_first() {
                 verifier
                     .verify_server_cert(leaf, rest, &server_name, &[], UnixTime::now())

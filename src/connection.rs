@@ -235,10 +235,14 @@ impl Connection {
         };
         let conn = tls.inner.get_ref().1;
         let presented = conn.peer_certificates().is_some();
+        // One generation for the binding, the swap check and the re-verification, so a swap
+        // landing between them cannot leave a peer bound by one and checked by another.
+        // An `Arc`, not the load guard: guards are never held across an `.await`.
+        let current = arc_swap::Guard::into_inner(self.shared.live.current());
         // As the current bundles know it: a peer a bound bundle vouched for is known by its
         // SPIFFE ID alone, on resumed sessions too (re-verified below against the same bundles).
-        let peer = PeerIdentity::from_connection(conn, take_verified())
-            .map(|p| self.shared.live.current().verifier.vouch(p));
+        let peer =
+            PeerIdentity::from_connection(conn, take_verified()).map(|p| current.verifier.vouch(p));
         if presented && peer.is_none() {
             // rustls verified a chain we cannot describe: refuse rather than serve anonymously.
             self.failed(
@@ -255,10 +259,10 @@ impl Connection {
         let resumed = conn.handshake_kind() == Some(rustls::HandshakeKind::Resumed);
         // A full handshake verified under a generation swapped out since (a CRL or policy
         // change landed mid-handshake) is checked again against the current one too.
-        let swapped = self.shared.live.current().id != generation;
+        let swapped = current.id != generation;
         let refusal = match &peer {
             Some(p) if resumed || swapped => {
-                let verifier = Arc::clone(&self.shared.live.current().verifier);
+                let verifier = Arc::clone(&current.verifier);
                 let _ = CONNECTION.try_with(|c| c.resuming.set(true));
                 p.chain()
                     .split_first()
@@ -268,13 +272,14 @@ impl Connection {
             }
             Some(_) => None,
             None => {
-                let policy = self.shared.live.current().verifier.policy().clone();
+                let policy = current.verifier.policy().clone();
                 policy.check(None).err().map(|denied| {
                     crate::verify::log_not_authorized(&self.addr, None, &denied, resumed);
                     HandshakeFailure::NotAuthorized
                 })
             }
         };
+        drop(current);
         if let Some(reason) = refusal {
             if already_logged() || peer.is_none() {
                 self.shared.stats.record_failure(reason);
