@@ -13,10 +13,27 @@ pub const SETTLE: Duration = Duration::from_secs(30);
 
 /// The alert a raw rustls client received, from the I/O error tokio-rustls returned.
 pub fn alert_of(err: &std::io::Error) -> Option<rustls::AlertDescription> {
-    match err.get_ref()?.downcast_ref::<rustls::Error>()? {
+    match rustls_error_in(err)? {
         rustls::Error::AlertReceived(alert) => Some(*alert),
         _ => None,
     }
+}
+
+/// The rustls error somewhere in `err`'s chain (an `io::Error` hides the error it wraps
+/// from `source()`, so those are opened too).
+pub fn rustls_error_in<'a>(
+    err: &'a (dyn std::error::Error + 'static),
+) -> Option<&'a rustls::Error> {
+    if let Some(tls) = err.downcast_ref::<rustls::Error>() {
+        return Some(tls);
+    }
+    let wrapped = err
+        .downcast_ref::<std::io::Error>()
+        .and_then(|io| io.get_ref())
+        .map(|inner| inner as &(dyn std::error::Error + 'static));
+    wrapped
+        .and_then(rustls_error_in)
+        .or_else(|| err.source().and_then(rustls_error_in))
 }
 
 /// Asserts that `bad` is refused in the handshake with `alert`, that the server names it
