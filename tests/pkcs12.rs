@@ -5,41 +5,10 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::*;
 use mtls::{Identity, LoadError, Password, TrustBundle};
-
-struct Dir(PathBuf);
-
-impl Dir {
-    fn new(name: &str) -> Dir {
-        let dir = std::env::temp_dir().join(format!("mtls-p12-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        Dir(dir)
-    }
-    fn put(&self, name: &str, contents: &str) -> PathBuf {
-        let path = self.0.join(name);
-        std::fs::write(&path, contents).unwrap();
-        path
-    }
-    fn path(&self, name: &str) -> PathBuf {
-        self.0.join(name)
-    }
-}
-
-impl Drop for Dir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-fn run(tool: &str, args: &[&str], dir: &Path) {
-    output(tool, args, dir);
-}
 
 /// An intermediate-issued client, its chain and the root, as PEM files in `dir`.
 fn pem_files(dir: &Dir) -> (Ca, Issued) {
@@ -49,9 +18,9 @@ fn pem_files(dir: &Dir) -> (Ca, Issued) {
         uris: vec!["spiffe://example.org/orders"],
         ..Leaf::client("orders")
     });
-    dir.put("leaf.pem", &leaf.cert_pem); // leaf, then the intermediate
-    dir.put("leaf.key", &leaf.key_pem);
-    dir.put("ca.pem", &root.pem);
+    dir.write("leaf.pem", &leaf.cert_pem); // leaf, then the intermediate
+    dir.write("leaf.key", &leaf.key_pem);
+    dir.write("ca.pem", &root.pem);
     (root, leaf)
 }
 
@@ -79,7 +48,7 @@ fn passwords_never_show_and_come_from_files_or_variables() {
     let password = Password::new("hunter2");
     assert!(!format!("{password:?}").contains("hunter2"));
     let dir = Dir::new("password");
-    let file = dir.put("pass.txt", "s3cret\n");
+    let file = dir.write("pass.txt", "s3cret\n");
     let from_file = Password::from_file(&file).unwrap();
     assert!(!format!("{from_file:?}").contains("s3cret"));
     let err = Password::from_env("MTLS_TEST_PASSWORD_THAT_IS_NOT_SET").unwrap_err();
@@ -299,7 +268,7 @@ fn keytool_stores_load_and_their_mistakes_are_named() {
         root.trust().certificates()[0].as_ref()
     );
     // A leaf slipped into the truststore is named by its alias.
-    dir.put(
+    dir.write(
         "leaf-only.pem",
         leaf.cert_pem
             .split_inclusive(
@@ -367,8 +336,8 @@ async fn a_keystore_reloads_like_pem_files() {
     let dir = Dir::new("reload");
     let root = Ca::new("reload root");
     let export = |leaf: &Issued, out: &str| {
-        dir.put("leaf.pem", &leaf.cert_pem);
-        dir.put("leaf.key", &leaf.key_pem);
+        dir.write("leaf.pem", &leaf.cert_pem);
+        dir.write("leaf.key", &leaf.key_pem);
         run(
             "openssl",
             &[
@@ -388,7 +357,7 @@ async fn a_keystore_reloads_like_pem_files() {
     };
     let first = root.server();
     export(&first, "server.p12");
-    dir.put("ca.pem", &root.pem);
+    dir.write("ca.pem", &root.pem);
     run(
         "openssl",
         &[
@@ -413,12 +382,7 @@ async fn a_keystore_reloads_like_pem_files() {
         .await
         .unwrap();
     let server = start(server);
-    let client = mtls::Client::builder()
-        .identity(root.client("orders").identity())
-        .trust(root.trust())
-        .pool_max_idle_per_host(0)
-        .build()
-        .unwrap();
+    let client = unpooled_client(&root, &root.client("orders"));
     let served = |client: mtls::Client, url: hyper::Uri| async move {
         let resp = client.get(url).await.unwrap();
         resp.extensions()
@@ -432,32 +396,14 @@ async fn a_keystore_reloads_like_pem_files() {
     let second = root.server();
     export(&second, "server.p12.tmp");
     std::fs::rename(dir.path("server.p12.tmp"), dir.path("server.p12")).unwrap();
-    let mut seen = false;
-    for _ in 0..100 {
-        if served(client.clone(), server.url("/")).await == second.der {
-            seen = true;
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
-    assert!(seen, "the renewed keystore is served without a restart");
-    server.shutdown().await;
-}
-
-/// The output of a tool that must succeed.
-fn output(tool: &str, args: &[&str], dir: &Path) -> String {
-    let out = Command::new(tool)
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .unwrap_or_else(|e| panic!("FAIL: {tool} is required ({e})"));
     assert!(
-        out.status.success(),
-        "{tool} {args:?}: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
+        eventually_async(|| async {
+            served(client.clone(), server.url("/")).await == second.der
+        })
+        .await,
+        "the renewed keystore is served without a restart"
     );
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    server.shutdown().await;
 }
 
 #[test]
@@ -496,7 +442,7 @@ fn stores_written_for_development_read_in_openssl_and_keytool() {
         ca.truststore_pkcs12("dev-root", &password).unwrap(),
     )
     .unwrap();
-    let pem = output(
+    let pem = run(
         "openssl",
         &[
             "pkcs12",
@@ -513,7 +459,7 @@ fn stores_written_for_development_read_in_openssl_and_keytool() {
         "{pem}"
     );
     assert!(pem.contains("friendlyName: orders"), "{pem}");
-    let listed = output(
+    let listed = run(
         "keytool",
         &[
             "-list",
@@ -530,7 +476,7 @@ fn stores_written_for_development_read_in_openssl_and_keytool() {
         listed.contains("orders, ") && listed.contains("PrivateKeyEntry"),
         "{listed}"
     );
-    let listed = output(
+    let listed = run(
         "keytool",
         &[
             "-list",
@@ -560,10 +506,10 @@ async fn a_keystore_chain_is_never_trusted_as_a_truststore() {
     let public = Ca::new("public ca");
     let private = Ca::new("private ca");
     let server = public.server();
-    dir.put("server.pem", &server.cert_pem);
-    dir.put("server.key", &server.key_pem);
-    dir.put("public.pem", &public.pem);
-    dir.put("private.pem", &private.pem);
+    dir.write("server.pem", &server.cert_pem);
+    dir.write("server.key", &server.key_pem);
+    dir.write("public.pem", &public.pem);
+    dir.write("private.pem", &private.pem);
     // The key entry and its chain up to the public CA, as `-chain` writes it.
     run(
         "openssl",
@@ -586,7 +532,7 @@ async fn a_keystore_chain_is_never_trusted_as_a_truststore() {
         ],
         &dir.0,
     );
-    let listed = output(
+    let listed = run(
         "openssl",
         &[
             "pkcs12",
@@ -926,8 +872,7 @@ async fn a_costly_reload_runs_off_the_async_workers() {
     assert_eq!(client.get(running.url("/")).await.unwrap().status(), 200);
     // The watcher now loads the slow store on every tick, each time for `work`; on this
     // single-threaded runtime, requests are answered meanwhile only if that runs elsewhere.
-    std::fs::write(dir.path("server.p12.tmp"), slow(rounds)).unwrap();
-    std::fs::rename(dir.path("server.p12.tmp"), dir.path("server.p12")).unwrap();
+    dir.put("server.p12", &slow(rounds));
     let until = Instant::now() + (work * 3).max(Duration::from_secs(1));
     let mut slowest = Duration::ZERO;
     while Instant::now() < until {
