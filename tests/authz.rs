@@ -15,13 +15,6 @@ use hyper::{Request, Response};
 use mtls::{Authorizer, Client, ClientAuth, ClientError, HandshakeFailure, Server, TrustBundle};
 use rcgen::ExtendedKeyUsagePurpose;
 
-fn workload(ca: &Ca, id: &'static str) -> Issued {
-    ca.issue(Leaf {
-        uris: vec![id],
-        ..Leaf::client("workload")
-    })
-}
-
 fn policy(id: &str) -> Authorizer {
     Authorizer::spiffe_id(id).unwrap()
 }
@@ -30,7 +23,7 @@ fn policy(id: &str) -> Authorizer {
 async fn allowed_identity_is_served() {
     let ca = Ca::new("root");
     let server = serve(server_builder(&ca).authorize(policy("spiffe://example.org/orders"))).await;
-    let resp = client(&ca, &workload(&ca, "spiffe://example.org/orders"))
+    let resp = client(&ca, &ca.workload("spiffe://example.org/orders"))
         .get(server.url("/"))
         .await
         .unwrap();
@@ -43,7 +36,7 @@ async fn valid_chain_with_the_wrong_identity_is_denied_in_the_handshake() {
     let capture = Capture::scoped();
     let ca = Ca::new("root");
     let server = serve(server_builder(&ca).authorize(policy("spiffe://example.org/orders"))).await;
-    let err = client(&ca, &workload(&ca, "spiffe://example.org/reporting"))
+    let err = client(&ca, &ca.workload("spiffe://example.org/reporting"))
         .get(server.url("/"))
         .await
         .unwrap_err();
@@ -92,7 +85,7 @@ async fn right_identity_from_a_foreign_ca_is_rejected() {
     let ca = Ca::new("root");
     let foreign = Ca::new("foreign");
     let server = serve(server_builder(&ca).authorize(policy("spiffe://example.org/orders"))).await;
-    let err = client(&ca, &workload(&foreign, "spiffe://example.org/orders"))
+    let err = client(&ca, &foreign.workload("spiffe://example.org/orders"))
         .get(server.url("/"))
         .await
         .unwrap_err();
@@ -132,10 +125,10 @@ async fn federated() -> (Ca, Ca, Ca, Running) {
 async fn federated_bundles_accept_each_domain_from_its_own_ca() {
     let (ours, partner, plain, server) = federated().await;
     for (ca, leaf) in [
-        (&ours, workload(&ours, "spiffe://example.org/orders")),
+        (&ours, ours.workload("spiffe://example.org/orders")),
         (
             &ours,
-            workload(&partner, "spiffe://partner.example/billing"),
+            partner.workload("spiffe://partner.example/billing"),
         ),
         (&ours, plain.client("legacy")),
     ] {
@@ -149,12 +142,12 @@ async fn federated_bundles_accept_each_domain_from_its_own_ca() {
 async fn one_domains_ca_cannot_mint_identities_for_another() {
     let (ours, partner, plain, server) = federated().await;
     for leaf in [
-        workload(&ours, "spiffe://partner.example/billing"),
-        workload(&partner, "spiffe://example.org/orders"),
+        ours.workload("spiffe://partner.example/billing"),
+        partner.workload("spiffe://example.org/orders"),
         // The plain CA may not mint SPIFFE identities of a federated domain either,
-        workload(&plain, "spiffe://example.org/orders"),
+        plain.workload("spiffe://example.org/orders"),
         // nor of a domain nobody federates.
-        workload(&ours, "spiffe://unknown.example/x"),
+        ours.workload("spiffe://unknown.example/x"),
     ] {
         let err = client(&ours, &leaf).get(server.url("/")).await.unwrap_err();
         assert!(
@@ -184,13 +177,8 @@ async fn resumption_after_the_policy_changed_is_rejected() {
         .unwrap();
     let handle = server.handle();
     let running = start(server);
-    let leaf = workload(&ca, "spiffe://example.org/reporting");
-    let client = Client::builder()
-        .identity(leaf.identity())
-        .trust(ca.trust())
-        .pool_max_idle_per_host(0)
-        .build()
-        .unwrap();
+    let leaf = ca.workload("spiffe://example.org/reporting");
+    let client = unpooled_client(&ca, &leaf);
     body_string(client.get(running.url("/")).await.unwrap()).await;
     handle
         .set_authorizer(policy("spiffe://example.org/orders"))
@@ -229,12 +217,7 @@ async fn resumed_session_is_reauthorized_against_the_current_decision() {
         })),
     )
     .await;
-    let client = Client::builder()
-        .identity(ca.client("orders").identity())
-        .trust(ca.trust())
-        .pool_max_idle_per_host(0)
-        .build()
-        .unwrap();
+    let client = unpooled_client(&ca, &ca.client("orders"));
     body_string(client.get(server.url("/")).await.unwrap()).await;
     // Same config, so the next connection resumes: the verifier does not run, the re-check must.
     open.store(false, Ordering::SeqCst);
@@ -273,14 +256,9 @@ async fn optional_mode_with_an_identity_policy_still_requires_a_certificate() {
     .await;
     let config = raw_config(&ca, None, &[&rustls::version::TLS13], &[b"http/1.1"]);
     let err = raw_get(server.addr, config).await.unwrap_err();
-    let tls = err
-        .get_ref()
-        .and_then(|e| e.downcast_ref::<rustls::Error>());
     assert_eq!(
-        tls,
-        Some(&rustls::Error::AlertReceived(
-            rustls::AlertDescription::CertificateRequired
-        ))
+        alert_of(&err),
+        Some(rustls::AlertDescription::CertificateRequired)
     );
     assert!(server.seen.lock().unwrap().is_empty());
     server.shutdown().await;
@@ -308,7 +286,7 @@ async fn per_route_policy_answers_403_with_the_reason() {
             .parse()
             .unwrap()
     };
-    let user = client(&ca, &workload(&ca, "spiffe://example.org/orders"));
+    let user = client(&ca, &ca.workload("spiffe://example.org/orders"));
     let resp = user.get(url("/")).await.unwrap();
     assert_eq!(resp.status(), 200);
     let resp = user.get(url("/admin")).await.unwrap();
@@ -319,7 +297,7 @@ async fn per_route_policy_answers_403_with_the_reason() {
         body.contains("spiffe_id(spiffe://example.org/admin)"),
         "{body}"
     );
-    let admin = client(&ca, &workload(&ca, "spiffe://example.org/admin"));
+    let admin = client(&ca, &ca.workload("spiffe://example.org/admin"));
     assert_eq!(admin.get(url("/admin")).await.unwrap().status(), 200);
 }
 
@@ -345,7 +323,7 @@ async fn spiffe_only_server(ca: &Ca, id: &'static str, eku: ExtendedKeyUsagePurp
 
 fn pinned_client(ca: &Ca, trust: TrustBundle, expect: &str) -> Client {
     Client::builder()
-        .identity(workload(ca, "spiffe://example.org/orders").identity())
+        .identity(ca.workload("spiffe://example.org/orders").identity())
         .trust(trust)
         .expect_server(policy(expect))
         .build()
@@ -480,7 +458,7 @@ async fn pinned_client_uses_only_the_servers_trust_domain_bundle() {
     )
     .await;
     let client = Client::builder()
-        .identity(workload(&ours, "spiffe://example.org/orders").identity())
+        .identity(ours.workload("spiffe://example.org/orders").identity())
         .trust(ours.trust().for_trust_domain("example.org").unwrap())
         .trust(partner.trust().for_trust_domain("partner.example").unwrap())
         .expect_server(policy("spiffe://example.org/inventory"))

@@ -119,12 +119,7 @@ async fn resumed_session_still_carries_identity() {
         ..Leaf::client("orders")
     });
     // No pooling: each request opens a new connection, which resumes the TLS session.
-    let client = Client::builder()
-        .identity(leaf.identity())
-        .trust(ca.trust())
-        .pool_max_idle_per_host(0)
-        .build()
-        .unwrap();
+    let client = unpooled_client(&ca, &leaf);
     let first = client.get(server.url("/")).await.unwrap();
     assert!(!first.extensions().get::<PeerIdentity>().unwrap().resumed());
     body_string(first).await;

@@ -143,11 +143,8 @@ async fn server_with(ca: &Ca, leaf: Leaf, clients: &Ca) -> Running {
 }
 
 fn federating_client(ours: &Ca, partner: &Ca, expect: Option<Authorizer>) -> Client {
-    let mut builder = Client::builder()
-        .identity(ours.client("orders").identity())
-        .trust(ours.trust())
-        .trust(partner.trust().for_trust_domain("partner.example").unwrap())
-        .pool_max_idle_per_host(0);
+    let mut builder = unpooled_builder(ours, &ours.client("orders"))
+        .trust(partner.trust().for_trust_domain("partner.example").unwrap());
     if let Some(expect) = expect {
         builder = builder.expect_server(expect);
     }

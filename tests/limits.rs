@@ -249,12 +249,10 @@ async fn hints_at(ca: &Ca, server: &Running) -> usize {
         inner: Arc::new(key),
         hints: Mutex::new(None),
     });
-    let mut roots = rustls::RootCertStore::empty();
-    roots.add(ca.trust().certificates()[0].clone()).unwrap();
     let config = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .unwrap()
-        .with_root_certificates(roots)
+        .with_root_certificates(roots(ca))
         .with_client_cert_resolver(recorder.clone());
     let text = raw_get(server.addr, Arc::new(config)).await.unwrap();
     assert!(
@@ -462,12 +460,7 @@ async fn overlong_certificate_chain_is_refused() {
 async fn stats_count_accepted_resumed_and_active() {
     let ca = Ca::new("root");
     let server = serve(server_builder(&ca)).await;
-    let client = Client::builder()
-        .identity(ca.client("orders").identity())
-        .trust(ca.trust())
-        .pool_max_idle_per_host(0)
-        .build()
-        .unwrap();
+    let client = unpooled_client(&ca, &ca.client("orders"));
     for _ in 0..3 {
         body_string(client.get(server.url("/")).await.unwrap()).await;
     }

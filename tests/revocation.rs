@@ -122,13 +122,6 @@ async fn revoked_intermediate_is_caught_unless_leaf_only() {
     server.shutdown().await;
 }
 
-fn hex(s: &str) -> Vec<u8> {
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
-        .collect()
-}
-
 #[tokio::test]
 async fn client_rejects_a_revoked_server_by_name_and_by_identity() {
     let ca = Ca::new("root");
@@ -449,11 +442,7 @@ async fn the_client_refuses_a_server_whose_only_crl_is_stale_unless_allowed() {
     let stale = Crls::from_bytes(stale_crl(&ca, &[]).as_bytes()).unwrap();
     for expect in [None, Some("spiffe://example.org/inventory")] {
         let builder = |allow: bool| {
-            let mut builder = Client::builder()
-                .identity(ca.client("orders").identity())
-                .trust(ca.trust())
-                .crls(stale.clone())
-                .pool_max_idle_per_host(0);
+            let mut builder = unpooled_builder(&ca, &ca.client("orders")).crls(stale.clone());
             if let Some(id) = expect {
                 builder = builder.expect_server(Authorizer::spiffe_id(id).unwrap());
             }
@@ -568,12 +557,9 @@ async fn the_clients_crl_file_reloads_and_revokes_the_server_without_a_rebuild()
     .await;
     let dir = Dir::new("client-crl");
     dir.put("ca.crl", &ca.crl(&[]));
-    let client = Client::builder()
-        .identity(ca.client("orders").identity())
-        .trust(ca.trust())
+    let client = unpooled_builder(&ca, &ca.client("orders"))
         .crl_file(dir.path("ca.crl"))
         .reload_interval(Some(Duration::from_millis(50)))
-        .pool_max_idle_per_host(0)
         .build()
         .unwrap();
     assert_eq!(client.get(server.url("/")).await.unwrap().status(), 200);
