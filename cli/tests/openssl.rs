@@ -291,21 +291,20 @@ fn inspect_reads_an_openssl_pkcs12_keystore() {
     let p12 = f.dir.path("orders.p12");
     let pass = f.dir.path("pass.txt");
     std::fs::write(&pass, "changeit\n").unwrap();
-    let status = Command::new("openssl")
-        .args([
-            "pkcs12",
-            "-export",
-            "-in",
-            &f.client_cert,
-            "-inkey",
-            &f.client_key,
-            "-out",
-            &p12,
-        ])
-        .args(["-passout", "pass:changeit", "-name", "orders"])
-        .status()
-        .unwrap();
-    assert!(status.success());
+    run_ok(
+        Command::new("openssl")
+            .args([
+                "pkcs12",
+                "-export",
+                "-in",
+                &f.client_cert,
+                "-inkey",
+                &f.client_key,
+                "-out",
+                &p12,
+            ])
+            .args(["-passout", "pass:changeit", "-name", "orders"]),
+    );
     let run = mtls(&["inspect", &p12, "--password-file", &pass]);
     assert_eq!(run.code, 0, "{}", run.stdout);
     assert!(
