@@ -10,6 +10,38 @@ use std::time::{Duration, Instant};
 use common::*;
 use mtls::{Identity, LoadError, Password, TrustBundle};
 
+/// `openssl pkcs12 -export` of `leaf.key` and `leaf.pem` in `dir` into `out`, with the
+/// password `secret` and the `extra` arguments.
+fn export_leaf(dir: &Dir, out: &str, extra: &[&str]) {
+    let mut args = vec![
+        "pkcs12",
+        "-export",
+        "-inkey",
+        "leaf.key",
+        "-in",
+        "leaf.pem",
+        "-passout",
+        "pass:secret",
+        "-out",
+        out,
+    ];
+    args.extend_from_slice(extra);
+    run("openssl", &args, &dir.0);
+}
+
+/// `openssl pkcs12 -export -nokeys` of the certificates in `pem` into `out`, with the
+/// password `password`: a truststore as openssl writes it.
+fn export_certs(dir: &Dir, pem: &str, password: &str, out: &str) {
+    let passout = format!("pass:{password}");
+    run(
+        "openssl",
+        &[
+            "pkcs12", "-export", "-nokeys", "-in", pem, "-passout", &passout, "-out", out,
+        ],
+        &dir.0,
+    );
+}
+
 /// An intermediate-issued client, its chain and the root, as PEM files in `dir`.
 fn pem_files(dir: &Dir) -> (Ca, Issued) {
     let root = Ca::new("p12 root");
@@ -62,24 +94,7 @@ fn passwords_never_show_and_come_from_files_or_variables() {
 async fn an_openssl_keystore_loads_and_authenticates_for_real() {
     let dir = Dir::new("openssl");
     let (root, leaf) = pem_files(&dir);
-    run(
-        "openssl",
-        &[
-            "pkcs12",
-            "-export",
-            "-inkey",
-            "leaf.key",
-            "-in",
-            "leaf.pem",
-            "-name",
-            "orders",
-            "-passout",
-            "pass:secret",
-            "-out",
-            "orders.p12",
-        ],
-        &dir.0,
-    );
+    export_leaf(&dir, "orders.p12", &["-name", "orders"]);
     let password = Password::new("secret");
     let identity = Identity::from_pkcs12_file(dir.path("orders.p12"), &password, None).unwrap();
     assert_eq!(identity.chain().len(), 2, "leaf and intermediate");
@@ -119,21 +134,7 @@ async fn an_openssl_keystore_loads_and_authenticates_for_real() {
     );
 
     // A truststore made by openssl (no Java trusted-entry attribute) loads too.
-    run(
-        "openssl",
-        &[
-            "pkcs12",
-            "-export",
-            "-nokeys",
-            "-in",
-            "ca.pem",
-            "-passout",
-            "pass:trust",
-            "-out",
-            "trust.p12",
-        ],
-        &dir.0,
-    );
+    export_certs(&dir, "ca.pem", "trust", "trust.p12");
     let trust =
         TrustBundle::from_pkcs12_file(dir.path("trust.p12"), &Password::new("trust")).unwrap();
     assert_eq!(
@@ -170,24 +171,7 @@ fn a_legacy_rc2_store_is_named_with_the_re_export_command() {
 fn keytool_stores_load_and_their_mistakes_are_named() {
     let dir = Dir::new("keytool");
     let (root, leaf) = pem_files(&dir);
-    run(
-        "openssl",
-        &[
-            "pkcs12",
-            "-export",
-            "-inkey",
-            "leaf.key",
-            "-in",
-            "leaf.pem",
-            "-name",
-            "orders",
-            "-passout",
-            "pass:secret",
-            "-out",
-            "orders.p12",
-        ],
-        &dir.0,
-    );
+    export_leaf(&dir, "orders.p12", &["-name", "orders"]);
     // keytool re-writes it with the JDK's own defaults (PBES2/AES-256, HMAC-SHA-256).
     run(
         "keytool",
@@ -338,41 +322,12 @@ async fn a_keystore_reloads_like_pem_files() {
     let export = |leaf: &Issued, out: &str| {
         dir.write("leaf.pem", &leaf.cert_pem);
         dir.write("leaf.key", &leaf.key_pem);
-        run(
-            "openssl",
-            &[
-                "pkcs12",
-                "-export",
-                "-inkey",
-                "leaf.key",
-                "-in",
-                "leaf.pem",
-                "-passout",
-                "pass:secret",
-                "-out",
-                out,
-            ],
-            &dir.0,
-        );
+        export_leaf(&dir, out, &[]);
     };
     let first = root.server();
     export(&first, "server.p12");
     dir.write("ca.pem", &root.pem);
-    run(
-        "openssl",
-        &[
-            "pkcs12",
-            "-export",
-            "-nokeys",
-            "-in",
-            "ca.pem",
-            "-passout",
-            "pass:trust",
-            "-out",
-            "trust.p12",
-        ],
-        &dir.0,
-    );
+    export_certs(&dir, "ca.pem", "trust", "trust.p12");
     let server = mtls::Server::builder()
         .identity_pkcs12_file(dir.path("server.p12"), Password::new("secret"), None)
         .trust_pkcs12_file(dir.path("trust.p12"), Password::new("trust"))
@@ -397,10 +352,8 @@ async fn a_keystore_reloads_like_pem_files() {
     export(&second, "server.p12.tmp");
     std::fs::rename(dir.path("server.p12.tmp"), dir.path("server.p12")).unwrap();
     assert!(
-        eventually_async(|| async {
-            served(client.clone(), server.url("/")).await == second.der
-        })
-        .await,
+        eventually_async(|| async { served(client.clone(), server.url("/")).await == second.der })
+            .await,
         "the renewed keystore is served without a restart"
     );
     server.shutdown().await;
@@ -632,21 +585,7 @@ async fn a_keystore_chain_is_never_trusted_as_a_truststore() {
     .await;
 
     // A truststore as openssl writes it (certificates only, no Java attribute) still works.
-    run(
-        "openssl",
-        &[
-            "pkcs12",
-            "-export",
-            "-nokeys",
-            "-in",
-            "private.pem",
-            "-passout",
-            "pass:trust",
-            "-out",
-            "trust.p12",
-        ],
-        &dir.0,
-    );
+    export_certs(&dir, "private.pem", "trust", "trust.p12");
     only_private_clients_admitted(
         mtls::Server::builder()
             .identity_pkcs12_file(dir.path("server.p12"), secret(), None)
@@ -695,22 +634,7 @@ fn within<T: Send + 'static>(limit: Duration, load: impl FnOnce() -> T + Send + 
 fn hostile_cost_parameters_are_refused_before_the_work() {
     let dir = Dir::new("cost");
     pem_files(&dir);
-    run(
-        "openssl",
-        &[
-            "pkcs12",
-            "-export",
-            "-inkey",
-            "leaf.key",
-            "-in",
-            "leaf.pem",
-            "-passout",
-            "pass:secret",
-            "-out",
-            "openssl.p12",
-        ],
-        &dir.0,
-    );
+    export_leaf(&dir, "openssl.p12", &[]);
     run(
         "keytool",
         &[

@@ -79,4 +79,3 @@ async fn reqwest_follows_the_rotation_of_our_certificate_files() {
     server.shutdown().await;
     rogue.shutdown().await;
 }
-

@@ -6,7 +6,9 @@ mod common;
 use std::time::Duration;
 
 use common::*;
-use mtls::{Authorizer, Client, ClientError, Crls, HandshakeFailure, Rotate, Server};
+use mtls::{
+    Authorizer, Client, ClientBuilder, ClientError, Crls, HandshakeFailure, Rotate, Server,
+};
 
 const REVOKED: &[u8] = &[0x0d, 0xea, 0xd1];
 const GOOD: &[u8] = &[0x60, 0x0d];
@@ -532,13 +534,6 @@ async fn server_under(root: &Ca, issuing: &Ca, serial: &'static [u8]) -> Running
     .await
 }
 
-fn revocation_reason(err: &ClientError) -> Option<HandshakeFailure> {
-    match err {
-        ClientError::ServerCertificate { reason, .. } => Some(*reason),
-        _ => None,
-    }
-}
-
 #[tokio::test]
 async fn the_clients_crl_file_reloads_and_revokes_the_server_without_a_rebuild() {
     let ca = Ca::new("root");
@@ -571,7 +566,7 @@ async fn the_clients_crl_file_reloads_and_revokes_the_server_without_a_rebuild()
     );
     let err = client.get(server.url("/")).await.unwrap_err();
     assert_eq!(
-        revocation_reason(&err),
+        server_refusal(&err),
         Some(HandshakeFailure::Revoked),
         "{err:?}"
     );
@@ -593,26 +588,9 @@ async fn the_client_checks_the_whole_chain_unless_leaf_only() {
     let serial: &'static [u8] = Box::leak(serial.into_boxed_slice());
     let crls = Crls::from_bytes(format!("{}{}", root.crl(&[serial]), issuing.crl(&[])).as_bytes())
         .unwrap();
-    let build = |leaf_only: bool| {
-        let mut builder = Client::builder()
-            .identity(root.client("orders").identity())
-            .trust(root.trust())
-            .crls(crls.clone());
-        if leaf_only {
-            builder = builder.revocation_leaf_only();
-        }
-        builder.build().unwrap()
-    };
-    let err = build(false).get(server.url("/")).await.unwrap_err();
-    assert_eq!(
-        revocation_reason(&err),
-        Some(HandshakeFailure::Revoked),
-        "{err:?}"
-    );
-    assert_eq!(
-        build(true).get(server.url("/")).await.unwrap().status(),
-        200
-    );
+    let build =
+        |leaf_only| crl_client(&root, &crls, leaf_only, ClientBuilder::revocation_leaf_only);
+    assert_refused_unless_option(&server, build, HandshakeFailure::Revoked).await;
     server.shutdown().await;
 }
 
@@ -623,25 +601,44 @@ async fn the_client_denies_unknown_revocation_status_unless_allowed() {
     let server = server_under(&root, &issuing, GOOD).await;
     // The root's CRL revokes nothing; no CRL covers the intermediate's leaves.
     let crls = Crls::from_bytes(root.crl(&[]).as_bytes()).unwrap();
-    let build = |allow: bool| {
-        let mut builder = Client::builder()
-            .identity(root.client("orders").identity())
-            .trust(root.trust())
-            .crls(crls.clone());
-        if allow {
-            builder = builder.allow_unknown_revocation_status();
-        }
-        builder.build().unwrap()
+    let build = |allow| {
+        crl_client(
+            &root,
+            &crls,
+            allow,
+            ClientBuilder::allow_unknown_revocation_status,
+        )
     };
+    assert_refused_unless_option(&server, build, HandshakeFailure::RevocationUnknown).await;
+    server.shutdown().await;
+}
+
+/// A client of `root` that checks `crls`, with `option` applied when `on`.
+fn crl_client(
+    root: &Ca,
+    crls: &Crls,
+    on: bool,
+    option: fn(ClientBuilder) -> ClientBuilder,
+) -> Client {
+    let builder = Client::builder()
+        .identity(root.client("orders").identity())
+        .trust(root.trust())
+        .crls(crls.clone());
+    let builder = if on { option(builder) } else { builder };
+    builder.build().unwrap()
+}
+
+/// Asserts that the client `build(false)` makes is refused for `reason`, and the one
+/// `build(true)` makes is served.
+async fn assert_refused_unless_option(
+    server: &Running,
+    build: impl Fn(bool) -> Client,
+    reason: HandshakeFailure,
+) {
     let err = build(false).get(server.url("/")).await.unwrap_err();
-    assert_eq!(
-        revocation_reason(&err),
-        Some(HandshakeFailure::RevocationUnknown),
-        "{err:?}"
-    );
+    assert_eq!(server_refusal(&err), Some(reason), "{err:?}");
     assert_eq!(
         build(true).get(server.url("/")).await.unwrap().status(),
         200
     );
-    server.shutdown().await;
 }

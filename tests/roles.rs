@@ -208,7 +208,14 @@ fn x5t_s256_equals_the_openssl_fingerprint_base64url_encoded() {
     dir.write("leaf.pem", &leaf.cert_pem);
     let text = run(
         "openssl",
-        &["x509", "-noout", "-fingerprint", "-sha256", "-in", "leaf.pem"],
+        &[
+            "x509",
+            "-noout",
+            "-fingerprint",
+            "-sha256",
+            "-in",
+            "leaf.pem",
+        ],
         &dir.0,
     );
     // "sha256 Fingerprint=AB:CD:..."

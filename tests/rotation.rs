@@ -340,40 +340,73 @@ async fn client_rotates_its_own_certificate() {
     server.shutdown().await;
 }
 
+/// Four clients sending requests to `/` until stopped (or `cap` requests each), half on
+/// pooled connections and half on a new connection per request, counting the requests
+/// answered 200 and the others.
+struct Load {
+    ok: Arc<AtomicU64>,
+    failed: Arc<AtomicU64>,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    workers: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Load {
+    fn start(ca: &Ca, server: &Running, cap: Option<u64>) -> Load {
+        let ok = Arc::new(AtomicU64::new(0));
+        let failed = Arc::new(AtomicU64::new(0));
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let mut workers = Vec::new();
+        for i in 0..4 {
+            let client = if i % 2 == 0 {
+                client(ca, &ca.client("worker"))
+            } else {
+                unpooled_client(ca, &ca.client("worker"))
+            };
+            let url = server.url("/");
+            let (ok, failed, stop) = (ok.clone(), failed.clone(), stop.clone());
+            workers.push(tokio::spawn(async move {
+                let mut n = 0;
+                while !stop.load(Ordering::Relaxed) && cap.is_none_or(|cap| n < cap) {
+                    n += 1;
+                    match client.get(url.clone()).await {
+                        Ok(resp) if resp.status() == 200 => {
+                            body_string(resp).await;
+                            ok.fetch_add(1, Ordering::Relaxed);
+                        }
+                        _ => {
+                            failed.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                }
+            }));
+        }
+        Load {
+            ok,
+            failed,
+            stop,
+            workers,
+        }
+    }
+
+    /// Stops the clients and waits for them: (requests answered 200, the others).
+    async fn finish(self) -> (u64, u64) {
+        self.stop.store(true, Ordering::Relaxed);
+        for w in self.workers {
+            w.await.unwrap();
+        }
+        (
+            self.ok.load(Ordering::Relaxed),
+            self.failed.load(Ordering::Relaxed),
+        )
+    }
+}
+
 #[tokio::test]
 async fn zero_failed_requests_across_rotations() {
     let ca = Ca::new("root");
     let dir = Dir::new("load");
     let (server, handle) = file_server(&dir, &ca, &ca.server()).await;
-    let ok = Arc::new(AtomicU64::new(0));
-    let failed = Arc::new(AtomicU64::new(0));
-    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let mut workers = Vec::new();
-    for i in 0..4 {
-        // Half the workers reuse pooled connections, half open a new one per request.
-        let client = if i % 2 == 0 {
-            client(&ca, &ca.client("worker"))
-        } else {
-            unpooled_client(&ca, &ca.client("worker"))
-        };
-        let url = server.url("/");
-        let (ok, failed, stop) = (ok.clone(), failed.clone(), stop.clone());
-        workers.push(tokio::spawn(async move {
-            let mut n = 0;
-            while !stop.load(Ordering::Relaxed) && n < 2_000 {
-                n += 1;
-                match client.get(url.clone()).await {
-                    Ok(resp) if resp.status() == 200 => {
-                        body_string(resp).await;
-                        ok.fetch_add(1, Ordering::Relaxed);
-                    }
-                    _ => {
-                        failed.fetch_add(1, Ordering::Relaxed);
-                    }
-                }
-            }
-        }));
-    }
+    let load = Load::start(&ca, &server, Some(2_000));
     let rotations = 5;
     let observer = unpooled_client(&ca, &ca.client("observer"));
     for i in 0..rotations {
@@ -386,11 +419,7 @@ async fn zero_failed_requests_across_rotations() {
             i + 1
         );
     }
-    stop.store(true, Ordering::Relaxed);
-    for w in workers {
-        w.await.unwrap();
-    }
-    let (ok, failed) = (ok.load(Ordering::Relaxed), failed.load(Ordering::Relaxed));
+    let (ok, failed) = load.finish().await;
     println!(
         "{ok} requests succeeded, {failed} failed, across {} reloads",
         handle.certificate_status().reloads
@@ -1067,32 +1096,7 @@ async fn concurrent_rotations_from_code_and_files_are_each_applied_once_under_lo
     let ca = Ca::new("root");
     let dir = Dir::new("concurrent");
     let (server, handle) = file_server(&dir, &ca, &ca.server()).await;
-    let ok = Arc::new(AtomicU64::new(0));
-    let failed = Arc::new(AtomicU64::new(0));
-    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let mut workers = Vec::new();
-    for i in 0..4 {
-        let client = if i % 2 == 0 {
-            client(&ca, &ca.client("worker"))
-        } else {
-            unpooled_client(&ca, &ca.client("worker"))
-        };
-        let url = server.url("/");
-        let (ok, failed, stop) = (ok.clone(), failed.clone(), stop.clone());
-        workers.push(tokio::spawn(async move {
-            while !stop.load(Ordering::Relaxed) {
-                match client.get(url.clone()).await {
-                    Ok(resp) if resp.status() == 200 => {
-                        body_string(resp).await;
-                        ok.fetch_add(1, Ordering::Relaxed);
-                    }
-                    _ => {
-                        failed.fetch_add(1, Ordering::Relaxed);
-                    }
-                }
-            }
-        }));
-    }
+    let load = Load::start(&ca, &server, None);
     let observer = unpooled_client(&ca, &ca.client("observer"));
     let rounds = 4;
     for round in 1..=rounds {
@@ -1121,12 +1125,8 @@ async fn concurrent_rotations_from_code_and_files_are_each_applied_once_under_lo
     dir.put("tls.key", &last.key_pem);
     dir.put("tls.crt", &last.cert_pem);
     assert!(wait_for_leaf(&observer, &server, &last.der).await);
-    stop.store(true, Ordering::Relaxed);
-    for w in workers {
-        w.await.unwrap();
-    }
+    let (ok, failed) = load.finish().await;
     assert_eq!(handle.certificate_status().reloads, 2 * rounds + 1);
-    let (ok, failed) = (ok.load(Ordering::Relaxed), failed.load(Ordering::Relaxed));
     assert!(ok > 0);
     assert_eq!(failed, 0, "{ok} requests succeeded");
     server.shutdown().await;

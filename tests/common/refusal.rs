@@ -36,6 +36,14 @@ pub fn rustls_error_in<'a>(
         .or_else(|| err.source().and_then(rustls_error_in))
 }
 
+/// The reason our client named for refusing the server's certificate.
+pub fn server_refusal(err: &ClientError) -> Option<HandshakeFailure> {
+    match err {
+        ClientError::ServerCertificate { reason, .. } => Some(*reason),
+        _ => None,
+    }
+}
+
 /// Asserts that `bad` is refused in the handshake with `alert`, that the server names it
 /// `reason` and counts it once more, that no handler ran, and that `good` is then served on
 /// the same server.
