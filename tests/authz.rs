@@ -45,13 +45,7 @@ async fn valid_chain_with_the_wrong_identity_is_denied_in_the_handshake() {
         other => panic!("expected access_denied, got {other:?}"),
     }
     assert!(err.to_string().contains("policy does not allow"), "{err}");
-    let stats = server.stats.clone();
-    assert!(
-        eventually_for(refusal::SETTLE, || stats
-            .handshake_failures(HandshakeFailure::NotAuthorized)
-            == 1)
-        .await
-    );
+    refusal::assert_counted(&server, HandshakeFailure::NotAuthorized, 0).await;
     assert!(server.seen.lock().unwrap().is_empty(), "no handler ran");
     let events = capture.events();
     let event = events
@@ -89,17 +83,8 @@ async fn right_identity_from_a_foreign_ca_is_rejected() {
         .get(server.url("/"))
         .await
         .unwrap_err();
-    assert!(
-        matches!(&err, ClientError::ServerRejectedCertificate { alert } if alert == "unknown_ca"),
-        "{err:?}"
-    );
-    let stats = server.stats.clone();
-    assert!(
-        eventually_for(refusal::SETTLE, || stats
-            .handshake_failures(HandshakeFailure::UnknownIssuer)
-            == 1)
-        .await
-    );
+    assert_eq!(rejected_alert(&err), Some("unknown_ca"), "{err:?}");
+    refusal::assert_counted(&server, HandshakeFailure::UnknownIssuer, 0).await;
     server.shutdown().await;
 }
 
@@ -147,10 +132,7 @@ async fn one_domains_ca_cannot_mint_identities_for_another() {
         ours.workload("spiffe://unknown.example/x"),
     ] {
         let err = client(&ours, &leaf).get(server.url("/")).await.unwrap_err();
-        assert!(
-            matches!(&err, ClientError::ServerRejectedCertificate { alert } if alert == "unknown_ca"),
-            "{err:?}"
-        );
+        assert_eq!(rejected_alert(&err), Some("unknown_ca"), "{err:?}");
     }
     let stats = server.stats.clone();
     assert!(
@@ -185,10 +167,7 @@ async fn resumption_after_the_policy_changed_is_rejected() {
         "spiffe_id(spiffe://example.org/orders)"
     );
     let err = client.get(running.url("/")).await.unwrap_err();
-    assert!(
-        matches!(&err, ClientError::ServerRejectedCertificate { alert } if alert == "access_denied"),
-        "{err:?}"
-    );
+    assert_eq!(rejected_alert(&err), Some("access_denied"), "{err:?}");
     assert_eq!(
         running.seen.lock().unwrap().len(),
         1,
@@ -219,13 +198,7 @@ async fn resumed_session_is_reauthorized_against_the_current_decision() {
     // Same config, so the next connection resumes: the verifier does not run, the re-check must.
     open.store(false, Ordering::SeqCst);
     assert!(client.get(server.url("/")).await.is_err());
-    let stats = server.stats.clone();
-    assert!(
-        eventually_for(refusal::SETTLE, || stats
-            .handshake_failures(HandshakeFailure::NotAuthorized)
-            == 1)
-        .await
-    );
+    refusal::assert_counted(&server, HandshakeFailure::NotAuthorized, 0).await;
     assert_eq!(server.seen.lock().unwrap().len(), 1);
     let events = capture.events();
     assert!(
@@ -235,7 +208,7 @@ async fn resumed_session_is_reauthorized_against_the_current_decision() {
         "{events:?}"
     );
     assert_eq!(
-        stats.handshakes_resumed(),
+        server.stats.handshakes_resumed(),
         0,
         "the denied resumption is not counted"
     );
@@ -377,13 +350,7 @@ async fn client_rejects_a_server_with_the_wrong_identity_and_names_both() {
         }
         other => panic!("expected ServerNotAllowed, got {other:?}"),
     }
-    let stats = server.stats.clone();
-    assert!(
-        eventually_for(refusal::SETTLE, || stats
-            .handshake_failures(HandshakeFailure::RejectedByPeer)
-            == 1)
-        .await
-    );
+    refusal::assert_counted(&server, HandshakeFailure::RejectedByPeer, 0).await;
     server.shutdown().await;
 }
 

@@ -59,7 +59,7 @@ async fn a_partner_ca_cannot_mint_dns_ip_cn_or_email_identities() {
             .await
             .unwrap_err();
         assert!(
-            matches!(&err, ClientError::ServerRejectedCertificate { alert } if alert == "access_denied"),
+            rejected_alert(&err) == Some("access_denied"),
             "{name}: {err:?}"
         );
         let stats = server.stats.clone();

@@ -64,17 +64,8 @@ async fn whole_chain_is_checked_and_unknown_status_is_denied_by_default() {
         .get(server.url("/"))
         .await
         .unwrap_err();
-    assert!(
-        matches!(&err, ClientError::ServerRejectedCertificate { alert } if alert == "unknown_ca"),
-        "{err:?}"
-    );
-    let stats = server.stats.clone();
-    assert!(
-        eventually_for(refusal::SETTLE, || stats
-            .handshake_failures(HandshakeFailure::RevocationUnknown)
-            == 1)
-        .await
-    );
+    assert_eq!(rejected_alert(&err), Some("unknown_ca"), "{err:?}");
+    refusal::assert_counted(&server, HandshakeFailure::RevocationUnknown, 0).await;
     server.shutdown().await;
 
     // Allowing unknown status admits it.
@@ -110,10 +101,7 @@ async fn revoked_intermediate_is_caught_unless_leaf_only() {
         .get(server.url("/"))
         .await
         .unwrap_err();
-    assert!(
-        matches!(&err, ClientError::ServerRejectedCertificate { alert } if alert == "certificate_revoked"),
-        "{err:?}"
-    );
+    assert_eq!(rejected_alert(&err), Some("certificate_revoked"), "{err:?}");
     server.shutdown().await;
     let server = server_with_crl(&root, &crls, |b| b.revocation_leaf_only()).await;
     let resp = client(&root, &leaf(&issuing, GOOD))
@@ -394,17 +382,8 @@ async fn a_crl_past_its_next_update_refuses_by_default_and_is_shown_before_it_pa
         .get(server.url("/"))
         .await
         .unwrap_err();
-    assert!(
-        matches!(&err, ClientError::ServerRejectedCertificate { alert } if alert == "unknown_ca"),
-        "{err:?}"
-    );
-    let stats = server.stats.clone();
-    assert!(
-        eventually_for(refusal::SETTLE, || stats
-            .handshake_failures(HandshakeFailure::RevocationUnknown)
-            == 1)
-        .await
-    );
+    assert_eq!(rejected_alert(&err), Some("unknown_ca"), "{err:?}");
+    refusal::assert_counted(&server, HandshakeFailure::RevocationUnknown, 0).await;
     assert!(server.last_peer().is_none(), "no handler ran");
     server.shutdown().await;
 }
@@ -420,10 +399,7 @@ async fn allow_expired_crls_tolerates_a_stale_crl_and_still_applies_it() {
         .get(server.url("/"))
         .await
         .unwrap_err();
-    assert!(
-        matches!(&err, ClientError::ServerRejectedCertificate { alert } if alert == "certificate_revoked"),
-        "{err:?}"
-    );
+    assert_eq!(rejected_alert(&err), Some("certificate_revoked"), "{err:?}");
     server.shutdown().await;
 }
 
@@ -489,10 +465,7 @@ async fn a_bundles_crl_decides_for_that_bundle_alone_even_when_issuer_names_coll
         .get(server.url("/"))
         .await
         .unwrap_err();
-    assert!(
-        matches!(&err, ClientError::ServerRejectedCertificate { alert } if alert == "certificate_revoked"),
-        "{err:?}"
-    );
+    assert_eq!(rejected_alert(&err), Some("certificate_revoked"), "{err:?}");
     let resp = client(&first, &leaf(&first, GOOD))
         .get(server.url("/"))
         .await;
@@ -505,15 +478,11 @@ async fn a_bundles_crl_decides_for_that_bundle_alone_even_when_issuer_names_coll
             .unwrap();
         assert_eq!(resp.status(), 200);
     }
-    let stats = server.stats.clone();
-    assert!(
-        eventually_for(refusal::SETTLE, || stats
-            .handshake_failures(HandshakeFailure::Revoked)
-            == 1)
-        .await
-    );
+    refusal::assert_counted(&server, HandshakeFailure::Revoked, 0).await;
     assert_eq!(
-        stats.handshake_failures(HandshakeFailure::RevocationUnknown),
+        server
+            .stats
+            .handshake_failures(HandshakeFailure::RevocationUnknown),
         0
     );
     server.shutdown().await;

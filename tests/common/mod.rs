@@ -15,7 +15,7 @@ pub use ca::*;
 pub use capture::*;
 pub use fs::*;
 pub use raw::*;
-pub use refusal::{alert_of, rustls_error_in, server_refusal};
+pub use refusal::{alert_of, rejected_alert, rustls_error_in, server_refusal};
 pub use server::*;
 pub use tools::*;
 

@@ -36,6 +36,14 @@ pub fn rustls_error_in<'a>(
         .or_else(|| err.source().and_then(rustls_error_in))
 }
 
+/// The alert our client heard from a server that refused our certificate.
+pub fn rejected_alert(err: &ClientError) -> Option<&str> {
+    match err {
+        ClientError::ServerRejectedCertificate { alert } => Some(&**alert),
+        _ => None,
+    }
+}
+
 /// The reason our client named for refusing the server's certificate.
 pub fn server_refusal(err: &ClientError) -> Option<HandshakeFailure> {
     match err {
