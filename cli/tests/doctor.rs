@@ -41,6 +41,21 @@ impl Setup {
         self.doctor_as(url, &self.client_cert, &self.client_key, extra)
     }
 
+    /// A configuration file with our certificate, key and CA as bundle `orders`, and a
+    /// client profile `inventory` on it.
+    fn config_file(&self) -> String {
+        let config = self.dir.path("mtls.toml");
+        std::fs::write(
+            &config,
+            format!(
+                "[bundle.orders]\ncertificate = {:?}\nprivate_key = {:?}\nca = {:?}\n\n[client.inventory]\nbundle = \"orders\"\n",
+                self.client_cert, self.client_key, self.pki.ca_file
+            ),
+        )
+        .unwrap();
+        config
+    }
+
     /// `mtls doctor` on `https://localhost:PORT/` for the server at `addr`, as [`Setup::doctor`].
     fn doctor_local(&self, addr: std::net::SocketAddr, extra: &[&str]) -> Run {
         self.doctor(&format!("https://localhost:{}/", addr.port()), extra)
@@ -605,15 +620,7 @@ fn a_configuration_file_profile_works_like_the_flags() {
     let s = setup("config");
     let rt = runtime();
     let addr = our_server(&rt, builder(&s.pki, &s.server));
-    let config = s.dir.path("mtls.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[bundle.orders]\ncertificate = {:?}\nprivate_key = {:?}\nca = {:?}\n\n[client.inventory]\nbundle = \"orders\"\n",
-            s.client_cert, s.client_key, s.pki.ca_file
-        ),
-    )
-    .unwrap();
+    let config = s.config_file();
     let run = mtls(&[
         "doctor",
         &format!("https://localhost:{}/", addr.port()),
@@ -640,15 +647,7 @@ fn an_environment_override_that_empties_the_crl_is_refused_unless_it_says_none()
     let s = setup("config-env");
     let rt = runtime();
     let addr = our_server(&rt, builder(&s.pki, &s.server));
-    let config = s.dir.path("mtls.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[bundle.orders]\ncertificate = {:?}\nprivate_key = {:?}\nca = {:?}\n\n[client.inventory]\nbundle = \"orders\"\n",
-            s.client_cert, s.client_key, s.pki.ca_file
-        ),
-    )
-    .unwrap();
+    let config = s.config_file();
     let url = format!("https://localhost:{}/", addr.port());
     let args = ["doctor", &url, "--config", &config, "--client", "inventory"];
     let run = mtls_with_env(&args, &[("MTLS_BUNDLE_ORDERS_CRL", "")]);

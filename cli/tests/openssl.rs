@@ -46,6 +46,20 @@ impl SServer {
         SServer { child, port }
     }
 
+    /// Presents `cert` and `key` and requires a client certificate from the team CA.
+    fn verifying(f: &Files, cert: &str, key: &str) -> SServer {
+        SServer::start(&[
+            "-cert",
+            cert,
+            "-key",
+            key,
+            "-CAfile",
+            &f.team.ca_file,
+            "-Verify",
+            "1",
+        ])
+    }
+
     fn url(&self) -> String {
         format!("https://localhost:{}/", self.port)
     }
@@ -134,16 +148,7 @@ fn s_server_with_a_rogue_ca_certificate_is_untrusted() {
     let f = files("ossl-rogue");
     let rogue = Pki::new(&f.dir, "Rogue CA");
     let (cert, key, _) = rogue.write(&f.dir, "rogue-server", &LeafSpec::server("localhost"));
-    let s = SServer::start(&[
-        "-cert",
-        &cert,
-        "-key",
-        &key,
-        "-CAfile",
-        &f.team.ca_file,
-        "-Verify",
-        "1",
-    ]);
+    let s = SServer::verifying(&f, &cert, &key);
     let run = f.doctor(&s.url(), &[]);
     assert_eq!(run.code, 1);
     assert!(
@@ -166,16 +171,7 @@ fn s_server_with_a_wrong_san_is_named() {
             .dns("elsewhere.internal")
             .usage(mtls::dev::Usage::Server),
     );
-    let s = SServer::start(&[
-        "-cert",
-        &cert,
-        "-key",
-        &key,
-        "-CAfile",
-        &f.team.ca_file,
-        "-Verify",
-        "1",
-    ]);
+    let s = SServer::verifying(&f, &cert, &key);
     let run = f.doctor(&s.url(), &[]);
     assert_eq!(run.code, 1);
     assert!(
@@ -263,16 +259,7 @@ fn s_server_with_an_expired_certificate() {
     let (cert, key, _) = f
         .team
         .write(&f.dir, "expired", &LeafSpec::server("localhost").expired());
-    let s = SServer::start(&[
-        "-cert",
-        &cert,
-        "-key",
-        &key,
-        "-CAfile",
-        &f.team.ca_file,
-        "-Verify",
-        "1",
-    ]);
+    let s = SServer::verifying(&f, &cert, &key);
     let run = f.doctor(&s.url(), &[]);
     assert_eq!(run.code, 1);
     assert!(
