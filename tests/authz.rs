@@ -354,45 +354,41 @@ async fn client_rejects_a_server_with_the_wrong_identity_and_names_both() {
     server.shutdown().await;
 }
 
+/// What a client of `ca` pinned to inventory's SPIFFE ID says when it refuses a server
+/// claiming that ID with a certificate from `issuer` with `eku`.
+async fn refused_by_pinned_client(
+    ca: &Ca,
+    issuer: &Ca,
+    eku: ExtendedKeyUsagePurpose,
+) -> ClientError {
+    let server = spiffe_only_server(issuer, "spiffe://example.org/inventory", eku).await;
+    let err = pinned_client(ca, ca.trust(), "spiffe://example.org/inventory")
+        .get(server.url("/"))
+        .await
+        .unwrap_err();
+    server.shutdown().await;
+    err
+}
+
 #[tokio::test]
 async fn pinned_client_still_validates_the_chain() {
     let ca = Ca::new("root");
     let foreign = Ca::new("foreign");
     // The right identity from a CA we do not trust.
-    let server = spiffe_only_server(
-        &foreign,
-        "spiffe://example.org/inventory",
-        ExtendedKeyUsagePurpose::ServerAuth,
-    )
-    .await;
-    let err = pinned_client(&ca, ca.trust(), "spiffe://example.org/inventory")
-        .get(server.url("/"))
-        .await
-        .unwrap_err();
+    let err = refused_by_pinned_client(&ca, &foreign, ExtendedKeyUsagePurpose::ServerAuth).await;
     assert_eq!(
         server_refusal(&err),
         Some(HandshakeFailure::UnknownIssuer),
         "{err:?}"
     );
-    server.shutdown().await;
 
     // A client-only certificate presented by a server: EKU serverAuth is still required.
-    let server = spiffe_only_server(
-        &ca,
-        "spiffe://example.org/inventory",
-        ExtendedKeyUsagePurpose::ClientAuth,
-    )
-    .await;
-    let err = pinned_client(&ca, ca.trust(), "spiffe://example.org/inventory")
-        .get(server.url("/"))
-        .await
-        .unwrap_err();
+    let err = refused_by_pinned_client(&ca, &ca, ExtendedKeyUsagePurpose::ClientAuth).await;
     assert_eq!(
         server_refusal(&err),
         Some(HandshakeFailure::WrongKeyUsage),
         "{err:?}"
     );
-    server.shutdown().await;
 }
 
 #[tokio::test]
