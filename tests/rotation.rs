@@ -43,20 +43,26 @@ async fn assert_client_auth_kept(ca: &Ca, server: &Running) {
     );
 }
 
+/// Writes `leaf`'s key and then its certificate into `dir`, each atomically.
+fn put_pair(dir: &Dir, leaf: &Issued) {
+    dir.put("tls.key", &leaf.key_pem);
+    dir.put("tls.crt", &leaf.cert_pem);
+}
+
 async fn file_server(dir: &Dir, ca: &Ca, leaf: &Issued) -> (Running, mtls::ServerHandle) {
     dir.put("tls.crt", &leaf.cert_pem);
     dir.put("tls.key", &leaf.key_pem);
     dir.put("ca.crt", &ca.pem);
-    let server = Server::builder()
-        .identity_files(dir.path("tls.crt"), dir.path("tls.key"))
-        .trust_file(dir.path("ca.crt"))
-        .authorize(Authorizer::any_verified())
-        .reload_interval(Some(TICK))
-        .bind("127.0.0.1:0")
-        .await
-        .unwrap();
-    let handle = server.handle();
-    (start(server), handle)
+    let server = serve(
+        Server::builder()
+            .identity_files(dir.path("tls.crt"), dir.path("tls.key"))
+            .trust_file(dir.path("ca.crt"))
+            .authorize(Authorizer::any_verified())
+            .reload_interval(Some(TICK)),
+    )
+    .await;
+    let handle = server.handle.clone();
+    (server, handle)
 }
 
 #[tokio::test]
@@ -66,8 +72,7 @@ async fn rename_swap_is_picked_up() {
     let (server, handle) = file_server(&dir, &ca, &ca.server()).await;
     let client = unpooled_client(&ca, &ca.client("orders"));
     let next = ca.server();
-    dir.put("tls.key", &next.key_pem);
-    dir.put("tls.crt", &next.cert_pem);
+    put_pair(&dir, &next);
     assert!(
         wait_for_leaf(&client, &server, &next.der).await,
         "new certificate served"
@@ -96,15 +101,14 @@ async fn kubernetes_data_symlink_swap_is_picked_up() {
     for f in ["tls.crt", "tls.key", "ca.crt"] {
         symlink(Path::new("..data").join(f), dir.path(f)).unwrap();
     }
-    let server = Server::builder()
-        .identity_files(dir.path("tls.crt"), dir.path("tls.key"))
-        .trust_file(dir.path("ca.crt"))
-        .authorize(Authorizer::any_verified())
-        .reload_interval(Some(TICK))
-        .bind("127.0.0.1:0")
-        .await
-        .unwrap();
-    let server = start(server);
+    let server = serve(
+        Server::builder()
+            .identity_files(dir.path("tls.crt"), dir.path("tls.key"))
+            .trust_file(dir.path("ca.crt"))
+            .authorize(Authorizer::any_verified())
+            .reload_interval(Some(TICK)),
+    )
+    .await;
     let client = unpooled_client(&ca, &ca.client("orders"));
     assert_eq!(served_leaf(&client, &server).await, first.der);
 
@@ -179,15 +183,14 @@ async fn broken_replacement_leaves_the_last_good_certificate() {
 #[tokio::test]
 async fn every_programmatic_reload_path_keeps_client_auth() {
     let ca = Ca::new("root");
-    let server = Server::builder()
-        .identity(ca.server().identity())
-        .trust(ca.trust())
-        .authorize(Authorizer::any_verified())
-        .bind("127.0.0.1:0")
-        .await
-        .unwrap();
-    let handle = server.handle();
-    let server = start(server);
+    let server = serve(
+        Server::builder()
+            .identity(ca.server().identity())
+            .trust(ca.trust())
+            .authorize(Authorizer::any_verified()),
+    )
+    .await;
+    let handle = server.handle.clone();
     let client = unpooled_client(&ca, &ca.client("orders"));
     handle.set_identity(ca.server().identity()).unwrap();
     assert_client_auth_kept(&ca, &server).await;
@@ -248,15 +251,15 @@ async fn invalid_candidates_are_refused_and_the_current_material_stays() {
 }
 
 async fn serve_with(ca: &Ca, leaf: &Issued) -> (Running, mtls::ServerHandle) {
-    let server = Server::builder()
-        .identity(leaf.identity())
-        .trust(ca.trust())
-        .authorize(Authorizer::any_verified())
-        .bind("127.0.0.1:0")
-        .await
-        .unwrap();
-    let handle = server.handle();
-    (start(server), handle)
+    let server = serve(
+        Server::builder()
+            .identity(leaf.identity())
+            .trust(ca.trust())
+            .authorize(Authorizer::any_verified()),
+    )
+    .await;
+    let handle = server.handle.clone();
+    (server, handle)
 }
 
 #[tokio::test]
@@ -411,8 +414,7 @@ async fn zero_failed_requests_across_rotations() {
     let observer = unpooled_client(&ca, &ca.client("observer"));
     for i in 0..rotations {
         let next = ca.server();
-        dir.put("tls.key", &next.key_pem);
-        dir.put("tls.crt", &next.cert_pem);
+        put_pair(&dir, &next);
         assert!(
             wait_for_leaf(&observer, &server, &next.der).await,
             "rotation {} is served",
@@ -470,16 +472,15 @@ async fn expiry_warnings_fire_at_the_thresholds() {
         not_after: time::Duration::seconds(3),
         ..Leaf::server()
     });
-    let server = Server::builder()
-        .identity(leaf.identity())
-        .trust(ca.trust())
-        .authorize(Authorizer::any_verified())
-        .reload_interval(Some(TICK))
-        .bind("127.0.0.1:0")
-        .await
-        .unwrap();
-    let handle = server.handle();
-    let server = start(server);
+    let server = serve(
+        Server::builder()
+            .identity(leaf.identity())
+            .trust(ca.trust())
+            .authorize(Authorizer::any_verified())
+            .reload_interval(Some(TICK)),
+    )
+    .await;
+    let handle = server.handle.clone();
     let ours = |e: &String| e.contains("expiring-server");
     let renew = |events: &[String]| {
         events
@@ -592,8 +593,7 @@ async fn a_rejected_file_candidate_is_reported_once_while_it_is_retried() {
         not_after: time::Duration::days(-1),
         ..Leaf::server()
     });
-    dir.put("tls.key", &expired.key_pem);
-    dir.put("tls.crt", &expired.cert_pem);
+    put_pair(&dir, &expired);
     assert!(
         eventually_for(refusal::SETTLE, || handle
             .certificate_status()
@@ -636,19 +636,17 @@ async fn a_zero_reload_interval_still_reloads() {
     dir.put("tls.crt", &first.cert_pem);
     dir.put("tls.key", &first.key_pem);
     dir.put("ca.crt", &ca.pem);
-    let server = Server::builder()
-        .identity_files(dir.path("tls.crt"), dir.path("tls.key"))
-        .trust_file(dir.path("ca.crt"))
-        .authorize(Authorizer::any_verified())
-        .reload_interval(Some(Duration::ZERO))
-        .bind("127.0.0.1:0")
-        .await
-        .unwrap();
-    let server = start(server);
+    let server = serve(
+        Server::builder()
+            .identity_files(dir.path("tls.crt"), dir.path("tls.key"))
+            .trust_file(dir.path("ca.crt"))
+            .authorize(Authorizer::any_verified())
+            .reload_interval(Some(Duration::ZERO)),
+    )
+    .await;
     let client = unpooled_client(&ca, &ca.client("orders"));
     let next = ca.server();
-    dir.put("tls.key", &next.key_pem);
-    dir.put("tls.crt", &next.cert_pem);
+    put_pair(&dir, &next);
     assert!(wait_for_leaf(&client, &server, &next.der).await);
     server.shutdown().await;
 }
@@ -663,8 +661,7 @@ async fn a_certificate_file_change_keeps_trust_pushed_from_code() {
     assert_eq!(handle.certificate_status().trust_anchors.len(), 2);
     let client = unpooled_client(&ca, &ca.client("orders"));
     let next = ca.server();
-    dir.put("tls.key", &next.key_pem);
-    dir.put("tls.crt", &next.cert_pem);
+    put_pair(&dir, &next);
     assert!(wait_for_leaf(&client, &server, &next.der).await);
     assert_eq!(
         handle.certificate_status().trust_anchors.len(),
@@ -708,17 +705,16 @@ async fn trust_removed_from_code_stays_removed_when_a_trust_file_rotates() {
     dir.put("tls.crt", &leaf.cert_pem);
     dir.put("tls.key", &leaf.key_pem);
     dir.put("ca.crt", &ca.pem);
-    let server = Server::builder()
-        .identity_files(dir.path("tls.crt"), dir.path("tls.key"))
-        .trust_file(dir.path("ca.crt"))
-        .trust(partner.trust())
-        .authorize(Authorizer::any_verified())
-        .reload_interval(Some(TICK))
-        .bind("127.0.0.1:0")
-        .await
-        .unwrap();
-    let handle = server.handle();
-    let server = start(server);
+    let server = serve(
+        Server::builder()
+            .identity_files(dir.path("tls.crt"), dir.path("tls.key"))
+            .trust_file(dir.path("ca.crt"))
+            .trust(partner.trust())
+            .authorize(Authorizer::any_verified())
+            .reload_interval(Some(TICK)),
+    )
+    .await;
+    let handle = server.handle.clone();
     let partner_client = unpooled_client(&ca, &partner.client("partner"));
     assert_eq!(
         partner_client.get(server.url("/")).await.unwrap().status(),
@@ -839,8 +835,7 @@ async fn a_file_that_does_not_load_is_read_again_only_when_it_changes() {
         not_after: time::Duration::days(-1),
         ..Leaf::server()
     });
-    witness_dir.put("tls.key", &expired.key_pem);
-    witness_dir.put("tls.crt", &expired.cert_pem);
+    put_pair(&witness_dir, &expired);
     let witness_marker = witness_dir.path("ca.crt").display().to_string();
     let witness_reads = || {
         capture
@@ -998,19 +993,18 @@ async fn a_handshake_that_straddles_a_swap_is_verified_again_under_the_new_trust
     // The policy records each verification, so the test knows when the certificate was read.
     let verified = Arc::new(AtomicU64::new(0));
     let count = Arc::clone(&verified);
-    let server = Server::builder()
-        .identity(new.server().identity())
-        .trust(old.trust())
-        .trust(new.trust())
-        .authorize(Authorizer::from_fn("counted", move |_| {
-            count.fetch_add(1, Ordering::SeqCst);
-            true
-        }))
-        .bind("127.0.0.1:0")
-        .await
-        .unwrap();
-    let handle = server.handle();
-    let server = start(server);
+    let server = serve(
+        Server::builder()
+            .identity(new.server().identity())
+            .trust(old.trust())
+            .trust(new.trust())
+            .authorize(Authorizer::from_fn("counted", move |_| {
+                count.fetch_add(1, Ordering::SeqCst);
+                true
+            })),
+    )
+    .await;
+    let handle = server.handle.clone();
     let leaving = old.client("leaving");
     let mut config = (*raw_config(
         &new,
@@ -1058,8 +1052,7 @@ async fn a_rotation_to_a_certificate_with_the_wrong_key_usage_is_refused() {
     assert_eq!(served_leaf(&observer, &server).await, first.der);
     // Through the files.
     let other = ca.client("not a server either");
-    dir.put("tls.key", &other.key_pem);
-    dir.put("tls.crt", &other.cert_pem);
+    put_pair(&dir, &other);
     assert!(
         eventually_for(refusal::SETTLE, || handle
             .certificate_status()
@@ -1103,8 +1096,7 @@ async fn concurrent_rotations_from_code_and_files_are_each_applied_once_under_lo
         // Both at once: the files are swapped and a certificate is pushed from code.
         let from_file = ca.server();
         let from_code = ca.server();
-        dir.put("tls.key", &from_file.key_pem);
-        dir.put("tls.crt", &from_file.cert_pem);
+        put_pair(&dir, &from_file);
         handle.set_identity(from_code.identity()).unwrap();
         assert!(
             eventually_for(refusal::SETTLE, || handle.certificate_status().reloads
@@ -1122,8 +1114,7 @@ async fn concurrent_rotations_from_code_and_files_are_each_applied_once_under_lo
     // A last swap through the files: once it is served, every earlier change has been seen,
     // and none was applied twice.
     let last = ca.server();
-    dir.put("tls.key", &last.key_pem);
-    dir.put("tls.crt", &last.cert_pem);
+    put_pair(&dir, &last);
     assert!(wait_for_leaf(&observer, &server, &last.der).await);
     let (ok, failed) = load.finish().await;
     assert_eq!(handle.certificate_status().reloads, 2 * rounds + 1);
