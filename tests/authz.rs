@@ -147,15 +147,14 @@ async fn one_domains_ca_cannot_mint_identities_for_another() {
 #[tokio::test]
 async fn resumption_after_the_policy_changed_is_rejected() {
     let ca = Ca::new("root");
-    let server = Server::builder()
-        .identity(ca.server().identity())
-        .trust(ca.trust())
-        .authorize(Authorizer::trust_domain("example.org").unwrap())
-        .bind("127.0.0.1:0")
-        .await
-        .unwrap();
-    let handle = server.handle();
-    let running = start(server);
+    let running = serve(
+        Server::builder()
+            .identity(ca.server().identity())
+            .trust(ca.trust())
+            .authorize(Authorizer::trust_domain("example.org").unwrap()),
+    )
+    .await;
+    let handle = running.handle.clone();
     let leaf = ca.workload("spiffe://example.org/reporting");
     let client = unpooled_client(&ca, &leaf);
     body_string(client.get(running.url("/")).await.unwrap()).await;

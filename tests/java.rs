@@ -174,14 +174,13 @@ async fn java_and_rust_call_each_other_with_pkcs12_files() {
     drop(java);
 
     // Java calls Rust.
-    let server = Server::builder()
-        .identity_pkcs12_file(dir.0.join("rust.p12"), password(), None)
-        .trust_pkcs12_file(dir.0.join("trust.p12"), password())
-        .authorize(Authorizer::common_name("java-service").unwrap())
-        .bind("127.0.0.1:0")
-        .await
-        .unwrap();
-    let running = start(server);
+    let running = serve(
+        Server::builder()
+            .identity_pkcs12_file(dir.0.join("rust.p12"), password(), None)
+            .trust_pkcs12_file(dir.0.join("trust.p12"), password())
+            .authorize(Authorizer::common_name("java-service").unwrap()),
+    )
+    .await;
     let client_source = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/interop/Client.java");
     let url = format!("https://localhost:{}/", running.addr.port());
     let dir_path = dir.0.clone();

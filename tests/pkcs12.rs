@@ -328,15 +328,14 @@ async fn a_keystore_reloads_like_pem_files() {
     export(&first, "server.p12");
     dir.write("ca.pem", &root.pem);
     export_certs(&dir, "ca.pem", "trust", "trust.p12");
-    let server = mtls::Server::builder()
-        .identity_pkcs12_file(dir.path("server.p12"), Password::new("secret"), None)
-        .trust_pkcs12_file(dir.path("trust.p12"), Password::new("trust"))
-        .authorize(mtls::Authorizer::any_verified())
-        .reload_interval(Some(std::time::Duration::from_millis(50)))
-        .bind("127.0.0.1:0")
-        .await
-        .unwrap();
-    let server = start(server);
+    let server = serve(
+        mtls::Server::builder()
+            .identity_pkcs12_file(dir.path("server.p12"), Password::new("secret"), None)
+            .trust_pkcs12_file(dir.path("trust.p12"), Password::new("trust"))
+            .authorize(mtls::Authorizer::any_verified())
+            .reload_interval(Some(std::time::Duration::from_millis(50))),
+    )
+    .await;
     let client = unpooled_client(&root, &root.client("orders"));
     let served = |client: mtls::Client, url: hyper::Uri| async move {
         let resp = client.get(url).await.unwrap();
@@ -773,15 +772,14 @@ async fn a_costly_reload_runs_off_the_async_workers() {
     let rounds = rounds.clamp(probe, MAX_ROUNDS);
     let work = Duration::from_nanos((per_round * u128::from(rounds)) as u64);
 
-    let server = mtls::Server::builder()
-        .identity_pkcs12_file(dir.path("server.p12"), password.clone(), None)
-        .trust(ca.trust().unwrap())
-        .authorize(mtls::Authorizer::any_verified())
-        .reload_interval(Some(Duration::from_millis(10)))
-        .bind("127.0.0.1:0")
-        .await
-        .unwrap();
-    let running = start(server);
+    let running = serve(
+        mtls::Server::builder()
+            .identity_pkcs12_file(dir.path("server.p12"), password.clone(), None)
+            .trust(ca.trust().unwrap())
+            .authorize(mtls::Authorizer::any_verified())
+            .reload_interval(Some(Duration::from_millis(10))),
+    )
+    .await;
     let client = mtls::Client::builder()
         .identity(
             ca.client("spiffe://example.org/orders")

@@ -161,17 +161,16 @@ async fn crl_files_reload_and_revoke_without_a_restart() {
     let ca = Ca::new("root");
     let dir = Dir::new("crl-reload");
     dir.put("ca.crl", &ca.crl(&[]));
-    let server = Server::builder()
-        .identity(ca.server().identity())
-        .trust(ca.trust())
-        .crl_file(dir.path("ca.crl"))
-        .authorize(Authorizer::any_verified())
-        .reload_interval(Some(Duration::from_millis(50)))
-        .bind("127.0.0.1:0")
-        .await
-        .unwrap();
-    let handle = server.handle();
-    let server = start(server);
+    let server = serve(
+        Server::builder()
+            .identity(ca.server().identity())
+            .trust(ca.trust())
+            .crl_file(dir.path("ca.crl"))
+            .authorize(Authorizer::any_verified())
+            .reload_interval(Some(Duration::from_millis(50))),
+    )
+    .await;
+    let handle = server.handle.clone();
     let victim = unpooled_client(&ca, &leaf(&ca, REVOKED));
     let good = unpooled_client(&ca, &leaf(&ca, GOOD));
     // The victim holds a session it resumes while the CRL is unchanged...
@@ -241,15 +240,14 @@ fn crl_loading_errors_are_named() {
 #[tokio::test]
 async fn rotate_set_trust_carries_crls_and_a_resumed_session_is_checked_against_them() {
     let ca = Ca::new("root");
-    let server = Server::builder()
-        .identity(ca.server().identity())
-        .trust(ca.trust())
-        .authorize(Authorizer::any_verified())
-        .bind("127.0.0.1:0")
-        .await
-        .unwrap();
-    let handle = server.handle();
-    let server = start(server);
+    let server = serve(
+        Server::builder()
+            .identity(ca.server().identity())
+            .trust(ca.trust())
+            .authorize(Authorizer::any_verified()),
+    )
+    .await;
+    let handle = server.handle.clone();
     let victim = unpooled_client(&ca, &leaf(&ca, REVOKED));
     for _ in 0..2 {
         body_string(victim.get(server.url("/")).await.unwrap()).await;
@@ -320,16 +318,15 @@ async fn a_crl_revoking_our_own_certificate_is_still_installed() {
 #[tokio::test]
 async fn replacing_the_bundles_keeps_the_builders_crls() {
     let ca = Ca::new("root");
-    let server = Server::builder()
-        .identity(ca.server().identity())
-        .trust(ca.trust())
-        .crls(Crls::from_bytes(ca.crl(&[REVOKED]).as_bytes()).unwrap())
-        .authorize(Authorizer::any_verified())
-        .bind("127.0.0.1:0")
-        .await
-        .unwrap();
-    let handle = server.handle();
-    let server = start(server);
+    let server = serve(
+        Server::builder()
+            .identity(ca.server().identity())
+            .trust(ca.trust())
+            .crls(Crls::from_bytes(ca.crl(&[REVOKED]).as_bytes()).unwrap())
+            .authorize(Authorizer::any_verified()),
+    )
+    .await;
+    let handle = server.handle.clone();
     handle.set_trust(vec![ca.trust()]).unwrap();
     refusal::assert_refused(
         &server,
