@@ -240,13 +240,7 @@ fn crl_loading_errors_are_named() {
 #[tokio::test]
 async fn rotate_set_trust_carries_crls_and_a_resumed_session_is_checked_against_them() {
     let ca = Ca::new("root");
-    let server = serve(
-        Server::builder()
-            .identity(ca.server().identity())
-            .trust(ca.trust())
-            .authorize(Authorizer::any_verified()),
-    )
-    .await;
+    let server = serve(server_builder(&ca)).await;
     let handle = server.handle.clone();
     let victim = unpooled_client(&ca, &leaf(&ca, REVOKED));
     for _ in 0..2 {

@@ -9,7 +9,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use common::*;
-use mtls::{Authorizer, Client, ClientError, HandshakeFailure, PeerIdentity, Rotate, Server};
+use mtls::{
+    Authorizer, Client, ClientError, HandshakeFailure, PeerIdentity, Rotate, Server, ServerBuilder,
+};
 
 const TICK: Duration = Duration::from_millis(50);
 
@@ -49,18 +51,20 @@ fn put_pair(dir: &Dir, leaf: &Issued) {
     dir.put("tls.crt", &leaf.cert_pem);
 }
 
+/// A server on `dir`'s tls.crt, tls.key and ca.crt, reloading them every tick.
+fn files_builder(dir: &Dir) -> ServerBuilder {
+    Server::builder()
+        .identity_files(dir.path("tls.crt"), dir.path("tls.key"))
+        .trust_file(dir.path("ca.crt"))
+        .authorize(Authorizer::any_verified())
+        .reload_interval(Some(TICK))
+}
+
 async fn file_server(dir: &Dir, ca: &Ca, leaf: &Issued) -> (Running, mtls::ServerHandle) {
     dir.put("tls.crt", &leaf.cert_pem);
     dir.put("tls.key", &leaf.key_pem);
     dir.put("ca.crt", &ca.pem);
-    let server = serve(
-        Server::builder()
-            .identity_files(dir.path("tls.crt"), dir.path("tls.key"))
-            .trust_file(dir.path("ca.crt"))
-            .authorize(Authorizer::any_verified())
-            .reload_interval(Some(TICK)),
-    )
-    .await;
+    let server = serve(files_builder(dir)).await;
     let handle = server.handle.clone();
     (server, handle)
 }
@@ -101,14 +105,7 @@ async fn kubernetes_data_symlink_swap_is_picked_up() {
     for f in ["tls.crt", "tls.key", "ca.crt"] {
         symlink(Path::new("..data").join(f), dir.path(f)).unwrap();
     }
-    let server = serve(
-        Server::builder()
-            .identity_files(dir.path("tls.crt"), dir.path("tls.key"))
-            .trust_file(dir.path("ca.crt"))
-            .authorize(Authorizer::any_verified())
-            .reload_interval(Some(TICK)),
-    )
-    .await;
+    let server = serve(files_builder(&dir)).await;
     let client = unpooled_client(&ca, &ca.client("orders"));
     assert_eq!(served_leaf(&client, &server).await, first.der);
 
@@ -183,13 +180,7 @@ async fn broken_replacement_leaves_the_last_good_certificate() {
 #[tokio::test]
 async fn every_programmatic_reload_path_keeps_client_auth() {
     let ca = Ca::new("root");
-    let server = serve(
-        Server::builder()
-            .identity(ca.server().identity())
-            .trust(ca.trust())
-            .authorize(Authorizer::any_verified()),
-    )
-    .await;
+    let server = serve(server_builder(&ca)).await;
     let handle = server.handle.clone();
     let client = unpooled_client(&ca, &ca.client("orders"));
     handle.set_identity(ca.server().identity()).unwrap();
