@@ -133,13 +133,7 @@ async fn a_bound_peer_is_known_by_its_spiffe_id_alone_also_when_resumed() {
 
 /// A server whose certificate `ca` issued with `leaf`'s names, for clients of `clients`.
 async fn server_with(ca: &Ca, leaf: Leaf, clients: &Ca) -> Running {
-    serve(
-        Server::builder()
-            .identity(ca.issue(leaf).identity())
-            .trust(clients.trust())
-            .authorize(Authorizer::any_verified()),
-    )
-    .await
+    serve(server_presenting(clients, &ca.issue(leaf))).await
 }
 
 fn federating_client(ours: &Ca, partner: &Ca, expect: Option<Authorizer>) -> Client {

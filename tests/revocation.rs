@@ -120,13 +120,7 @@ async fn client_rejects_a_revoked_server_by_name_and_by_identity() {
         uris: vec!["spiffe://example.org/inventory"],
         ..Leaf::server()
     });
-    let server = serve(
-        Server::builder()
-            .identity(server_leaf.identity())
-            .trust(ca.trust())
-            .authorize(Authorizer::any_verified()),
-    )
-    .await;
+    let server = serve(server_presenting(&ca, &server_leaf)).await;
     let crl = Crls::from_bytes(ca.crl(&[REVOKED]).as_bytes()).unwrap();
     for expect in [None, Some("spiffe://example.org/inventory")] {
         let mut builder = Client::builder()
@@ -286,10 +280,7 @@ async fn a_crl_revoking_our_own_certificate_is_still_installed() {
         serial: Some(REVOKED),
         ..Leaf::server()
     });
-    let server = Server::builder()
-        .identity(ours.identity())
-        .trust(ca.trust())
-        .authorize(Authorizer::any_verified())
+    let server = server_presenting(&ca, &ours)
         .bind("127.0.0.1:0")
         .await
         .unwrap();
@@ -401,13 +392,7 @@ async fn the_client_refuses_a_server_whose_only_crl_is_stale_unless_allowed() {
         uris: vec!["spiffe://example.org/inventory"],
         ..Leaf::server()
     });
-    let server = serve(
-        Server::builder()
-            .identity(server_leaf.identity())
-            .trust(ca.trust())
-            .authorize(Authorizer::any_verified()),
-    )
-    .await;
+    let server = serve(server_presenting(&ca, &server_leaf)).await;
     let stale = Crls::from_bytes(stale_crl(&ca, &[]).as_bytes()).unwrap();
     for expect in [None, Some("spiffe://example.org/inventory")] {
         let builder = |allow: bool| {
@@ -485,30 +470,19 @@ async fn server_under(root: &Ca, issuing: &Ca, serial: &'static [u8]) -> Running
         serial: Some(serial),
         ..Leaf::server()
     });
-    serve(
-        Server::builder()
-            .identity(leaf.identity())
-            .trust(root.trust())
-            .authorize(Authorizer::any_verified()),
-    )
-    .await
+    serve(server_presenting(root, &leaf)).await
 }
 
 #[tokio::test]
 async fn the_clients_crl_file_reloads_and_revokes_the_server_without_a_rebuild() {
     let ca = Ca::new("root");
-    let server = serve(
-        Server::builder()
-            .identity(
-                ca.issue(Leaf {
-                    serial: Some(REVOKED),
-                    ..Leaf::server()
-                })
-                .identity(),
-            )
-            .trust(ca.trust())
-            .authorize(Authorizer::any_verified()),
-    )
+    let server = serve(server_presenting(
+        &ca,
+        &ca.issue(Leaf {
+            serial: Some(REVOKED),
+            ..Leaf::server()
+        }),
+    ))
     .await;
     let dir = Dir::new("client-crl");
     dir.put("ca.crl", &ca.crl(&[]));

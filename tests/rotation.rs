@@ -242,13 +242,7 @@ async fn invalid_candidates_are_refused_and_the_current_material_stays() {
 }
 
 async fn serve_with(ca: &Ca, leaf: &Issued) -> (Running, mtls::ServerHandle) {
-    let server = serve(
-        Server::builder()
-            .identity(leaf.identity())
-            .trust(ca.trust())
-            .authorize(Authorizer::any_verified()),
-    )
-    .await;
+    let server = serve(server_presenting(ca, leaf)).await;
     let handle = server.handle.clone();
     (server, handle)
 }
@@ -463,14 +457,7 @@ async fn expiry_warnings_fire_at_the_thresholds() {
         not_after: time::Duration::seconds(3),
         ..Leaf::server()
     });
-    let server = serve(
-        Server::builder()
-            .identity(leaf.identity())
-            .trust(ca.trust())
-            .authorize(Authorizer::any_verified())
-            .reload_interval(Some(TICK)),
-    )
-    .await;
+    let server = serve(server_presenting(&ca, &leaf).reload_interval(Some(TICK))).await;
     let handle = server.handle.clone();
     let ours = |e: &String| e.contains("expiring-server");
     let renew = |events: &[String]| {

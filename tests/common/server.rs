@@ -101,8 +101,13 @@ pub fn start(server: Server) -> Running {
 /// A server on `ca` with a localhost certificate, client auth required, any verified client
 /// allowed.
 pub fn server_builder(ca: &Ca) -> ServerBuilder {
+    server_presenting(ca, &ca.server())
+}
+
+/// A server on `ca` presenting `leaf`, client auth required, any verified client allowed.
+pub fn server_presenting(ca: &Ca, leaf: &Issued) -> ServerBuilder {
     Server::builder()
-        .identity(ca.server().identity())
+        .identity(leaf.identity())
         .trust(ca.trust())
         .authorize(mtls::Authorizer::any_verified())
 }
