@@ -15,13 +15,6 @@ use hyper::{Request, Response};
 use mtls::{Authorizer, Client, ClientAuth, ClientError, HandshakeFailure, Server, TrustBundle};
 use rcgen::ExtendedKeyUsagePurpose;
 
-fn workload(ca: &Ca, id: &'static str) -> Issued {
-    ca.issue(Leaf {
-        uris: vec![id],
-        ..Leaf::client("workload")
-    })
-}
-
 fn policy(id: &str) -> Authorizer {
     Authorizer::spiffe_id(id).unwrap()
 }
@@ -30,7 +23,7 @@ fn policy(id: &str) -> Authorizer {
 async fn allowed_identity_is_served() {
     let ca = Ca::new("root");
     let server = serve(server_builder(&ca).authorize(policy("spiffe://example.org/orders"))).await;
-    let resp = client(&ca, &workload(&ca, "spiffe://example.org/orders"))
+    let resp = client(&ca, &ca.workload("spiffe://example.org/orders"))
         .get(server.url("/"))
         .await
         .unwrap();
@@ -43,7 +36,7 @@ async fn valid_chain_with_the_wrong_identity_is_denied_in_the_handshake() {
     let capture = Capture::scoped();
     let ca = Ca::new("root");
     let server = serve(server_builder(&ca).authorize(policy("spiffe://example.org/orders"))).await;
-    let err = client(&ca, &workload(&ca, "spiffe://example.org/reporting"))
+    let err = client(&ca, &ca.workload("spiffe://example.org/reporting"))
         .get(server.url("/"))
         .await
         .unwrap_err();
@@ -52,13 +45,7 @@ async fn valid_chain_with_the_wrong_identity_is_denied_in_the_handshake() {
         other => panic!("expected access_denied, got {other:?}"),
     }
     assert!(err.to_string().contains("policy does not allow"), "{err}");
-    let stats = server.stats.clone();
-    assert!(
-        eventually_for(refusal::SETTLE, || stats
-            .handshake_failures(HandshakeFailure::NotAuthorized)
-            == 1)
-        .await
-    );
+    refusal::assert_counted(&server, HandshakeFailure::NotAuthorized, 0).await;
     assert!(server.seen.lock().unwrap().is_empty(), "no handler ran");
     let events = capture.events();
     let event = events
@@ -92,21 +79,12 @@ async fn right_identity_from_a_foreign_ca_is_rejected() {
     let ca = Ca::new("root");
     let foreign = Ca::new("foreign");
     let server = serve(server_builder(&ca).authorize(policy("spiffe://example.org/orders"))).await;
-    let err = client(&ca, &workload(&foreign, "spiffe://example.org/orders"))
+    let err = client(&ca, &foreign.workload("spiffe://example.org/orders"))
         .get(server.url("/"))
         .await
         .unwrap_err();
-    assert!(
-        matches!(&err, ClientError::ServerRejectedCertificate { alert } if alert == "unknown_ca"),
-        "{err:?}"
-    );
-    let stats = server.stats.clone();
-    assert!(
-        eventually_for(refusal::SETTLE, || stats
-            .handshake_failures(HandshakeFailure::UnknownIssuer)
-            == 1)
-        .await
-    );
+    assert_eq!(rejected_alert(&err), Some("unknown_ca"), "{err:?}");
+    refusal::assert_counted(&server, HandshakeFailure::UnknownIssuer, 0).await;
     server.shutdown().await;
 }
 
@@ -132,11 +110,8 @@ async fn federated() -> (Ca, Ca, Ca, Running) {
 async fn federated_bundles_accept_each_domain_from_its_own_ca() {
     let (ours, partner, plain, server) = federated().await;
     for (ca, leaf) in [
-        (&ours, workload(&ours, "spiffe://example.org/orders")),
-        (
-            &ours,
-            workload(&partner, "spiffe://partner.example/billing"),
-        ),
+        (&ours, ours.workload("spiffe://example.org/orders")),
+        (&ours, partner.workload("spiffe://partner.example/billing")),
         (&ours, plain.client("legacy")),
     ] {
         let resp = client(ca, &leaf).get(server.url("/")).await.unwrap();
@@ -149,18 +124,15 @@ async fn federated_bundles_accept_each_domain_from_its_own_ca() {
 async fn one_domains_ca_cannot_mint_identities_for_another() {
     let (ours, partner, plain, server) = federated().await;
     for leaf in [
-        workload(&ours, "spiffe://partner.example/billing"),
-        workload(&partner, "spiffe://example.org/orders"),
+        ours.workload("spiffe://partner.example/billing"),
+        partner.workload("spiffe://example.org/orders"),
         // The plain CA may not mint SPIFFE identities of a federated domain either,
-        workload(&plain, "spiffe://example.org/orders"),
+        plain.workload("spiffe://example.org/orders"),
         // nor of a domain nobody federates.
-        workload(&ours, "spiffe://unknown.example/x"),
+        ours.workload("spiffe://unknown.example/x"),
     ] {
         let err = client(&ours, &leaf).get(server.url("/")).await.unwrap_err();
-        assert!(
-            matches!(&err, ClientError::ServerRejectedCertificate { alert } if alert == "unknown_ca"),
-            "{err:?}"
-        );
+        assert_eq!(rejected_alert(&err), Some("unknown_ca"), "{err:?}");
     }
     let stats = server.stats.clone();
     assert!(
@@ -175,22 +147,16 @@ async fn one_domains_ca_cannot_mint_identities_for_another() {
 #[tokio::test]
 async fn resumption_after_the_policy_changed_is_rejected() {
     let ca = Ca::new("root");
-    let server = Server::builder()
-        .identity(ca.server().identity())
-        .trust(ca.trust())
-        .authorize(Authorizer::trust_domain("example.org").unwrap())
-        .bind("127.0.0.1:0")
-        .await
-        .unwrap();
-    let handle = server.handle();
-    let running = start(server);
-    let leaf = workload(&ca, "spiffe://example.org/reporting");
-    let client = Client::builder()
-        .identity(leaf.identity())
-        .trust(ca.trust())
-        .pool_max_idle_per_host(0)
-        .build()
-        .unwrap();
+    let running = serve(
+        Server::builder()
+            .identity(ca.server().identity())
+            .trust(ca.trust())
+            .authorize(Authorizer::trust_domain("example.org").unwrap()),
+    )
+    .await;
+    let handle = running.handle.clone();
+    let leaf = ca.workload("spiffe://example.org/reporting");
+    let client = unpooled_client(&ca, &leaf);
     body_string(client.get(running.url("/")).await.unwrap()).await;
     handle
         .set_authorizer(policy("spiffe://example.org/orders"))
@@ -200,10 +166,7 @@ async fn resumption_after_the_policy_changed_is_rejected() {
         "spiffe_id(spiffe://example.org/orders)"
     );
     let err = client.get(running.url("/")).await.unwrap_err();
-    assert!(
-        matches!(&err, ClientError::ServerRejectedCertificate { alert } if alert == "access_denied"),
-        "{err:?}"
-    );
+    assert_eq!(rejected_alert(&err), Some("access_denied"), "{err:?}");
     assert_eq!(
         running.seen.lock().unwrap().len(),
         1,
@@ -229,23 +192,12 @@ async fn resumed_session_is_reauthorized_against_the_current_decision() {
         })),
     )
     .await;
-    let client = Client::builder()
-        .identity(ca.client("orders").identity())
-        .trust(ca.trust())
-        .pool_max_idle_per_host(0)
-        .build()
-        .unwrap();
+    let client = unpooled_client(&ca, &ca.client("orders"));
     body_string(client.get(server.url("/")).await.unwrap()).await;
     // Same config, so the next connection resumes: the verifier does not run, the re-check must.
     open.store(false, Ordering::SeqCst);
     assert!(client.get(server.url("/")).await.is_err());
-    let stats = server.stats.clone();
-    assert!(
-        eventually_for(refusal::SETTLE, || stats
-            .handshake_failures(HandshakeFailure::NotAuthorized)
-            == 1)
-        .await
-    );
+    refusal::assert_counted(&server, HandshakeFailure::NotAuthorized, 0).await;
     assert_eq!(server.seen.lock().unwrap().len(), 1);
     let events = capture.events();
     assert!(
@@ -255,7 +207,7 @@ async fn resumed_session_is_reauthorized_against_the_current_decision() {
         "{events:?}"
     );
     assert_eq!(
-        stats.handshakes_resumed(),
+        server.stats.handshakes_resumed(),
         0,
         "the denied resumption is not counted"
     );
@@ -273,14 +225,9 @@ async fn optional_mode_with_an_identity_policy_still_requires_a_certificate() {
     .await;
     let config = raw_config(&ca, None, &[&rustls::version::TLS13], &[b"http/1.1"]);
     let err = raw_get(server.addr, config).await.unwrap_err();
-    let tls = err
-        .get_ref()
-        .and_then(|e| e.downcast_ref::<rustls::Error>());
     assert_eq!(
-        tls,
-        Some(&rustls::Error::AlertReceived(
-            rustls::AlertDescription::CertificateRequired
-        ))
+        alert_of(&err),
+        Some(rustls::AlertDescription::CertificateRequired)
     );
     assert!(server.seen.lock().unwrap().is_empty());
     server.shutdown().await;
@@ -308,7 +255,7 @@ async fn per_route_policy_answers_403_with_the_reason() {
             .parse()
             .unwrap()
     };
-    let user = client(&ca, &workload(&ca, "spiffe://example.org/orders"));
+    let user = client(&ca, &ca.workload("spiffe://example.org/orders"));
     let resp = user.get(url("/")).await.unwrap();
     assert_eq!(resp.status(), 200);
     let resp = user.get(url("/admin")).await.unwrap();
@@ -319,7 +266,7 @@ async fn per_route_policy_answers_403_with_the_reason() {
         body.contains("spiffe_id(spiffe://example.org/admin)"),
         "{body}"
     );
-    let admin = client(&ca, &workload(&ca, "spiffe://example.org/admin"));
+    let admin = client(&ca, &ca.workload("spiffe://example.org/admin"));
     assert_eq!(admin.get(url("/admin")).await.unwrap().status(), 200);
 }
 
@@ -345,7 +292,7 @@ async fn spiffe_only_server(ca: &Ca, id: &'static str, eku: ExtendedKeyUsagePurp
 
 fn pinned_client(ca: &Ca, trust: TrustBundle, expect: &str) -> Client {
     Client::builder()
-        .identity(workload(ca, "spiffe://example.org/orders").identity())
+        .identity(ca.workload("spiffe://example.org/orders").identity())
         .trust(trust)
         .expect_server(policy(expect))
         .build()
@@ -366,14 +313,9 @@ async fn client_pins_the_server_by_spiffe_id_without_dns_names() {
         .get(server.url("/"))
         .await
         .unwrap_err();
-    assert!(
-        matches!(
-            &err,
-            ClientError::ServerCertificate {
-                reason: HandshakeFailure::WrongName,
-                ..
-            }
-        ),
+    assert_eq!(
+        server_refusal(&err),
+        Some(HandshakeFailure::WrongName),
         "{err:?}"
     );
     let resp = pinned_client(&ca, ca.trust(), "spiffe://example.org/inventory")
@@ -407,14 +349,24 @@ async fn client_rejects_a_server_with_the_wrong_identity_and_names_both() {
         }
         other => panic!("expected ServerNotAllowed, got {other:?}"),
     }
-    let stats = server.stats.clone();
-    assert!(
-        eventually_for(refusal::SETTLE, || stats
-            .handshake_failures(HandshakeFailure::RejectedByPeer)
-            == 1)
-        .await
-    );
+    refusal::assert_counted(&server, HandshakeFailure::RejectedByPeer, 0).await;
     server.shutdown().await;
+}
+
+/// What a client of `ca` pinned to inventory's SPIFFE ID says when it refuses a server
+/// claiming that ID with a certificate from `issuer` with `eku`.
+async fn refused_by_pinned_client(
+    ca: &Ca,
+    issuer: &Ca,
+    eku: ExtendedKeyUsagePurpose,
+) -> ClientError {
+    let server = spiffe_only_server(issuer, "spiffe://example.org/inventory", eku).await;
+    let err = pinned_client(ca, ca.trust(), "spiffe://example.org/inventory")
+        .get(server.url("/"))
+        .await
+        .unwrap_err();
+    server.shutdown().await;
+    err
 }
 
 #[tokio::test]
@@ -422,50 +374,20 @@ async fn pinned_client_still_validates_the_chain() {
     let ca = Ca::new("root");
     let foreign = Ca::new("foreign");
     // The right identity from a CA we do not trust.
-    let server = spiffe_only_server(
-        &foreign,
-        "spiffe://example.org/inventory",
-        ExtendedKeyUsagePurpose::ServerAuth,
-    )
-    .await;
-    let err = pinned_client(&ca, ca.trust(), "spiffe://example.org/inventory")
-        .get(server.url("/"))
-        .await
-        .unwrap_err();
-    assert!(
-        matches!(
-            &err,
-            ClientError::ServerCertificate {
-                reason: HandshakeFailure::UnknownIssuer,
-                ..
-            }
-        ),
+    let err = refused_by_pinned_client(&ca, &foreign, ExtendedKeyUsagePurpose::ServerAuth).await;
+    assert_eq!(
+        server_refusal(&err),
+        Some(HandshakeFailure::UnknownIssuer),
         "{err:?}"
     );
-    server.shutdown().await;
 
     // A client-only certificate presented by a server: EKU serverAuth is still required.
-    let server = spiffe_only_server(
-        &ca,
-        "spiffe://example.org/inventory",
-        ExtendedKeyUsagePurpose::ClientAuth,
-    )
-    .await;
-    let err = pinned_client(&ca, ca.trust(), "spiffe://example.org/inventory")
-        .get(server.url("/"))
-        .await
-        .unwrap_err();
-    assert!(
-        matches!(
-            &err,
-            ClientError::ServerCertificate {
-                reason: HandshakeFailure::WrongKeyUsage,
-                ..
-            }
-        ),
+    let err = refused_by_pinned_client(&ca, &ca, ExtendedKeyUsagePurpose::ClientAuth).await;
+    assert_eq!(
+        server_refusal(&err),
+        Some(HandshakeFailure::WrongKeyUsage),
         "{err:?}"
     );
-    server.shutdown().await;
 }
 
 #[tokio::test]
@@ -480,21 +402,16 @@ async fn pinned_client_uses_only_the_servers_trust_domain_bundle() {
     )
     .await;
     let client = Client::builder()
-        .identity(workload(&ours, "spiffe://example.org/orders").identity())
+        .identity(ours.workload("spiffe://example.org/orders").identity())
         .trust(ours.trust().for_trust_domain("example.org").unwrap())
         .trust(partner.trust().for_trust_domain("partner.example").unwrap())
         .expect_server(policy("spiffe://example.org/inventory"))
         .build()
         .unwrap();
     let err = client.get(server.url("/")).await.unwrap_err();
-    assert!(
-        matches!(
-            &err,
-            ClientError::ServerCertificate {
-                reason: HandshakeFailure::UnknownIssuer,
-                ..
-            }
-        ),
+    assert_eq!(
+        server_refusal(&err),
+        Some(HandshakeFailure::UnknownIssuer),
         "{err:?}"
     );
     server.shutdown().await;

@@ -58,13 +58,6 @@ async fn serve_app(ca: &Ca) -> (std::net::SocketAddr, tokio::task::JoinHandle<()
     (addr, task)
 }
 
-fn workload(ca: &Ca, id: &'static str) -> Issued {
-    ca.issue(Leaf {
-        uris: vec![id],
-        ..Leaf::client("workload")
-    })
-}
-
 async fn get_as(ca: &Ca, leaf: &Issued, addr: std::net::SocketAddr, path: &str) -> (u16, String) {
     let client = mtls::Client::builder()
         .identity(leaf.identity())
@@ -94,7 +87,7 @@ async fn get_anonymous(ca: &Ca, addr: std::net::SocketAddr, path: &str) -> Strin
 async fn the_extractor_hands_the_handler_the_verified_identity() {
     let ca = Ca::new("root");
     let (addr, task) = serve_app(&ca).await;
-    let leaf = workload(&ca, "spiffe://example.org/orders");
+    let leaf = ca.workload("spiffe://example.org/orders");
     let (status, body) = get_as(&ca, &leaf, addr, "/whoami").await;
     assert_eq!(status, 200);
     assert_eq!(body, "you are spiffe://example.org/orders");
@@ -124,7 +117,7 @@ async fn a_request_without_identity_is_rejected_with_401() {
 async fn require_identity_answers_403_with_the_policy() {
     let ca = Ca::new("root");
     let (addr, task) = serve_app(&ca).await;
-    let shop = workload(&ca, "spiffe://example.org/ns/shop/sa/orders");
+    let shop = ca.workload("spiffe://example.org/ns/shop/sa/orders");
     let (status, body) = get_as(&ca, &shop, addr, "/ops").await;
     assert_eq!(status, 403);
     assert!(
@@ -136,9 +129,9 @@ async fn require_identity_answers_403_with_the_policy() {
         "{body}"
     );
     // Segment boundaries hold here too.
-    let lookalike = workload(&ca, "spiffe://example.org/ns/opsx/sa/x");
+    let lookalike = ca.workload("spiffe://example.org/ns/opsx/sa/x");
     assert_eq!(get_as(&ca, &lookalike, addr, "/ops").await.0, 403);
-    let ops = workload(&ca, "spiffe://example.org/ns/ops/sa/oncall");
+    let ops = ca.workload("spiffe://example.org/ns/ops/sa/oncall");
     let (status, body) = get_as(&ca, &ops, addr, "/ops").await;
     assert_eq!(status, 200);
     assert_eq!(body, "you are spiffe://example.org/ns/ops/sa/oncall");
@@ -152,14 +145,14 @@ async fn require_identity_answers_403_with_the_policy() {
 async fn a_handler_can_return_denied() {
     let ca = Ca::new("root");
     let (addr, task) = serve_app(&ca).await;
-    let orders = workload(&ca, "spiffe://example.org/orders");
+    let orders = ca.workload("spiffe://example.org/orders");
     let (status, body) = get_as(&ca, &orders, addr, "/checked").await;
     assert_eq!(status, 403);
     assert!(
         body.starts_with("forbidden: peer spiffe://example.org/orders"),
         "{body}"
     );
-    let billing = workload(&ca, "spiffe://example.org/billing");
+    let billing = ca.workload("spiffe://example.org/billing");
     assert_eq!(
         get_as(&ca, &billing, addr, "/checked").await,
         (200, "billing only".to_owned())

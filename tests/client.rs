@@ -12,13 +12,7 @@ async fn client_rejects_a_server_from_another_ca() {
     let ca = Ca::new("root");
     let other = Ca::new("other root");
     // The server trusts our CA but presents a certificate from another one.
-    let server = serve(
-        mtls::Server::builder()
-            .identity(other.server().identity())
-            .trust(ca.trust())
-            .authorize(mtls::Authorizer::any_verified()),
-    )
-    .await;
+    let server = serve(server_presenting(&ca, &other.server())).await;
     let err = client(&ca, &ca.client("orders"))
         .get(server.url("/"))
         .await
@@ -37,19 +31,14 @@ async fn client_rejects_a_server_from_another_ca() {
 #[tokio::test]
 async fn client_rejects_a_wrong_hostname() {
     let ca = Ca::new("root");
-    let server = serve(
-        mtls::Server::builder()
-            .identity(
-                ca.issue(Leaf {
-                    dns: vec!["inventory.internal"],
-                    ips: vec![],
-                    ..Leaf::server()
-                })
-                .identity(),
-            )
-            .trust(ca.trust())
-            .authorize(mtls::Authorizer::any_verified()),
-    )
+    let server = serve(server_presenting(
+        &ca,
+        &ca.issue(Leaf {
+            dns: vec!["inventory.internal"],
+            ips: vec![],
+            ..Leaf::server()
+        }),
+    ))
     .await;
     let err = client(&ca, &ca.client("orders"))
         .get(server.url("/"))
@@ -81,18 +70,13 @@ async fn client_verifies_a_server_by_ip_address() {
 #[tokio::test]
 async fn response_carries_the_servers_identity() {
     let ca = Ca::new("root");
-    let server = serve(
-        mtls::Server::builder()
-            .identity(
-                ca.issue(Leaf {
-                    uris: vec!["spiffe://example.org/inventory"],
-                    ..Leaf::server()
-                })
-                .identity(),
-            )
-            .trust(ca.trust())
-            .authorize(mtls::Authorizer::any_verified()),
-    )
+    let server = serve(server_presenting(
+        &ca,
+        &ca.issue(Leaf {
+            uris: vec!["spiffe://example.org/inventory"],
+            ..Leaf::server()
+        }),
+    ))
     .await;
     let resp = client(&ca, &ca.client("orders"))
         .get(server.url("/"))
@@ -119,12 +103,7 @@ async fn resumed_session_still_carries_identity() {
         ..Leaf::client("orders")
     });
     // No pooling: each request opens a new connection, which resumes the TLS session.
-    let client = Client::builder()
-        .identity(leaf.identity())
-        .trust(ca.trust())
-        .pool_max_idle_per_host(0)
-        .build()
-        .unwrap();
+    let client = unpooled_client(&ca, &leaf);
     let first = client.get(server.url("/")).await.unwrap();
     assert!(!first.extensions().get::<PeerIdentity>().unwrap().resumed());
     body_string(first).await;

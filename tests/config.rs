@@ -9,47 +9,29 @@ use std::path::PathBuf;
 use common::*;
 use mtls::{Client, Config, ConfigError, Rotate, Server};
 
-struct Files(PathBuf);
-
-impl Files {
-    /// CA, server and two clients as PEM files, and the configuration beside them.
-    fn new(name: &str, ca: &Ca) -> Files {
-        let dir = std::env::temp_dir().join(format!("mtls-config-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(dir.join("certs")).unwrap();
-        let files = Files(dir);
-        files.put("certs/ca.pem", &ca.pem);
-        let server = ca.issue(Leaf {
-            uris: vec!["spiffe://example.org/ns/prod/sa/inventory"],
-            ..Leaf::server()
+/// CA, server and two clients as PEM files, in a directory for the configuration beside them.
+fn config_files(name: &str, ca: &Ca) -> Dir {
+    let files = Dir::new(&format!("config-{name}"));
+    std::fs::create_dir_all(files.path("certs")).unwrap();
+    files.write("certs/ca.pem", &ca.pem);
+    let server = ca.issue(Leaf {
+        uris: vec!["spiffe://example.org/ns/prod/sa/inventory"],
+        ..Leaf::server()
+    });
+    files.write("certs/inventory.pem", &server.cert_pem);
+    files.write("certs/inventory.key", &server.key_pem);
+    for (who, id) in [
+        ("orders", "spiffe://example.org/ns/prod/sa/orders"),
+        ("reporting", "spiffe://example.org/ns/prod/sa/reporting"),
+    ] {
+        let leaf = ca.issue(Leaf {
+            uris: vec![id],
+            ..Leaf::client("client")
         });
-        files.put("certs/inventory.pem", &server.cert_pem);
-        files.put("certs/inventory.key", &server.key_pem);
-        for (who, id) in [
-            ("orders", "spiffe://example.org/ns/prod/sa/orders"),
-            ("reporting", "spiffe://example.org/ns/prod/sa/reporting"),
-        ] {
-            let leaf = ca.issue(Leaf {
-                uris: vec![id],
-                ..Leaf::client("client")
-            });
-            files.put(&format!("certs/{who}.pem"), &leaf.cert_pem);
-            files.put(&format!("certs/{who}.key"), &leaf.key_pem);
-        }
-        files
+        files.write(&format!("certs/{who}.pem"), &leaf.cert_pem);
+        files.write(&format!("certs/{who}.key"), &leaf.key_pem);
     }
-
-    fn put(&self, name: &str, contents: &str) -> PathBuf {
-        let path = self.0.join(name);
-        std::fs::write(&path, contents).unwrap();
-        path
-    }
-}
-
-impl Drop for Files {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
+    files
 }
 
 const FULL: &str = r#"
@@ -97,8 +79,8 @@ roles = ["reader", "admin"]
 #[tokio::test]
 async fn a_full_file_builds_a_server_and_clients_that_talk_under_its_roles() {
     let ca = Ca::new("root");
-    let files = Files::new("full", &ca);
-    let path = files.put("mtls.toml", FULL);
+    let files = config_files("full", &ca);
+    let path = files.write("mtls.toml", FULL);
     let cfg = Config::from_file(&path).unwrap();
     let server = Server::from_config(&cfg).await.unwrap();
     let port = server.local_addr().port();
@@ -240,15 +222,15 @@ fn an_incomplete_bundle_and_a_keystore_are_named_with_the_fix() {
 #[tokio::test]
 async fn an_unreadable_file_is_named_when_the_server_is_built() {
     let ca = Ca::new("root");
-    let files = Files::new("unreadable", &ca);
-    let path = files.put(
+    let files = config_files("unreadable", &ca);
+    let path = files.write(
         "mtls.toml",
         &FULL.replace("certs/inventory.key", "certs/missing.key"),
     );
     let cfg = Config::from_file(&path).unwrap();
     let err = Server::from_config(&cfg).await.unwrap_err();
     assert!(err.to_string().contains("missing.key"), "{err}");
-    let err = Config::from_file(files.0.join("nope.toml")).unwrap_err();
+    let err = Config::from_file(files.path("nope.toml")).unwrap_err();
     assert!(matches!(err, ConfigError::Read { .. }), "{err}");
 }
 
@@ -287,20 +269,8 @@ fn environment_overrides_win_over_the_file() {
 #[ignore = "needs the openssl command; .ci/run runs it"]
 async fn keystores_named_in_the_file_load_with_passwords_from_files() {
     let ca = Ca::new("root");
-    let files = Files::new("keystores", &ca);
-    let dir = files.0.clone();
-    let openssl = |args: &[&str]| {
-        let out = std::process::Command::new("openssl")
-            .args(args)
-            .current_dir(&dir)
-            .output()
-            .expect("FAIL: openssl is required");
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    };
+    let files = config_files("keystores", &ca);
+    let openssl = |args: &[&str]| run("openssl", args, &files.0);
     openssl(&[
         "pkcs12",
         "-export",
@@ -324,14 +294,14 @@ async fn keystores_named_in_the_file_load_with_passwords_from_files() {
         "-out",
         "certs/trust.p12",
     ]);
-    files.put("ks.pass", "ks\n");
-    files.put("ts.pass", "ts\n");
+    files.write("ks.pass", "ks\n");
+    files.write("ts.pass", "ts\n");
     let text = FULL.replace(
         "[bundle.inventory]\ncertificate = \"certs/inventory.pem\"\nprivate_key = \"certs/inventory.key\"\nca = \"certs/ca.pem\"",
         "[bundle.inventory]\nkeystore = \"certs/inventory.p12\"\nkeystore_password_file = \"ks.pass\"\ntruststore = \"certs/trust.p12\"\ntruststore_password_file = \"ts.pass\"",
     );
     assert_ne!(text, FULL);
-    let path = files.put("mtls.toml", &text);
+    let path = files.write("mtls.toml", &text);
     let cfg = Config::from_file(&path).unwrap();
     let server = Server::from_config(&cfg).await.unwrap();
     let port = server.local_addr().port();
@@ -426,17 +396,17 @@ fn limits_and_password_sources_are_checked() {
 #[tokio::test]
 async fn reload_false_turns_watching_off() {
     let ca = Ca::new("root");
-    let files = Files::new("noreload", &ca);
+    let files = config_files("noreload", &ca);
     let text = FULL.replace(
         "[bundle.inventory]\n",
         "[bundle.inventory]\nreload = false\n",
     );
-    let cfg = Config::from_file(files.put("mtls.toml", &text)).unwrap();
+    let cfg = Config::from_file(files.write("mtls.toml", &text)).unwrap();
     let server = Server::from_config(&cfg).await.unwrap();
     let handle = server.handle();
     let running = start(server);
     // The same bundle watched, as the witness that the files' change was there to be seen.
-    let watched = Config::from_file(files.put("watched.toml", FULL)).unwrap();
+    let watched = Config::from_file(files.write("watched.toml", FULL)).unwrap();
     let witness = Server::from_config(&watched).await.unwrap();
     let witness_handle = witness.handle();
     let witness = start(witness);
@@ -446,8 +416,8 @@ async fn reload_false_turns_watching_off() {
         not_after: time::Duration::hours(48),
         ..Leaf::server()
     });
-    files.put("certs/inventory.pem", &next.cert_pem);
-    files.put("certs/inventory.key", &next.key_pem);
+    files.write("certs/inventory.pem", &next.cert_pem);
+    files.write("certs/inventory.key", &next.key_pem);
     // A watcher on the default tick takes the new files; the unwatched bundle never does.
     assert!(
         eventually_for(mtls::DEFAULT_RELOAD_INTERVAL * 6, || witness_handle
@@ -469,11 +439,11 @@ async fn reload_false_turns_watching_off() {
 async fn the_files_handshake_timeout_and_max_connections_take_effect() {
     use tokio::io::AsyncReadExt;
     let ca = Ca::new("root");
-    let files = Files::new("limits", &ca);
+    let files = config_files("limits", &ca);
     let text = FULL
         .replace("handshake_timeout = \"5s\"", "handshake_timeout = \"2s\"")
         .replace("max_connections = 100", "max_connections = 1");
-    let cfg = Config::from_file(files.put("mtls.toml", &text)).unwrap();
+    let cfg = Config::from_file(files.write("mtls.toml", &text)).unwrap();
     let server = start(Server::from_config(&cfg).await.unwrap());
     // A connection that never starts its handshake takes the one connection slot.
     let opened = std::time::Instant::now();
@@ -505,7 +475,7 @@ async fn the_files_handshake_timeout_and_max_connections_take_effect() {
 #[tokio::test]
 async fn a_domain_wildcard_pattern_is_the_trust_domain_rule() {
     let ca = Ca::new("root");
-    let files = Files::new("domain-wildcard", &ca);
+    let files = config_files("domain-wildcard", &ca);
     for (allow, admitted) in [
         ("spiffe://example.org/*", true),
         ("spiffe://partner.example/*", false),
@@ -519,7 +489,7 @@ async fn a_domain_wildcard_pattern_is_the_trust_domain_rule() {
                 r#"expect_server = ["spiffe://example.org/ns/prod/sa/inventory"]"#,
                 r#"expect_server = ["spiffe://example.org/*"]"#,
             );
-        let path = files.put("mtls.toml", &text);
+        let path = files.write("mtls.toml", &text);
         let cfg = Config::from_file(&path).unwrap();
         let server = start(Server::from_config(&cfg).await.unwrap());
         let result = Client::from_config(&cfg, "stock")
@@ -547,21 +517,21 @@ async fn a_domain_wildcard_pattern_is_the_trust_domain_rule() {
 
 /// `FULL` with the server's bundle checking `certs/crl.pem`, a CRL revoking the leaf of
 /// `certs/revoked.pem`, and a client bundle `revoked` holding it.
-fn with_crl(files: &Files, ca: &Ca) -> PathBuf {
+fn with_crl(files: &Dir, ca: &Ca) -> PathBuf {
     const SERIAL: &[u8] = &[0x5e, 0x41, 0x0c];
     let revoked = ca.issue(Leaf {
         serial: Some(SERIAL),
         uris: vec!["spiffe://example.org/ns/prod/sa/revoked"],
         ..Leaf::client("revoked")
     });
-    files.put("certs/revoked.pem", &revoked.cert_pem);
-    files.put("certs/revoked.key", &revoked.key_pem);
-    files.put("certs/crl.pem", &ca.crl(&[SERIAL]));
+    files.write("certs/revoked.pem", &revoked.cert_pem);
+    files.write("certs/revoked.key", &revoked.key_pem);
+    files.write("certs/crl.pem", &ca.crl(&[SERIAL]));
     let text = FULL.replace(
         "[bundle.inventory]\n",
         "[bundle.inventory]\ncrl = [\"certs/crl.pem\"]\n",
     );
-    files.put("mtls.toml", &text)
+    files.write("mtls.toml", &text)
 }
 
 /// The environment `vars` describe, as `with_overrides` looks it up.
@@ -576,7 +546,7 @@ fn env<'a>(vars: &'a [(&'a str, &'a str)]) -> impl Fn(&str) -> Option<String> + 
 #[test]
 fn an_override_that_empties_a_security_setting_is_refused_unless_it_says_none() {
     let ca = Ca::new("root");
-    let files = Files::new("empty-overrides", &ca);
+    let files = config_files("empty-overrides", &ca);
     let path = with_crl(&files, &ca);
     let cfg = Config::from_file(&path).unwrap();
     for (variable, value, clears) in [
@@ -649,12 +619,12 @@ fn an_override_that_empties_a_security_setting_is_refused_unless_it_says_none() 
 fn each_override_applied_is_logged_by_variable_without_its_value() {
     let capture = Capture::global();
     let ca = Ca::new("root");
-    let files = Files::new("logged-overrides", &ca);
+    let files = config_files("logged-overrides", &ca);
     // A bundle name no other test uses, so these events are this test's alone.
     let text = FULL
         .replace("[bundle.reporting]", "[bundle.env-logged]")
         .replace("bundle = \"reporting\"", "bundle = \"env-logged\"");
-    let path = files.put("mtls.toml", &text);
+    let path = files.write("mtls.toml", &text);
     let cfg = Config::from_file(&path).unwrap();
     let cfg = cfg
         .with_overrides(env(&[
@@ -709,14 +679,14 @@ fn each_override_applied_is_logged_by_variable_without_its_value() {
 #[test]
 fn bundle_names_that_share_environment_variables_are_refused_naming_both() {
     let ca = Ca::new("root");
-    let files = Files::new("colliding-names", &ca);
+    let files = config_files("colliding-names", &ca);
     let bundle = |name: &str| {
         format!(
             "[bundle.{name}]\ncertificate = \"certs/orders.pem\"\nprivate_key = \"certs/orders.key\"\nca = \"certs/ca.pem\"\n"
         )
     };
     for (one, two) in [("a-b", "a_b"), ("Orders", "orders")] {
-        let path = files.put("mtls.toml", &format!("{}\n{}", bundle(one), bundle(two)));
+        let path = files.write("mtls.toml", &format!("{}\n{}", bundle(one), bundle(two)));
         let err = Config::from_file(&path).unwrap_err();
         let ConfigError::Invalid {
             origin,
@@ -738,7 +708,7 @@ fn bundle_names_that_share_environment_variables_are_refused_naming_both() {
         assert!(message.contains("rename one"), "{err}");
     }
     // Names that differ once mapped load.
-    let path = files.put("mtls.toml", &format!("{}\n{}", bundle("a-b"), bundle("ab")));
+    let path = files.write("mtls.toml", &format!("{}\n{}", bundle("a-b"), bundle("ab")));
     let cfg = Config::from_file(&path).unwrap();
     assert_eq!(cfg.bundle.len(), 2);
 }
@@ -746,11 +716,11 @@ fn bundle_names_that_share_environment_variables_are_refused_naming_both() {
 #[tokio::test]
 async fn an_emptied_crl_is_refused_so_a_revoked_client_stays_refused() {
     let ca = Ca::new("root");
-    let files = Files::new("emptied-crl", &ca);
+    let files = config_files("emptied-crl", &ca);
     let path = with_crl(&files, &ca);
     let revoked = Issued {
-        cert_pem: std::fs::read_to_string(files.0.join("certs/revoked.pem")).unwrap(),
-        key_pem: std::fs::read_to_string(files.0.join("certs/revoked.key")).unwrap(),
+        cert_pem: std::fs::read_to_string(files.path("certs/revoked.pem")).unwrap(),
+        key_pem: std::fs::read_to_string(files.path("certs/revoked.key")).unwrap(),
         der: Vec::new(),
     };
     let cfg = Config::from_file(&path).unwrap();

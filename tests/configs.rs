@@ -14,13 +14,6 @@ use rustls::pki_types::ServerName;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
-fn workload(ca: &Ca, id: &'static str) -> Issued {
-    ca.issue(Leaf {
-        uris: vec![id],
-        ..Leaf::client("workload")
-    })
-}
-
 /// A plain tokio-rustls echo server on the handed-out config: each accepted stream gets its
 /// peer's subject written back.
 async fn plain_acceptor(config: Arc<rustls::ServerConfig>) -> std::net::SocketAddr {
@@ -70,24 +63,19 @@ async fn a_plain_acceptor_on_the_handed_out_config_enforces_the_policy() {
         .unwrap();
     let addr = plain_acceptor(handle.rustls_config()).await;
 
-    let allowed = workload(&ca, "spiffe://example.org/orders");
+    let allowed = ca.workload("spiffe://example.org/orders");
     let config = raw_config(&ca, Some(&allowed), &[&rustls::version::TLS13], &[]);
     assert_eq!(
         read_line_from(addr, config).await.unwrap(),
         "chain of Some(1)\n"
     );
 
-    let denied = workload(&ca, "spiffe://example.org/reporting");
+    let denied = ca.workload("spiffe://example.org/reporting");
     let config = raw_config(&ca, Some(&denied), &[&rustls::version::TLS13], &[]);
     let err = read_line_from(addr, config).await.unwrap_err();
-    let alert = err
-        .get_ref()
-        .and_then(|e| e.downcast_ref::<rustls::Error>());
     assert_eq!(
-        alert,
-        Some(&rustls::Error::AlertReceived(
-            rustls::AlertDescription::AccessDenied
-        )),
+        alert_of(&err),
+        Some(rustls::AlertDescription::AccessDenied),
         "{err:?}"
     );
     // Counted under its name, even though our accept loop never saw it.
@@ -155,12 +143,9 @@ async fn the_handed_out_client_config_checks_the_server_as_the_client_does() {
     let err = raw_get(server.addr, client.rustls_config())
         .await
         .unwrap_err();
-    let tls = err
-        .get_ref()
-        .and_then(|e| e.downcast_ref::<rustls::Error>());
     assert!(
         matches!(
-            tls,
+            rustls_error_in(&err),
             Some(rustls::Error::InvalidCertificate(
                 rustls::CertificateError::UnknownIssuer
             ))
@@ -176,12 +161,7 @@ async fn a_handed_out_client_config_does_not_resume_sessions() {
     // library's session could be stored across a swap, so none is stored.
     let ca = Ca::new("root");
     let server = serve(server_builder(&ca)).await;
-    let client = Client::builder()
-        .identity(ca.client("orders").identity())
-        .trust(ca.trust())
-        .pool_max_idle_per_host(0)
-        .build()
-        .unwrap();
+    let client = unpooled_client(&ca, &ca.client("orders"));
     let mut config = (*client.rustls_config()).clone();
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     let config = Arc::new(config);

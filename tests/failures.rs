@@ -102,24 +102,15 @@ async fn a_client_certificate_with_a_broken_signature_is_named() {
     // the DER well-formed and the key unchanged, and breaks the CA's signature.
     let mut forged = leaf.der.clone();
     *forged.last_mut().unwrap() ^= 0x01;
-    let key = {
-        use rustls::pki_types::pem::PemObject;
-        mtls::PrivateKeyDer::from_pem_slice(leaf.key_pem.as_bytes()).unwrap()
-    };
-    let mut config = rustls::ClientConfig::builder_with_provider(mtls::crypto_provider())
-        .with_protocol_versions(&[&rustls::version::TLS13])
-        .unwrap()
-        .with_root_certificates({
-            let mut roots = rustls::RootCertStore::empty();
-            roots.add(ca.trust().certificates()[0].clone()).unwrap();
-            roots
-        })
-        .with_client_auth_cert(vec![forged.into()], key)
-        .unwrap();
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    let config = presenting_config(
+        &ca,
+        vec![forged.into()],
+        leaf.key(),
+        &[&rustls::version::TLS13],
+    );
     refusal::assert_refused_raw(
         &server,
-        Arc::new(config),
+        config,
         rustls::AlertDescription::DecryptError,
         HandshakeFailure::BadSignature,
         &client(&ca, &ca.client("good")),
@@ -139,11 +130,6 @@ fn padded_client(ca: &Ca, names: usize) -> Issued {
     })
 }
 
-fn key_of(leaf: &Issued) -> mtls::PrivateKeyDer<'static> {
-    use rustls::pki_types::pem::PemObject;
-    mtls::PrivateKeyDer::from_pem_slice(leaf.key_pem.as_bytes()).unwrap()
-}
-
 #[tokio::test]
 async fn a_certificate_message_over_64_kib_is_refused() {
     let ca = Ca::new("root");
@@ -152,18 +138,8 @@ async fn a_certificate_message_over_64_kib_is_refused() {
     let leaf = padded_client(&ca, 1500);
     assert!(leaf.der.len() < 64 * 1024 && leaf.der.len() * 2 > 64 * 1024);
     let chain = vec![leaf.der.clone().into(), leaf.der.clone().into()];
-    let mut config = rustls::ClientConfig::builder_with_provider(mtls::crypto_provider())
-        .with_protocol_versions(&[&rustls::version::TLS13])
-        .unwrap()
-        .with_root_certificates({
-            let mut roots = rustls::RootCertStore::empty();
-            roots.add(ca.trust().certificates()[0].clone()).unwrap();
-            roots
-        })
-        .with_client_auth_cert(chain, key_of(&leaf))
-        .unwrap();
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
-    assert!(raw_get(server.addr, Arc::new(config)).await.is_err());
+    let config = presenting_config(&ca, chain, leaf.key(), &[&rustls::version::TLS13]);
+    assert!(raw_get(server.addr, config).await.is_err());
     counted(&server.stats, HandshakeFailure::Malformed).await;
     assert!(server.seen.lock().unwrap().is_empty(), "no handler ran");
     // And the server goes on serving.

@@ -96,17 +96,16 @@ async fn a_federated_trust_file_rotates_under_traffic_and_stays_bound() {
     let next = Ca::new("partner next");
     let dir = Dir::new("federated-file");
     dir.put("partner.pem", &partner.pem);
-    let server = Server::builder()
-        .identity(ours.server().identity())
-        .trust(ours.trust().for_trust_domain("example.org").unwrap())
-        .trust_file_for_domain(dir.path("partner.pem"), "partner.example")
-        .authorize(policy())
-        .reload_interval(Some(Duration::from_millis(50)))
-        .bind("127.0.0.1:0")
-        .await
-        .unwrap();
-    let handle = server.handle();
-    let server = start(server);
+    let server = serve(
+        Server::builder()
+            .identity(ours.server().identity())
+            .trust(ours.trust().for_trust_domain("example.org").unwrap())
+            .trust_file_for_domain(dir.path("partner.pem"), "partner.example")
+            .authorize(policy())
+            .reload_interval(Some(Duration::from_millis(50))),
+    )
+    .await;
+    let handle = server.handle.clone();
     assert_partner_bound(&ours, &partner, &server).await;
 
     // Our own workload calls throughout the partner's rotation; none of its calls may fail.

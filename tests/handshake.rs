@@ -73,7 +73,6 @@ async fn negotiated_suite(
     suites: &[rustls::CipherSuite],
     versions: &[&'static rustls::SupportedProtocolVersion],
 ) -> rustls::CipherSuite {
-    use rustls::pki_types::pem::PemObject;
     let ca = Ca::new("root");
     let server = serve(server_builder(&ca)).await;
     let leaf = ca.client("orders");
@@ -88,16 +87,11 @@ async fn negotiated_suite(
                 .expect("the provider has the suite")
         })
         .collect();
-    let mut roots = rustls::RootCertStore::empty();
-    roots.add(ca.trust().certificates()[0].clone()).unwrap();
     let config = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(provider))
         .with_protocol_versions(versions)
         .unwrap()
-        .with_root_certificates(roots)
-        .with_client_auth_cert(
-            leaf.identity().chain().to_vec(),
-            mtls::PrivateKeyDer::from_pem_slice(leaf.key_pem.as_bytes()).unwrap(),
-        )
+        .with_root_certificates(roots(&ca))
+        .with_client_auth_cert(leaf.identity().chain().to_vec(), leaf.key())
         .unwrap();
     let tcp = tokio::net::TcpStream::connect(server.addr).await.unwrap();
     let tls = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config))
@@ -422,19 +416,9 @@ async fn get_presenting(
     key_pem: &str,
 ) -> std::io::Result<String> {
     use rustls::pki_types::pem::PemObject;
-    let mut roots = rustls::RootCertStore::empty();
-    roots.add(ca.trust().certificates()[0].clone()).unwrap();
-    let mut config = rustls::ClientConfig::builder_with_provider(mtls::crypto_provider())
-        .with_protocol_versions(&[&rustls::version::TLS13])
-        .unwrap()
-        .with_root_certificates(roots)
-        .with_client_auth_cert(
-            vec![cert.into()],
-            mtls::PrivateKeyDer::from_pem_slice(key_pem.as_bytes()).unwrap(),
-        )
-        .unwrap();
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
-    raw_get(addr, std::sync::Arc::new(config)).await
+    let key = mtls::PrivateKeyDer::from_pem_slice(key_pem.as_bytes()).unwrap();
+    let config = presenting_config(ca, vec![cert.into()], key, &[&rustls::version::TLS13]);
+    raw_get(addr, config).await
 }
 
 #[tokio::test]

@@ -9,13 +9,6 @@ use common::*;
 use mtls::{Authorizer, Client, HandshakeFailure, Server};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
-fn workload(ca: &Ca, id: &'static str) -> Issued {
-    ca.issue(Leaf {
-        uris: vec![id],
-        ..Leaf::client("workload")
-    })
-}
-
 /// Serves a line protocol on `server.incoming()`: each line comes back prefixed with the
 /// caller's identity as the server saw it.
 fn echo(server: Server) -> tokio::task::JoinHandle<()> {
@@ -74,7 +67,7 @@ async fn incoming_streams_carry_the_verified_identity() {
     let port = server.local_addr().port();
     let stats = server.stats();
     let task = echo(server);
-    let client = client(&ca, &workload(&ca, "spiffe://example.org/orders"));
+    let client = client(&ca, &ca.workload("spiffe://example.org/orders"));
     assert_eq!(
         say(&client, port, "ping").await.unwrap(),
         "spiffe://example.org/orders: ping\n"
@@ -96,7 +89,7 @@ async fn an_unauthorized_peer_never_becomes_a_stream() {
     let port = server.local_addr().port();
     let stats = server.stats();
     let task = echo(server);
-    let reporting = workload(&ca, "spiffe://example.org/reporting");
+    let reporting = ca.workload("spiffe://example.org/reporting");
     let config = raw_config(&ca, Some(&reporting), &[&rustls::version::TLS13], &[]);
     let err = raw_get(([127, 0, 0, 1], port).into(), config)
         .await
@@ -108,7 +101,7 @@ async fn an_unauthorized_peer_never_becomes_a_stream() {
     );
     let counted = stats.clone();
     assert!(eventually(|| counted.handshake_failures(HandshakeFailure::NotAuthorized) == 1).await);
-    let orders = client(&ca, &workload(&ca, "spiffe://example.org/orders"));
+    let orders = client(&ca, &ca.workload("spiffe://example.org/orders"));
     assert!(say(&orders, port, "hi").await.is_ok());
     assert_eq!(stats.handshakes_accepted(), 1, "only orders got a stream");
     task.abort();
@@ -132,7 +125,7 @@ async fn a_stalled_handshake_on_incoming_times_out() {
         .unwrap();
     let counted = stats.clone();
     assert!(eventually(|| counted.active_connections() == 1).await);
-    let good = client(&ca, &workload(&ca, "spiffe://example.org/orders"));
+    let good = client(&ca, &ca.workload("spiffe://example.org/orders"));
     assert!(say(&good, port, "not blocked").await.is_ok());
     assert_eq!(
         stats.handshake_failures_total(),
@@ -176,7 +169,7 @@ async fn a_stream_counts_against_max_connections_until_dropped() {
     let port = server.local_addr().port();
     let stats = server.stats();
     let mut incoming = server.incoming();
-    let leaf = workload(&ca, "spiffe://example.org/orders");
+    let leaf = ca.workload("spiffe://example.org/orders");
     let orders = client(&ca, &leaf);
     let url: hyper::Uri = format!("https://localhost:{port}").parse().unwrap();
     let mut first = orders.connector().connect(url).await.unwrap().into_inner();
@@ -241,7 +234,7 @@ async fn silent_connections_cannot_fill_the_queue() {
                 .unwrap(),
         );
     }
-    let good = client(&ca, &workload(&ca, "spiffe://example.org/orders"));
+    let good = client(&ca, &ca.workload("spiffe://example.org/orders"));
     let answer = tokio::time::timeout(Duration::from_secs(30), say(&good, port, "still here"))
         .await
         .expect("a good client is served while silent peers wait");

@@ -6,20 +6,11 @@
 mod common;
 
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::time::Duration;
 
 use common::*;
 use mtls::{Authorizer, Client, Password, Server};
-
-struct Dir(PathBuf);
-
-impl Drop for Dir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 struct Killed(Child);
 
@@ -28,20 +19,6 @@ impl Drop for Killed {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
-}
-
-fn run(tool: &str, args: &[&str], dir: &Path) {
-    let out = Command::new(tool)
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .unwrap_or_else(|e| panic!("FAIL: {tool} is required ({e})"));
-    assert!(
-        out.status.success(),
-        "{tool} {args:?}: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
 }
 
 /// `NAME.p12` (key and chain, re-written by keytool) and `trust.p12` (the CA, by keytool).
@@ -112,9 +89,7 @@ fn stores(dir: &Path, ca: &Ca, name: &str, leaf: &Issued) {
 #[tokio::test]
 #[ignore = "needs a JDK (java, keytool) and openssl; .ci/run runs it"]
 async fn java_and_rust_call_each_other_with_pkcs12_files() {
-    let dir = Dir(std::env::temp_dir().join(format!("mtls-java-{}", std::process::id())));
-    let _ = std::fs::remove_dir_all(&dir.0);
-    std::fs::create_dir_all(&dir.0).unwrap();
+    let dir = Dir::new("java");
     let ca = Ca::new("fleet root");
     let java_leaf = ca.issue(Leaf {
         dns: vec!["localhost"],
@@ -170,12 +145,7 @@ async fn java_and_rust_call_each_other_with_pkcs12_files() {
             .map_while(Result::ok)
             .any(|l| l == "listening")
     });
-    for _ in 0..300 {
-        if ready.is_finished() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    eventually(|| ready.is_finished()).await;
     assert!(
         ready.is_finished() && ready.join().unwrap(),
         "the Java server started"
@@ -204,33 +174,27 @@ async fn java_and_rust_call_each_other_with_pkcs12_files() {
     drop(java);
 
     // Java calls Rust.
-    let server = Server::builder()
-        .identity_pkcs12_file(dir.0.join("rust.p12"), password(), None)
-        .trust_pkcs12_file(dir.0.join("trust.p12"), password())
-        .authorize(Authorizer::common_name("java-service").unwrap())
-        .bind("127.0.0.1:0")
-        .await
-        .unwrap();
-    let running = start(server);
+    let running = serve(
+        Server::builder()
+            .identity_pkcs12_file(dir.0.join("rust.p12"), password(), None)
+            .trust_pkcs12_file(dir.0.join("trust.p12"), password())
+            .authorize(Authorizer::common_name("java-service").unwrap()),
+    )
+    .await;
     let client_source = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/interop/Client.java");
     let url = format!("https://localhost:{}/", running.addr.port());
     let dir_path = dir.0.clone();
     let out = tokio::task::spawn_blocking(move || {
-        Command::new("java")
-            .arg(&client_source)
-            .args([url.as_str(), "java.p12", "trust.p12", "changeit"])
-            .current_dir(&dir_path)
-            .output()
-            .expect("FAIL: java is required")
+        run_ok(
+            Command::new("java")
+                .arg(&client_source)
+                .args([url.as_str(), "java.p12", "trust.p12", "changeit"])
+                .current_dir(&dir_path),
+        )
     })
     .await
     .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{text}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
     assert!(text.contains("status 200"), "{text}");
     assert_eq!(
         running.last_peer().unwrap().common_name(),

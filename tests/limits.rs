@@ -11,6 +11,17 @@ use mtls::{Client, HandshakeFailure};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+/// A server whose request heads must arrive within 300 ms and whose connections may idle
+/// between requests for `idle`.
+async fn head_timeout_server(ca: &Ca, idle: Duration) -> Running {
+    serve(
+        server_builder(ca)
+            .header_read_timeout(Duration::from_millis(300))
+            .idle_timeout(idle),
+    )
+    .await
+}
+
 /// Opens a TLS connection with a client certificate and completes the handshake.
 async fn tls_connect(
     addr: std::net::SocketAddr,
@@ -249,12 +260,10 @@ async fn hints_at(ca: &Ca, server: &Running) -> usize {
         inner: Arc::new(key),
         hints: Mutex::new(None),
     });
-    let mut roots = rustls::RootCertStore::empty();
-    roots.add(ca.trust().certificates()[0].clone()).unwrap();
     let config = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .unwrap()
-        .with_root_certificates(roots)
+        .with_root_certificates(roots(ca))
         .with_client_cert_resolver(recorder.clone());
     let text = raw_get(server.addr, Arc::new(config)).await.unwrap();
     assert!(
@@ -462,12 +471,7 @@ async fn overlong_certificate_chain_is_refused() {
 async fn stats_count_accepted_resumed_and_active() {
     let ca = Ca::new("root");
     let server = serve(server_builder(&ca)).await;
-    let client = Client::builder()
-        .identity(ca.client("orders").identity())
-        .trust(ca.trust())
-        .pool_max_idle_per_host(0)
-        .build()
-        .unwrap();
+    let client = unpooled_client(&ca, &ca.client("orders"));
     for _ in 0..3 {
         body_string(client.get(server.url("/")).await.unwrap()).await;
     }
@@ -570,12 +574,7 @@ async fn unlimited_limits_do_not_panic() {
 async fn a_request_head_that_never_completes_is_cut_off() {
     let ca = Ca::new("root");
     // The idle timeout is long: only the head timeout closes the connection in this test.
-    let server = serve(
-        server_builder(&ca)
-            .header_read_timeout(Duration::from_millis(300))
-            .idle_timeout(Duration::from_secs(600)),
-    )
-    .await;
+    let server = head_timeout_server(&ca, Duration::from_secs(600)).await;
     let leaf = ca.client("orders");
     let config = raw_config(&ca, Some(&leaf), &[&rustls::version::TLS13], &[b"http/1.1"]);
     let mut tls = raw_connect(server.addr, config).await.unwrap();
@@ -630,12 +629,7 @@ async fn http2_streams_beyond_the_limit_wait_for_a_free_one() {
 async fn a_keep_alive_connection_waiting_for_its_next_request_lives_until_the_idle_timeout() {
     let ca = Ca::new("root");
     // The head timeout is short, the idle timeout long: waiting between requests is idle time.
-    let server = serve(
-        server_builder(&ca)
-            .header_read_timeout(Duration::from_millis(300))
-            .idle_timeout(Duration::from_secs(30)),
-    )
-    .await;
+    let server = head_timeout_server(&ca, Duration::from_secs(30)).await;
     let mut tls = tls_connect(server.addr, &ca, &ca.client("orders"))
         .await
         .unwrap();
@@ -660,12 +654,7 @@ async fn a_keep_alive_connection_waiting_for_its_next_request_lives_until_the_id
 #[tokio::test]
 async fn a_second_request_head_that_trickles_is_cut_off() {
     let ca = Ca::new("root");
-    let server = serve(
-        server_builder(&ca)
-            .header_read_timeout(Duration::from_millis(300))
-            .idle_timeout(Duration::from_secs(30)),
-    )
-    .await;
+    let server = head_timeout_server(&ca, Duration::from_secs(30)).await;
     let mut tls = tls_connect(server.addr, &ca, &ca.client("orders"))
         .await
         .unwrap();
@@ -766,12 +755,7 @@ async fn a_request_sent_while_a_response_still_streams_is_not_timed_as_a_head() 
 #[tokio::test]
 async fn a_peer_that_says_nothing_after_the_handshake_is_cut_after_the_head_timeout() {
     let ca = Ca::new("root");
-    let server = serve(
-        server_builder(&ca)
-            .header_read_timeout(Duration::from_millis(300))
-            .idle_timeout(Duration::from_secs(600)),
-    )
-    .await;
+    let server = head_timeout_server(&ca, Duration::from_secs(600)).await;
     let config = raw_config(
         &ca,
         Some(&ca.client("orders")),

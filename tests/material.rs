@@ -8,32 +8,11 @@ use std::path::PathBuf;
 use common::*;
 use mtls::{Identity, LoadError, Origin, TrustBundle};
 
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(name: &str) -> TempDir {
-        let dir = std::env::temp_dir().join(format!("mtls-test-{name}-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        TempDir(dir)
-    }
-    fn write(&self, name: &str, contents: &str) -> PathBuf {
-        let path = self.0.join(name);
-        std::fs::write(&path, contents).unwrap();
-        path
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
 #[test]
 fn identity_loads_from_files() {
     let ca = Ca::new("root");
     let leaf = ca.client("orders");
-    let dir = TempDir::new("ok");
+    let dir = Dir::new("ok");
     let cert = dir.write("tls.crt", &leaf.cert_pem);
     let key = dir.write("tls.key", &leaf.key_pem);
     let id = Identity::from_pem_files(&cert, &key).unwrap();
@@ -69,7 +48,7 @@ fn missing_file_is_named() {
 fn file_without_certificate_is_named() {
     let ca = Ca::new("root");
     let leaf = ca.client("orders");
-    let dir = TempDir::new("nocert");
+    let dir = Dir::new("nocert");
     let cert = dir.write("tls.crt", "just some text\n");
     let key = dir.write("tls.key", &leaf.key_pem);
     let err = Identity::from_pem_files(&cert, &key).unwrap_err();
@@ -87,7 +66,7 @@ fn file_without_certificate_is_named() {
 fn file_without_private_key_is_named() {
     let ca = Ca::new("root");
     let leaf = ca.client("orders");
-    let dir = TempDir::new("nokey");
+    let dir = Dir::new("nokey");
     let cert = dir.write("tls.crt", &leaf.cert_pem);
     let err = Identity::from_pem_files(&cert, &cert).unwrap_err();
     match &err {
@@ -117,7 +96,7 @@ fn key_that_does_not_match_the_certificate_is_named() {
     let ca = Ca::new("root");
     let a = ca.client("a");
     let b = ca.client("b");
-    let dir = TempDir::new("mismatch");
+    let dir = Dir::new("mismatch");
     let cert = dir.write("tls.crt", &a.cert_pem);
     let key = dir.write("tls.key", &b.key_pem);
     let err = Identity::from_pem_files(&cert, &key).unwrap_err();
@@ -133,7 +112,7 @@ fn key_that_does_not_match_the_certificate_is_named() {
 
 #[test]
 fn empty_ca_bundle_is_named() {
-    let dir = TempDir::new("emptyca");
+    let dir = Dir::new("emptyca");
     let path = dir.write("ca.crt", "");
     let err = TrustBundle::from_pem_file(&path).unwrap_err();
     match &err {
@@ -151,7 +130,7 @@ fn empty_ca_bundle_is_named() {
 fn ca_file_holding_a_leaf_is_named() {
     let ca = Ca::new("root");
     let leaf = ca.client("orders");
-    let dir = TempDir::new("leafca");
+    let dir = Dir::new("leafca");
     let path = dir.write("ca.crt", &format!("{}{}", ca.pem, leaf.cert_pem));
     let err = TrustBundle::from_pem_file(&path).unwrap_err();
     match &err {

@@ -9,12 +9,6 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use common::*;
 use mtls::{Client, Identity, Rotate, TrustBundle};
 
-fn temp_dir(name: &str) -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!("mtls-pem-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    dir
-}
-
 #[tokio::test]
 async fn the_directory_holds_the_current_identity_and_follows_rotation() {
     let ca = Ca::new("root");
@@ -24,7 +18,8 @@ async fn the_directory_holds_the_current_identity_and_follows_rotation() {
         .trust(ca.trust())
         .build()
         .unwrap();
-    let dir = temp_dir("follow");
+    let tmp = Dir::new("pem-follow");
+    let dir = tmp.path("pem");
     let pem = client.pem_directory(&dir).unwrap();
     let loaded = Identity::from_pem_files(pem.cert_path(), pem.key_path()).unwrap();
     assert_eq!(loaded.chain()[0].as_ref(), first.der.as_slice());
@@ -52,7 +47,6 @@ async fn the_directory_holds_the_current_identity_and_follows_rotation() {
     let loaded = Identity::from_pem_files(pem.cert_path(), pem.key_path()).unwrap();
     assert_eq!(loaded.chain()[0].as_ref(), second.der.as_slice());
     drop(pem);
-    let _ = std::fs::remove_dir_all(dir);
 }
 
 #[tokio::test]
@@ -63,7 +57,8 @@ async fn a_reader_polling_the_directory_never_sees_a_mismatched_pair() {
         .trust(ca.trust())
         .build()
         .unwrap();
-    let dir = temp_dir("atomic");
+    let tmp = Dir::new("pem-atomic");
+    let dir = tmp.path("pem");
     let pem = client.pem_directory(&dir).unwrap();
     let stop = Arc::new(AtomicBool::new(false));
     let reads = Arc::new(AtomicU64::new(0));
@@ -102,7 +97,6 @@ async fn a_reader_polling_the_directory_never_sees_a_mismatched_pair() {
         .count();
     assert!(versions <= 2, "{versions} versions left");
     drop(pem);
-    let _ = std::fs::remove_dir_all(dir);
 }
 
 #[tokio::test]
@@ -116,7 +110,8 @@ async fn trust_domain_bundles_and_crls_get_files_of_their_own() {
         .crls(mtls::Crls::from_bytes(ca.crl(&[&[0x42]]).as_bytes()).unwrap())
         .build()
         .unwrap();
-    let dir = temp_dir("domains");
+    let tmp = Dir::new("pem-domains");
+    let dir = tmp.path("pem");
     let pem = client.pem_directory(&dir).unwrap();
     // ca.crt holds only the unbound bundle: the partner's CA must not vouch for everyone.
     let plain = TrustBundle::from_pem_file(pem.ca_path()).unwrap();
@@ -133,5 +128,4 @@ async fn trust_domain_bundles_and_crls_get_files_of_their_own() {
     let crls = mtls::Crls::from_file(dir.join("ca.crl")).unwrap();
     assert_eq!(crls.as_slice().len(), 1);
     drop(pem);
-    let _ = std::fs::remove_dir_all(dir);
 }

@@ -5,40 +5,41 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::*;
 use mtls::{Identity, LoadError, Password, TrustBundle};
 
-struct Dir(PathBuf);
-
-impl Dir {
-    fn new(name: &str) -> Dir {
-        let dir = std::env::temp_dir().join(format!("mtls-p12-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        Dir(dir)
-    }
-    fn put(&self, name: &str, contents: &str) -> PathBuf {
-        let path = self.0.join(name);
-        std::fs::write(&path, contents).unwrap();
-        path
-    }
-    fn path(&self, name: &str) -> PathBuf {
-        self.0.join(name)
-    }
+/// `openssl pkcs12 -export` of `leaf.key` and `leaf.pem` in `dir` into `out`, with the
+/// password `secret` and the `extra` arguments.
+fn export_leaf(dir: &Dir, out: &str, extra: &[&str]) {
+    let mut args = vec![
+        "pkcs12",
+        "-export",
+        "-inkey",
+        "leaf.key",
+        "-in",
+        "leaf.pem",
+        "-passout",
+        "pass:secret",
+        "-out",
+        out,
+    ];
+    args.extend_from_slice(extra);
+    run("openssl", &args, &dir.0);
 }
 
-impl Drop for Dir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-fn run(tool: &str, args: &[&str], dir: &Path) {
-    output(tool, args, dir);
+/// `openssl pkcs12 -export -nokeys` of the certificates in `pem` into `out`, with the
+/// password `password`: a truststore as openssl writes it.
+fn export_certs(dir: &Dir, pem: &str, password: &str, out: &str) {
+    let passout = format!("pass:{password}");
+    run(
+        "openssl",
+        &[
+            "pkcs12", "-export", "-nokeys", "-in", pem, "-passout", &passout, "-out", out,
+        ],
+        &dir.0,
+    );
 }
 
 /// An intermediate-issued client, its chain and the root, as PEM files in `dir`.
@@ -49,9 +50,9 @@ fn pem_files(dir: &Dir) -> (Ca, Issued) {
         uris: vec!["spiffe://example.org/orders"],
         ..Leaf::client("orders")
     });
-    dir.put("leaf.pem", &leaf.cert_pem); // leaf, then the intermediate
-    dir.put("leaf.key", &leaf.key_pem);
-    dir.put("ca.pem", &root.pem);
+    dir.write("leaf.pem", &leaf.cert_pem); // leaf, then the intermediate
+    dir.write("leaf.key", &leaf.key_pem);
+    dir.write("ca.pem", &root.pem);
     (root, leaf)
 }
 
@@ -79,7 +80,7 @@ fn passwords_never_show_and_come_from_files_or_variables() {
     let password = Password::new("hunter2");
     assert!(!format!("{password:?}").contains("hunter2"));
     let dir = Dir::new("password");
-    let file = dir.put("pass.txt", "s3cret\n");
+    let file = dir.write("pass.txt", "s3cret\n");
     let from_file = Password::from_file(&file).unwrap();
     assert!(!format!("{from_file:?}").contains("s3cret"));
     let err = Password::from_env("MTLS_TEST_PASSWORD_THAT_IS_NOT_SET").unwrap_err();
@@ -93,24 +94,7 @@ fn passwords_never_show_and_come_from_files_or_variables() {
 async fn an_openssl_keystore_loads_and_authenticates_for_real() {
     let dir = Dir::new("openssl");
     let (root, leaf) = pem_files(&dir);
-    run(
-        "openssl",
-        &[
-            "pkcs12",
-            "-export",
-            "-inkey",
-            "leaf.key",
-            "-in",
-            "leaf.pem",
-            "-name",
-            "orders",
-            "-passout",
-            "pass:secret",
-            "-out",
-            "orders.p12",
-        ],
-        &dir.0,
-    );
+    export_leaf(&dir, "orders.p12", &["-name", "orders"]);
     let password = Password::new("secret");
     let identity = Identity::from_pkcs12_file(dir.path("orders.p12"), &password, None).unwrap();
     assert_eq!(identity.chain().len(), 2, "leaf and intermediate");
@@ -150,21 +134,7 @@ async fn an_openssl_keystore_loads_and_authenticates_for_real() {
     );
 
     // A truststore made by openssl (no Java trusted-entry attribute) loads too.
-    run(
-        "openssl",
-        &[
-            "pkcs12",
-            "-export",
-            "-nokeys",
-            "-in",
-            "ca.pem",
-            "-passout",
-            "pass:trust",
-            "-out",
-            "trust.p12",
-        ],
-        &dir.0,
-    );
+    export_certs(&dir, "ca.pem", "trust", "trust.p12");
     let trust =
         TrustBundle::from_pkcs12_file(dir.path("trust.p12"), &Password::new("trust")).unwrap();
     assert_eq!(
@@ -201,24 +171,7 @@ fn a_legacy_rc2_store_is_named_with_the_re_export_command() {
 fn keytool_stores_load_and_their_mistakes_are_named() {
     let dir = Dir::new("keytool");
     let (root, leaf) = pem_files(&dir);
-    run(
-        "openssl",
-        &[
-            "pkcs12",
-            "-export",
-            "-inkey",
-            "leaf.key",
-            "-in",
-            "leaf.pem",
-            "-name",
-            "orders",
-            "-passout",
-            "pass:secret",
-            "-out",
-            "orders.p12",
-        ],
-        &dir.0,
-    );
+    export_leaf(&dir, "orders.p12", &["-name", "orders"]);
     // keytool re-writes it with the JDK's own defaults (PBES2/AES-256, HMAC-SHA-256).
     run(
         "keytool",
@@ -299,7 +252,7 @@ fn keytool_stores_load_and_their_mistakes_are_named() {
         root.trust().certificates()[0].as_ref()
     );
     // A leaf slipped into the truststore is named by its alias.
-    dir.put(
+    dir.write(
         "leaf-only.pem",
         leaf.cert_pem
             .split_inclusive(
@@ -367,58 +320,23 @@ async fn a_keystore_reloads_like_pem_files() {
     let dir = Dir::new("reload");
     let root = Ca::new("reload root");
     let export = |leaf: &Issued, out: &str| {
-        dir.put("leaf.pem", &leaf.cert_pem);
-        dir.put("leaf.key", &leaf.key_pem);
-        run(
-            "openssl",
-            &[
-                "pkcs12",
-                "-export",
-                "-inkey",
-                "leaf.key",
-                "-in",
-                "leaf.pem",
-                "-passout",
-                "pass:secret",
-                "-out",
-                out,
-            ],
-            &dir.0,
-        );
+        dir.write("leaf.pem", &leaf.cert_pem);
+        dir.write("leaf.key", &leaf.key_pem);
+        export_leaf(&dir, out, &[]);
     };
     let first = root.server();
     export(&first, "server.p12");
-    dir.put("ca.pem", &root.pem);
-    run(
-        "openssl",
-        &[
-            "pkcs12",
-            "-export",
-            "-nokeys",
-            "-in",
-            "ca.pem",
-            "-passout",
-            "pass:trust",
-            "-out",
-            "trust.p12",
-        ],
-        &dir.0,
-    );
-    let server = mtls::Server::builder()
-        .identity_pkcs12_file(dir.path("server.p12"), Password::new("secret"), None)
-        .trust_pkcs12_file(dir.path("trust.p12"), Password::new("trust"))
-        .authorize(mtls::Authorizer::any_verified())
-        .reload_interval(Some(std::time::Duration::from_millis(50)))
-        .bind("127.0.0.1:0")
-        .await
-        .unwrap();
-    let server = start(server);
-    let client = mtls::Client::builder()
-        .identity(root.client("orders").identity())
-        .trust(root.trust())
-        .pool_max_idle_per_host(0)
-        .build()
-        .unwrap();
+    dir.write("ca.pem", &root.pem);
+    export_certs(&dir, "ca.pem", "trust", "trust.p12");
+    let server = serve(
+        mtls::Server::builder()
+            .identity_pkcs12_file(dir.path("server.p12"), Password::new("secret"), None)
+            .trust_pkcs12_file(dir.path("trust.p12"), Password::new("trust"))
+            .authorize(mtls::Authorizer::any_verified())
+            .reload_interval(Some(std::time::Duration::from_millis(50))),
+    )
+    .await;
+    let client = unpooled_client(&root, &root.client("orders"));
     let served = |client: mtls::Client, url: hyper::Uri| async move {
         let resp = client.get(url).await.unwrap();
         resp.extensions()
@@ -432,32 +350,12 @@ async fn a_keystore_reloads_like_pem_files() {
     let second = root.server();
     export(&second, "server.p12.tmp");
     std::fs::rename(dir.path("server.p12.tmp"), dir.path("server.p12")).unwrap();
-    let mut seen = false;
-    for _ in 0..100 {
-        if served(client.clone(), server.url("/")).await == second.der {
-            seen = true;
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
-    assert!(seen, "the renewed keystore is served without a restart");
-    server.shutdown().await;
-}
-
-/// The output of a tool that must succeed.
-fn output(tool: &str, args: &[&str], dir: &Path) -> String {
-    let out = Command::new(tool)
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .unwrap_or_else(|e| panic!("FAIL: {tool} is required ({e})"));
     assert!(
-        out.status.success(),
-        "{tool} {args:?}: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
+        eventually_async(|| async { served(client.clone(), server.url("/")).await == second.der })
+            .await,
+        "the renewed keystore is served without a restart"
     );
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    server.shutdown().await;
 }
 
 #[test]
@@ -496,7 +394,7 @@ fn stores_written_for_development_read_in_openssl_and_keytool() {
         ca.truststore_pkcs12("dev-root", &password).unwrap(),
     )
     .unwrap();
-    let pem = output(
+    let pem = run(
         "openssl",
         &[
             "pkcs12",
@@ -513,7 +411,7 @@ fn stores_written_for_development_read_in_openssl_and_keytool() {
         "{pem}"
     );
     assert!(pem.contains("friendlyName: orders"), "{pem}");
-    let listed = output(
+    let listed = run(
         "keytool",
         &[
             "-list",
@@ -530,7 +428,7 @@ fn stores_written_for_development_read_in_openssl_and_keytool() {
         listed.contains("orders, ") && listed.contains("PrivateKeyEntry"),
         "{listed}"
     );
-    let listed = output(
+    let listed = run(
         "keytool",
         &[
             "-list",
@@ -560,10 +458,10 @@ async fn a_keystore_chain_is_never_trusted_as_a_truststore() {
     let public = Ca::new("public ca");
     let private = Ca::new("private ca");
     let server = public.server();
-    dir.put("server.pem", &server.cert_pem);
-    dir.put("server.key", &server.key_pem);
-    dir.put("public.pem", &public.pem);
-    dir.put("private.pem", &private.pem);
+    dir.write("server.pem", &server.cert_pem);
+    dir.write("server.key", &server.key_pem);
+    dir.write("public.pem", &public.pem);
+    dir.write("private.pem", &private.pem);
     // The key entry and its chain up to the public CA, as `-chain` writes it.
     run(
         "openssl",
@@ -586,7 +484,7 @@ async fn a_keystore_chain_is_never_trusted_as_a_truststore() {
         ],
         &dir.0,
     );
-    let listed = output(
+    let listed = run(
         "openssl",
         &[
             "pkcs12",
@@ -686,21 +584,7 @@ async fn a_keystore_chain_is_never_trusted_as_a_truststore() {
     .await;
 
     // A truststore as openssl writes it (certificates only, no Java attribute) still works.
-    run(
-        "openssl",
-        &[
-            "pkcs12",
-            "-export",
-            "-nokeys",
-            "-in",
-            "private.pem",
-            "-passout",
-            "pass:trust",
-            "-out",
-            "trust.p12",
-        ],
-        &dir.0,
-    );
+    export_certs(&dir, "private.pem", "trust", "trust.p12");
     only_private_clients_admitted(
         mtls::Server::builder()
             .identity_pkcs12_file(dir.path("server.p12"), secret(), None)
@@ -749,22 +633,7 @@ fn within<T: Send + 'static>(limit: Duration, load: impl FnOnce() -> T + Send + 
 fn hostile_cost_parameters_are_refused_before_the_work() {
     let dir = Dir::new("cost");
     pem_files(&dir);
-    run(
-        "openssl",
-        &[
-            "pkcs12",
-            "-export",
-            "-inkey",
-            "leaf.key",
-            "-in",
-            "leaf.pem",
-            "-passout",
-            "pass:secret",
-            "-out",
-            "openssl.p12",
-        ],
-        &dir.0,
-    );
+    export_leaf(&dir, "openssl.p12", &[]);
     run(
         "keytool",
         &[
@@ -903,15 +772,14 @@ async fn a_costly_reload_runs_off_the_async_workers() {
     let rounds = rounds.clamp(probe, MAX_ROUNDS);
     let work = Duration::from_nanos((per_round * u128::from(rounds)) as u64);
 
-    let server = mtls::Server::builder()
-        .identity_pkcs12_file(dir.path("server.p12"), password.clone(), None)
-        .trust(ca.trust().unwrap())
-        .authorize(mtls::Authorizer::any_verified())
-        .reload_interval(Some(Duration::from_millis(10)))
-        .bind("127.0.0.1:0")
-        .await
-        .unwrap();
-    let running = start(server);
+    let running = serve(
+        mtls::Server::builder()
+            .identity_pkcs12_file(dir.path("server.p12"), password.clone(), None)
+            .trust(ca.trust().unwrap())
+            .authorize(mtls::Authorizer::any_verified())
+            .reload_interval(Some(Duration::from_millis(10))),
+    )
+    .await;
     let client = mtls::Client::builder()
         .identity(
             ca.client("spiffe://example.org/orders")
@@ -926,8 +794,7 @@ async fn a_costly_reload_runs_off_the_async_workers() {
     assert_eq!(client.get(running.url("/")).await.unwrap().status(), 200);
     // The watcher now loads the slow store on every tick, each time for `work`; on this
     // single-threaded runtime, requests are answered meanwhile only if that runs elsewhere.
-    std::fs::write(dir.path("server.p12.tmp"), slow(rounds)).unwrap();
-    std::fs::rename(dir.path("server.p12.tmp"), dir.path("server.p12")).unwrap();
+    dir.put("server.p12", &slow(rounds));
     let until = Instant::now() + (work * 3).max(Duration::from_secs(1));
     let mut slowest = Duration::ZERO;
     while Instant::now() < until {

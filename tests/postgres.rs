@@ -57,35 +57,27 @@ fn pg(name: &str, args: &[&str]) -> std::process::Output {
             bin.display()
         )
     });
-    assert!(
-        output.status.success(),
-        "{} {args:?} failed: {}{}",
-        bin.display(),
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
+    assert!(output.status.success(), "{}", report(&command, &output));
     output
 }
 
-/// A PostgreSQL cluster in a temporary directory, stopped and removed on drop.
+/// A PostgreSQL cluster in a temporary directory, stopped on drop (then the directory goes).
 struct Cluster {
-    dir: PathBuf,
+    dir: Dir,
     port: u16,
 }
 
 impl Cluster {
     fn start(ca: &Ca, server: &Issued) -> Cluster {
-        let dir = std::env::temp_dir().join(format!("mtls-pg-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        let data = dir.join("data");
+        let dir = Dir::new("pg");
+        let data = dir.path("data");
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
             .unwrap()
             .port();
         if running_as_root() {
-            chown_to_postgres(&dir);
+            chown_to_postgres(&dir.0);
         }
         pg(
             "initdb",
@@ -121,7 +113,7 @@ impl Cluster {
                 "{conf}\nssl = on\nssl_cert_file = 'server.crt'\nssl_key_file = 'server.key'\n\
                  ssl_ca_file = 'root.crt'\nlisten_addresses = '127.0.0.1'\nport = {port}\n\
                  unix_socket_directories = '{}'\n",
-                dir.display()
+                dir.0.display()
             ),
             false,
         );
@@ -130,7 +122,7 @@ impl Cluster {
             "local all all trust\nhostssl all all 127.0.0.1/32 cert\n",
             false,
         );
-        let log = dir.join("server.log");
+        let log = dir.path("server.log");
         pg(
             "pg_ctl",
             &[
@@ -145,7 +137,7 @@ impl Cluster {
             ],
         );
         let cluster = Cluster { dir, port };
-        let socket_dir = cluster.dir.to_str().unwrap().to_owned();
+        let socket_dir = cluster.dir.0.to_str().unwrap().to_owned();
         let port = port.to_string();
         pg(
             "psql",
@@ -168,14 +160,13 @@ impl Cluster {
 
 impl Drop for Cluster {
     fn drop(&mut self) {
-        let data = self.dir.join("data");
+        let data = self.dir.path("data");
         let _ = std::panic::catch_unwind(|| {
             pg(
                 "pg_ctl",
                 &["-D", data.to_str().unwrap(), "-m", "immediate", "stop"],
             )
         });
-        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 

@@ -42,15 +42,11 @@ async fn reqwest_follows_the_rotation_of_our_certificate_files() {
     put("tls.key", &second.key_pem);
     put("tls.crt", &second.cert_pem);
     // Polled, each request a new connection, until the reload shows (30 s on a busy machine).
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    let mut seen = false;
-    while !seen && tokio::time::Instant::now() < deadline {
+    let seen = eventually_async(|| async {
         http.get(&url).send().await.unwrap();
-        seen = server.last_peer().unwrap().leaf().as_ref() == second.der.as_slice();
-        if !seen {
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
+        server.last_peer().unwrap().leaf().as_ref() == second.der.as_slice()
+    })
+    .await;
     assert!(
         seen,
         "reqwest presents the rotated certificate without a rebuild"
@@ -82,19 +78,4 @@ async fn reqwest_follows_the_rotation_of_our_certificate_files() {
     assert_eq!(http.get(&url).send().await.unwrap().status(), 200);
     server.shutdown().await;
     rogue.shutdown().await;
-}
-
-/// The rustls error somewhere in `err`'s chain (an `io::Error` hides the error it wraps
-/// from `source()`, so those are opened too).
-fn rustls_error_in<'a>(err: &'a (dyn std::error::Error + 'static)) -> Option<&'a rustls::Error> {
-    if let Some(tls) = err.downcast_ref::<rustls::Error>() {
-        return Some(tls);
-    }
-    let wrapped = err
-        .downcast_ref::<std::io::Error>()
-        .and_then(|io| io.get_ref())
-        .map(|inner| inner as &(dyn std::error::Error + 'static));
-    wrapped
-        .and_then(rustls_error_in)
-        .or_else(|| err.source().and_then(rustls_error_in))
 }

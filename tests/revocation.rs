@@ -6,7 +6,9 @@ mod common;
 use std::time::Duration;
 
 use common::*;
-use mtls::{Authorizer, Client, ClientError, Crls, HandshakeFailure, Rotate, Server};
+use mtls::{
+    Authorizer, Client, ClientBuilder, ClientError, Crls, HandshakeFailure, Rotate, Server,
+};
 
 const REVOKED: &[u8] = &[0x0d, 0xea, 0xd1];
 const GOOD: &[u8] = &[0x60, 0x0d];
@@ -62,17 +64,8 @@ async fn whole_chain_is_checked_and_unknown_status_is_denied_by_default() {
         .get(server.url("/"))
         .await
         .unwrap_err();
-    assert!(
-        matches!(&err, ClientError::ServerRejectedCertificate { alert } if alert == "unknown_ca"),
-        "{err:?}"
-    );
-    let stats = server.stats.clone();
-    assert!(
-        eventually_for(refusal::SETTLE, || stats
-            .handshake_failures(HandshakeFailure::RevocationUnknown)
-            == 1)
-        .await
-    );
+    assert_eq!(rejected_alert(&err), Some("unknown_ca"), "{err:?}");
+    refusal::assert_counted(&server, HandshakeFailure::RevocationUnknown, 0).await;
     server.shutdown().await;
 
     // Allowing unknown status admits it.
@@ -108,10 +101,7 @@ async fn revoked_intermediate_is_caught_unless_leaf_only() {
         .get(server.url("/"))
         .await
         .unwrap_err();
-    assert!(
-        matches!(&err, ClientError::ServerRejectedCertificate { alert } if alert == "certificate_revoked"),
-        "{err:?}"
-    );
+    assert_eq!(rejected_alert(&err), Some("certificate_revoked"), "{err:?}");
     server.shutdown().await;
     let server = server_with_crl(&root, &crls, |b| b.revocation_leaf_only()).await;
     let resp = client(&root, &leaf(&issuing, GOOD))
@@ -122,13 +112,6 @@ async fn revoked_intermediate_is_caught_unless_leaf_only() {
     server.shutdown().await;
 }
 
-fn hex(s: &str) -> Vec<u8> {
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
-        .collect()
-}
-
 #[tokio::test]
 async fn client_rejects_a_revoked_server_by_name_and_by_identity() {
     let ca = Ca::new("root");
@@ -137,13 +120,7 @@ async fn client_rejects_a_revoked_server_by_name_and_by_identity() {
         uris: vec!["spiffe://example.org/inventory"],
         ..Leaf::server()
     });
-    let server = serve(
-        Server::builder()
-            .identity(server_leaf.identity())
-            .trust(ca.trust())
-            .authorize(Authorizer::any_verified()),
-    )
-    .await;
+    let server = serve(server_presenting(&ca, &server_leaf)).await;
     let crl = Crls::from_bytes(ca.crl(&[REVOKED]).as_bytes()).unwrap();
     for expect in [None, Some("spiffe://example.org/inventory")] {
         let mut builder = Client::builder()
@@ -178,17 +155,16 @@ async fn crl_files_reload_and_revoke_without_a_restart() {
     let ca = Ca::new("root");
     let dir = Dir::new("crl-reload");
     dir.put("ca.crl", &ca.crl(&[]));
-    let server = Server::builder()
-        .identity(ca.server().identity())
-        .trust(ca.trust())
-        .crl_file(dir.path("ca.crl"))
-        .authorize(Authorizer::any_verified())
-        .reload_interval(Some(Duration::from_millis(50)))
-        .bind("127.0.0.1:0")
-        .await
-        .unwrap();
-    let handle = server.handle();
-    let server = start(server);
+    let server = serve(
+        Server::builder()
+            .identity(ca.server().identity())
+            .trust(ca.trust())
+            .crl_file(dir.path("ca.crl"))
+            .authorize(Authorizer::any_verified())
+            .reload_interval(Some(Duration::from_millis(50))),
+    )
+    .await;
+    let handle = server.handle.clone();
     let victim = unpooled_client(&ca, &leaf(&ca, REVOKED));
     let good = unpooled_client(&ca, &leaf(&ca, GOOD));
     // The victim holds a session it resumes while the CRL is unchanged...
@@ -258,15 +234,8 @@ fn crl_loading_errors_are_named() {
 #[tokio::test]
 async fn rotate_set_trust_carries_crls_and_a_resumed_session_is_checked_against_them() {
     let ca = Ca::new("root");
-    let server = Server::builder()
-        .identity(ca.server().identity())
-        .trust(ca.trust())
-        .authorize(Authorizer::any_verified())
-        .bind("127.0.0.1:0")
-        .await
-        .unwrap();
-    let handle = server.handle();
-    let server = start(server);
+    let server = serve(server_builder(&ca)).await;
+    let handle = server.handle.clone();
     let victim = unpooled_client(&ca, &leaf(&ca, REVOKED));
     for _ in 0..2 {
         body_string(victim.get(server.url("/")).await.unwrap()).await;
@@ -311,10 +280,7 @@ async fn a_crl_revoking_our_own_certificate_is_still_installed() {
         serial: Some(REVOKED),
         ..Leaf::server()
     });
-    let server = Server::builder()
-        .identity(ours.identity())
-        .trust(ca.trust())
-        .authorize(Authorizer::any_verified())
+    let server = server_presenting(&ca, &ours)
         .bind("127.0.0.1:0")
         .await
         .unwrap();
@@ -337,16 +303,15 @@ async fn a_crl_revoking_our_own_certificate_is_still_installed() {
 #[tokio::test]
 async fn replacing_the_bundles_keeps_the_builders_crls() {
     let ca = Ca::new("root");
-    let server = Server::builder()
-        .identity(ca.server().identity())
-        .trust(ca.trust())
-        .crls(Crls::from_bytes(ca.crl(&[REVOKED]).as_bytes()).unwrap())
-        .authorize(Authorizer::any_verified())
-        .bind("127.0.0.1:0")
-        .await
-        .unwrap();
-    let handle = server.handle();
-    let server = start(server);
+    let server = serve(
+        Server::builder()
+            .identity(ca.server().identity())
+            .trust(ca.trust())
+            .crls(Crls::from_bytes(ca.crl(&[REVOKED]).as_bytes()).unwrap())
+            .authorize(Authorizer::any_verified()),
+    )
+    .await;
+    let handle = server.handle.clone();
     handle.set_trust(vec![ca.trust()]).unwrap();
     refusal::assert_refused(
         &server,
@@ -399,17 +364,8 @@ async fn a_crl_past_its_next_update_refuses_by_default_and_is_shown_before_it_pa
         .get(server.url("/"))
         .await
         .unwrap_err();
-    assert!(
-        matches!(&err, ClientError::ServerRejectedCertificate { alert } if alert == "unknown_ca"),
-        "{err:?}"
-    );
-    let stats = server.stats.clone();
-    assert!(
-        eventually_for(refusal::SETTLE, || stats
-            .handshake_failures(HandshakeFailure::RevocationUnknown)
-            == 1)
-        .await
-    );
+    assert_eq!(rejected_alert(&err), Some("unknown_ca"), "{err:?}");
+    refusal::assert_counted(&server, HandshakeFailure::RevocationUnknown, 0).await;
     assert!(server.last_peer().is_none(), "no handler ran");
     server.shutdown().await;
 }
@@ -437,10 +393,7 @@ async fn allow_expired_crls_tolerates_a_stale_crl_and_still_applies_it() {
         .get(server.url("/"))
         .await
         .unwrap_err();
-    assert!(
-        matches!(&err, ClientError::ServerRejectedCertificate { alert } if alert == "certificate_revoked"),
-        "{err:?}"
-    );
+    assert_eq!(rejected_alert(&err), Some("certificate_revoked"), "{err:?}");
     server.shutdown().await;
 }
 
@@ -451,21 +404,11 @@ async fn the_client_refuses_a_server_whose_only_crl_is_stale_unless_allowed() {
         uris: vec!["spiffe://example.org/inventory"],
         ..Leaf::server()
     });
-    let server = serve(
-        Server::builder()
-            .identity(server_leaf.identity())
-            .trust(ca.trust())
-            .authorize(Authorizer::any_verified()),
-    )
-    .await;
+    let server = serve(server_presenting(&ca, &server_leaf)).await;
     let stale = Crls::from_bytes(stale_crl(&ca, &[]).as_bytes()).unwrap();
     for expect in [None, Some("spiffe://example.org/inventory")] {
         let builder = |allow: bool| {
-            let mut builder = Client::builder()
-                .identity(ca.client("orders").identity())
-                .trust(ca.trust())
-                .crls(stale.clone())
-                .pool_max_idle_per_host(0);
+            let mut builder = unpooled_builder(&ca, &ca.client("orders")).crls(stale.clone());
             if let Some(id) = expect {
                 builder = builder.expect_server(Authorizer::spiffe_id(id).unwrap());
             }
@@ -510,10 +453,7 @@ async fn a_bundles_crl_decides_for_that_bundle_alone_even_when_issuer_names_coll
         .get(server.url("/"))
         .await
         .unwrap_err();
-    assert!(
-        matches!(&err, ClientError::ServerRejectedCertificate { alert } if alert == "certificate_revoked"),
-        "{err:?}"
-    );
+    assert_eq!(rejected_alert(&err), Some("certificate_revoked"), "{err:?}");
     let resp = client(&first, &leaf(&first, GOOD))
         .get(server.url("/"))
         .await;
@@ -526,15 +466,11 @@ async fn a_bundles_crl_decides_for_that_bundle_alone_even_when_issuer_names_coll
             .unwrap();
         assert_eq!(resp.status(), 200);
     }
-    let stats = server.stats.clone();
-    assert!(
-        eventually_for(refusal::SETTLE, || stats
-            .handshake_failures(HandshakeFailure::Revoked)
-            == 1)
-        .await
-    );
+    refusal::assert_counted(&server, HandshakeFailure::Revoked, 0).await;
     assert_eq!(
-        stats.handshake_failures(HandshakeFailure::RevocationUnknown),
+        server
+            .stats
+            .handshake_failures(HandshakeFailure::RevocationUnknown),
         0
     );
     server.shutdown().await;
@@ -546,46 +482,25 @@ async fn server_under(root: &Ca, issuing: &Ca, serial: &'static [u8]) -> Running
         serial: Some(serial),
         ..Leaf::server()
     });
-    serve(
-        Server::builder()
-            .identity(leaf.identity())
-            .trust(root.trust())
-            .authorize(Authorizer::any_verified()),
-    )
-    .await
-}
-
-fn revocation_reason(err: &ClientError) -> Option<HandshakeFailure> {
-    match err {
-        ClientError::ServerCertificate { reason, .. } => Some(*reason),
-        _ => None,
-    }
+    serve(server_presenting(root, &leaf)).await
 }
 
 #[tokio::test]
 async fn the_clients_crl_file_reloads_and_revokes_the_server_without_a_rebuild() {
     let ca = Ca::new("root");
-    let server = serve(
-        Server::builder()
-            .identity(
-                ca.issue(Leaf {
-                    serial: Some(REVOKED),
-                    ..Leaf::server()
-                })
-                .identity(),
-            )
-            .trust(ca.trust())
-            .authorize(Authorizer::any_verified()),
-    )
+    let server = serve(server_presenting(
+        &ca,
+        &ca.issue(Leaf {
+            serial: Some(REVOKED),
+            ..Leaf::server()
+        }),
+    ))
     .await;
     let dir = Dir::new("client-crl");
     dir.put("ca.crl", &ca.crl(&[]));
-    let client = Client::builder()
-        .identity(ca.client("orders").identity())
-        .trust(ca.trust())
+    let client = unpooled_builder(&ca, &ca.client("orders"))
         .crl_file(dir.path("ca.crl"))
         .reload_interval(Some(Duration::from_millis(50)))
-        .pool_max_idle_per_host(0)
         .build()
         .unwrap();
     assert_eq!(client.get(server.url("/")).await.unwrap().status(), 200);
@@ -597,7 +512,7 @@ async fn the_clients_crl_file_reloads_and_revokes_the_server_without_a_rebuild()
     );
     let err = client.get(server.url("/")).await.unwrap_err();
     assert_eq!(
-        revocation_reason(&err),
+        server_refusal(&err),
         Some(HandshakeFailure::Revoked),
         "{err:?}"
     );
@@ -619,26 +534,9 @@ async fn the_client_checks_the_whole_chain_unless_leaf_only() {
     let serial: &'static [u8] = Box::leak(serial.into_boxed_slice());
     let crls = Crls::from_bytes(format!("{}{}", root.crl(&[serial]), issuing.crl(&[])).as_bytes())
         .unwrap();
-    let build = |leaf_only: bool| {
-        let mut builder = Client::builder()
-            .identity(root.client("orders").identity())
-            .trust(root.trust())
-            .crls(crls.clone());
-        if leaf_only {
-            builder = builder.revocation_leaf_only();
-        }
-        builder.build().unwrap()
-    };
-    let err = build(false).get(server.url("/")).await.unwrap_err();
-    assert_eq!(
-        revocation_reason(&err),
-        Some(HandshakeFailure::Revoked),
-        "{err:?}"
-    );
-    assert_eq!(
-        build(true).get(server.url("/")).await.unwrap().status(),
-        200
-    );
+    let build =
+        |leaf_only| crl_client(&root, &crls, leaf_only, ClientBuilder::revocation_leaf_only);
+    assert_refused_unless_option(&server, build, HandshakeFailure::Revoked).await;
     server.shutdown().await;
 }
 
@@ -649,27 +547,46 @@ async fn the_client_denies_unknown_revocation_status_unless_allowed() {
     let server = server_under(&root, &issuing, GOOD).await;
     // The root's CRL revokes nothing; no CRL covers the intermediate's leaves.
     let crls = Crls::from_bytes(root.crl(&[]).as_bytes()).unwrap();
-    let build = |allow: bool| {
-        let mut builder = Client::builder()
-            .identity(root.client("orders").identity())
-            .trust(root.trust())
-            .crls(crls.clone());
-        if allow {
-            builder = builder.allow_unknown_revocation_status();
-        }
-        builder.build().unwrap()
+    let build = |allow| {
+        crl_client(
+            &root,
+            &crls,
+            allow,
+            ClientBuilder::allow_unknown_revocation_status,
+        )
     };
+    assert_refused_unless_option(&server, build, HandshakeFailure::RevocationUnknown).await;
+    server.shutdown().await;
+}
+
+/// A client of `root` that checks `crls`, with `option` applied when `on`.
+fn crl_client(
+    root: &Ca,
+    crls: &Crls,
+    on: bool,
+    option: fn(ClientBuilder) -> ClientBuilder,
+) -> Client {
+    let builder = Client::builder()
+        .identity(root.client("orders").identity())
+        .trust(root.trust())
+        .crls(crls.clone());
+    let builder = if on { option(builder) } else { builder };
+    builder.build().unwrap()
+}
+
+/// Asserts that the client `build(false)` makes is refused for `reason`, and the one
+/// `build(true)` makes is served.
+async fn assert_refused_unless_option(
+    server: &Running,
+    build: impl Fn(bool) -> Client,
+    reason: HandshakeFailure,
+) {
     let err = build(false).get(server.url("/")).await.unwrap_err();
-    assert_eq!(
-        revocation_reason(&err),
-        Some(HandshakeFailure::RevocationUnknown),
-        "{err:?}"
-    );
+    assert_eq!(server_refusal(&err), Some(reason), "{err:?}");
     assert_eq!(
         build(true).get(server.url("/")).await.unwrap().status(),
         200
     );
-    server.shutdown().await;
 }
 
 #[tokio::test]

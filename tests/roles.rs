@@ -204,21 +204,22 @@ fn identity_patterns_share_one_syntax() {
 fn x5t_s256_equals_the_openssl_fingerprint_base64url_encoded() {
     let ca = Ca::new("root");
     let leaf = ca.client("orders");
-    let path = std::env::temp_dir().join(format!("mtls-x5t-{}.pem", std::process::id()));
-    std::fs::write(&path, &leaf.cert_pem).unwrap();
-    let out = std::process::Command::new("openssl")
-        .args(["x509", "-noout", "-fingerprint", "-sha256", "-in"])
-        .arg(&path)
-        .output()
-        .expect("FAIL: openssl is required");
-    let _ = std::fs::remove_file(&path);
-    let text = String::from_utf8(out.stdout).unwrap();
+    let dir = Dir::new("x5t");
+    dir.write("leaf.pem", &leaf.cert_pem);
+    let text = run(
+        "openssl",
+        &[
+            "x509",
+            "-noout",
+            "-fingerprint",
+            "-sha256",
+            "-in",
+            "leaf.pem",
+        ],
+        &dir.0,
+    );
     // "sha256 Fingerprint=AB:CD:..."
-    let hex = text.trim().rsplit('=').next().unwrap().replace(':', "");
-    let bytes: Vec<u8> = (0..hex.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
-        .collect();
+    let bytes = hex(text.trim().rsplit('=').next().unwrap());
     assert_eq!(bytes.len(), 32);
     let peer = PeerIdentity::from_chain(leaf.identity().chain()).unwrap();
     assert_eq!(peer.x5t_s256(), base64url(&bytes));

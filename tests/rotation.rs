@@ -9,18 +9,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use common::*;
-use mtls::{Authorizer, Client, ClientError, HandshakeFailure, PeerIdentity, Rotate, Server};
+use mtls::{
+    Authorizer, Client, ClientError, HandshakeFailure, PeerIdentity, Rotate, Server, ServerBuilder,
+};
 
 const TICK: Duration = Duration::from_millis(50);
-
-fn unpooled(ca: &Ca, leaf: &Issued) -> Client {
-    Client::builder()
-        .identity(leaf.identity())
-        .trust(ca.trust())
-        .pool_max_idle_per_host(0)
-        .build()
-        .unwrap()
-}
 
 /// The server certificate a new connection sees.
 async fn served_leaf(client: &Client, server: &Running) -> Vec<u8> {
@@ -37,14 +30,7 @@ async fn served_leaf(client: &Client, server: &Running) -> Vec<u8> {
 
 /// Whether new connections are served `der` within the settling budget.
 async fn wait_for_leaf(client: &Client, server: &Running, der: &[u8]) -> bool {
-    let deadline = tokio::time::Instant::now() + refusal::SETTLE;
-    while tokio::time::Instant::now() < deadline {
-        if served_leaf(client, server).await == der {
-            return true;
-        }
-        tokio::time::sleep(TICK).await;
-    }
-    false
+    eventually_async(|| async { served_leaf(client, server).await == der }).await
 }
 
 /// An anonymous client must still be refused with certificate_required.
@@ -54,28 +40,33 @@ async fn assert_client_auth_kept(ca: &Ca, server: &Running) {
         .await
         .expect_err("client auth must survive every reload");
     assert_eq!(
-        err.get_ref()
-            .and_then(|e| e.downcast_ref::<rustls::Error>()),
-        Some(&rustls::Error::AlertReceived(
-            rustls::AlertDescription::CertificateRequired
-        ))
+        alert_of(&err),
+        Some(rustls::AlertDescription::CertificateRequired)
     );
+}
+
+/// Writes `leaf`'s key and then its certificate into `dir`, each atomically.
+fn put_pair(dir: &Dir, leaf: &Issued) {
+    dir.put("tls.key", &leaf.key_pem);
+    dir.put("tls.crt", &leaf.cert_pem);
+}
+
+/// A server on `dir`'s tls.crt, tls.key and ca.crt, reloading them every tick.
+fn files_builder(dir: &Dir) -> ServerBuilder {
+    Server::builder()
+        .identity_files(dir.path("tls.crt"), dir.path("tls.key"))
+        .trust_file(dir.path("ca.crt"))
+        .authorize(Authorizer::any_verified())
+        .reload_interval(Some(TICK))
 }
 
 async fn file_server(dir: &Dir, ca: &Ca, leaf: &Issued) -> (Running, mtls::ServerHandle) {
     dir.put("tls.crt", &leaf.cert_pem);
     dir.put("tls.key", &leaf.key_pem);
     dir.put("ca.crt", &ca.pem);
-    let server = Server::builder()
-        .identity_files(dir.path("tls.crt"), dir.path("tls.key"))
-        .trust_file(dir.path("ca.crt"))
-        .authorize(Authorizer::any_verified())
-        .reload_interval(Some(TICK))
-        .bind("127.0.0.1:0")
-        .await
-        .unwrap();
-    let handle = server.handle();
-    (start(server), handle)
+    let server = serve(files_builder(dir)).await;
+    let handle = server.handle.clone();
+    (server, handle)
 }
 
 #[tokio::test]
@@ -83,10 +74,9 @@ async fn rename_swap_is_picked_up() {
     let ca = Ca::new("root");
     let dir = Dir::new("rename");
     let (server, handle) = file_server(&dir, &ca, &ca.server()).await;
-    let client = unpooled(&ca, &ca.client("orders"));
+    let client = unpooled_client(&ca, &ca.client("orders"));
     let next = ca.server();
-    dir.put("tls.key", &next.key_pem);
-    dir.put("tls.crt", &next.cert_pem);
+    put_pair(&dir, &next);
     assert!(
         wait_for_leaf(&client, &server, &next.der).await,
         "new certificate served"
@@ -115,16 +105,8 @@ async fn kubernetes_data_symlink_swap_is_picked_up() {
     for f in ["tls.crt", "tls.key", "ca.crt"] {
         symlink(Path::new("..data").join(f), dir.path(f)).unwrap();
     }
-    let server = Server::builder()
-        .identity_files(dir.path("tls.crt"), dir.path("tls.key"))
-        .trust_file(dir.path("ca.crt"))
-        .authorize(Authorizer::any_verified())
-        .reload_interval(Some(TICK))
-        .bind("127.0.0.1:0")
-        .await
-        .unwrap();
-    let server = start(server);
-    let client = unpooled(&ca, &ca.client("orders"));
+    let server = serve(files_builder(&dir)).await;
+    let client = unpooled_client(&ca, &ca.client("orders"));
     assert_eq!(served_leaf(&client, &server).await, first.der);
 
     // The kubelet's swap: a new version directory, then `..data` renamed over atomically.
@@ -149,20 +131,14 @@ async fn half_written_pair_is_rejected_then_accepted() {
     let dir = Dir::new("half");
     let first = ca.server();
     let (server, handle) = file_server(&dir, &ca, &first).await;
-    let client = unpooled(&ca, &ca.client("orders"));
+    let client = unpooled_client(&ca, &ca.client("orders"));
     let next = ca.server();
     // cert-manager wrote the certificate; the key is not there yet.
     dir.put("tls.crt", &next.cert_pem);
-    let stalled = async {
-        for _ in 0..100 {
-            if handle.certificate_status().last_reload_error.is_some() {
-                return true;
-            }
-            tokio::time::sleep(TICK).await;
-        }
-        false
-    };
-    assert!(stalled.await, "the mismatched pair is refused");
+    assert!(
+        eventually(|| handle.certificate_status().last_reload_error.is_some()).await,
+        "the mismatched pair is refused"
+    );
     let status = handle.certificate_status();
     assert!(
         status
@@ -191,16 +167,10 @@ async fn broken_replacement_leaves_the_last_good_certificate() {
     let dir = Dir::new("broken");
     let first = ca.server();
     let (server, handle) = file_server(&dir, &ca, &first).await;
-    let client = unpooled(&ca, &ca.client("orders"));
+    let client = unpooled_client(&ca, &ca.client("orders"));
     dir.put("tls.crt", "not a certificate\n");
     dir.put("ca.crt", "");
-    for _ in 0..100 {
-        if handle.certificate_status().reload_failures > 0 {
-            break;
-        }
-        tokio::time::sleep(TICK).await;
-    }
-    assert!(handle.certificate_status().reload_failures > 0);
+    assert!(eventually(|| handle.certificate_status().reload_failures > 0).await);
     // The refusal is final: a file that does not load is read again only when it changes.
     assert_eq!(served_leaf(&client, &server).await, first.der);
     assert_client_auth_kept(&ca, &server).await;
@@ -210,16 +180,9 @@ async fn broken_replacement_leaves_the_last_good_certificate() {
 #[tokio::test]
 async fn every_programmatic_reload_path_keeps_client_auth() {
     let ca = Ca::new("root");
-    let server = Server::builder()
-        .identity(ca.server().identity())
-        .trust(ca.trust())
-        .authorize(Authorizer::any_verified())
-        .bind("127.0.0.1:0")
-        .await
-        .unwrap();
-    let handle = server.handle();
-    let server = start(server);
-    let client = unpooled(&ca, &ca.client("orders"));
+    let server = serve(server_builder(&ca)).await;
+    let handle = server.handle.clone();
+    let client = unpooled_client(&ca, &ca.client("orders"));
     handle.set_identity(ca.server().identity()).unwrap();
     assert_client_auth_kept(&ca, &server).await;
     handle.set_trust(vec![ca.trust()]).unwrap();
@@ -241,7 +204,7 @@ async fn invalid_candidates_are_refused_and_the_current_material_stays() {
     let first = ca.server();
     let server = serve_with(&ca, &first).await;
     let (server, handle) = server;
-    let client = unpooled(&ca, &ca.client("orders"));
+    let client = unpooled_client(&ca, &ca.client("orders"));
 
     let expired = ca.issue(Leaf {
         not_before: time::Duration::days(-3),
@@ -279,15 +242,9 @@ async fn invalid_candidates_are_refused_and_the_current_material_stays() {
 }
 
 async fn serve_with(ca: &Ca, leaf: &Issued) -> (Running, mtls::ServerHandle) {
-    let server = Server::builder()
-        .identity(leaf.identity())
-        .trust(ca.trust())
-        .authorize(Authorizer::any_verified())
-        .bind("127.0.0.1:0")
-        .await
-        .unwrap();
-    let handle = server.handle();
-    (start(server), handle)
+    let server = serve(server_presenting(ca, leaf)).await;
+    let handle = server.handle.clone();
+    (server, handle)
 }
 
 #[tokio::test]
@@ -297,8 +254,8 @@ async fn ca_rotation_overlap_accepts_both_then_drops_the_old() {
     let (server, handle) = serve_with(&new, &new.server()).await;
     let both = vec![old.trust(), new.trust()];
     handle.set_trust(both).unwrap();
-    let old_client = unpooled(&new, &old.client("still-old"));
-    let new_client = unpooled(&new, &new.client("already-new"));
+    let old_client = unpooled_client(&new, &old.client("still-old"));
+    let new_client = unpooled_client(&new, &new.client("already-new"));
     assert_eq!(old_client.get(server.url("/")).await.unwrap().status(), 200);
     assert_eq!(new_client.get(server.url("/")).await.unwrap().status(), 200);
     // The old client holds a session it can resume while the old CA is trusted...
@@ -351,15 +308,11 @@ async fn client_rotates_its_own_certificate() {
     let second = ca.client("orders");
     dir.put("client.key", &second.key_pem);
     dir.put("client.crt", &second.cert_pem);
-    let mut seen = false;
-    for _ in 0..100 {
+    let seen = eventually_async(|| async {
         body_string(client.get(server.url("/")).await.unwrap()).await;
-        if server.last_peer().unwrap().leaf().as_ref() == second.der.as_slice() {
-            seen = true;
-            break;
-        }
-        tokio::time::sleep(TICK).await;
-    }
+        server.last_peer().unwrap().leaf().as_ref() == second.der.as_slice()
+    })
+    .await;
     assert!(
         seen,
         "the server sees the new certificate on new connections"
@@ -375,57 +328,85 @@ async fn client_rotates_its_own_certificate() {
     server.shutdown().await;
 }
 
+/// Four clients sending requests to `/` until stopped (or `cap` requests each), half on
+/// pooled connections and half on a new connection per request, counting the requests
+/// answered 200 and the others.
+struct Load {
+    ok: Arc<AtomicU64>,
+    failed: Arc<AtomicU64>,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    workers: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Load {
+    fn start(ca: &Ca, server: &Running, cap: Option<u64>) -> Load {
+        let ok = Arc::new(AtomicU64::new(0));
+        let failed = Arc::new(AtomicU64::new(0));
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let mut workers = Vec::new();
+        for i in 0..4 {
+            let client = if i % 2 == 0 {
+                client(ca, &ca.client("worker"))
+            } else {
+                unpooled_client(ca, &ca.client("worker"))
+            };
+            let url = server.url("/");
+            let (ok, failed, stop) = (ok.clone(), failed.clone(), stop.clone());
+            workers.push(tokio::spawn(async move {
+                let mut n = 0;
+                while !stop.load(Ordering::Relaxed) && cap.is_none_or(|cap| n < cap) {
+                    n += 1;
+                    match client.get(url.clone()).await {
+                        Ok(resp) if resp.status() == 200 => {
+                            body_string(resp).await;
+                            ok.fetch_add(1, Ordering::Relaxed);
+                        }
+                        _ => {
+                            failed.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                }
+            }));
+        }
+        Load {
+            ok,
+            failed,
+            stop,
+            workers,
+        }
+    }
+
+    /// Stops the clients and waits for them: (requests answered 200, the others).
+    async fn finish(self) -> (u64, u64) {
+        self.stop.store(true, Ordering::Relaxed);
+        for w in self.workers {
+            w.await.unwrap();
+        }
+        (
+            self.ok.load(Ordering::Relaxed),
+            self.failed.load(Ordering::Relaxed),
+        )
+    }
+}
+
 #[tokio::test]
 async fn zero_failed_requests_across_rotations() {
     let ca = Ca::new("root");
     let dir = Dir::new("load");
     let (server, handle) = file_server(&dir, &ca, &ca.server()).await;
-    let ok = Arc::new(AtomicU64::new(0));
-    let failed = Arc::new(AtomicU64::new(0));
-    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let mut workers = Vec::new();
-    for i in 0..4 {
-        // Half the workers reuse pooled connections, half open a new one per request.
-        let client = if i % 2 == 0 {
-            client(&ca, &ca.client("worker"))
-        } else {
-            unpooled(&ca, &ca.client("worker"))
-        };
-        let url = server.url("/");
-        let (ok, failed, stop) = (ok.clone(), failed.clone(), stop.clone());
-        workers.push(tokio::spawn(async move {
-            let mut n = 0;
-            while !stop.load(Ordering::Relaxed) && n < 2_000 {
-                n += 1;
-                match client.get(url.clone()).await {
-                    Ok(resp) if resp.status() == 200 => {
-                        body_string(resp).await;
-                        ok.fetch_add(1, Ordering::Relaxed);
-                    }
-                    _ => {
-                        failed.fetch_add(1, Ordering::Relaxed);
-                    }
-                }
-            }
-        }));
-    }
+    let load = Load::start(&ca, &server, Some(2_000));
     let rotations = 5;
-    let observer = unpooled(&ca, &ca.client("observer"));
+    let observer = unpooled_client(&ca, &ca.client("observer"));
     for i in 0..rotations {
         let next = ca.server();
-        dir.put("tls.key", &next.key_pem);
-        dir.put("tls.crt", &next.cert_pem);
+        put_pair(&dir, &next);
         assert!(
             wait_for_leaf(&observer, &server, &next.der).await,
             "rotation {} is served",
             i + 1
         );
     }
-    stop.store(true, Ordering::Relaxed);
-    for w in workers {
-        w.await.unwrap();
-    }
-    let (ok, failed) = (ok.load(Ordering::Relaxed), failed.load(Ordering::Relaxed));
+    let (ok, failed) = load.finish().await;
     println!(
         "{ok} requests succeeded, {failed} failed, across {} reloads",
         handle.certificate_status().reloads
@@ -476,16 +457,8 @@ async fn expiry_warnings_fire_at_the_thresholds() {
         not_after: time::Duration::seconds(3),
         ..Leaf::server()
     });
-    let server = Server::builder()
-        .identity(leaf.identity())
-        .trust(ca.trust())
-        .authorize(Authorizer::any_verified())
-        .reload_interval(Some(TICK))
-        .bind("127.0.0.1:0")
-        .await
-        .unwrap();
-    let handle = server.handle();
-    let server = start(server);
+    let server = serve(server_presenting(&ca, &leaf).reload_interval(Some(TICK))).await;
+    let handle = server.handle.clone();
     let ours = |e: &String| e.contains("expiring-server");
     let renew = |events: &[String]| {
         events
@@ -522,7 +495,7 @@ async fn client_trust_change_stops_resumption() {
     let ca = Ca::new("root");
     let other = Ca::new("other root");
     let server = serve(server_builder(&ca)).await;
-    let client = unpooled(&ca, &ca.client("orders"));
+    let client = unpooled_client(&ca, &ca.client("orders"));
     let resumed = |resp: &hyper::Response<hyper::body::Incoming>| {
         resp.extensions().get::<PeerIdentity>().unwrap().resumed()
     };
@@ -598,8 +571,7 @@ async fn a_rejected_file_candidate_is_reported_once_while_it_is_retried() {
         not_after: time::Duration::days(-1),
         ..Leaf::server()
     });
-    dir.put("tls.key", &expired.key_pem);
-    dir.put("tls.crt", &expired.cert_pem);
+    put_pair(&dir, &expired);
     assert!(
         eventually_for(refusal::SETTLE, || handle
             .certificate_status()
@@ -629,7 +601,7 @@ async fn a_rejected_file_candidate_is_reported_once_while_it_is_retried() {
     assert_eq!(status.reload_failures, 1);
     assert!(status.last_reload_error.unwrap().contains("valid"));
     assert_eq!(rejections(), 1, "{:?}", capture.events());
-    let client = unpooled(&ca, &ca.client("orders"));
+    let client = unpooled_client(&ca, &ca.client("orders"));
     assert_eq!(served_leaf(&client, &server).await, first.der);
     server.shutdown().await;
 }
@@ -642,19 +614,17 @@ async fn a_zero_reload_interval_still_reloads() {
     dir.put("tls.crt", &first.cert_pem);
     dir.put("tls.key", &first.key_pem);
     dir.put("ca.crt", &ca.pem);
-    let server = Server::builder()
-        .identity_files(dir.path("tls.crt"), dir.path("tls.key"))
-        .trust_file(dir.path("ca.crt"))
-        .authorize(Authorizer::any_verified())
-        .reload_interval(Some(Duration::ZERO))
-        .bind("127.0.0.1:0")
-        .await
-        .unwrap();
-    let server = start(server);
-    let client = unpooled(&ca, &ca.client("orders"));
+    let server = serve(
+        Server::builder()
+            .identity_files(dir.path("tls.crt"), dir.path("tls.key"))
+            .trust_file(dir.path("ca.crt"))
+            .authorize(Authorizer::any_verified())
+            .reload_interval(Some(Duration::ZERO)),
+    )
+    .await;
+    let client = unpooled_client(&ca, &ca.client("orders"));
     let next = ca.server();
-    dir.put("tls.key", &next.key_pem);
-    dir.put("tls.crt", &next.cert_pem);
+    put_pair(&dir, &next);
     assert!(wait_for_leaf(&client, &server, &next.der).await);
     server.shutdown().await;
 }
@@ -667,10 +637,9 @@ async fn a_certificate_file_change_keeps_trust_pushed_from_code() {
     let (server, handle) = file_server(&dir, &ca, &ca.server()).await;
     handle.set_trust(vec![ca.trust(), partner.trust()]).unwrap();
     assert_eq!(handle.certificate_status().trust_anchors.len(), 2);
-    let client = unpooled(&ca, &ca.client("orders"));
+    let client = unpooled_client(&ca, &ca.client("orders"));
     let next = ca.server();
-    dir.put("tls.key", &next.key_pem);
-    dir.put("tls.crt", &next.cert_pem);
+    put_pair(&dir, &next);
     assert!(wait_for_leaf(&client, &server, &next.der).await);
     assert_eq!(
         handle.certificate_status().trust_anchors.len(),
@@ -714,18 +683,17 @@ async fn trust_removed_from_code_stays_removed_when_a_trust_file_rotates() {
     dir.put("tls.crt", &leaf.cert_pem);
     dir.put("tls.key", &leaf.key_pem);
     dir.put("ca.crt", &ca.pem);
-    let server = Server::builder()
-        .identity_files(dir.path("tls.crt"), dir.path("tls.key"))
-        .trust_file(dir.path("ca.crt"))
-        .trust(partner.trust())
-        .authorize(Authorizer::any_verified())
-        .reload_interval(Some(TICK))
-        .bind("127.0.0.1:0")
-        .await
-        .unwrap();
-    let handle = server.handle();
-    let server = start(server);
-    let partner_client = unpooled(&ca, &partner.client("partner"));
+    let server = serve(
+        Server::builder()
+            .identity_files(dir.path("tls.crt"), dir.path("tls.key"))
+            .trust_file(dir.path("ca.crt"))
+            .trust(partner.trust())
+            .authorize(Authorizer::any_verified())
+            .reload_interval(Some(TICK)),
+    )
+    .await;
+    let handle = server.handle.clone();
+    let partner_client = unpooled_client(&ca, &partner.client("partner"));
     assert_eq!(
         partner_client.get(server.url("/")).await.unwrap().status(),
         200
@@ -740,12 +708,12 @@ async fn trust_removed_from_code_stays_removed_when_a_trust_file_rotates() {
     // stays out.
     rotate_ca_file(&dir, &handle, format!("{}{}", ca.pem, next.pem), 2).await;
     assert_refused(&partner_client, &server, "unknown_ca").await;
-    let next_client = unpooled(&ca, &next.client("next"));
+    let next_client = unpooled_client(&ca, &next.client("next"));
     assert_eq!(
         next_client.get(server.url("/")).await.unwrap().status(),
         200
     );
-    let ca_client = unpooled(&ca, &ca.client("orders"));
+    let ca_client = unpooled_client(&ca, &ca.client("orders"));
     assert_eq!(ca_client.get(server.url("/")).await.unwrap().status(), 200);
     server.shutdown().await;
 }
@@ -768,8 +736,8 @@ async fn crls_pushed_with_bundles_survive_a_trust_file_rotation() {
     handle
         .set_trust(vec![file_bundle, partner.trust().with_crls(crl)])
         .unwrap();
-    let revoked_client = unpooled(&ca, &revoked);
-    let good_client = unpooled(&ca, &good);
+    let revoked_client = unpooled_client(&ca, &revoked);
+    let good_client = unpooled_client(&ca, &good);
     assert_refused(&revoked_client, &server, "certificate_revoked").await;
     assert_eq!(
         good_client.get(server.url("/")).await.unwrap().status(),
@@ -800,7 +768,7 @@ async fn a_trust_file_left_out_of_a_push_is_no_longer_followed() {
     // The watcher reads the rewrite (a reload is counted) and leaves the file's CA out.
     let reloads = handle.certificate_status().reloads;
     dir.put("ca.crt", &format!("{}{}", ca.pem, other.pem));
-    let other_client = unpooled(&ca, &other.client("other"));
+    let other_client = unpooled_client(&ca, &other.client("other"));
     assert!(
         eventually_for(Duration::from_secs(20), || handle
             .certificate_status()
@@ -845,8 +813,7 @@ async fn a_file_that_does_not_load_is_read_again_only_when_it_changes() {
         not_after: time::Duration::days(-1),
         ..Leaf::server()
     });
-    witness_dir.put("tls.key", &expired.key_pem);
-    witness_dir.put("tls.crt", &expired.cert_pem);
+    put_pair(&witness_dir, &expired);
     let witness_marker = witness_dir.path("ca.crt").display().to_string();
     let witness_reads = || {
         capture
@@ -876,7 +843,7 @@ async fn a_file_that_does_not_load_is_read_again_only_when_it_changes() {
 async fn a_ticket_issued_before_a_swap_is_not_honoured_after_it() {
     let ca = Ca::new("root");
     let (server, handle) = serve_with(&ca, &ca.server()).await;
-    let client = unpooled(&ca, &ca.client("orders"));
+    let client = unpooled_client(&ca, &ca.client("orders"));
     let swaps: [&dyn Fn(); 2] = [
         &|| handle.set_identity(ca.server().identity()).unwrap(),
         &|| handle.set_trust(vec![ca.trust()]).unwrap(),
@@ -918,7 +885,7 @@ async fn established_and_pooled_connections_keep_their_material_across_a_swap() 
         "the same connection"
     );
     assert_eq!(
-        served_leaf(&unpooled(&ca, &ca.client("fresh")), &server).await,
+        served_leaf(&unpooled_client(&ca, &ca.client("fresh")), &server).await,
         next.der
     );
     // The client swaps its certificate: its pooled connection still presents the old one.
@@ -1004,19 +971,18 @@ async fn a_handshake_that_straddles_a_swap_is_verified_again_under_the_new_trust
     // The policy records each verification, so the test knows when the certificate was read.
     let verified = Arc::new(AtomicU64::new(0));
     let count = Arc::clone(&verified);
-    let server = Server::builder()
-        .identity(new.server().identity())
-        .trust(old.trust())
-        .trust(new.trust())
-        .authorize(Authorizer::from_fn("counted", move |_| {
-            count.fetch_add(1, Ordering::SeqCst);
-            true
-        }))
-        .bind("127.0.0.1:0")
-        .await
-        .unwrap();
-    let handle = server.handle();
-    let server = start(server);
+    let server = serve(
+        Server::builder()
+            .identity(new.server().identity())
+            .trust(old.trust())
+            .trust(new.trust())
+            .authorize(Authorizer::from_fn("counted", move |_| {
+                count.fetch_add(1, Ordering::SeqCst);
+                true
+            })),
+    )
+    .await;
+    let handle = server.handle.clone();
     let leaving = old.client("leaving");
     let mut config = (*raw_config(
         &new,
@@ -1045,7 +1011,7 @@ async fn a_handshake_that_straddles_a_swap_is_verified_again_under_the_new_trust
     );
     refusal::assert_counted(&server, HandshakeFailure::UnknownIssuer, before).await;
     assert!(server.seen.lock().unwrap().is_empty(), "no handler ran");
-    refusal::assert_served(&server, &unpooled(&new, &new.client("staying"))).await;
+    refusal::assert_served(&server, &unpooled_client(&new, &new.client("staying"))).await;
     server.shutdown().await;
 }
 
@@ -1055,7 +1021,7 @@ async fn a_rotation_to_a_certificate_with_the_wrong_key_usage_is_refused() {
     let dir = Dir::new("wrong-usage");
     let first = ca.server();
     let (server, handle) = file_server(&dir, &ca, &first).await;
-    let observer = unpooled(&ca, &ca.client("orders"));
+    let observer = unpooled_client(&ca, &ca.client("orders"));
     // From code: a client-only certificate is no server certificate.
     let client_only = ca.client("not a server");
     let err = handle.set_identity(client_only.identity()).unwrap_err();
@@ -1064,8 +1030,7 @@ async fn a_rotation_to_a_certificate_with_the_wrong_key_usage_is_refused() {
     assert_eq!(served_leaf(&observer, &server).await, first.der);
     // Through the files.
     let other = ca.client("not a server either");
-    dir.put("tls.key", &other.key_pem);
-    dir.put("tls.crt", &other.cert_pem);
+    put_pair(&dir, &other);
     assert!(
         eventually_for(refusal::SETTLE, || handle
             .certificate_status()
@@ -1086,7 +1051,7 @@ async fn a_rotation_to_a_certificate_with_the_wrong_key_usage_is_refused() {
 
     // A client refuses a server-only certificate for itself, and keeps presenting its own.
     let orders = ca.client("orders");
-    let client = unpooled(&ca, &orders);
+    let client = unpooled_client(&ca, &orders);
     let err = client.set_identity(ca.server().identity()).unwrap_err();
     assert!(matches!(err, mtls::Error::DoesNotChain { .. }), "{err:?}");
     body_string(client.get(server.url("/")).await.unwrap()).await;
@@ -1102,40 +1067,14 @@ async fn concurrent_rotations_from_code_and_files_are_each_applied_once_under_lo
     let ca = Ca::new("root");
     let dir = Dir::new("concurrent");
     let (server, handle) = file_server(&dir, &ca, &ca.server()).await;
-    let ok = Arc::new(AtomicU64::new(0));
-    let failed = Arc::new(AtomicU64::new(0));
-    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let mut workers = Vec::new();
-    for i in 0..4 {
-        let client = if i % 2 == 0 {
-            client(&ca, &ca.client("worker"))
-        } else {
-            unpooled(&ca, &ca.client("worker"))
-        };
-        let url = server.url("/");
-        let (ok, failed, stop) = (ok.clone(), failed.clone(), stop.clone());
-        workers.push(tokio::spawn(async move {
-            while !stop.load(Ordering::Relaxed) {
-                match client.get(url.clone()).await {
-                    Ok(resp) if resp.status() == 200 => {
-                        body_string(resp).await;
-                        ok.fetch_add(1, Ordering::Relaxed);
-                    }
-                    _ => {
-                        failed.fetch_add(1, Ordering::Relaxed);
-                    }
-                }
-            }
-        }));
-    }
-    let observer = unpooled(&ca, &ca.client("observer"));
+    let load = Load::start(&ca, &server, None);
+    let observer = unpooled_client(&ca, &ca.client("observer"));
     let rounds = 4;
     for round in 1..=rounds {
         // Both at once: the files are swapped and a certificate is pushed from code.
         let from_file = ca.server();
         let from_code = ca.server();
-        dir.put("tls.key", &from_file.key_pem);
-        dir.put("tls.crt", &from_file.cert_pem);
+        put_pair(&dir, &from_file);
         handle.set_identity(from_code.identity()).unwrap();
         assert!(
             eventually_for(refusal::SETTLE, || handle.certificate_status().reloads
@@ -1153,15 +1092,10 @@ async fn concurrent_rotations_from_code_and_files_are_each_applied_once_under_lo
     // A last swap through the files: once it is served, every earlier change has been seen,
     // and none was applied twice.
     let last = ca.server();
-    dir.put("tls.key", &last.key_pem);
-    dir.put("tls.crt", &last.cert_pem);
+    put_pair(&dir, &last);
     assert!(wait_for_leaf(&observer, &server, &last.der).await);
-    stop.store(true, Ordering::Relaxed);
-    for w in workers {
-        w.await.unwrap();
-    }
+    let (ok, failed) = load.finish().await;
     assert_eq!(handle.certificate_status().reloads, 2 * rounds + 1);
-    let (ok, failed) = (ok.load(Ordering::Relaxed), failed.load(Ordering::Relaxed));
     assert!(ok > 0);
     assert_eq!(failed, 0, "{ok} requests succeeded");
     server.shutdown().await;

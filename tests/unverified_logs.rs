@@ -41,19 +41,8 @@ fn self_signed(cn: &str, uri: Option<&str>, sans: &[String]) -> (CertificateDer<
 
 /// A client config that trusts `ca` and presents `cert`, whatever the server asks for.
 fn presenting(ca: &Ca, cert: CertificateDer<'static>, key: &KeyPair) -> Arc<rustls::ClientConfig> {
-    let mut roots = rustls::RootCertStore::empty();
-    for anchor in ca.trust().certificates() {
-        roots.add(anchor.clone()).unwrap();
-    }
     let key = PrivateKeyDer::try_from(key.serialize_der()).unwrap();
-    let mut config = rustls::ClientConfig::builder_with_provider(mtls::crypto_provider())
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(roots)
-        .with_client_auth_cert(vec![cert], key)
-        .unwrap();
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
-    Arc::new(config)
+    presenting_config(ca, vec![cert], key, rustls::DEFAULT_VERSIONS)
 }
 
 /// The one captured event that mentions `marker`, once the server has emitted it.

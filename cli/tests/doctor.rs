@@ -41,6 +41,33 @@ impl Setup {
         self.doctor_as(url, &self.client_cert, &self.client_key, extra)
     }
 
+    /// A configuration file with our certificate, key and CA as bundle `orders`, and a
+    /// client profile `inventory` on it.
+    fn config_file(&self) -> String {
+        let config = self.dir.path("mtls.toml");
+        std::fs::write(
+            &config,
+            format!(
+                "[bundle.orders]\ncertificate = {:?}\nprivate_key = {:?}\nca = {:?}\n\n[client.inventory]\nbundle = \"orders\"\n",
+                self.client_cert, self.client_key, self.pki.ca_file
+            ),
+        )
+        .unwrap();
+        config
+    }
+
+    /// `mtls doctor` on `https://localhost:PORT/` for the server at `addr`, as [`Setup::doctor`].
+    fn doctor_local(&self, addr: std::net::SocketAddr, extra: &[&str]) -> Run {
+        self.doctor(&format!("https://localhost:{}/", addr.port()), extra)
+    }
+
+    /// A hand-written TLS 1.3 server that requires a client certificate from our CA and
+    /// presents a certificate our CA issues from `spec`.
+    fn raw_server(&self, rt: &tokio::runtime::Runtime, spec: &LeafSpec) -> std::net::SocketAddr {
+        let cert = self.pki.ca.issue(spec).unwrap();
+        raw_server(rt, &cert, Some(&self.pki.ca), &[&rustls::version::TLS13])
+    }
+
     /// `mtls doctor URL` presenting `cert` and `key`, trusting our CA, then `extra`.
     fn doctor_as(&self, url: &str, cert: &str, key: &str, extra: &[&str]) -> Run {
         let mut args = vec!["doctor", url];
@@ -57,7 +84,7 @@ fn a_working_connection_is_reported_step_by_step_and_exits_0() {
     let s = setup("ok");
     let rt = runtime();
     let addr = our_server(&rt, builder(&s.pki, &s.server));
-    let run = s.doctor(&format!("https://localhost:{}/", addr.port()), &[]);
+    let run = s.doctor_local(addr, &[]);
     assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
     assert!(
         run.verdict()
@@ -160,7 +187,7 @@ fn a_plaintext_port_is_not_a_tls_server() {
     let s = setup("plaintext");
     let rt = runtime();
     let addr = plain_http_server(&rt);
-    let run = s.doctor(&format!("https://localhost:{}/", addr.port()), &[]);
+    let run = s.doctor_local(addr, &[]);
     assert_eq!(run.code, 1);
     assert!(
         run.verdict().starts_with(&format!(
@@ -179,7 +206,7 @@ fn an_untrusted_server_names_its_issuer_and_our_cas() {
     let rt = runtime();
     let server = rogue.ca.server("localhost").unwrap();
     let addr = our_server(&rt, builder(&s.pki, &server));
-    let run = s.doctor(&format!("https://localhost:{}/", addr.port()), &[]);
+    let run = s.doctor_local(addr, &[]);
     assert_eq!(run.code, 1);
     assert_eq!(
         run.verdict(),
@@ -209,7 +236,7 @@ fn a_wrong_usage_certificate_from_an_untrusted_ca_names_both_the_ca_first() {
         Some(&s.pki.ca),
         &[&rustls::version::TLS13],
     );
-    let run = s.doctor(&format!("https://localhost:{}/", addr.port()), &[]);
+    let run = s.doctor_local(addr, &[]);
     assert_eq!(run.code, 1, "{}", run.stdout);
     let verdict = run.verdict();
     let untrusted = verdict
@@ -237,7 +264,7 @@ fn a_wrong_usage_certificate_from_a_trusted_ca_names_the_usage_alone() {
         Some(&s.pki.ca),
         &[&rustls::version::TLS13],
     );
-    let run = s.doctor(&format!("https://localhost:{}/", addr.port()), &[]);
+    let run = s.doctor_local(addr, &[]);
     assert_eq!(run.code, 1, "{}", run.stdout);
     assert_eq!(
         run.verdict(),
@@ -260,7 +287,7 @@ fn a_wrong_name_lists_the_certificates_names_and_ours() {
         )
         .unwrap();
     let addr = our_server(&rt, builder(&s.pki, &server));
-    let run = s.doctor(&format!("https://localhost:{}/", addr.port()), &[]);
+    let run = s.doctor_local(addr, &[]);
     assert_eq!(run.code, 1);
     assert!(
         run.verdict().starts_with(
@@ -277,16 +304,14 @@ fn an_expired_server_certificate_gives_the_dates_and_says_check_clocks_when_clos
     let rt = runtime();
     let now = SystemTime::now();
     // Expired ten minutes ago: a clock problem is plausible.
-    let recent = s
-        .pki
-        .ca
-        .issue(&LeafSpec::server("localhost").validity(
+    let addr = s.raw_server(
+        &rt,
+        &LeafSpec::server("localhost").validity(
             now - Duration::from_secs(86_400),
             now - Duration::from_secs(600),
-        ))
-        .unwrap();
-    let addr = raw_server(&rt, &recent, Some(&s.pki.ca), &[&rustls::version::TLS13]);
-    let run = s.doctor(&format!("https://localhost:{}/", addr.port()), &[]);
+        ),
+    );
+    let run = s.doctor_local(addr, &[]);
     assert_eq!(run.code, 1);
     let verdict = run.verdict();
     assert!(
@@ -302,13 +327,8 @@ fn an_expired_server_certificate_gives_the_dates_and_says_check_clocks_when_clos
     );
 
     // Expired long ago: renew, no talk of clocks.
-    let old = s
-        .pki
-        .ca
-        .issue(&LeafSpec::server("localhost").expired())
-        .unwrap();
-    let addr = raw_server(&rt, &old, Some(&s.pki.ca), &[&rustls::version::TLS13]);
-    let run = s.doctor(&format!("https://localhost:{}/", addr.port()), &[]);
+    let addr = s.raw_server(&rt, &LeafSpec::server("localhost").expired());
+    let run = s.doctor_local(addr, &[]);
     assert!(
         run.verdict().ends_with(
             "Fix: renew the server's certificate, and check that the server reloaded it."
@@ -323,16 +343,14 @@ fn a_server_certificate_not_yet_valid_says_check_clocks() {
     let s = setup("notyet");
     let rt = runtime();
     let now = SystemTime::now();
-    let early = s
-        .pki
-        .ca
-        .issue(&LeafSpec::server("localhost").validity(
+    let addr = s.raw_server(
+        &rt,
+        &LeafSpec::server("localhost").validity(
             now + Duration::from_secs(300),
             now + Duration::from_secs(86_400),
-        ))
-        .unwrap();
-    let addr = raw_server(&rt, &early, Some(&s.pki.ca), &[&rustls::version::TLS13]);
-    let run = s.doctor(&format!("https://localhost:{}/", addr.port()), &[]);
+        ),
+    );
+    let run = s.doctor_local(addr, &[]);
     assert_eq!(run.code, 1);
     assert!(
         run.verdict().contains("is valid only from ")
@@ -379,7 +397,7 @@ fn a_server_that_never_asks_for_a_certificate_is_not_mutual_tls() {
     let s = setup("oneway");
     let rt = runtime();
     let addr = raw_server(&rt, &s.server, None, &[&rustls::version::TLS13]);
-    let run = s.doctor(&format!("https://localhost:{}/", addr.port()), &[]);
+    let run = s.doctor_local(addr, &[]);
     assert_eq!(run.code, 1, "{}", run.stdout);
     assert!(run.stdout.contains(
         "⚠ server did not ask for a client certificate: this is one-way TLS, not mutual TLS"
@@ -425,7 +443,7 @@ fn a_policy_denial_in_the_handshake_is_named() {
         builder(&s.pki, &s.server)
             .authorize(mtls::Authorizer::spiffe_id("spiffe://example.org/billing").unwrap()),
     );
-    let run = s.doctor(&format!("https://localhost:{}/", addr.port()), &[]);
+    let run = s.doctor_local(addr, &[]);
     assert_eq!(run.code, 1);
     assert!(
         run.verdict().starts_with(
@@ -483,7 +501,7 @@ fn no_common_tls_version_says_which_the_server_speaks() {
         run.stdout
     );
     // Without --tls13-only the same server works over TLS 1.2.
-    let run = s.doctor(&format!("https://localhost:{}/", addr.port()), &[]);
+    let run = s.doctor_local(addr, &[]);
     assert_eq!(run.code, 0, "{}", run.stdout);
     assert!(
         run.stdout.contains("TLS handshake: TLS 1.2"),
@@ -602,15 +620,7 @@ fn a_configuration_file_profile_works_like_the_flags() {
     let s = setup("config");
     let rt = runtime();
     let addr = our_server(&rt, builder(&s.pki, &s.server));
-    let config = s.dir.path("mtls.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[bundle.orders]\ncertificate = {:?}\nprivate_key = {:?}\nca = {:?}\n\n[client.inventory]\nbundle = \"orders\"\n",
-            s.client_cert, s.client_key, s.pki.ca_file
-        ),
-    )
-    .unwrap();
+    let config = s.config_file();
     let run = mtls(&[
         "doctor",
         &format!("https://localhost:{}/", addr.port()),
@@ -637,15 +647,7 @@ fn an_environment_override_that_empties_the_crl_is_refused_unless_it_says_none()
     let s = setup("config-env");
     let rt = runtime();
     let addr = our_server(&rt, builder(&s.pki, &s.server));
-    let config = s.dir.path("mtls.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[bundle.orders]\ncertificate = {:?}\nprivate_key = {:?}\nca = {:?}\n\n[client.inventory]\nbundle = \"orders\"\n",
-            s.client_cert, s.client_key, s.pki.ca_file
-        ),
-    )
-    .unwrap();
+    let config = s.config_file();
     let url = format!("https://localhost:{}/", addr.port());
     let args = ["doctor", &url, "--config", &config, "--client", "inventory"];
     let run = mtls_with_env(&args, &[("MTLS_BUNDLE_ORDERS_CRL", "")]);

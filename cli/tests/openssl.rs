@@ -48,6 +48,15 @@ impl SServer {
         SServer { child, port }
     }
 
+    /// Presents `cert` and `key`, requires a client certificate from the team CA, and takes
+    /// the `extra` arguments.
+    fn verifying(f: &Files, cert: &str, key: &str, extra: &[&str]) -> SServer {
+        let mut args = vec!["-cert", cert, "-key", key, "-CAfile", &f.team.ca_file];
+        args.extend(["-Verify", "1"]);
+        args.extend(extra);
+        SServer::start(&args)
+    }
+
     fn url(&self) -> String {
         format!("https://localhost:{}/", self.port)
     }
@@ -105,16 +114,7 @@ impl Files {
 #[ignore = "needs openssl"]
 fn s_server_with_client_auth_works() {
     let f = files("ossl-ok");
-    let s = SServer::start(&[
-        "-cert",
-        &f.server_cert,
-        "-key",
-        &f.server_key,
-        "-CAfile",
-        &f.team.ca_file,
-        "-Verify",
-        "1",
-    ]);
+    let s = SServer::verifying(&f, &f.server_cert, &f.server_key, &[]);
     let run = f.doctor(&s.url(), &[]);
     assert_eq!(run.code, 0, "{}", run.stdout);
     assert!(
@@ -136,16 +136,7 @@ fn s_server_with_a_rogue_ca_certificate_is_untrusted() {
     let f = files("ossl-rogue");
     let rogue = Pki::new(&f.dir, "Rogue CA");
     let (cert, key, _) = rogue.write(&f.dir, "rogue-server", &LeafSpec::server("localhost"));
-    let s = SServer::start(&[
-        "-cert",
-        &cert,
-        "-key",
-        &key,
-        "-CAfile",
-        &f.team.ca_file,
-        "-Verify",
-        "1",
-    ]);
+    let s = SServer::verifying(&f, &cert, &key, &[]);
     let run = f.doctor(&s.url(), &[]);
     assert_eq!(run.code, 1);
     assert!(
@@ -168,16 +159,7 @@ fn s_server_with_a_wrong_san_is_named() {
             .dns("elsewhere.internal")
             .usage(mtls::dev::Usage::Server),
     );
-    let s = SServer::start(&[
-        "-cert",
-        &cert,
-        "-key",
-        &key,
-        "-CAfile",
-        &f.team.ca_file,
-        "-Verify",
-        "1",
-    ]);
+    let s = SServer::verifying(&f, &cert, &key, &[]);
     let run = f.doctor(&s.url(), &[]);
     assert_eq!(run.code, 1);
     assert!(
@@ -236,17 +218,7 @@ fn s_server_without_client_auth_is_not_mutual() {
 #[ignore = "needs openssl"]
 fn s_server_tls12_only_against_a_tls13_only_client() {
     let f = files("ossl-tls12");
-    let s = SServer::start(&[
-        "-cert",
-        &f.server_cert,
-        "-key",
-        &f.server_key,
-        "-CAfile",
-        &f.team.ca_file,
-        "-Verify",
-        "1",
-        "-tls1_2",
-    ]);
+    let s = SServer::verifying(&f, &f.server_cert, &f.server_key, &["-tls1_2"]);
     let run = f.doctor(&s.url(), &["--tls13-only"]);
     assert_eq!(run.code, 1);
     assert!(
@@ -265,16 +237,7 @@ fn s_server_with_an_expired_certificate() {
     let (cert, key, _) = f
         .team
         .write(&f.dir, "expired", &LeafSpec::server("localhost").expired());
-    let s = SServer::start(&[
-        "-cert",
-        &cert,
-        "-key",
-        &key,
-        "-CAfile",
-        &f.team.ca_file,
-        "-Verify",
-        "1",
-    ]);
+    let s = SServer::verifying(&f, &cert, &key, &[]);
     let run = f.doctor(&s.url(), &[]);
     assert_eq!(run.code, 1);
     assert!(
@@ -293,21 +256,20 @@ fn inspect_reads_an_openssl_pkcs12_keystore() {
     let p12 = f.dir.path("orders.p12");
     let pass = f.dir.path("pass.txt");
     std::fs::write(&pass, "changeit\n").unwrap();
-    let status = Command::new("openssl")
-        .args([
-            "pkcs12",
-            "-export",
-            "-in",
-            &f.client_cert,
-            "-inkey",
-            &f.client_key,
-            "-out",
-            &p12,
-        ])
-        .args(["-passout", "pass:changeit", "-name", "orders"])
-        .status()
-        .unwrap();
-    assert!(status.success());
+    run_ok(
+        Command::new("openssl")
+            .args([
+                "pkcs12",
+                "-export",
+                "-in",
+                &f.client_cert,
+                "-inkey",
+                &f.client_key,
+                "-out",
+                &p12,
+            ])
+            .args(["-passout", "pass:changeit", "-name", "orders"]),
+    );
     let run = mtls(&["inspect", &p12, "--password-file", &pass]);
     assert_eq!(run.code, 0, "{}", run.stdout);
     assert!(

@@ -13,8 +13,41 @@ pub const SETTLE: Duration = Duration::from_secs(30);
 
 /// The alert a raw rustls client received, from the I/O error tokio-rustls returned.
 pub fn alert_of(err: &std::io::Error) -> Option<rustls::AlertDescription> {
-    match err.get_ref()?.downcast_ref::<rustls::Error>()? {
+    match rustls_error_in(err)? {
         rustls::Error::AlertReceived(alert) => Some(*alert),
+        _ => None,
+    }
+}
+
+/// The rustls error somewhere in `err`'s chain (an `io::Error` hides the error it wraps
+/// from `source()`, so those are opened too).
+pub fn rustls_error_in<'a>(
+    err: &'a (dyn std::error::Error + 'static),
+) -> Option<&'a rustls::Error> {
+    if let Some(tls) = err.downcast_ref::<rustls::Error>() {
+        return Some(tls);
+    }
+    let wrapped = err
+        .downcast_ref::<std::io::Error>()
+        .and_then(|io| io.get_ref())
+        .map(|inner| inner as &(dyn std::error::Error + 'static));
+    wrapped
+        .and_then(rustls_error_in)
+        .or_else(|| err.source().and_then(rustls_error_in))
+}
+
+/// The alert our client heard from a server that refused our certificate.
+pub fn rejected_alert(err: &ClientError) -> Option<&str> {
+    match err {
+        ClientError::ServerRejectedCertificate { alert } => Some(&**alert),
+        _ => None,
+    }
+}
+
+/// The reason our client named for refusing the server's certificate.
+pub fn server_refusal(err: &ClientError) -> Option<HandshakeFailure> {
+    match err {
+        ClientError::ServerCertificate { reason, .. } => Some(*reason),
         _ => None,
     }
 }

@@ -112,6 +112,22 @@ pub fn mtls_with_env(args: &[&str], env: &[(&str, &str)]) -> Run {
     }
 }
 
+/// Runs `command` (an external tool: openssl, curl), which must start and succeed; a failure
+/// names the command and shows what it printed.
+pub fn run_ok(command: &mut Command) -> std::process::Output {
+    let out = command
+        .output()
+        .unwrap_or_else(|e| panic!("FAIL: {command:?} could not start ({e})"));
+    assert!(
+        out.status.success(),
+        "{command:?} exited with {}\n--- stdout\n{}\n--- stderr\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
 /// A CA with its certificate written to DIR/NAME-ca.pem.
 pub struct Pki {
     pub ca: DevCa,
