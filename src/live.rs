@@ -438,19 +438,15 @@ impl ClientSessionStore for ClientSessions {
 /// generation's key-share hints (which only choose the first key share sent) and stores and
 /// offers no session, since nothing there checks a resumed server again.
 #[derive(Debug)]
-pub(crate) struct KeyShareHints(pub(crate) Arc<LiveClient>);
+pub(crate) struct KeyShareHints(pub(crate) ClientSessions);
 
 impl ClientSessionStore for KeyShareHints {
     fn set_kx_hint(&self, server_name: ServerName<'static>, group: NamedGroup) {
-        self.0
-            .current
-            .load()
-            .sessions
-            .set_kx_hint(server_name, group);
+        self.0.set_kx_hint(server_name, group);
     }
 
     fn kx_hint(&self, server_name: &ServerName<'_>) -> Option<NamedGroup> {
-        self.0.current.load().sessions.kx_hint(server_name)
+        self.0.kx_hint(server_name)
     }
 
     fn set_tls12_session(

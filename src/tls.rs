@@ -191,8 +191,10 @@ pub(crate) fn live_client_config(
     config.resumption = match runner {
         // Each generation has its own store: sessions verified under older trust are not offered.
         Runner::Ours => Resumption::store(Arc::new(ClientSessions(Arc::clone(live)))),
-        Runner::OtherLibrary => Resumption::store(Arc::new(KeyShareHints(Arc::clone(live))))
-            .tls12_resumption(Tls12Resumption::Disabled),
+        Runner::OtherLibrary => {
+            Resumption::store(Arc::new(KeyShareHints(ClientSessions(Arc::clone(live)))))
+                .tls12_resumption(Tls12Resumption::Disabled)
+        }
     };
     Ok(config)
 }
