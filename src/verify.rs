@@ -95,6 +95,24 @@ pub struct RevocationPolicy {
     pub allow_expired_crls: bool,
 }
 
+/// `builder` (rustls' client or server verifier builder: the same options, no shared trait)
+/// with `revocation` applied.
+macro_rules! with_revocation {
+    ($builder:expr, $revocation:expr) => {{
+        let (mut builder, revocation) = ($builder, $revocation);
+        if revocation.leaf_only {
+            builder = builder.only_check_end_entity_revocation();
+        }
+        if revocation.allow_unknown_status {
+            builder = builder.allow_unknown_revocation_status();
+        }
+        if !revocation.allow_expired_crls {
+            builder = builder.enforce_revocation_expiration();
+        }
+        builder
+    }};
+}
+
 impl RevocationPolicy {
     fn depth(self) -> webpki::RevocationCheckDepth {
         if self.leaf_only {
@@ -476,23 +494,14 @@ impl ClientIdentityVerifier {
         // (`handshake_signatures_from_provider!` below).
         let chains = crate::sigcache::chain_provider(&provider);
         let build = |store: &Store| -> Result<Arc<dyn ClientCertVerifier>, Error> {
-            let mut builder = WebPkiClientVerifier::builder_with_provider(
+            let builder = WebPkiClientVerifier::builder_with_provider(
                 Arc::clone(&store.roots),
                 Arc::clone(&chains),
             )
             // Whether a certificate is required is decided by `client_auth_mandatory` below.
             .allow_unauthenticated()
             .with_crls(store.crls.iter().cloned());
-            if revocation.leaf_only {
-                builder = builder.only_check_end_entity_revocation();
-            }
-            if revocation.allow_unknown_status {
-                builder = builder.allow_unknown_revocation_status();
-            }
-            if !revocation.allow_expired_crls {
-                builder = builder.enforce_revocation_expiration();
-            }
-            Ok(builder.build()?)
+            Ok(with_revocation!(builder, revocation).build()?)
         };
         let (plain, domains) = anchors.map(build)?;
         let hints = anchors
@@ -715,21 +724,12 @@ impl ServerIdentityVerifier {
                 .plain
                 .iter()
                 .map(|store| {
-                    let mut builder = WebPkiServerVerifier::builder_with_provider(
+                    let builder = WebPkiServerVerifier::builder_with_provider(
                         Arc::clone(&store.roots),
                         Arc::clone(&chains),
                     )
                     .with_crls(store.crls.iter().cloned());
-                    if revocation.leaf_only {
-                        builder = builder.only_check_end_entity_revocation();
-                    }
-                    if revocation.allow_unknown_status {
-                        builder = builder.allow_unknown_revocation_status();
-                    }
-                    if !revocation.allow_expired_crls {
-                        builder = builder.enforce_revocation_expiration();
-                    }
-                    builder.build()
+                    with_revocation!(builder, revocation).build()
                 })
                 .collect::<Result<_, _>>()?,
             (None, true) => return Err(Error::NeedsExpectServer),

@@ -5,7 +5,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::refusal::{SETTLE, assert_refused, assert_served};
+use common::refusal::{assert_refused, assert_served};
 use common::*;
 use mtls::{Authorizer, HandshakeFailure, Rotate, Server};
 
@@ -45,14 +45,7 @@ fn revoked_and_good(ca: &Ca) -> (mtls::Client, mtls::Client) {
 
 /// Waits until the revoked client is refused (the CRL landed).
 async fn wait_revoked(server: &Running, revoked: &mtls::Client) -> bool {
-    let deadline = tokio::time::Instant::now() + SETTLE;
-    while tokio::time::Instant::now() < deadline {
-        if revoked.get(server.url("/")).await.is_err() {
-            return true;
-        }
-        tokio::time::sleep(TICK).await;
-    }
-    false
+    eventually_async(|| async { revoked.get(server.url("/")).await.is_err() }).await
 }
 
 #[tokio::test]
@@ -131,19 +124,16 @@ async fn a_half_written_certificate_does_not_swallow_a_crl_changed_with_it() {
     // The certificate completes: it is taken too.
     dir.put("tls.key", &next.key_pem);
     dir.put("tls.crt", &next.cert_pem);
-    let deadline = tokio::time::Instant::now() + SETTLE;
-    let mut taken = false;
-    while !taken && tokio::time::Instant::now() < deadline {
+    let taken = eventually_async(|| async {
         let resp = good.get(server.url("/")).await.unwrap();
-        taken = resp
-            .extensions()
+        resp.extensions()
             .get::<mtls::PeerIdentity>()
             .unwrap()
             .leaf()
             .as_ref()
-            == &next.der[..];
-        tokio::time::sleep(TICK).await;
-    }
+            == &next.der[..]
+    })
+    .await;
     assert!(taken, "the completed certificate is served");
     server.shutdown().await;
 }
