@@ -306,7 +306,7 @@ impl DevCa {
             .iter()
             .map(|c| (alias.to_owned(), c.clone()))
             .collect();
-        crate::pkcs12::write::truststore(&certs, password)
+        crate::material::pkcs12::write::truststore(&certs, password)
             .map_err(|detail| DevCaError::Pkcs12 { detail })
     }
 
@@ -1114,7 +1114,8 @@ impl DevCert {
         let key = rustls_pki_types::PrivatePkcs8KeyDer::from_pem_slice(self.key_pem.as_bytes())
             .map(zeroize::Zeroizing::new)
             .map_err(|e| bad(e.to_string()))?;
-        crate::pkcs12::write::keystore(&chain, key.secret_pkcs8_der(), alias, password).map_err(bad)
+        crate::material::pkcs12::write::keystore(&chain, key.secret_pkcs8_der(), alias, password)
+            .map_err(bad)
     }
 
     fn serial(&self) -> Result<Vec<u8>, String> {

@@ -311,9 +311,9 @@ pub enum Error {
     MissingPolicy,
     /// A policy could not be built.
     #[error(transparent)]
-    Policy(#[from] crate::authorize::PolicyError),
+    Policy(#[from] crate::policy::authorizer::PolicyError),
     /// A new certificate is not valid at this moment (rotation refuses it).
-    #[error("the certificate `{subject}` is not valid now (valid from {} to {}); keeping the current one until a valid certificate arrives", crate::expiry::humantime(*not_before), crate::expiry::humantime(*not_after))]
+    #[error("the certificate `{subject}` is not valid now (valid from {} to {}); keeping the current one until a valid certificate arrives", crate::util::time::humantime(*not_before), crate::util::time::humantime(*not_after))]
     NotValidNow {
         /// Subject of the refused leaf.
         subject: String,

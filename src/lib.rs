@@ -65,77 +65,51 @@
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
-mod authorize;
-#[cfg(feature = "axum")]
-mod axum;
 mod client;
 #[cfg(feature = "config")]
 mod config;
-#[cfg(feature = "config")]
-mod config_env;
-mod connection;
-mod crl_info;
 #[cfg(feature = "dev")]
 pub mod dev;
-mod drain;
 mod error;
-mod expiry;
-mod generations;
-mod health;
-mod hints;
-mod identity;
-mod incoming;
-mod limits;
 mod live;
 mod material;
-mod path;
-mod peer_text;
-mod pem_dir;
-#[cfg(feature = "pkcs12")]
-mod pkcs12;
-mod provider;
-mod refusal;
-mod require;
-mod roles;
+mod peer;
+mod policy;
+mod rotate;
 mod server;
-mod service;
-mod sigcache;
-mod source;
-mod stats;
-mod status;
-mod tls;
+mod util;
 pub mod verify;
 
-pub use authorize::{Authorizer, Denied, PolicyError};
-#[cfg(feature = "axum")]
-pub use axum::MissingIdentity;
 pub use client::{Client, ClientBuilder, Connector, DEFAULT_CONNECT_TIMEOUT, TlsConnection};
 #[cfg(feature = "config")]
 pub use config::{
     AccessSection, Bundle, ClientSection, Config, ConfigError, OneOrMany, ServerSection,
 };
-pub use crl_info::CrlInfo;
 pub use error::{ClientError, Error, HandshakeFailure, LoadError, Origin, alert_name};
-pub use health::{Health, HealthListener};
-pub use identity::{Fingerprint, PeerIdentity, SpiffeId, SpiffeIdError, TlsVersion};
-#[cfg(feature = "tonic")]
-pub use incoming::VerifiedConnectInfo;
-pub use incoming::{TlsIncoming, VerifiedStream};
-pub use limits::{DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_SHUTDOWN_TIMEOUT, Limits};
-pub use material::{Crls, Identity, TrustBundle};
-pub use path::{PathError, canonical_path};
-pub use pem_dir::PemDirectory;
+pub use live::tls::ClientAuth;
+pub use material::crl_info::CrlInfo;
 #[cfg(feature = "pkcs12")]
-pub use pkcs12::Password;
-pub use provider::{CRYPTO_PROVIDER, crypto_provider};
-pub use require::{RequireIdentity, RequireIdentityFuture, RequireIdentityService};
-pub use roles::{Access, AccessError, AccessRule, AccessService, Decision, Roles};
+pub use material::pkcs12::Password;
+pub use material::{Crls, Identity, TrustBundle};
+pub use peer::{Fingerprint, PeerIdentity, SpiffeId, SpiffeIdError, TlsVersion};
+pub use policy::authorizer::{Authorizer, Denied, PolicyError};
+#[cfg(feature = "axum")]
+pub use policy::axum::MissingIdentity;
+pub use policy::path::{PathError, canonical_path};
+pub use policy::require::{RequireIdentity, RequireIdentityFuture, RequireIdentityService};
+pub use policy::roles::{Access, AccessError, AccessRule, AccessService, Decision, Roles};
+pub use rotate::pem_dir::PemDirectory;
+pub use rotate::status::{CertificateInfo, CertificateStatus};
+pub use rotate::{DEFAULT_RELOAD_INTERVAL, Rotate};
+pub use server::health::{Health, HealthListener};
+#[cfg(feature = "tonic")]
+pub use server::incoming::VerifiedConnectInfo;
+pub use server::incoming::{TlsIncoming, VerifiedStream};
+pub use server::limits::{DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_SHUTDOWN_TIMEOUT, Limits};
+pub use server::service::{HttpService, Hyper, Tower};
+pub use server::stats::{RECENT_WINDOW, ServerStats};
 pub use server::{ConnectionInfo, Server, ServerBuilder, ServerHandle};
-pub use service::{HttpService, Hyper, Tower};
-pub use source::{DEFAULT_RELOAD_INTERVAL, Rotate};
-pub use stats::{RECENT_WINDOW, ServerStats};
-pub use status::{CertificateInfo, CertificateStatus};
-pub use tls::ClientAuth;
+pub use util::provider::{CRYPTO_PROVIDER, crypto_provider};
 
 /// Re-exported so that users name the same versions this crate was built with.
 pub use rustls_pki_types::{CertificateDer, PrivateKeyDer};

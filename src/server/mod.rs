@@ -1,6 +1,14 @@
 //! [`Server`]: the accept loop, a handshake task per connection, HTTP/1.1 and HTTP/2 by ALPN,
 //! the peer's identity in every request, and graceful shutdown.
 
+pub(crate) mod connection;
+pub(crate) mod drain;
+pub(crate) mod health;
+pub(crate) mod incoming;
+pub(crate) mod limits;
+pub(crate) mod service;
+pub(crate) mod stats;
+
 use std::fmt;
 use std::future::{Future, pending};
 use std::net::SocketAddr;
@@ -16,20 +24,20 @@ use tokio::net::{TcpListener, ToSocketAddrs};
 use tokio::sync::Semaphore;
 use tracing::Instrument;
 
-use crate::authorize::Authorizer;
-use crate::connection::{CONNECTION, Connection, ConnectionContext, HttpBuilders};
-use crate::drain::{Drain, Order, Timeouts};
 use crate::error::Error;
-use crate::identity::PeerIdentity;
-use crate::limits::Limits;
+use crate::live::tls::{ClientAuth, Runner, TlsOptions, live_server_config, server_generation};
 use crate::live::{LiveServer, ServerGeneration};
 use crate::material::{Crls, Identity, TrustBundle};
-use crate::provider::crypto_provider;
-use crate::service::HttpService;
-use crate::source::{Live, MaterialSpec, ReloadState, Role, Rotate, Target, Update, rotate};
-use crate::stats::ServerStats;
-use crate::status::{CertificateStatus, status};
-use crate::tls::{ClientAuth, Runner, TlsOptions, live_server_config, server_generation};
+use crate::peer::PeerIdentity;
+use crate::policy::authorizer::Authorizer;
+use crate::rotate::status::{CertificateStatus, status};
+use crate::rotate::{Live, MaterialSpec, ReloadState, Role, Rotate, Target, Update, rotate};
+use crate::server::connection::{CONNECTION, Connection, ConnectionContext, HttpBuilders};
+use crate::server::drain::{Drain, Order, Timeouts};
+use crate::server::limits::Limits;
+use crate::server::service::HttpService;
+use crate::server::stats::ServerStats;
+use crate::util::provider::crypto_provider;
 
 /// Configures and binds a [`Server`].
 ///
@@ -619,7 +627,7 @@ impl ServerBuilder {
 /// A server's state before its files are watched.
 struct Unwatched {
     shared: Arc<Shared>,
-    files: crate::source::Files,
+    files: crate::rotate::Files,
     interval: Option<Duration>,
 }
 
@@ -906,7 +914,7 @@ impl ServerHandle {
         &self,
         addr: impl ToSocketAddrs + fmt::Debug,
     ) -> Result<crate::HealthListener, Error> {
-        crate::health::serve_health(self.clone(), addr).await
+        crate::server::health::serve_health(self.clone(), addr).await
     }
 
     /// The server's counters.
@@ -951,7 +959,7 @@ impl ServerHandle {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn pem_directory(&self, dir: impl AsRef<Path>) -> Result<crate::PemDirectory, Error> {
-        crate::source::pem_directory(&*self.shared, dir.as_ref())
+        crate::rotate::pem_directory(&*self.shared, dir.as_ref())
     }
 
     /// A rustls configuration over the server's material, for any rustls-based acceptor.
@@ -1432,10 +1440,10 @@ impl Server {
             + Send
             + 'static,
         H::Future: Send + 'static,
-        H::Error: Into<crate::connection::BoxError>,
+        H::Error: Into<crate::server::connection::BoxError>,
         B: hyper::body::Body + Send + 'static,
         B::Data: Send,
-        B::Error: Into<crate::connection::BoxError>,
+        B::Error: Into<crate::server::connection::BoxError>,
         G: Future<Output = ()> + Send,
     {
         let make = Arc::new(make);

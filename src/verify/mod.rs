@@ -11,6 +11,8 @@
 //! Our [`Server`](crate::Server) and [`Client`](crate::Client) use them; they are public so that
 //! any rustls-based library can run the same checks.
 
+mod signatures;
+
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
@@ -26,12 +28,12 @@ use rustls::{
 };
 use rustls_pki_types::{CertificateDer, CertificateRevocationListDer, ServerName, UnixTime};
 
-use crate::authorize::{Authorizer, Denied};
-use crate::connection::{mark_logged, peer_addr, resuming, stash_verified};
 use crate::error::{Error, HandshakeFailure};
-use crate::identity::PeerIdentity;
 use crate::material::TrustBundle;
-use crate::peer_text::{Escaped, Names};
+use crate::peer::PeerIdentity;
+use crate::policy::authorizer::{Authorizer, Denied};
+use crate::server::connection::{mark_logged, peer_addr, resuming, stash_verified};
+use crate::util::text::{Escaped, Names};
 
 /// The handshake-signature checks both verifiers share: the provider's algorithms, as rustls'
 /// own verifiers use them. Expands inside an impl whose `self.provider` is the crypto provider.
@@ -331,7 +333,7 @@ fn quiet() -> bool {
 /// span, which carries the peer address.
 ///
 /// The chain did not verify, so every name in it is the peer's own unchecked text: the event
-/// says so (`unverified = true`) and shows the names escaped and bounded ([`crate::peer_text`]).
+/// says so (`unverified = true`) and shows the names escaped and bounded ([`crate::util::text`]).
 fn log_rejected(peer: &PeerIdentity, error: &rustls::Error) {
     if quiet() {
         return;
@@ -345,8 +347,8 @@ fn log_rejected(peer: &PeerIdentity, error: &rustls::Error) {
         peer.subject = %Escaped(peer.subject()),
         peer.sans = %sans_of(peer),
         peer.issuer = %Escaped(peer.issuer()),
-        peer.not_before = %crate::expiry::humantime(peer.not_before()),
-        peer.not_after = %crate::expiry::humantime(peer.not_after()),
+        peer.not_before = %crate::util::time::humantime(peer.not_before()),
+        peer.not_after = %crate::util::time::humantime(peer.not_after()),
         detail = %Escaped(error),
         resumed = resuming(),
         "TLS handshake failed: {reason}"
@@ -403,8 +405,8 @@ pub(crate) fn log_not_authorized(
             peer.subject = %Escaped(peer.subject()),
             peer.sans = %sans_of(peer),
             peer.issuer = %Escaped(peer.issuer()),
-            peer.not_before = %crate::expiry::humantime(peer.not_before()),
-            peer.not_after = %crate::expiry::humantime(peer.not_after()),
+            peer.not_before = %crate::util::time::humantime(peer.not_before()),
+            peer.not_after = %crate::util::time::humantime(peer.not_after()),
             policy = %denied.policy,
             resumed,
             "TLS handshake failed: peer not authorized by policy"
@@ -492,7 +494,7 @@ impl ClientIdentityVerifier {
         // a client that comes back with the same certificate costs one ECDSA verification
         // less. The handshake's own signatures are checked with the plain provider
         // (`handshake_signatures_from_provider!` below).
-        let chains = crate::sigcache::chain_provider(&provider);
+        let chains = crate::verify::signatures::chain_provider(&provider);
         let build = |store: &Store| -> Result<Arc<dyn ClientCertVerifier>, Error> {
             let builder = WebPkiClientVerifier::builder_with_provider(
                 Arc::clone(&store.roots),
@@ -717,7 +719,7 @@ impl ServerIdentityVerifier {
         let anchors = Anchors::new(trust)?;
         // Chain signatures that verified are remembered (see `sigcache`); the handshake's own
         // signatures are checked with the plain provider.
-        let chains = crate::sigcache::chain_provider(&provider);
+        let chains = crate::verify::signatures::chain_provider(&provider);
         let by_name = match (&policy, anchors.plain.is_empty()) {
             (Some(_), _) => Vec::new(),
             (None, false) => anchors

@@ -88,7 +88,7 @@ impl PemDirectory {
 
     /// A callback that rewrites the directory, holding it weakly (a dropped `PemDirectory`
     /// stops being updated).
-    pub(crate) fn observer(&self) -> crate::source::Observer {
+    pub(crate) fn observer(&self) -> crate::rotate::Observer {
         let weak = Arc::downgrade(&self.inner);
         Box::new(move |identity: &Identity, trust: &[TrustBundle]| {
             let Some(writer) = weak.upgrade() else {

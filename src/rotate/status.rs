@@ -3,10 +3,10 @@
 
 use std::time::{Duration, SystemTime};
 
-use crate::expiry::{ExpiryLevel, expiry_level};
-use crate::identity::PeerIdentity;
 use crate::material::{Crls, TrustBundle};
-use crate::source::Target;
+use crate::peer::PeerIdentity;
+use crate::rotate::Target;
+use crate::util::time::{ExpiryLevel, expiry_level};
 
 /// One certificate's expiry facts.
 ///
@@ -151,7 +151,7 @@ pub(crate) fn status(target: &dyn Target) -> CertificateStatus {
         last_reload_error: status.last_error,
         reloads: status.succeeded,
         reload_failures: status.failed,
-        crls: crate::crl_info::crl_infos(
+        crls: crate::material::crl_info::crl_infos(
             trust
                 .iter()
                 .flat_map(TrustBundle::crls)

@@ -9,10 +9,10 @@ use http::{Request, Response};
 use http_body_util::{Either, Full};
 use hyper::body::Bytes;
 
-use crate::authorize::Authorizer;
-use crate::identity::PeerIdentity;
-use crate::incoming::peer_of;
-use crate::refusal::{Refusal, refuse};
+use crate::peer::PeerIdentity;
+use crate::policy::authorizer::Authorizer;
+use crate::policy::refusal::{Refusal, refuse};
+use crate::server::incoming::peer_of;
 
 /// A tower [`Layer`](tower_layer::Layer) that lets a request through only when the caller's
 /// [`PeerIdentity`] is allowed by `policy`. The identity is the one [`Server`](crate::Server)

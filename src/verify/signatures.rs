@@ -30,7 +30,7 @@ use rustls_pki_types::{AlgorithmIdentifier, InvalidSignature, SignatureVerificat
 /// the previous one is forgotten. An entry used from the previous generation moves back.
 const GENERATION: usize = 4096;
 
-type Memory = crate::generations::Generations<()>;
+type Memory = crate::util::cache::Generations<()>;
 
 static MEMORY: OnceLock<Mutex<Memory>> = OnceLock::new();
 
@@ -91,7 +91,7 @@ impl SignatureVerificationAlgorithm for Remembering {
         let public_key_alg = self.inner.public_key_alg_id();
         let signature_alg = self.inner.signature_alg_id();
         // Each part is preceded by its length, so that no two inputs hash alike.
-        let key = crate::provider::sha256_parts(&[
+        let key = crate::util::provider::sha256_parts(&[
             public_key_alg.as_ref(),
             signature_alg.as_ref(),
             public_key,
@@ -187,7 +187,7 @@ mod tests {
     fn ecdsa_p256() -> Signed {
         use rcgen::{KeyPair, PKCS_ECDSA_P256_SHA256};
         let key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256).unwrap();
-        let provider = crate::provider::crypto_provider();
+        let provider = crate::util::provider::crypto_provider();
         let algorithms = for_chains(provider.signature_verification_algorithms);
         let algorithm = *algorithms
             .all
@@ -277,7 +277,7 @@ mod tests {
 
     #[test]
     fn handshake_signatures_are_not_wrapped_and_wrappers_are_made_once() {
-        let provider = crate::provider::crypto_provider();
+        let provider = crate::util::provider::crypto_provider();
         let plain = provider.signature_verification_algorithms;
         let a = for_chains(plain);
         let b = for_chains(plain);
@@ -340,7 +340,7 @@ mod verifier_tests {
     #[test]
     fn both_verifiers_remember_a_returning_peers_chain_signature() {
         let ca = crate::dev::DevCa::new("test CA").unwrap();
-        let provider = crate::provider::crypto_provider();
+        let provider = crate::util::provider::crypto_provider();
         let server = ca.server("localhost").unwrap();
         let server_leaf = CertificateDer::from(server.der().to_vec());
         let by_name = ServerIdentityVerifier::new(

@@ -13,7 +13,7 @@ use x509_parser::extensions::GeneralName;
 use x509_parser::prelude::{FromDer, X509Certificate};
 
 use crate::error::{LoadError, Origin};
-use crate::provider::sha256;
+use crate::util::provider::sha256;
 
 /// The verified identity of the peer on a connection.
 ///
@@ -438,7 +438,7 @@ impl PeerIdentity {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn x5t_s256(&self) -> String {
-        crate::pem_dir::base64(self.fingerprint().as_bytes(), true)
+        crate::rotate::pem_dir::base64(self.fingerprint().as_bytes(), true)
     }
 
     /// The chain the peer presented, leaf first, as DER.
@@ -685,8 +685,8 @@ mod recent {
 
     use super::{Certificate, Fingerprint};
     use crate::error::LoadError;
-    use crate::generations::Generations;
-    use crate::provider::sha256;
+    use crate::util::cache::Generations;
+    use crate::util::provider::sha256;
 
     /// Chains per generation: when the current one is full it becomes the previous one, and
     /// the previous one is forgotten. A chain used from the previous generation moves back.

@@ -13,11 +13,11 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use tracing::Instrument;
 
-use crate::connection::{CONNECTION, Connection, ConnectionContext};
-use crate::drain::Drain;
-use crate::identity::PeerIdentity;
+use crate::peer::PeerIdentity;
+use crate::server::connection::{CONNECTION, Connection, ConnectionContext};
+use crate::server::drain::Drain;
+use crate::server::stats::ActiveGuard;
 use crate::server::{Shared, accept, accept_error};
-use crate::stats::ActiveGuard;
 
 /// The streams of a [`Server`](crate::Server) turned into a listener with
 /// [`Server::incoming`](crate::Server::incoming): each one has completed the TLS handshake
@@ -248,7 +248,7 @@ async fn accept_streams(
 /// ```
 pub struct VerifiedStream {
     /// Boxed, as the server's connections keep it.
-    tls: crate::connection::TlsStream,
+    tls: crate::server::connection::TlsStream,
     peer: Option<PeerIdentity>,
     remote_addr: SocketAddr,
     _permit: OwnedSemaphorePermit,

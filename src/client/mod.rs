@@ -22,15 +22,15 @@ use rustls_pki_types::{ServerName, UnixTime};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 
-use crate::authorize::Authorizer;
 use crate::error::{ClientError, Error, HandshakeFailure, alert_name, is_certificate_alert};
-use crate::identity::PeerIdentity;
+use crate::live::tls::{Runner, TlsOptions, client_generation, live_client_config};
 use crate::live::{InGeneration, LiveClient, within_generation};
 use crate::material::{Crls, Identity, TrustBundle};
-use crate::provider::crypto_provider;
-use crate::source::{Live, MaterialSpec, ReloadState, Role, Rotate, Target, Update, rotate};
-use crate::status::{CertificateStatus, status};
-use crate::tls::{Runner, TlsOptions, client_generation, live_client_config};
+use crate::peer::PeerIdentity;
+use crate::policy::authorizer::Authorizer;
+use crate::rotate::status::{CertificateStatus, status};
+use crate::rotate::{Live, MaterialSpec, ReloadState, Role, Rotate, Target, Update, rotate};
+use crate::util::provider::crypto_provider;
 use crate::verify::ServerNotAllowed;
 
 /// Default limit on TCP connect plus TLS handshake.
@@ -669,7 +669,7 @@ impl Client {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn pem_directory(&self, dir: impl AsRef<Path>) -> Result<crate::PemDirectory, Error> {
-        crate::source::pem_directory(&*self.0.shared, dir.as_ref())
+        crate::rotate::pem_directory(&*self.0.shared, dir.as_ref())
     }
 
     /// The connector this client opens connections with: TCP, then TLS with our current

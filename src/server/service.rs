@@ -10,7 +10,7 @@ use http::{Request, Response};
 use hyper::body::{Body, Incoming};
 use hyper_util::service::TowerToHyperService;
 
-use crate::connection::BoxError;
+use crate::server::connection::BoxError;
 
 /// A service [`Server::serve`](crate::Server::serve) can run: implemented for every hyper
 /// service and every tower service of `Request<Incoming>` that is `Clone + Send + Sync`.

@@ -16,9 +16,9 @@ use hyper::body::Bytes;
 use rustls::server::ParsedCertificate;
 use rustls_pki_types::ServerName;
 
-use crate::identity::{PeerIdentity, SpiffeId, SpiffeIdError};
-use crate::incoming::peer_of;
-use crate::refusal::{self, Refusal};
+use crate::peer::{PeerIdentity, SpiffeId, SpiffeIdError};
+use crate::policy::refusal::{self, Refusal};
+use crate::server::incoming::peer_of;
 
 /// A policy over a peer's verified identity.
 ///

@@ -5,9 +5,9 @@ use std::fmt::Write as _;
 use std::time::{Duration, SystemTime};
 
 use crate::error::HandshakeFailure;
-use crate::expiry::humantime;
-use crate::stats::ServerStats;
-use crate::status::{CertificateInfo, CertificateStatus};
+use crate::rotate::status::{CertificateInfo, CertificateStatus};
+use crate::server::stats::ServerStats;
+use crate::util::time::humantime;
 
 /// A server's health: [`CertificateStatus`] (our certificate, trust anchors, reloads) with the
 /// handshake counters of [`ServerStats`], taken at one moment by [`Server::health`] or
@@ -355,7 +355,7 @@ pub(crate) fn words(d: Duration) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::status::{CertificateInfo, CertificateStatus};
+    use crate::rotate::status::{CertificateInfo, CertificateStatus};
 
     fn info(subject: &str, left: i64, renewal_due: bool) -> CertificateInfo {
         let now = SystemTime::now();

@@ -1,6 +1,10 @@
 //! Our own identity ([`Identity`]: certificate chain and private key) and the CAs we trust
 //! ([`TrustBundle`]), loaded from PEM files, PEM bytes or DER, and checked as they load.
 
+pub(crate) mod crl_info;
+#[cfg(feature = "pkcs12")]
+pub(crate) mod pkcs12;
+
 use std::fmt;
 use std::path::Path;
 use std::sync::Arc;
@@ -12,9 +16,9 @@ use rustls_pki_types::{CertificateDer, CertificateRevocationListDer, PrivateKeyD
 use x509_parser::prelude::{FromDer, X509Certificate};
 use zeroize::Zeroizing;
 
-use crate::authorize::{Authorizer, PolicyError};
 use crate::error::{LoadError, Origin};
-use crate::provider::crypto_provider;
+use crate::policy::authorizer::{Authorizer, PolicyError};
+use crate::util::provider::crypto_provider;
 
 /// Our own certificate chain and the private key of its leaf.
 ///

@@ -27,12 +27,12 @@ use http::{Method, Request, Response};
 use http_body_util::{Either, Full};
 use hyper::body::Bytes;
 
-use crate::authorize::{Authorizer, PolicyError};
-use crate::identity::PeerIdentity;
-use crate::incoming::peer_of;
-use crate::path::{PathError, canonical_path};
-use crate::refusal::{Refusal, refuse};
-use crate::require::RequireIdentityFuture;
+use crate::peer::PeerIdentity;
+use crate::policy::authorizer::{Authorizer, PolicyError};
+use crate::policy::path::{PathError, canonical_path};
+use crate::policy::refusal::{Refusal, refuse};
+use crate::policy::require::RequireIdentityFuture;
+use crate::server::incoming::peer_of;
 
 /// Why roles or access rules could not be built.
 ///

@@ -9,13 +9,13 @@ use rustls::crypto::CryptoProvider;
 use rustls::server::NoServerSessionStorage;
 use rustls::{ClientConfig, ServerConfig, SupportedProtocolVersion};
 
-use crate::authorize::Authorizer;
 use crate::error::Error;
 use crate::live::{
     ClientGeneration, ClientResolver, ClientSessions, ClientVerifier, KeyShareHints, LiveClient,
     LiveServer, ServerGeneration, ServerResolver, ServerSessions, ServerVerifier,
 };
 use crate::material::{Identity, TrustBundle};
+use crate::policy::authorizer::Authorizer;
 use crate::verify::{ClientIdentityVerifier, RevocationPolicy, ServerIdentityVerifier};
 
 /// TLS 1.3 and 1.2; nothing older is ever negotiated.

@@ -2,6 +2,9 @@
 //! validated first, from files that are polled for changes or from code ([`Rotate`]); and the
 //! expiry status of what is in use ([`CertificateStatus`]).
 
+pub(crate) mod pem_dir;
+pub(crate) mod status;
+
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::time::{Duration, SystemTime};
@@ -10,13 +13,13 @@ use rustls::client::danger::ServerCertVerifier;
 use rustls::server::danger::ClientCertVerifier;
 use rustls_pki_types::{ServerName, UnixTime};
 
-use crate::authorize::Authorizer;
 use crate::error::{Error, LoadError};
-use crate::expiry::{ExpiryLevel, expiry_level, humantime};
-use crate::identity::PeerIdentity;
 use crate::material::{Crls, Identity, TrustBundle};
-use crate::provider::{crypto_provider, sha256};
-use crate::status::CertificateStatus;
+use crate::peer::PeerIdentity;
+use crate::policy::authorizer::Authorizer;
+use crate::rotate::status::CertificateStatus;
+use crate::util::provider::{crypto_provider, sha256};
+use crate::util::time::{ExpiryLevel, expiry_level, humantime};
 use crate::verify::{ClientIdentityVerifier, RevocationPolicy, ServerIdentityVerifier};
 
 /// Default interval at which certificate, key and CA files are checked for changes.
@@ -475,7 +478,7 @@ impl MaterialSpec {
     pub(crate) fn identity_pkcs12(
         &mut self,
         path: &std::path::Path,
-        password: crate::pkcs12::Password,
+        password: crate::material::pkcs12::Password,
         alias: Option<&str>,
     ) {
         self.files.note_loaded(path);
@@ -492,7 +495,7 @@ impl MaterialSpec {
     pub(crate) fn trust_pkcs12(
         &mut self,
         path: &std::path::Path,
-        password: crate::pkcs12::Password,
+        password: crate::material::pkcs12::Password,
         trust_domain: Option<&str>,
         crls: &[PathBuf],
     ) {
@@ -595,7 +598,7 @@ impl MaterialSpec {
 pub(crate) enum IdentityFiles {
     Pem(PathBuf, PathBuf),
     #[cfg(feature = "pkcs12")]
-    Pkcs12(PathBuf, crate::pkcs12::Password, Option<String>),
+    Pkcs12(PathBuf, crate::material::pkcs12::Password, Option<String>),
 }
 
 impl IdentityFiles {
@@ -623,7 +626,7 @@ impl IdentityFiles {
 pub(crate) enum TrustSource {
     Pem(PathBuf),
     #[cfg(feature = "pkcs12")]
-    Pkcs12(PathBuf, crate::pkcs12::Password),
+    Pkcs12(PathBuf, crate::material::pkcs12::Password),
 }
 
 impl TrustSource {
@@ -1030,7 +1033,7 @@ impl ReloadState {
 pub(crate) fn pem_directory(
     target: &dyn Target,
     dir: &std::path::Path,
-) -> Result<crate::pem_dir::PemDirectory, Error> {
+) -> Result<crate::rotate::pem_dir::PemDirectory, Error> {
     // Under the rotation lock, so no swap can land between the first write and registration.
     let state = target.reload_state();
     let _serialized = state
@@ -1039,7 +1042,7 @@ pub(crate) fn pem_directory(
         .unwrap_or_else(PoisonError::into_inner);
     let live = target.current();
     let directory =
-        crate::pem_dir::PemDirectory::create(dir, &live.identity, &live.effective_trust())?;
+        crate::rotate::pem_dir::PemDirectory::create(dir, &live.identity, &live.effective_trust())?;
     state.observe(directory.observer());
     Ok(directory)
 }

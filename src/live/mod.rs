@@ -13,6 +13,9 @@
 //! config handed to another library is a second config over the same generations, with no
 //! session store of its own, since nothing re-checks a session resumed there.
 
+pub(crate) mod hints;
+pub(crate) mod tls;
+
 use std::cell::Cell;
 use std::fmt;
 use std::sync::Arc;
@@ -30,8 +33,8 @@ use rustls::{DigitallySignedStruct, DistinguishedName, NamedGroup, SignatureSche
 use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
 
 use crate::error::HandshakeFailure;
-use crate::hints::Hints;
-use crate::stats::ServerStats;
+use crate::live::hints::Hints;
+use crate::server::stats::ServerStats;
 use crate::verify::{ClientIdentityVerifier, ServerIdentityVerifier};
 
 /// Sessions each generation's cache holds (rustls' own default).
@@ -182,7 +185,7 @@ pub(crate) struct ServerVerifier(pub(crate) Arc<LiveServer>);
 impl ServerVerifier {
     fn count<T>(&self, result: Result<T, rustls::Error>) -> Result<T, rustls::Error> {
         if let Err(e) = &result
-            && !crate::connection::in_connection_task()
+            && !crate::server::connection::in_connection_task()
         {
             self.0
                 .stats

@@ -21,11 +21,11 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsAcceptor;
 
-use crate::drain::{Member, Order, Registered, Signal};
 use crate::error::HandshakeFailure;
-use crate::identity::PeerIdentity;
-use crate::limits::Limits;
+use crate::peer::PeerIdentity;
 use crate::server::Shared;
+use crate::server::drain::{Member, Order, Registered, Signal};
+use crate::server::limits::Limits;
 
 tokio::task_local! {
     /// The connection whose task is running, for the certificate verifier (shared by all
@@ -627,6 +627,6 @@ mod tests {
     fn per_request_state_written_by_one_thread_sits_on_its_own_cache_lines() {
         assert_eq!(std::mem::align_of::<Signal>(), 128);
         assert_eq!(std::mem::align_of::<Aligned<u8>>(), 128);
-        assert_eq!(crate::identity::INNER_ALIGN, 128);
+        assert_eq!(crate::peer::INNER_ALIGN, 128);
     }
 }

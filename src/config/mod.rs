@@ -6,16 +6,18 @@
 //! but not defined, malformed identity patterns and durations. Files named in bundles are read
 //! when a server or client is built from the configuration.
 
+pub(crate) mod env;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::authorize::{Authorizer, PolicyError};
 use crate::client::{Client, ClientBuilder};
 use crate::error::Error;
-use crate::roles::{Access, AccessError, AccessRule, Roles};
+use crate::policy::authorizer::{Authorizer, PolicyError};
+use crate::policy::roles::{Access, AccessError, AccessRule, Roles};
 use crate::server::{Server, ServerBuilder};
 
 /// A whole configuration file. The types derive `Deserialize`, so figment or config-rs users
@@ -1092,7 +1094,7 @@ fn apply_profile(
     cfg: &Config,
     bundle: &str,
     trust: &[String],
-    material: &mut crate::source::MaterialSpec,
+    material: &mut crate::rotate::MaterialSpec,
 ) -> Result<(), ConfigError> {
     for (name, with_identity) in
         std::iter::once((bundle, true)).chain(trust.iter().map(|t| (t.as_str(), false)))
@@ -1114,7 +1116,7 @@ fn apply_bundle(
     bundle: &Bundle,
     name: &str,
     with_identity: bool,
-    material: &mut crate::source::MaterialSpec,
+    material: &mut crate::rotate::MaterialSpec,
 ) -> Result<(), ConfigError> {
     if let (true, Some(cert), Some(key)) = (with_identity, &bundle.certificate, &bundle.private_key)
     {

@@ -14,7 +14,7 @@ const ITERATIONS: u32 = 10_000;
 
 fn random<const N: usize>() -> Result<[u8; N], String> {
     let mut bytes = [0u8; N];
-    crate::provider::crypto_provider()
+    crate::util::provider::crypto_provider()
         .secure_random
         .fill(&mut bytes)
         .map_err(|_| "no randomness available".to_owned())?;
