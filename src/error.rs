@@ -1,12 +1,13 @@
 //! Errors: loading material ([`LoadError`]), building and running ([`Error`]), calling out
-//! ([`ClientError`]), and why a handshake failed ([`HandshakeFailure`]).
+//! ([`ClientError`](crate::ClientError)), and why a handshake failed ([`HandshakeFailure`]).
 
 use std::fmt;
 use std::io;
 use std::path::PathBuf;
-use std::time::Duration;
 
 use rustls::{AlertDescription, CertificateError, PeerIncompatible};
+
+use crate::spiffe::SpiffeIdError;
 
 /// Where a piece of material came from, so that an error can point at it.
 ///
@@ -311,7 +312,7 @@ pub enum Error {
     MissingPolicy,
     /// A policy could not be built.
     #[error(transparent)]
-    Policy(#[from] crate::policy::authorizer::PolicyError),
+    Policy(#[from] PolicyError),
     /// A new certificate is not valid at this moment (rotation refuses it).
     #[error("the certificate `{subject}` is not valid now (valid from {} to {}); keeping the current one until a valid certificate arrives", crate::util::time::humantime(*not_before), crate::util::time::humantime(*not_after))]
     NotValidNow {
@@ -364,7 +365,7 @@ pub enum Error {
 /// Why a TLS handshake with a peer failed.
 ///
 /// The server reports it in a `tracing` event and counts it in [`ServerStats`](crate::ServerStats);
-/// the client reports it in [`ClientError::ServerCertificate`].
+/// the client reports it in [`ClientError::ServerCertificate`](crate::ClientError::ServerCertificate).
 ///
 /// # Examples
 ///
@@ -563,10 +564,7 @@ impl HandshakeFailure {
             }
             CertificateError::ApplicationVerificationFailure => HandshakeFailure::NotAuthorized,
             CertificateError::Other(other)
-                if other
-                    .0
-                    .downcast_ref::<crate::verify::ServerNotAllowed>()
-                    .is_some() =>
+                if other.0.downcast_ref::<ServerNotAllowed>().is_some() =>
             {
                 HandshakeFailure::NotAuthorized
             }
@@ -649,7 +647,7 @@ pub(crate) fn is_certificate_alert(alert: AlertDescription) -> bool {
 }
 
 /// What a certificate alert from the server most likely means for us.
-fn rejection_hint(alert: &str) -> &'static str {
+pub(crate) fn rejection_hint(alert: &str) -> &'static str {
     match alert {
         "unknown_ca" => {
             "the server does not trust the CA that issued our certificate (or, with CRLs, cannot tell whether it is revoked)"
@@ -669,7 +667,7 @@ fn rejection_hint(alert: &str) -> &'static str {
 
 /// The TLS name of an alert, as the RFCs and OpenSSL write it (`unknown_ca`,
 /// `certificate_required`, `unknown_psk_identity`): the spelling of
-/// [`ClientError::ServerRejectedCertificate`]'s `alert` and of our `tracing` events.
+/// [`ClientError::ServerRejectedCertificate`](crate::ClientError::ServerRejectedCertificate)'s `alert` and of our `tracing` events.
 ///
 /// # Examples
 ///
@@ -697,90 +695,86 @@ pub fn alert_name(alert: AlertDescription) -> String {
     out
 }
 
-/// Why a call through [`Client`](crate::Client) failed.
+/// Why a policy could not be built.
 ///
 /// # Examples
 ///
 /// ```
-/// # tokio::runtime::Runtime::new()?.block_on(async {
-/// # let ca = mtls::dev::DevCa::new("test CA")?;
-/// # let client = mtls::Client::builder()
-/// #     .identity(ca.client("spiffe://example.org/orders")?.identity()?)
-/// #     .trust(ca.trust()?)
-/// #     .build()?;
-/// let err = client.get("http://127.0.0.1:8080/".parse()?).await.unwrap_err();
-/// assert!(matches!(err, mtls::ClientError::InvalidUri { .. })); // not https
-/// # Ok::<(), Box<dyn std::error::Error>>(())
-/// # })?;
-/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// use mtls::{Authorizer, PolicyError};
+///
+/// let err = Authorizer::spiffe_id("spiffe://example.org").unwrap_err();
+/// assert!(matches!(err, PolicyError::MissingPath(_)));
+/// assert!(matches!(Authorizer::any_of(Vec::new()), Err(PolicyError::Empty(_))));
 /// ```
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
-pub enum ClientError {
-    /// The URL cannot be called: not `https`, or no host.
-    #[error("cannot call `{uri}`: {reason}")]
-    InvalidUri {
-        /// The URL as given.
-        uri: String,
-        /// What is wrong with it.
-        reason: &'static str,
-    },
-    /// The TCP connection could not be made (refused, unreachable, name does not resolve).
-    #[error("cannot connect to {authority}: {source}")]
-    Connect {
-        /// `host:port` we tried.
-        authority: String,
-        /// What the operating system said.
-        source: io::Error,
-    },
-    /// The server refused the certificate we presented.
-    ///
-    /// In TLS 1.3 this arrives after our side of the handshake finished, on the first read.
+pub enum PolicyError {
+    /// A SPIFFE ID in the policy is invalid.
+    #[error("invalid SPIFFE ID in policy: {0}")]
+    SpiffeId(#[from] SpiffeIdError),
+    /// A workload SPIFFE ID was expected but the ID has no path.
     #[error(
-        "server rejected our client certificate (alert: {alert}); {}",
-        rejection_hint(alert)
+        "`{0}` is a trust domain ID, not a workload ID; add the workload path (spiffe://domain/path), or use `Authorizer::trust_domain`"
     )]
-    ServerRejectedCertificate {
-        /// The TLS alert the server sent, in RFC spelling, e.g. `unknown_ca`.
-        alert: String,
-    },
-    /// We refused the server's certificate.
-    #[error("server certificate rejected: {reason} ({detail})")]
-    ServerCertificate {
-        /// Why we refused it.
-        reason: HandshakeFailure,
-        /// The verifier's own words.
-        detail: String,
-    },
-    /// The server's certificate is valid but not the identity we expect
-    /// ([`ClientBuilder::expect_server`](crate::ClientBuilder::expect_server)).
-    #[error("server {presented} is not the expected identity: {expected}")]
-    ServerNotAllowed {
-        /// The policy the server had to match.
-        expected: String,
-        /// The identity the server presented.
-        presented: String,
-    },
-    /// The TLS handshake failed for another reason.
-    #[error("TLS handshake with the server failed: {reason} ({detail})")]
-    Handshake {
-        /// The classified reason.
-        reason: HandshakeFailure,
-        /// The detail from the TLS library.
-        detail: String,
-    },
-    /// The connection or the handshake took too long.
-    #[error("connecting to {authority} timed out after {after:?}")]
-    Timeout {
-        /// `host:port` we tried.
-        authority: String,
-        /// The configured connect timeout.
-        after: Duration,
-    },
-    /// The HTTP exchange failed after a working TLS connection.
-    #[error("HTTP request failed: {0}")]
-    Http(#[source] Box<dyn std::error::Error + Send + Sync>),
+    MissingPath(String),
+    /// The trust domain name is invalid.
+    #[error(
+        "`{0}` is not a valid trust domain; use lower-case letters, digits, `.`, `-` and `_`, without `spiffe://`"
+    )]
+    TrustDomain(String),
+    /// The DNS name or pattern is invalid.
+    #[error(
+        "`{0}` is not a valid DNS name pattern; use `host.example.org` or `*.example.org` (one wildcard label, leftmost, followed by at least two labels)"
+    )]
+    DnsName(String),
+    /// An empty name, list or combinator.
+    #[error("{0} needs at least one entry; an empty policy would deny everyone silently")]
+    Empty(&'static str),
+    /// An identity pattern in none of the known forms.
+    #[error(
+        "`{0}` is not an identity pattern; use `spiffe://domain/path` (exact), \
+         `spiffe://domain/path/*` (path prefix), `spiffe://domain` (trust domain), `dns:NAME` \
+         or `cn:NAME`"
+    )]
+    Pattern(String),
 }
+
+/// Why a peer was denied: the policy and the identity it was checked against.
+///
+/// # Examples
+///
+/// ```
+/// let policy = mtls::Authorizer::spiffe_id("spiffe://example.org/admin")?;
+/// let denied = policy.check(None).unwrap_err();
+/// assert_eq!(denied.presented, "anonymous");
+/// assert_eq!(denied.policy, "spiffe_id(spiffe://example.org/admin)");
+/// # Ok::<(), mtls::PolicyError>(())
+/// ```
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("peer {presented} is not allowed by policy {policy}")]
+pub struct Denied {
+    /// The policy that denied, in its `Display` form.
+    pub policy: String,
+    /// The peer's identity (SPIFFE ID, else subject), or `anonymous`.
+    pub presented: String,
+}
+
+/// The server's certificate is valid but not the identity we expected.
+///
+/// # Examples
+///
+/// ```
+/// let policy = mtls::Authorizer::spiffe_id("spiffe://example.org/inventory")?;
+/// let err = mtls::verify::ServerNotAllowed(policy.check(None).unwrap_err());
+/// assert_eq!(
+///     err.to_string(),
+///     "server anonymous is not the expected identity spiffe_id(spiffe://example.org/inventory)"
+/// );
+/// # Ok::<(), mtls::PolicyError>(())
+/// ```
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("server {} is not the expected identity {}", .0.presented, .0.policy)]
+pub struct ServerNotAllowed(pub Denied);
 
 #[cfg(test)]
 mod tests {

@@ -71,28 +71,33 @@ mod config;
 #[cfg(feature = "dev")]
 pub mod dev;
 mod error;
+mod handshake;
 mod live;
 mod material;
 mod peer;
 mod policy;
 mod rotate;
 mod server;
+mod spiffe;
 mod util;
 pub mod verify;
 
+pub use client::error::ClientError;
 pub use client::{Client, ClientBuilder, Connector, DEFAULT_CONNECT_TIMEOUT, TlsConnection};
 #[cfg(feature = "config")]
 pub use config::{
     AccessSection, Bundle, ClientSection, Config, ConfigError, OneOrMany, ServerSection,
 };
-pub use error::{ClientError, Error, HandshakeFailure, LoadError, Origin, alert_name};
+pub use error::{Denied, Error, HandshakeFailure, LoadError, Origin, PolicyError, alert_name};
 pub use live::tls::ClientAuth;
 pub use material::crl_info::CrlInfo;
 #[cfg(feature = "pkcs12")]
 pub use material::pkcs12::Password;
 pub use material::{Crls, Identity, TrustBundle};
-pub use peer::{Fingerprint, PeerIdentity, SpiffeId, SpiffeIdError, TlsVersion};
-pub use policy::authorizer::{Authorizer, Denied, PolicyError};
+#[cfg(feature = "tonic")]
+pub use peer::request::VerifiedConnectInfo;
+pub use peer::{Fingerprint, PeerIdentity, TlsVersion};
+pub use policy::authorizer::Authorizer;
 #[cfg(feature = "axum")]
 pub use policy::axum::MissingIdentity;
 pub use policy::path::{PathError, canonical_path};
@@ -102,13 +107,12 @@ pub use rotate::pem_dir::PemDirectory;
 pub use rotate::status::{CertificateInfo, CertificateStatus};
 pub use rotate::{DEFAULT_RELOAD_INTERVAL, Rotate};
 pub use server::health::{Health, HealthListener};
-#[cfg(feature = "tonic")]
-pub use server::incoming::VerifiedConnectInfo;
 pub use server::incoming::{TlsIncoming, VerifiedStream};
 pub use server::limits::{DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_SHUTDOWN_TIMEOUT, Limits};
 pub use server::service::{HttpService, Hyper, Tower};
 pub use server::stats::{RECENT_WINDOW, ServerStats};
 pub use server::{ConnectionInfo, Server, ServerBuilder, ServerHandle};
+pub use spiffe::{SpiffeId, SpiffeIdError};
 pub use util::provider::{CRYPTO_PROVIDER, crypto_provider};
 
 /// Re-exported so that users name the same versions this crate was built with.

@@ -1,6 +1,8 @@
 //! [`Client`]: a pooled HTTPS client that presents our certificate, verifies the server, and
 //! puts the server's [`PeerIdentity`] into every response.
 
+pub(crate) mod error;
+
 use std::fmt;
 use std::future::Future;
 use std::io;
@@ -22,9 +24,11 @@ use rustls_pki_types::{ServerName, UnixTime};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 
-use crate::error::{ClientError, Error, HandshakeFailure, alert_name, is_certificate_alert};
+use crate::client::error::ClientError;
+use crate::error::{Error, HandshakeFailure, alert_name, is_certificate_alert};
+use crate::handshake::{InGeneration, within_generation};
+use crate::live::LiveClient;
 use crate::live::tls::{Runner, TlsOptions, client_generation, live_client_config};
-use crate::live::{InGeneration, LiveClient, within_generation};
 use crate::material::{Crls, Identity, TrustBundle};
 use crate::peer::PeerIdentity;
 use crate::policy::authorizer::Authorizer;

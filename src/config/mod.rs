@@ -16,7 +16,8 @@ use serde::Deserialize;
 
 use crate::client::{Client, ClientBuilder};
 use crate::error::Error;
-use crate::policy::authorizer::{Authorizer, PolicyError};
+use crate::error::PolicyError;
+use crate::policy::authorizer::Authorizer;
 use crate::policy::roles::{Access, AccessError, AccessRule, Roles};
 use crate::server::{Server, ServerBuilder};
 

@@ -16,7 +16,6 @@
 pub(crate) mod hints;
 pub(crate) mod tls;
 
-use std::cell::Cell;
 use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -33,8 +32,8 @@ use rustls::{DigitallySignedStruct, DistinguishedName, NamedGroup, SignatureSche
 use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
 
 use crate::error::HandshakeFailure;
+use crate::handshake::may_store;
 use crate::live::hints::Hints;
-use crate::server::stats::ServerStats;
 use crate::verify::{ClientIdentityVerifier, ServerIdentityVerifier};
 
 /// Sessions each generation's cache holds (rustls' own default).
@@ -45,63 +44,6 @@ static NEXT_GENERATION: AtomicU64 = AtomicU64::new(1);
 
 fn next_generation() -> u64 {
     NEXT_GENERATION.fetch_add(1, Ordering::Relaxed)
-}
-
-thread_local! {
-    /// The generation the connection being polled on this thread started under, while our
-    /// own connections poll rustls (which stores sessions from inside those polls).
-    static CONNECTION_GENERATION: Cell<Option<u64>> = const { Cell::new(None) };
-}
-
-/// Runs `f` (a poll of a connection that started under generation `id`) so that a session
-/// it stores goes to that generation's cache only: a session verified under material that
-/// has since been swapped out is dropped rather than stored beside the new material.
-pub(crate) fn within_generation<R>(id: u64, f: impl FnOnce() -> R) -> R {
-    /// Restores the outer marker even if `f` panics.
-    struct Restore(Option<u64>);
-    impl Drop for Restore {
-        fn drop(&mut self) {
-            CONNECTION_GENERATION.with(|g| g.set(self.0));
-        }
-    }
-    let _restore = Restore(CONNECTION_GENERATION.with(|g| g.replace(Some(id))));
-    f()
-}
-
-/// Whether a session may be stored in generation `current` from the running poll: only from
-/// one of our own connections that started under that generation, since its peer can time
-/// when the session is stored (hold back its Finished, or its ticket, across a swap). Configs
-/// handed to other libraries do not reach these stores at all (`tls::Runner`).
-fn may_store(current: u64) -> bool {
-    CONNECTION_GENERATION.with(|g| g.get().is_some_and(|started| started == current))
-}
-
-pin_project_lite::pin_project! {
-    /// A future polled within its connection's generation (see [`within_generation`]).
-    pub(crate) struct InGeneration<F> {
-        id: u64,
-        #[pin]
-        inner: F,
-    }
-}
-
-impl<F> InGeneration<F> {
-    pub(crate) fn new(id: u64, inner: F) -> Self {
-        InGeneration { id, inner }
-    }
-}
-
-impl<F: std::future::Future> std::future::Future for InGeneration<F> {
-    type Output = F::Output;
-
-    fn poll(
-        self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<F::Output> {
-        let this = self.project();
-        let id = *this.id;
-        within_generation(id, || this.inner.poll(cx))
-    }
 }
 
 /// What a server handshake reads: swapped whole on every change.
@@ -124,16 +66,22 @@ impl ServerGeneration {
     }
 }
 
+/// Counts the handshake failures a live server sees outside our own connection tasks (which
+/// count their own): the server's statistics.
+pub(crate) trait FailureCounter: Send + Sync {
+    fn record_failure(&self, reason: HandshakeFailure);
+}
+
 /// The server's current generation, read by the resolver, verifier and session cache of
 /// its one `ServerConfig`.
 pub(crate) struct LiveServer {
     current: ArcSwap<ServerGeneration>,
     hints: Hints,
-    stats: Arc<ServerStats>,
+    stats: Arc<dyn FailureCounter>,
 }
 
 impl LiveServer {
-    pub(crate) fn new(first: ServerGeneration, stats: Arc<ServerStats>) -> Arc<Self> {
+    pub(crate) fn new(first: ServerGeneration, stats: Arc<dyn FailureCounter>) -> Arc<Self> {
         let hints = Hints::new(first.verifier.root_hint_subjects().to_vec());
         Arc::new(LiveServer {
             current: ArcSwap::from_pointee(first),
@@ -185,7 +133,7 @@ pub(crate) struct ServerVerifier(pub(crate) Arc<LiveServer>);
 impl ServerVerifier {
     fn count<T>(&self, result: Result<T, rustls::Error>) -> Result<T, rustls::Error> {
         if let Err(e) = &result
-            && !crate::server::connection::in_connection_task()
+            && !crate::handshake::in_connection_task()
         {
             self.0
                 .stats

@@ -16,8 +16,9 @@ use rustls_pki_types::{CertificateDer, CertificateRevocationListDer, PrivateKeyD
 use x509_parser::prelude::{FromDer, X509Certificate};
 use zeroize::Zeroizing;
 
+use crate::error::PolicyError;
 use crate::error::{LoadError, Origin};
-use crate::policy::authorizer::{Authorizer, PolicyError};
+use crate::spiffe::is_trust_domain;
 use crate::util::provider::crypto_provider;
 
 /// Our own certificate chain and the private key of its leaf.
@@ -512,8 +513,10 @@ impl TrustBundle {
     /// # Ok(()) }
     /// ```
     pub fn for_trust_domain(mut self, trust_domain: &str) -> Result<Self, PolicyError> {
-        // Reuse the policy's validation so both accept exactly the same names.
-        Authorizer::trust_domain(trust_domain)?;
+        // The policy's `Authorizer::trust_domain` accepts exactly the same names.
+        if !is_trust_domain(trust_domain) {
+            return Err(PolicyError::TrustDomain(trust_domain.to_owned()));
+        }
         self.trust_domain = Some(trust_domain.to_owned());
         Ok(self)
     }

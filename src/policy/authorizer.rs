@@ -10,15 +10,14 @@ use std::fmt;
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use http::{Request, Response};
-use http_body_util::Full;
-use hyper::body::Bytes;
+use http::Request;
 use rustls::server::ParsedCertificate;
 use rustls_pki_types::ServerName;
 
-use crate::peer::{PeerIdentity, SpiffeId, SpiffeIdError};
-use crate::policy::refusal::{self, Refusal};
-use crate::server::incoming::peer_of;
+use crate::error::{Denied, PolicyError};
+use crate::peer::PeerIdentity;
+use crate::peer::request::peer_of;
+use crate::spiffe::{SpiffeId, is_trust_domain};
 
 /// A policy over a peer's verified identity.
 ///
@@ -71,87 +70,6 @@ enum DnsPattern {
     Exact(String),
     /// `*.rest`: exactly one label in front of `rest`.
     Wildcard(String),
-}
-
-/// Why a policy could not be built.
-///
-/// # Examples
-///
-/// ```
-/// use mtls::{Authorizer, PolicyError};
-///
-/// let err = Authorizer::spiffe_id("spiffe://example.org").unwrap_err();
-/// assert!(matches!(err, PolicyError::MissingPath(_)));
-/// assert!(matches!(Authorizer::any_of(Vec::new()), Err(PolicyError::Empty(_))));
-/// ```
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum PolicyError {
-    /// A SPIFFE ID in the policy is invalid.
-    #[error("invalid SPIFFE ID in policy: {0}")]
-    SpiffeId(#[from] SpiffeIdError),
-    /// A workload SPIFFE ID was expected but the ID has no path.
-    #[error(
-        "`{0}` is a trust domain ID, not a workload ID; add the workload path (spiffe://domain/path), or use `Authorizer::trust_domain`"
-    )]
-    MissingPath(String),
-    /// The trust domain name is invalid.
-    #[error(
-        "`{0}` is not a valid trust domain; use lower-case letters, digits, `.`, `-` and `_`, without `spiffe://`"
-    )]
-    TrustDomain(String),
-    /// The DNS name or pattern is invalid.
-    #[error(
-        "`{0}` is not a valid DNS name pattern; use `host.example.org` or `*.example.org` (one wildcard label, leftmost, followed by at least two labels)"
-    )]
-    DnsName(String),
-    /// An empty name, list or combinator.
-    #[error("{0} needs at least one entry; an empty policy would deny everyone silently")]
-    Empty(&'static str),
-    /// An identity pattern in none of the known forms.
-    #[error(
-        "`{0}` is not an identity pattern; use `spiffe://domain/path` (exact), \
-         `spiffe://domain/path/*` (path prefix), `spiffe://domain` (trust domain), `dns:NAME` \
-         or `cn:NAME`"
-    )]
-    Pattern(String),
-}
-
-/// Why a peer was denied: the policy and the identity it was checked against.
-///
-/// # Examples
-///
-/// ```
-/// let policy = mtls::Authorizer::spiffe_id("spiffe://example.org/admin")?;
-/// let denied = policy.check(None).unwrap_err();
-/// assert_eq!(denied.presented, "anonymous");
-/// assert_eq!(denied.policy, "spiffe_id(spiffe://example.org/admin)");
-/// # Ok::<(), mtls::PolicyError>(())
-/// ```
-#[derive(Debug, Clone, thiserror::Error)]
-#[error("peer {presented} is not allowed by policy {policy}")]
-pub struct Denied {
-    /// The policy that denied, in its `Display` form.
-    pub policy: String,
-    /// The peer's identity (SPIFFE ID, else subject), or `anonymous`.
-    pub presented: String,
-}
-
-impl Denied {
-    /// A `403 Forbidden` response with a short plain-text reason. It does not see the request,
-    /// so it is the HTTP answer; [`RequireIdentity`](crate::RequireIdentity) answers a gRPC
-    /// caller with `PERMISSION_DENIED` or `UNAUTHENTICATED` instead.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// let denied = mtls::Authorizer::any_verified().check(None).unwrap_err();
-    /// let resp = denied.into_response();
-    /// assert_eq!(resp.status(), http::StatusCode::FORBIDDEN);
-    /// ```
-    pub fn into_response(self) -> Response<Full<Bytes>> {
-        refusal::text(Refusal::Denied, &self)
-    }
 }
 
 impl Authorizer {
@@ -317,9 +235,7 @@ impl Authorizer {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn trust_domain(trust_domain: &str) -> Result<Self, PolicyError> {
-        let id = SpiffeId::parse(&format!("spiffe://{trust_domain}"))
-            .map_err(|_| PolicyError::TrustDomain(trust_domain.to_owned()))?;
-        if !id.path().is_empty() {
+        if !is_trust_domain(trust_domain) {
             return Err(PolicyError::TrustDomain(trust_domain.to_owned()));
         }
         Ok(Self::new(Rule::TrustDomain(trust_domain.to_owned())))

@@ -21,10 +21,10 @@ use axum_core::extract::{FromRequestParts, OptionalFromRequestParts};
 use axum_core::response::{IntoResponse, Response};
 use http::request::Parts;
 
+use crate::error::Denied;
 use crate::peer::PeerIdentity;
-use crate::policy::authorizer::Denied;
+use crate::peer::request::peer_of;
 use crate::policy::refusal::{self, Refusal};
-use crate::server::incoming::peer_of;
 
 /// The rejection of the [`PeerIdentity`] extractor: the request carries no verified client
 /// identity. It answers `401 Unauthorized` with a one-line reason.

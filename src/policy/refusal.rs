@@ -27,6 +27,8 @@ use http::header::CONTENT_TYPE;
 use http::{HeaderMap, HeaderName, HeaderValue, Response, StatusCode};
 use http_body_util::Full;
 
+use crate::error::Denied;
+
 /// Why a request is turned away, which fixes its HTTP status and its gRPC status.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Refusal {
@@ -142,6 +144,23 @@ fn percent_encode(message: &str) -> String {
         }
     }
     encoded
+}
+
+impl Denied {
+    /// A `403 Forbidden` response with a short plain-text reason. It does not see the request,
+    /// so it is the HTTP answer; [`RequireIdentity`](crate::RequireIdentity) answers a gRPC
+    /// caller with `PERMISSION_DENIED` or `UNAUTHENTICATED` instead.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let denied = mtls::Authorizer::any_verified().check(None).unwrap_err();
+    /// let resp = denied.into_response();
+    /// assert_eq!(resp.status(), http::StatusCode::FORBIDDEN);
+    /// ```
+    pub fn into_response(self) -> Response<Full<Bytes>> {
+        text(Refusal::Denied, &self)
+    }
 }
 
 #[cfg(test)]

@@ -10,9 +10,9 @@ use http_body_util::{Either, Full};
 use hyper::body::Bytes;
 
 use crate::peer::PeerIdentity;
+use crate::peer::request::peer_of;
 use crate::policy::authorizer::Authorizer;
 use crate::policy::refusal::{Refusal, refuse};
-use crate::server::incoming::peer_of;
 
 /// A tower [`Layer`](tower_layer::Layer) that lets a request through only when the caller's
 /// [`PeerIdentity`] is allowed by `policy`. The identity is the one [`Server`](crate::Server)

@@ -27,12 +27,13 @@ use http::{Method, Request, Response};
 use http_body_util::{Either, Full};
 use hyper::body::Bytes;
 
+use crate::error::PolicyError;
 use crate::peer::PeerIdentity;
-use crate::policy::authorizer::{Authorizer, PolicyError};
+use crate::peer::request::peer_of;
+use crate::policy::authorizer::Authorizer;
 use crate::policy::path::{PathError, canonical_path};
 use crate::policy::refusal::{Refusal, refuse};
 use crate::policy::require::RequireIdentityFuture;
-use crate::server::incoming::peer_of;
 
 /// Why roles or access rules could not be built.
 ///

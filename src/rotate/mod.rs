@@ -418,7 +418,7 @@ fn chains(identity: &Identity, trust: &[TrustBundle], role: Role) -> bool {
         Err(_) => return false,
     };
     let ours = RevocationPolicy::default();
-    crate::verify::quietly(|| match role {
+    crate::handshake::quietly(|| match role {
         Role::Server => {
             ServerIdentityVerifier::new(provider, trust, Some(Authorizer::any_verified()), ours)
                 .is_ok_and(|v| {

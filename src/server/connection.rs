@@ -1,7 +1,6 @@
 //! One accepted connection: the TLS handshake under a timeout, the post-handshake policy check,
 //! then HTTP/1.1 or HTTP/2 with the peer's identity in every request, closed when idle.
 
-use std::cell::{Cell, RefCell};
 use std::fmt;
 use std::future::Future;
 use std::io;
@@ -22,76 +21,11 @@ use tokio::net::TcpStream;
 use tokio_rustls::TlsAcceptor;
 
 use crate::error::HandshakeFailure;
+use crate::handshake::{self, already_logged, take_verified};
 use crate::peer::PeerIdentity;
 use crate::server::Shared;
 use crate::server::drain::{Member, Order, Registered, Signal};
 use crate::server::limits::Limits;
-
-tokio::task_local! {
-    /// The connection whose task is running, for the certificate verifier (shared by all
-    /// connections), which runs inside that task's handshake.
-    pub(crate) static CONNECTION: ConnectionContext;
-}
-
-/// What the verifier and the connection task share during one handshake.
-pub(crate) struct ConnectionContext {
-    pub(crate) addr: SocketAddr,
-    /// The client identity the verifier parsed and accepted, reused after the handshake.
-    verified: RefCell<Option<PeerIdentity>>,
-    /// Whether the verifier already logged this handshake's failure.
-    logged: Cell<bool>,
-    /// Whether the verifier is re-checking a resumed session.
-    resuming: Cell<bool>,
-}
-
-impl ConnectionContext {
-    pub(crate) fn new(addr: SocketAddr) -> Self {
-        ConnectionContext {
-            addr,
-            verified: RefCell::new(None),
-            logged: Cell::new(false),
-            resuming: Cell::new(false),
-        }
-    }
-}
-
-/// The current connection's peer address, for events; empty outside a connection task.
-pub(crate) fn peer_addr() -> String {
-    CONNECTION
-        .try_with(|c| c.addr.to_string())
-        .unwrap_or_default()
-}
-
-/// Keeps the identity the verifier accepted, so the connection need not parse it again.
-pub(crate) fn stash_verified(peer: PeerIdentity) {
-    let _ = CONNECTION.try_with(|c| *c.verified.borrow_mut() = Some(peer));
-}
-
-/// Whether the code runs inside one of our connection tasks (which counts its own failures).
-pub(crate) fn in_connection_task() -> bool {
-    CONNECTION.try_with(|_| ()).is_ok()
-}
-
-/// Whether the verifier is re-checking a resumed session, for the failure event.
-pub(crate) fn resuming() -> bool {
-    CONNECTION.try_with(|c| c.resuming.get()).unwrap_or(false)
-}
-
-/// Notes that the verifier logged this handshake's failure, so it is not logged twice.
-pub(crate) fn mark_logged() {
-    let _ = CONNECTION.try_with(|c| c.logged.set(true));
-}
-
-fn already_logged() -> bool {
-    CONNECTION.try_with(|c| c.logged.get()).unwrap_or(false)
-}
-
-fn take_verified() -> Option<PeerIdentity> {
-    CONNECTION
-        .try_with(|c| c.verified.borrow_mut().take())
-        .ok()
-        .flatten()
-}
 
 pub(crate) type BoxError = Box<dyn std::error::Error + Send + Sync>;
 /// Boxed: a TLS stream is over a kilobyte, and a connection task's future would otherwise
@@ -197,7 +131,7 @@ impl Connection {
             let accept = acceptor.accept(tcp).into_fallible();
             Box::pin(tokio::time::timeout(
                 timeout,
-                crate::live::InGeneration::new(generation, accept),
+                handshake::InGeneration::new(generation, accept),
             ))
         };
         let mut registered = Registered::default();
@@ -263,7 +197,7 @@ impl Connection {
         let refusal = match &peer {
             Some(p) if resumed || swapped => {
                 let verifier = Arc::clone(&current.verifier);
-                let _ = CONNECTION.try_with(|c| c.resuming.set(true));
+                handshake::set_resuming();
                 p.chain()
                     .split_first()
                     .map(|(leaf, rest)| verifier.verify_client_cert(leaf, rest, UnixTime::now()))

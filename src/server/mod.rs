@@ -25,6 +25,7 @@ use tokio::sync::Semaphore;
 use tracing::Instrument;
 
 use crate::error::Error;
+use crate::handshake::Handshake;
 use crate::live::tls::{ClientAuth, Runner, TlsOptions, live_server_config, server_generation};
 use crate::live::{LiveServer, ServerGeneration};
 use crate::material::{Crls, Identity, TrustBundle};
@@ -32,7 +33,7 @@ use crate::peer::PeerIdentity;
 use crate::policy::authorizer::Authorizer;
 use crate::rotate::status::{CertificateStatus, status};
 use crate::rotate::{Live, MaterialSpec, ReloadState, Role, Rotate, Target, Update, rotate};
-use crate::server::connection::{CONNECTION, Connection, ConnectionContext, HttpBuilders};
+use crate::server::connection::{Connection, HttpBuilders};
 use crate::server::drain::{Drain, Order, Timeouts};
 use crate::server::limits::Limits;
 use crate::server::service::HttpService;
@@ -603,7 +604,7 @@ impl ServerBuilder {
         };
         let provider = crypto_provider();
         let stats = Arc::<ServerStats>::default();
-        let live = LiveServer::new(material.generation(&provider)?, Arc::clone(&stats));
+        let live = LiveServer::new(material.generation(&provider)?, Arc::clone(&stats) as _);
         let build = |runner| live_server_config(&provider, &live, material.tls, runner);
         let (ours, handed_out) = (build(Runner::Ours)?, build(Runner::OtherLibrary)?);
         let shared = Arc::new(Shared {
@@ -1499,8 +1500,7 @@ impl Server {
                             // runs in its scope, so requests do not pay for entering it. Boxed,
                             // so that its state (over a kilobyte) is freed when it ends rather
                             // than kept in the task for the connection's life.
-                            let handshake = Box::pin(CONNECTION
-                                .scope(ConnectionContext::new(addr), connection.handshake(tcp, &member)))
+                            let handshake = Box::pin(Handshake::scope(addr, connection.handshake(tcp, &member)))
                                 .await;
                             drop(handshake_permit);
                             if let Some((tls, peer)) = handshake {

@@ -311,6 +311,12 @@ impl Drop for ActiveGuard {
     }
 }
 
+impl crate::live::FailureCounter for ServerStats {
+    fn record_failure(&self, reason: HandshakeFailure) {
+        ServerStats::record_failure(self, reason);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -2,6 +2,7 @@
 //! people read them, base64, the two-part bounded cache, escaping of unverified text, and the
 //! crypto provider.
 
+pub(crate) mod base64;
 pub(crate) mod cache;
 pub(crate) mod provider;
 pub(crate) mod text;

@@ -28,11 +28,13 @@ use rustls::{
 };
 use rustls_pki_types::{CertificateDer, CertificateRevocationListDer, ServerName, UnixTime};
 
-use crate::error::{Error, HandshakeFailure};
+/// Re-exported where the client's verifier produces it.
+pub use crate::error::ServerNotAllowed;
+use crate::error::{Denied, Error, HandshakeFailure};
+use crate::handshake::{mark_logged, peer_addr, quiet, resuming, stash_verified};
 use crate::material::TrustBundle;
 use crate::peer::PeerIdentity;
-use crate::policy::authorizer::{Authorizer, Denied};
-use crate::server::connection::{mark_logged, peer_addr, resuming, stash_verified};
+use crate::policy::authorizer::Authorizer;
 use crate::util::text::{Escaped, Names};
 
 /// The handshake-signature checks both verifiers share: the provider's algorithms, as rustls'
@@ -305,28 +307,6 @@ fn presented_identity(
 ) -> Result<PeerIdentity, rustls::Error> {
     PeerIdentity::presented(end_entity, intermediates)
         .map_err(|_| rustls::Error::InvalidCertificate(CertificateError::BadEncoding))
-}
-
-thread_local! {
-    /// Set while our own code (a rotation's chain check) runs a verifier: its rejections are
-    /// answers to a question, not failed handshakes, and are not logged.
-    static QUIET: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
-}
-
-/// Runs `f` with the verifiers' failure events silenced.
-pub(crate) fn quietly<R>(f: impl FnOnce() -> R) -> R {
-    struct Restore(bool);
-    impl Drop for Restore {
-        fn drop(&mut self) {
-            QUIET.with(|q| q.set(self.0));
-        }
-    }
-    let _restore = Restore(QUIET.with(|q| q.replace(true)));
-    f()
-}
-
-fn quiet() -> bool {
-    QUIET.with(std::cell::Cell::get)
 }
 
 /// Logs a rejected client certificate with what it claimed. Runs inside the connection's
@@ -631,23 +611,6 @@ impl ClientCertVerifier for ClientIdentityVerifier {
 
     handshake_signatures_from_provider!();
 }
-
-/// The server's certificate is valid but not the identity we expected.
-///
-/// # Examples
-///
-/// ```
-/// let policy = mtls::Authorizer::spiffe_id("spiffe://example.org/inventory")?;
-/// let err = mtls::verify::ServerNotAllowed(policy.check(None).unwrap_err());
-/// assert_eq!(
-///     err.to_string(),
-///     "server anonymous is not the expected identity spiffe_id(spiffe://example.org/inventory)"
-/// );
-/// # Ok::<(), mtls::PolicyError>(())
-/// ```
-#[derive(Debug, Clone, thiserror::Error)]
-#[error("server {} is not the expected identity {}", .0.presented, .0.policy)]
-pub struct ServerNotAllowed(pub Denied);
 
 /// Verifies server certificates on a client: by DNS name / IP, or by identity policy.
 ///
