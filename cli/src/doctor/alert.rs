@@ -1,61 +1,16 @@
-//! The server's TLS alerts: found in an error, whether one is its verdict on our certificate,
-//! and what it means for our material, in words.
+//! The server's TLS alerts, in words: whether one is its verdict on our certificate, and
+//! what it means for our material.
 
-use std::io;
-
-use mtls::alert_name;
+use mtls::{HandshakeFailure, alert_name};
 use rustls::AlertDescription;
 
 use super::{Context, Diagnosis, diagnosis};
 use crate::cert::{Facts, dn_text};
 
-/// The rustls error inside an error chain. rustls reports an alert that arrives after the
-/// handshake as text ("received fatal alert: AccessDenied"), so that is read back too.
-pub(super) fn find_tls(error: &(dyn std::error::Error + 'static)) -> Option<rustls::Error> {
-    let mut cause = Some(error);
-    while let Some(e) = cause {
-        if let Some(tls) = e.downcast_ref::<rustls::Error>() {
-            return Some(tls.clone());
-        }
-        if let Some(tls) = e
-            .downcast_ref::<io::Error>()
-            .and_then(io::Error::get_ref)
-            .and_then(|inner| inner.downcast_ref::<rustls::Error>())
-        {
-            return Some(tls.clone());
-        }
-        if let Some(alert) = alert_in_text(&e.to_string()) {
-            return Some(rustls::Error::AlertReceived(alert));
-        }
-        cause = e.source();
-    }
-    None
-}
-
-/// "received fatal alert: UnknownCA" → `AlertDescription::UnknownCA`.
-fn alert_in_text(text: &str) -> Option<AlertDescription> {
-    let name = text.split("received fatal alert: ").nth(1)?;
-    // The name ends where rustls' `Debug` name would: "AccessDenied, then ..." still counts.
-    let name = name.split(|c: char| !c.is_ascii_alphanumeric()).next()?;
-    (0..=u8::MAX)
-        .map(AlertDescription::from)
-        .find(|a| format!("{a:?}") == name)
-}
-
-/// Whether an alert is the server's verdict on our certificate.
+/// Whether an alert is the server's verdict on our certificate, as the library classifies
+/// it (so that the doctor and a failed call of the library name the same alerts).
 pub(super) fn rejects_us(alert: AlertDescription) -> bool {
-    matches!(
-        alert,
-        AlertDescription::UnknownCA
-            | AlertDescription::CertificateExpired
-            | AlertDescription::CertificateRevoked
-            | AlertDescription::AccessDenied
-            | AlertDescription::BadCertificate
-            | AlertDescription::UnsupportedCertificate
-            | AlertDescription::CertificateUnknown
-            | AlertDescription::CertificateRequired
-            | AlertDescription::DecryptError
-    )
+    HandshakeFailure::from_alert(alert) == HandshakeFailure::RejectedByPeer
 }
 
 /// The server's alert about our certificate (or the handshake), in words.
@@ -122,7 +77,8 @@ pub(super) fn explain(
                 ours.name()
             ),
         ),
-        AlertDescription::CertificateRequired => diagnosis(
+        // `no_certificate` is SSL 3's spelling of the same refusal.
+        AlertDescription::CertificateRequired | AlertDescription::NoCertificate => diagnosis(
             "the server requires a client certificate and received none",
             "check that our certificate file holds a certificate, and that it matches the CAs the server hints",
         ),

@@ -2,7 +2,7 @@
 
 use std::io;
 
-use mtls::{ClientError, alert_name};
+use mtls::{ClientError, HandshakeFailure, alert_name};
 use rustls::AlertDescription;
 
 use super::own_material::Ours;
@@ -20,10 +20,8 @@ pub(super) async fn handshake_failed(
     error: &io::Error,
     report: &mut Report,
 ) {
-    let Some(tls) = alert::find_tls(error) else {
-        let d = if error.kind() == io::ErrorKind::UnexpectedEof
-            || error.kind() == io::ErrorKind::ConnectionReset
-        {
+    let Some(tls) = HandshakeFailure::tls_error_in(error) else {
+        let d = if HandshakeFailure::from_io(error) == HandshakeFailure::PeerClosed {
             if let Some(reply) = probe::plaintext_reply(ctx).await {
                 probe::not_tls(ctx, &reply)
             } else {

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use http_body_util::{BodyExt, Empty};
 use hyper::body::Bytes;
 use hyper_util::rt::TokioIo;
-use mtls::alert_name;
+use mtls::{HandshakeFailure, alert_name};
 use tokio::net::TcpStream;
 
 use super::handshake::Established;
@@ -28,7 +28,7 @@ pub(super) async fn get(
         Ok(Ok(answer)) => answer,
         Ok(Err(e)) => {
             let stage = if asked.is_some() { "accepted" } else { "http" };
-            match alert::find_tls(&*e) {
+            match HandshakeFailure::tls_error_in(&*e) {
                 Some(rustls::Error::AlertReceived(received)) => {
                     let d = alert::explain(received, ours, asked.as_deref(), ctx);
                     let detail = if alert::rejects_us(received) {
@@ -193,7 +193,9 @@ async fn request(
             // The connection task ends with the underlying error (an alert, a reset).
             let own = tokio::time::timeout(Duration::from_secs(1), conn).await;
             match own {
-                Ok(Ok(Err(conn_error))) if alert::find_tls(&conn_error).is_some() => {
+                Ok(Ok(Err(conn_error)))
+                    if HandshakeFailure::tls_error_in(&conn_error).is_some() =>
+                {
                     Err(conn_error.into())
                 }
                 _ => Err(e),
