@@ -515,14 +515,7 @@ impl HandshakeFailure {
                 }
                 _ => HandshakeFailure::Other,
             },
-            E::AlertReceived(alert) => match alert {
-                AlertDescription::ProtocolVersion => HandshakeFailure::ProtocolVersion,
-                AlertDescription::HandshakeFailure | AlertDescription::InsufficientSecurity => {
-                    HandshakeFailure::NoSharedCipher
-                }
-                a if is_certificate_alert(*a) => HandshakeFailure::RejectedByPeer,
-                _ => HandshakeFailure::Other,
-            },
+            E::AlertReceived(alert) => Self::from_alert(*alert),
             E::InvalidMessage(_)
             | E::InappropriateMessage { .. }
             | E::InappropriateHandshakeMessage { .. }
@@ -532,6 +525,72 @@ impl HandshakeFailure {
             E::InvalidCertRevocationList(_) => HandshakeFailure::RevocationUnknown,
             _ => HandshakeFailure::Other,
         }
+    }
+
+    /// Classifies a TLS alert received from the peer. An alert about the certificate we sent
+    /// (`unknown_ca`, `access_denied`, `certificate_required` or SSL 3's `no_certificate` for
+    /// none at all, and the like) is [`HandshakeFailure::RejectedByPeer`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use mtls::HandshakeFailure;
+    /// use rustls::AlertDescription;
+    ///
+    /// let missing = HandshakeFailure::from_alert(AlertDescription::CertificateRequired);
+    /// assert_eq!(missing, HandshakeFailure::RejectedByPeer);
+    /// let versions = HandshakeFailure::from_alert(AlertDescription::ProtocolVersion);
+    /// assert_eq!(versions, HandshakeFailure::ProtocolVersion);
+    /// ```
+    pub fn from_alert(alert: AlertDescription) -> Self {
+        match alert {
+            AlertDescription::ProtocolVersion => HandshakeFailure::ProtocolVersion,
+            AlertDescription::HandshakeFailure | AlertDescription::InsufficientSecurity => {
+                HandshakeFailure::NoSharedCipher
+            }
+            a if is_certificate_alert(a) => HandshakeFailure::RejectedByPeer,
+            _ => HandshakeFailure::Other,
+        }
+    }
+
+    /// Finds the rustls error in an error's chain of sources, for
+    /// [`HandshakeFailure::from_rustls`] to classify: the error itself, one that an
+    /// [`io::Error`] wraps (its `source` skips it), or an alert that rustls reports only as
+    /// text once it has been read after the handshake ("received fatal alert: UnknownCA"),
+    /// which is all HTTP/2 keeps. `None` when the chain holds no rustls error.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use mtls::HandshakeFailure;
+    /// use rustls::AlertDescription;
+    ///
+    /// // As hyper reports an alert read after a TLS 1.3 handshake:
+    /// let text = std::io::Error::other("received fatal alert: CertificateRequired");
+    /// let found = HandshakeFailure::tls_error_in(&text);
+    /// let required = rustls::Error::AlertReceived(AlertDescription::CertificateRequired);
+    /// assert_eq!(found, Some(required));
+    /// assert_eq!(HandshakeFailure::tls_error_in(&std::fmt::Error), None);
+    /// ```
+    pub fn tls_error_in(error: &(dyn std::error::Error + 'static)) -> Option<rustls::Error> {
+        let mut cause = Some(error);
+        while let Some(e) = cause {
+            if let Some(tls) = e.downcast_ref::<rustls::Error>() {
+                return Some(tls.clone());
+            }
+            if let Some(tls) = e
+                .downcast_ref::<io::Error>()
+                .and_then(io::Error::get_ref)
+                .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+            {
+                return Some(tls.clone());
+            }
+            if let Some(alert) = alert_in_text(&e.to_string()) {
+                return Some(rustls::Error::AlertReceived(alert));
+            }
+            cause = e.source();
+        }
+        None
     }
 
     fn from_certificate_error(error: &CertificateError) -> Self {
@@ -644,6 +703,16 @@ pub(crate) fn is_certificate_alert(alert: AlertDescription) -> bool {
             | AlertDescription::NoCertificate
             | AlertDescription::DecryptError
     )
+}
+
+/// "received fatal alert: UnknownCA" → `AlertDescription::UnknownCA` (the alert's `Debug`
+/// name, as rustls writes it; "AccessDenied, then ..." still counts).
+fn alert_in_text(text: &str) -> Option<AlertDescription> {
+    let name = text.split("received fatal alert: ").nth(1)?;
+    let name = name.split(|c: char| !c.is_ascii_alphanumeric()).next()?;
+    (0..=u8::MAX)
+        .map(AlertDescription::from)
+        .find(|a| format!("{a:?}") == name)
 }
 
 /// What a certificate alert from the server most likely means for us.
@@ -799,6 +868,40 @@ mod tests {
             alert_name(AlertDescription::ProtocolVersion),
             "protocol_version"
         );
+    }
+
+    #[test]
+    fn an_alert_saying_we_sent_no_certificate_is_a_rejection_of_us() {
+        for alert in [
+            AlertDescription::CertificateRequired,
+            AlertDescription::NoCertificate,
+        ] {
+            assert_eq!(
+                HandshakeFailure::from_alert(alert),
+                HandshakeFailure::RejectedByPeer
+            );
+        }
+    }
+
+    #[test]
+    fn a_tls_error_is_found_wrapped_or_as_the_text_of_an_alert() {
+        let wrapped = io::Error::new(
+            io::ErrorKind::InvalidData,
+            rustls::Error::AlertReceived(AlertDescription::UnknownCA),
+        );
+        assert_eq!(
+            HandshakeFailure::tls_error_in(&wrapped),
+            Some(rustls::Error::AlertReceived(AlertDescription::UnknownCA))
+        );
+        let text = io::Error::other("received fatal alert: AccessDenied, then more");
+        assert_eq!(
+            HandshakeFailure::tls_error_in(&text),
+            Some(rustls::Error::AlertReceived(AlertDescription::AccessDenied))
+        );
+        let unknown = io::Error::other("received fatal alert: NoSuchAlert");
+        assert_eq!(HandshakeFailure::tls_error_in(&unknown), None);
+        let reset = io::Error::from(io::ErrorKind::ConnectionReset);
+        assert_eq!(HandshakeFailure::tls_error_in(&reset), None);
     }
 
     #[test]

@@ -744,3 +744,166 @@ fn a_certificate_due_for_renewal_is_a_warning_that_still_connects() {
         run.stdout
     );
 }
+
+/// A client-certificate verifier that admits Ed25519 signatures only, so a client whose key
+/// is ECDSA (as the development CA issues) has no certificate it may send.
+#[derive(Debug)]
+struct Ed25519Only(std::sync::Arc<dyn rustls::server::danger::ClientCertVerifier>);
+
+impl rustls::server::danger::ClientCertVerifier for Ed25519Only {
+    fn root_hint_subjects(&self) -> &[rustls::DistinguishedName] {
+        self.0.root_hint_subjects()
+    }
+
+    fn verify_client_cert(
+        &self,
+        end_entity: &mtls::CertificateDer<'_>,
+        intermediates: &[mtls::CertificateDer<'_>],
+        now: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::server::danger::ClientCertVerified, rustls::Error> {
+        self.0.verify_client_cert(end_entity, intermediates, now)
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &mtls::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        self.0.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &mtls::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        self.0.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        vec![rustls::SignatureScheme::ED25519]
+    }
+}
+
+/// A TLS 1.3 server that requires a client certificate from our CA but accepts no signature
+/// our ECDSA key can make: the client sends no certificate, and the server refuses that.
+fn server_that_gets_no_certificate(
+    rt: &tokio::runtime::Runtime,
+    s: &Setup,
+) -> std::net::SocketAddr {
+    use rustls::pki_types::pem::PemObject;
+    use std::sync::Arc;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let provider = mtls::crypto_provider();
+    let mut roots = rustls::RootCertStore::empty();
+    for c in s.pki.ca.trust().unwrap().certificates() {
+        roots.add(c.clone()).unwrap();
+    }
+    let verifier =
+        rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider)
+            .build()
+            .unwrap();
+    let chain = mtls::CertificateDer::pem_slice_iter(s.server.cert_pem().as_bytes())
+        .collect::<Result<Vec<_>, _>>()
+        .unwrap();
+    let key = mtls::PrivateKeyDer::from_pem_slice(s.server.key_pem().as_bytes()).unwrap();
+    let config = rustls::ServerConfig::builder_with_provider(mtls::crypto_provider())
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .unwrap()
+        .with_client_cert_verifier(Arc::new(Ed25519Only(verifier)))
+        .with_single_cert(chain, key)
+        .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    rt.block_on(async {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            while let Ok((tcp, _)) = listener.accept().await {
+                let acceptor = acceptor.clone();
+                tokio::spawn(async move {
+                    if let Ok(mut tls) = acceptor.accept(tcp).await {
+                        let mut buf = vec![0; 4096];
+                        if tls.read(&mut buf).await.unwrap_or(0) > 0 {
+                            let _ = tls.write_all(b"HTTP/1.1 200 OK\r\n\r\n").await;
+                        }
+                    }
+                });
+            }
+        });
+        addr
+    })
+}
+
+#[test]
+fn a_server_whose_signatures_our_key_cannot_make_receives_no_certificate_and_says_so() {
+    let s = setup("nocert");
+    let rt = runtime();
+    let addr = server_that_gets_no_certificate(&rt, &s);
+    let run = s.doctor_local(addr, &[]);
+    assert_eq!(run.code, 1, "{}", run.stdout);
+    assert!(
+        run.stdout
+            .contains("✗ server rejected our certificate (alert certificate_required)"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.verdict()
+            .starts_with("BROKEN: the server requires a client certificate and received none."),
+        "{}",
+        run.stdout
+    );
+}
+
+/// A server that answers every hello with a fatal alert `description` (one TLS record).
+fn server_answering_with_alert(
+    rt: &tokio::runtime::Runtime,
+    description: u8,
+) -> std::net::SocketAddr {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    rt.block_on(async {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            while let Ok((mut tcp, _)) = listener.accept().await {
+                tokio::spawn(async move {
+                    let mut hello = vec![0; 4096];
+                    if tcp.read(&mut hello).await.unwrap_or(0) > 0 {
+                        // Content type alert, TLS 1.2 record, two bytes: fatal, `description`.
+                        let _ = tcp
+                            .write_all(&[0x15, 0x03, 0x03, 0x00, 0x02, 0x02, description])
+                            .await;
+                    }
+                });
+            }
+        });
+        addr
+    })
+}
+
+#[test]
+fn an_ssl3_no_certificate_alert_is_named_as_the_server_receiving_none() {
+    let s = setup("ssl3nocert");
+    let rt = runtime();
+    // 41: `no_certificate`, SSL 3's word for a client that sent no certificate.
+    let addr = server_answering_with_alert(&rt, 41);
+    let run = s.doctor_local(addr, &[]);
+    assert_eq!(run.code, 1, "{}", run.stdout);
+    assert!(
+        run.stdout.contains(
+            "✗ TLS handshake: the server rejected our certificate (alert no_certificate)"
+        ),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.verdict()
+            .starts_with("BROKEN: the server requires a client certificate and received none."),
+        "{}",
+        run.stdout
+    );
+}
