@@ -103,6 +103,7 @@ pub use policy::axum::MissingIdentity;
 pub use policy::path::{PathError, canonical_path};
 pub use policy::require::{RequireIdentity, RequireIdentityFuture, RequireIdentityService};
 pub use policy::roles::{Access, AccessError, AccessRule, AccessService, Decision, Roles};
+pub use rotate::builder::{Builder, Side};
 pub use rotate::pem_dir::PemDirectory;
 pub use rotate::status::{CertificateInfo, CertificateStatus};
 pub use rotate::{DEFAULT_RELOAD_INTERVAL, Rotate};

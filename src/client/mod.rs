@@ -29,9 +29,10 @@ use crate::error::{Error, HandshakeFailure, alert_name, is_certificate_alert};
 use crate::handshake::{InGeneration, within_generation};
 use crate::live::LiveClient;
 use crate::live::tls::{Runner, TlsOptions, client_generation, live_client_config};
-use crate::material::{Crls, Identity, TrustBundle};
+use crate::material::{Identity, TrustBundle};
 use crate::peer::PeerIdentity;
 use crate::policy::authorizer::Authorizer;
+use crate::rotate::builder::{Builder, Side};
 use crate::rotate::status::{CertificateStatus, status};
 use crate::rotate::{Live, MaterialSpec, ReloadState, Role, Rotate, Target, Update, rotate};
 use crate::util::provider::crypto_provider;
@@ -46,7 +47,8 @@ use crate::verify::ServerNotAllowed;
 /// ```
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Configures a [`Client`].
+/// Configures a [`Client`]: the shared material setters of [`Builder`], and the client's own
+/// below (how the server is verified, timeouts, the connection pool).
 ///
 /// # Examples
 ///
@@ -58,274 +60,34 @@ pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 ///     .build()?;
 /// # Ok(client) }
 /// ```
-#[must_use = "a builder does nothing until `.build()` is called"]
+pub type ClientBuilder = Builder<Client>;
+
+/// What only a client's builder sets.
 #[derive(Debug)]
-pub struct ClientBuilder {
-    pub(crate) material: MaterialSpec,
+pub struct ClientSettings {
     expect_server: Option<Authorizer>,
-    tls: TlsOptions,
     connect_timeout: Duration,
     pool_idle_timeout: Option<Duration>,
     pool_max_idle_per_host: usize,
 }
 
-impl ClientBuilder {
-    fn new() -> Self {
-        ClientBuilder {
-            material: MaterialSpec::default(),
+impl Default for ClientSettings {
+    fn default() -> Self {
+        ClientSettings {
             expect_server: None,
-            tls: TlsOptions::default(),
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
             pool_idle_timeout: Some(Duration::from_secs(90)),
             pool_max_idle_per_host: usize::MAX,
         }
     }
+}
 
-    /// The certificate chain and key we present to servers.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// # let ca = mtls::dev::DevCa::new("test CA")?;
-    /// let cert = ca.client("spiffe://example.org/orders")?;
-    /// let identity = mtls::Identity::from_pem(cert.cert_pem().as_bytes(), cert.key_pem().as_bytes())?;
-    /// let client = mtls::Client::builder()
-    ///     .identity(identity)
-    ///     .trust(ca.trust()?)
-    ///     .build()?;
-    /// # Ok::<(), Box<dyn std::error::Error>>(())
-    /// ```
-    pub fn identity(mut self, identity: Identity) -> Self {
-        self.material.identity(identity);
-        self
-    }
+impl Side for Client {
+    type Settings = ClientSettings;
+    const BUILDER: &'static str = "ClientBuilder";
+}
 
-    /// Loads our chain and key from PEM files; a load error is returned by [`ClientBuilder::build`].
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// # let ca = mtls::dev::DevCa::new("test CA")?;
-    /// # let dir = std::env::temp_dir().join(format!("mtls-doc-client-identity-files-{}", std::process::id()));
-    /// # let (cert, key) = ca.client("spiffe://example.org/orders")?.write_pem(&dir, "orders")?;
-    /// let client = mtls::Client::builder()
-    ///     .identity_files(&cert, &key) // e.g. "certs/orders.pem", "certs/orders.key"
-    ///     .trust(ca.trust()?)
-    ///     .build()?;
-    /// # std::fs::remove_dir_all(&dir)?;
-    /// # Ok::<(), Box<dyn std::error::Error>>(())
-    /// ```
-    pub fn identity_files(mut self, cert: impl AsRef<Path>, key: impl AsRef<Path>) -> Self {
-        self.material.identity_files(cert.as_ref(), key.as_ref());
-        self
-    }
-
-    /// Our identity from a PKCS#12 keystore (as `keytool` and `openssl pkcs12` write them),
-    /// re-read when the file changes like PEM files are. With several key entries, `alias`
-    /// picks one.
-    ///
-    /// # Examples
-    ///
-    /// ```no_run
-    /// # fn build() -> Result<(), mtls::LoadError> {
-    /// let password = mtls::Password::from_file("secrets/keystore.pass")?;
-    /// let builder = mtls::Client::builder()
-    ///     .identity_pkcs12_file("certs/service.p12", password, None);
-    /// # drop(builder);
-    /// # Ok(()) }
-    /// ```
-    #[cfg(feature = "pkcs12")]
-    pub fn identity_pkcs12_file(
-        mut self,
-        path: impl AsRef<Path>,
-        password: crate::Password,
-        alias: Option<&str>,
-    ) -> Self {
-        self.material
-            .identity_pkcs12(path.as_ref(), password, alias);
-        self
-    }
-
-    /// Trust anchors from a PKCS#12 truststore (every certificate entry), re-read when the
-    /// file changes.
-    ///
-    /// # Examples
-    ///
-    /// ```no_run
-    /// # fn build() -> Result<(), mtls::LoadError> {
-    /// let password = mtls::Password::from_env("TRUSTSTORE_PASSWORD")?;
-    /// let builder = mtls::Client::builder()
-    ///     .trust_pkcs12_file("certs/trust.p12", password);
-    /// # drop(builder);
-    /// # Ok(()) }
-    /// ```
-    #[cfg(feature = "pkcs12")]
-    pub fn trust_pkcs12_file(mut self, path: impl AsRef<Path>, password: crate::Password) -> Self {
-        self.material
-            .trust_pkcs12(path.as_ref(), password, None, &[]);
-        self
-    }
-
-    /// Adds CAs a server's certificate may chain to. Call it once per bundle; a bundle bound
-    /// with [`TrustBundle::for_trust_domain`] only validates identities of its trust domain.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// # let ca = mtls::dev::DevCa::new("test CA")?;
-    /// let trust = mtls::TrustBundle::from_pem(ca.root_pem().as_bytes())?;
-    /// let client = mtls::Client::builder()
-    ///     .identity(ca.client("spiffe://example.org/orders")?.identity()?)
-    ///     .trust(trust)
-    ///     .build()?;
-    /// # Ok::<(), Box<dyn std::error::Error>>(())
-    /// ```
-    pub fn trust(mut self, trust: TrustBundle) -> Self {
-        self.material.trust(trust);
-        self
-    }
-
-    /// Adds the CAs of a PEM file; a load error is returned by [`ClientBuilder::build`].
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// # let ca = mtls::dev::DevCa::new("test CA")?;
-    /// # let dir = std::env::temp_dir().join(format!("mtls-doc-client-trust-file-{}", std::process::id()));
-    /// # let (ca_pem, _) = ca.write_pem(&dir, "ca")?;
-    /// let client = mtls::Client::builder()
-    ///     .identity(ca.client("spiffe://example.org/orders")?.identity()?)
-    ///     .trust_file(&ca_pem) // e.g. "certs/ca.pem"
-    ///     .build()?;
-    /// # std::fs::remove_dir_all(&dir)?;
-    /// # Ok::<(), Box<dyn std::error::Error>>(())
-    /// ```
-    pub fn trust_file(mut self, path: impl AsRef<Path>) -> Self {
-        self.material.trust_file(path.as_ref(), None, &[]);
-        self
-    }
-
-    /// Adds the CAs of a PEM file bound to a SPIFFE trust domain (federation), re-read when
-    /// the file changes as [`trust_file`](Self::trust_file) is: the file a federation agent
-    /// such as spiffe-helper writes for a partner domain, or a
-    /// [`PemDirectory`](crate::PemDirectory)'s `ca-<trust domain>.crt`. Every version read
-    /// is bound as [`TrustBundle::for_trust_domain`] binds, so the partner's CAs vouch for
-    /// that domain's SPIFFE IDs and nothing else, however often they rotate. An invalid
-    /// trust domain name is a load error returned by `build`.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// // Loaded now; an error (a missing file, an invalid name) is returned by `build`.
-    /// let builder = mtls::Client::builder()
-    ///     .trust_file("certs/ca.pem")
-    ///     .trust_file_for_domain("certs/partner-bundle.pem", "partner.example");
-    /// ```
-    pub fn trust_file_for_domain(mut self, path: impl AsRef<Path>, trust_domain: &str) -> Self {
-        self.material
-            .trust_file(path.as_ref(), Some(trust_domain), &[]);
-        self
-    }
-
-    /// How often certificate, key and CA files are checked for changes; `None` turns
-    /// reloading off. Default: every 5 seconds. Reloading needs the client to be built inside
-    /// a tokio runtime.
-    ///
-    /// A changed set is validated as a whole ([`Rotate`]) before it is swapped in; new
-    /// connections present the new certificate, pooled ones keep theirs until they close.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use std::time::Duration;
-    ///
-    /// let every_minute = mtls::Client::builder().reload_interval(Some(Duration::from_secs(60)));
-    /// let never = mtls::Client::builder().reload_interval(None);
-    /// ```
-    pub fn reload_interval(mut self, interval: Option<Duration>) -> Self {
-        self.material.reload_interval = interval;
-        self
-    }
-
-    /// Adds certificate revocation lists (PEM or DER), checked for every server certificate: the whole
-    /// chain by default, and a certificate no CRL covers is refused. The file is re-read when
-    /// it changes; a load error is returned by [`ClientBuilder::build`].
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// # let ca = mtls::dev::DevCa::new("test CA")?;
-    /// # let dir = std::env::temp_dir().join(format!("mtls-doc-client-crl-file-{}", std::process::id()));
-    /// # std::fs::create_dir_all(&dir)?;
-    /// # let crl = dir.join("ca.crl");
-    /// # std::fs::write(&crl, ca.crl_pem(&[])?)?;
-    /// let client = mtls::Client::builder()
-    ///     .identity(ca.client("spiffe://example.org/orders")?.identity()?)
-    ///     .trust(ca.trust()?)
-    ///     .crl_file(&crl) // e.g. "certs/ca.crl"
-    ///     .build()?;
-    /// # std::fs::remove_dir_all(&dir)?;
-    /// # Ok::<(), Box<dyn std::error::Error>>(())
-    /// ```
-    pub fn crl_file(mut self, path: impl AsRef<Path>) -> Self {
-        self.material.crl_file(path.as_ref());
-        self
-    }
-
-    /// Adds certificate revocation lists, as [`ClientBuilder::crl_file`] does.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// # let ca = mtls::dev::DevCa::new("test CA")?;
-    /// let crls = ca.crl(&[])?; // or mtls::Crls::from_file("certs/ca.crl")?
-    /// let builder = mtls::Client::builder().crls(crls);
-    /// # Ok::<(), Box<dyn std::error::Error>>(())
-    /// ```
-    pub fn crls(mut self, crls: Crls) -> Self {
-        self.material.crls(crls);
-        self
-    }
-
-    /// Checks revocation of the leaf only, not of intermediates. Default: the whole chain.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// let builder = mtls::Client::builder().revocation_leaf_only();
-    /// ```
-    pub fn revocation_leaf_only(mut self) -> Self {
-        self.tls.revocation.leaf_only = true;
-        self
-    }
-
-    /// Accepts a certificate whose revocation status no CRL covers. Default: refuse it.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// let builder = mtls::Client::builder().allow_unknown_revocation_status();
-    /// ```
-    pub fn allow_unknown_revocation_status(mut self) -> Self {
-        self.tls.revocation.allow_unknown_status = true;
-        self
-    }
-
-    /// Uses a CRL past its `nextUpdate` as if it were current. Default: a peer whose status
-    /// only an expired CRL gives is refused (`revocation_unknown`), as OpenSSL's CRL check
-    /// does. [`CertificateStatus::crls`](crate::CertificateStatus::crls) shows each CRL's
-    /// `nextUpdate` before it passes.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// let builder = mtls::Client::builder().allow_expired_crls();
-    /// ```
-    pub fn allow_expired_crls(mut self) -> Self {
-        self.tls.revocation.allow_expired_crls = true;
-        self
-    }
-
+impl Builder<Client> {
     /// Verifies the server by identity instead of by the URL's host name.
     ///
     /// The server's chain is validated (trust anchors, validity, EKU serverAuth), then its
@@ -345,19 +107,7 @@ impl ClientBuilder {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn expect_server(mut self, policy: Authorizer) -> Self {
-        self.expect_server = Some(policy);
-        self
-    }
-
-    /// Negotiate TLS 1.3 only. Default: TLS 1.3 and 1.2.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// let builder = mtls::Client::builder().tls13_only();
-    /// ```
-    pub fn tls13_only(mut self) -> Self {
-        self.tls.tls13_only = true;
+        self.side.expect_server = Some(policy);
         self
     }
 
@@ -369,7 +119,7 @@ impl ClientBuilder {
     /// let builder = mtls::Client::builder().connect_timeout(std::time::Duration::from_secs(3));
     /// ```
     pub fn connect_timeout(mut self, timeout: Duration) -> Self {
-        self.connect_timeout = timeout;
+        self.side.connect_timeout = timeout;
         self
     }
 
@@ -382,7 +132,7 @@ impl ClientBuilder {
     /// let builder = mtls::Client::builder().pool_idle_timeout(Some(std::time::Duration::from_secs(30)));
     /// ```
     pub fn pool_idle_timeout(mut self, timeout: Option<Duration>) -> Self {
-        self.pool_idle_timeout = timeout;
+        self.side.pool_idle_timeout = timeout;
         self
     }
 
@@ -395,7 +145,7 @@ impl ClientBuilder {
     /// let no_pooling = mtls::Client::builder().pool_max_idle_per_host(0);
     /// ```
     pub fn pool_max_idle_per_host(mut self, max: usize) -> Self {
-        self.pool_max_idle_per_host = max;
+        self.side.pool_max_idle_per_host = max;
         self
     }
 
@@ -427,7 +177,7 @@ impl ClientBuilder {
             &provider,
             &live.identity,
             &live.effective_trust(),
-            self.expect_server.clone(),
+            self.side.expect_server.clone(),
             self.tls,
         )?;
         let current = LiveClient::new(generation);
@@ -439,7 +189,7 @@ impl ClientBuilder {
             handed_out: Arc::new(handed_out),
             material: Mutex::new(ClientMaterial {
                 live,
-                expect_server: self.expect_server,
+                expect_server: self.side.expect_server,
                 tls: self.tls,
             }),
             provider,
@@ -449,13 +199,13 @@ impl ClientBuilder {
         let connector = Connector(Arc::new(ConnectorInner {
             tls: TlsConnector::from(config),
             live: Arc::clone(&shared.live),
-            connect_timeout: self.connect_timeout,
+            connect_timeout: self.side.connect_timeout,
             recent: Arc::default(),
         }));
         let mut builder = hyper_util::client::legacy::Client::builder(TokioExecutor::new());
         builder
-            .pool_idle_timeout(self.pool_idle_timeout)
-            .pool_max_idle_per_host(self.pool_max_idle_per_host)
+            .pool_idle_timeout(self.side.pool_idle_timeout)
+            .pool_max_idle_per_host(self.side.pool_max_idle_per_host)
             .pool_timer(hyper_util::rt::TokioTimer::new());
         Ok(Client(Arc::new(ClientInner {
             http: builder.build(connector.clone()),
@@ -577,7 +327,7 @@ impl Client {
     /// assert!(matches!(builder.build(), Err(mtls::Error::MissingIdentity)));
     /// ```
     pub fn builder() -> ClientBuilder {
-        ClientBuilder::new()
+        Builder::new()
     }
 
     /// A rustls configuration over this client's material, for any rustls-based library

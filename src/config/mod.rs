@@ -19,6 +19,7 @@ use crate::error::Error;
 use crate::error::PolicyError;
 use crate::policy::authorizer::Authorizer;
 use crate::policy::roles::{Access, AccessError, AccessRule, Roles};
+use crate::rotate::builder::{Builder, Side};
 use crate::server::{Server, ServerBuilder};
 
 /// A whole configuration file. The types derive `Deserialize`, so figment or config-rs users
@@ -840,7 +841,7 @@ impl Config {
             message: "is missing: add a [server] section with listen, bundle and allow".to_owned(),
         })?;
         let mut builder = Server::builder();
-        apply_profile(self, &server.bundle, &server.trust, &mut builder.material)?;
+        apply_profile(self, &server.bundle, &server.trust, &mut builder)?;
         let policy = patterns(&server.allow).map_err(|e| ConfigError::Invalid {
             origin: "configuration".to_owned(),
             key: "server.allow".to_owned(),
@@ -911,7 +912,7 @@ impl Config {
             ),
         })?;
         let mut builder = Client::builder();
-        apply_profile(self, &profile.bundle, &profile.trust, &mut builder.material)?;
+        apply_profile(self, &profile.bundle, &profile.trust, &mut builder)?;
         if !profile.expect_server.is_empty() {
             let policy = patterns(&profile.expect_server).map_err(|e| ConfigError::Invalid {
                 origin: "configuration".to_owned(),
@@ -1091,11 +1092,11 @@ impl Client {
 
 /// Puts a profile's material into a server's or client's builder: its bundle's identity and
 /// trust, then the trust of each bundle in `trust`.
-fn apply_profile(
+fn apply_profile<S: Side>(
     cfg: &Config,
     bundle: &str,
     trust: &[String],
-    material: &mut crate::rotate::MaterialSpec,
+    builder: &mut Builder<S>,
 ) -> Result<(), ConfigError> {
     for (name, with_identity) in
         std::iter::once((bundle, true)).chain(trust.iter().map(|t| (t.as_str(), false)))
@@ -1105,7 +1106,7 @@ fn apply_profile(
             key: format!("bundle.{name}"),
             message: format!("is not defined; define [bundle.{name}]"),
         })?;
-        apply_bundle(found, name, with_identity, material)?;
+        apply_bundle(found, name, with_identity, &mut builder.material)?;
     }
     Ok(())
 }

@@ -2,6 +2,8 @@
 //! validated first, from files that are polled for changes or from code ([`Rotate`]); and the
 //! expiry status of what is in use ([`CertificateStatus`]).
 
+pub(crate) mod builder;
+
 pub(crate) mod pem_dir;
 pub(crate) mod status;
 

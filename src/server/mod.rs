@@ -28,9 +28,10 @@ use crate::error::Error;
 use crate::handshake::Handshake;
 use crate::live::tls::{ClientAuth, Runner, TlsOptions, live_server_config, server_generation};
 use crate::live::{LiveServer, ServerGeneration};
-use crate::material::{Crls, Identity, TrustBundle};
+use crate::material::{Identity, TrustBundle};
 use crate::peer::PeerIdentity;
 use crate::policy::authorizer::Authorizer;
+use crate::rotate::builder::{Builder, Side};
 use crate::rotate::status::{CertificateStatus, status};
 use crate::rotate::{Live, MaterialSpec, ReloadState, Role, Rotate, Target, Update, rotate};
 use crate::server::connection::{Connection, HttpBuilders};
@@ -40,7 +41,8 @@ use crate::server::service::HttpService;
 use crate::server::stats::ServerStats;
 use crate::util::provider::crypto_provider;
 
-/// Configures and binds a [`Server`].
+/// Configures and binds a [`Server`]: the shared material setters of [`Builder`], and the
+/// server's own below (policy, client authentication, limits).
 ///
 /// A client certificate is required by default; see [`ServerBuilder::client_auth`].
 ///
@@ -57,262 +59,32 @@ use crate::util::provider::crypto_provider;
 /// println!("listening on {}", server.local_addr());
 /// # Ok(()) }
 /// ```
-#[must_use = "a builder does nothing until `.bind(...)` is awaited"]
-pub struct ServerBuilder {
-    pub(crate) material: MaterialSpec,
+pub type ServerBuilder = Builder<Server>;
+
+/// What only a server's builder sets.
+#[derive(Debug)]
+pub struct ServerSettings {
     policy: Option<Authorizer>,
     client_auth: ClientAuth,
-    tls: TlsOptions,
     limits: Limits,
 }
 
-impl fmt::Debug for ServerBuilder {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ServerBuilder")
-            .field("material", &self.material)
-            .field("policy", &self.policy)
-            .field("client_auth", &self.client_auth)
-            .field("tls", &self.tls)
-            .field("limits", &self.limits)
-            .finish()
-    }
-}
-
-impl ServerBuilder {
-    fn new() -> Self {
-        ServerBuilder {
-            material: MaterialSpec::default(),
+impl Default for ServerSettings {
+    fn default() -> Self {
+        ServerSettings {
             policy: None,
             client_auth: ClientAuth::Required,
-            tls: TlsOptions::default(),
             limits: Limits::default(),
         }
     }
+}
 
-    /// The certificate chain and key the server presents.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// # let ca = mtls::dev::DevCa::new("test CA")?;
-    /// let handle = mtls::Server::builder()
-    ///     .identity(ca.server("inventory")?.identity()?)
-    ///     .trust(ca.trust()?)
-    ///     .authorize(mtls::Authorizer::any_verified())
-    ///     .build_rustls_config()?;
-    /// # Ok::<(), Box<dyn std::error::Error>>(())
-    /// ```
-    pub fn identity(mut self, identity: Identity) -> Self {
-        self.material.identity(identity);
-        self
-    }
+impl Side for Server {
+    type Settings = ServerSettings;
+    const BUILDER: &'static str = "ServerBuilder";
+}
 
-    /// Loads the server's chain and key from PEM files; a load error is returned by
-    /// [`ServerBuilder::bind`]. The files are re-read when they change (see
-    /// [`ServerBuilder::reload_interval`]).
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// // Loaded now; an error (such as a missing file) is returned by `bind`.
-    /// let builder = mtls::Server::builder().identity_files("certs/server.pem", "certs/server.key");
-    /// ```
-    pub fn identity_files(mut self, cert: impl AsRef<Path>, key: impl AsRef<Path>) -> Self {
-        self.material.identity_files(cert.as_ref(), key.as_ref());
-        self
-    }
-
-    /// Our identity from a PKCS#12 keystore (as `keytool` and `openssl pkcs12` write them),
-    /// re-read when the file changes like PEM files are. With several key entries, `alias`
-    /// picks one.
-    ///
-    /// # Examples
-    ///
-    /// ```no_run
-    /// # fn build() -> Result<(), mtls::LoadError> {
-    /// let password = mtls::Password::from_file("secrets/keystore.pass")?;
-    /// let builder = mtls::Server::builder()
-    ///     .identity_pkcs12_file("certs/service.p12", password, None);
-    /// # drop(builder);
-    /// # Ok(()) }
-    /// ```
-    #[cfg(feature = "pkcs12")]
-    pub fn identity_pkcs12_file(
-        mut self,
-        path: impl AsRef<Path>,
-        password: crate::Password,
-        alias: Option<&str>,
-    ) -> Self {
-        self.material
-            .identity_pkcs12(path.as_ref(), password, alias);
-        self
-    }
-
-    /// Trust anchors from a PKCS#12 truststore (every certificate entry), re-read when the
-    /// file changes.
-    ///
-    /// # Examples
-    ///
-    /// ```no_run
-    /// # fn build() -> Result<(), mtls::LoadError> {
-    /// let password = mtls::Password::from_env("TRUSTSTORE_PASSWORD")?;
-    /// let builder = mtls::Server::builder()
-    ///     .trust_pkcs12_file("certs/trust.p12", password);
-    /// # drop(builder);
-    /// # Ok(()) }
-    /// ```
-    #[cfg(feature = "pkcs12")]
-    pub fn trust_pkcs12_file(mut self, path: impl AsRef<Path>, password: crate::Password) -> Self {
-        self.material
-            .trust_pkcs12(path.as_ref(), password, None, &[]);
-        self
-    }
-
-    /// Adds CAs that client certificates may chain to. Call it once per bundle; a bundle bound
-    /// with [`TrustBundle::for_trust_domain`] only validates identities of its trust domain.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// # let ca = mtls::dev::DevCa::new("test CA")?;
-    /// let handle = mtls::Server::builder()
-    ///     .identity(ca.server("inventory")?.identity()?)
-    ///     .trust(ca.trust()?)
-    ///     .authorize(mtls::Authorizer::any_verified())
-    ///     .build_rustls_config()?;
-    /// # Ok::<(), Box<dyn std::error::Error>>(())
-    /// ```
-    pub fn trust(mut self, trust: TrustBundle) -> Self {
-        self.material.trust(trust);
-        self
-    }
-
-    /// Adds the CAs of a PEM file; a load error is returned by [`ServerBuilder::bind`]. The
-    /// file is re-read when it changes (see [`ServerBuilder::reload_interval`]).
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// // Loaded now; an error (such as a missing file) is returned by `bind`.
-    /// let builder = mtls::Server::builder().trust_file("certs/ca.pem");
-    /// ```
-    pub fn trust_file(mut self, path: impl AsRef<Path>) -> Self {
-        self.material.trust_file(path.as_ref(), None, &[]);
-        self
-    }
-
-    /// Adds the CAs of a PEM file bound to a SPIFFE trust domain (federation), re-read when
-    /// the file changes as [`trust_file`](Self::trust_file) is: the file a federation agent
-    /// such as spiffe-helper writes for a partner domain, or a
-    /// [`PemDirectory`](crate::PemDirectory)'s `ca-<trust domain>.crt`. Every version read
-    /// is bound as [`TrustBundle::for_trust_domain`] binds, so the partner's CAs vouch for
-    /// that domain's SPIFFE IDs and nothing else, however often they rotate. An invalid
-    /// trust domain name is a load error returned by `bind`.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// // Loaded now; an error (a missing file, an invalid name) is returned by `bind`.
-    /// let builder = mtls::Server::builder()
-    ///     .trust_file("certs/ca.pem")
-    ///     .trust_file_for_domain("certs/partner-bundle.pem", "partner.example");
-    /// ```
-    pub fn trust_file_for_domain(mut self, path: impl AsRef<Path>, trust_domain: &str) -> Self {
-        self.material
-            .trust_file(path.as_ref(), Some(trust_domain), &[]);
-        self
-    }
-
-    /// How often certificate, key and CA files are checked for changes; `None` turns
-    /// reloading off. Default: every 5 seconds.
-    ///
-    /// Files are re-read through their paths, so a Kubernetes `..data` symlink swap or a
-    /// rename is picked up. A changed set is validated as a whole ([`Rotate`]) before it is
-    /// swapped in; a broken or half-written set leaves the last good material in use and is
-    /// retried on the next tick.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use std::time::Duration;
-    ///
-    /// let every_minute = mtls::Server::builder().reload_interval(Some(Duration::from_secs(60)));
-    /// let never = mtls::Server::builder().reload_interval(None);
-    /// ```
-    pub fn reload_interval(mut self, interval: Option<Duration>) -> Self {
-        self.material.reload_interval = interval;
-        self
-    }
-
-    /// Adds certificate revocation lists (PEM or DER), checked for every client certificate: the whole
-    /// chain by default, and a certificate no CRL covers is refused. The file is re-read when
-    /// it changes; a load error is returned by [`ServerBuilder::bind`].
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// // Loaded now; an error (such as a missing file) is returned by `bind`.
-    /// let builder = mtls::Server::builder().crl_file("certs/ca.crl");
-    /// ```
-    pub fn crl_file(mut self, path: impl AsRef<Path>) -> Self {
-        self.material.crl_file(path.as_ref());
-        self
-    }
-
-    /// Adds certificate revocation lists, as [`ServerBuilder::crl_file`] does.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// # let ca = mtls::dev::DevCa::new("test CA")?;
-    /// let crls = ca.crl(&[])?; // or mtls::Crls::from_file("certs/ca.crl")?
-    /// let builder = mtls::Server::builder().crls(crls);
-    /// # Ok::<(), Box<dyn std::error::Error>>(())
-    /// ```
-    pub fn crls(mut self, crls: Crls) -> Self {
-        self.material.crls(crls);
-        self
-    }
-
-    /// Checks revocation of the leaf only, not of intermediates. Default: the whole chain.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// let builder = mtls::Server::builder().revocation_leaf_only();
-    /// ```
-    pub fn revocation_leaf_only(mut self) -> Self {
-        self.tls.revocation.leaf_only = true;
-        self
-    }
-
-    /// Accepts a certificate whose revocation status no CRL covers. Default: refuse it.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// let builder = mtls::Server::builder().allow_unknown_revocation_status();
-    /// ```
-    pub fn allow_unknown_revocation_status(mut self) -> Self {
-        self.tls.revocation.allow_unknown_status = true;
-        self
-    }
-
-    /// Uses a CRL past its `nextUpdate` as if it were current. Default: a peer whose status
-    /// only an expired CRL gives is refused (`revocation_unknown`), as OpenSSL's CRL check
-    /// does. [`CertificateStatus::crls`](crate::CertificateStatus::crls) shows each CRL's
-    /// `nextUpdate` before it passes.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// let builder = mtls::Server::builder().allow_expired_crls();
-    /// ```
-    pub fn allow_expired_crls(mut self) -> Self {
-        self.tls.revocation.allow_expired_crls = true;
-        self
-    }
-
+impl Builder<Server> {
     /// Which verified clients may connect. Required: a server without a policy does not bind.
     ///
     /// The policy runs inside the handshake, before any HTTP byte is read. A client it denies
@@ -333,7 +105,7 @@ impl ServerBuilder {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn authorize(mut self, policy: Authorizer) -> Self {
-        self.policy = Some(policy);
+        self.side.policy = Some(policy);
         self
     }
 
@@ -353,19 +125,7 @@ impl ServerBuilder {
     /// # Ok::<(), mtls::PolicyError>(())
     /// ```
     pub fn client_auth(mut self, mode: ClientAuth) -> Self {
-        self.client_auth = mode;
-        self
-    }
-
-    /// Negotiate TLS 1.3 only. Default: TLS 1.3 and 1.2.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// let builder = mtls::Server::builder().tls13_only();
-    /// ```
-    pub fn tls13_only(mut self) -> Self {
-        self.tls.tls13_only = true;
+        self.side.client_auth = mode;
         self
     }
 
@@ -393,7 +153,7 @@ impl ServerBuilder {
     /// let builder = mtls::Server::builder().limits(limits);
     /// ```
     pub fn limits(mut self, limits: Limits) -> Self {
-        self.limits = limits;
+        self.side.limits = limits;
         self
     }
 
@@ -405,7 +165,7 @@ impl ServerBuilder {
     /// let builder = mtls::Server::builder().handshake_timeout(std::time::Duration::from_secs(5));
     /// ```
     pub fn handshake_timeout(mut self, timeout: Duration) -> Self {
-        self.limits.handshake_timeout = timeout;
+        self.side.limits.handshake_timeout = timeout;
         self
     }
 
@@ -418,7 +178,7 @@ impl ServerBuilder {
     /// let builder = mtls::Server::builder().max_handshakes(256);
     /// ```
     pub fn max_handshakes(mut self, max: usize) -> Self {
-        self.limits.max_handshakes = max.max(1);
+        self.side.limits.max_handshakes = max.max(1);
         self
     }
 
@@ -431,7 +191,7 @@ impl ServerBuilder {
     /// let builder = mtls::Server::builder().max_connections(1_000);
     /// ```
     pub fn max_connections(mut self, max: usize) -> Self {
-        self.limits.max_connections = max.max(1);
+        self.side.limits.max_connections = max.max(1);
         self
     }
 
@@ -447,7 +207,7 @@ impl ServerBuilder {
     /// let builder = mtls::Server::builder().header_read_timeout(std::time::Duration::from_secs(10));
     /// ```
     pub fn header_read_timeout(mut self, timeout: Duration) -> Self {
-        self.limits.header_read_timeout = timeout;
+        self.side.limits.header_read_timeout = timeout;
         self
     }
 
@@ -460,7 +220,7 @@ impl ServerBuilder {
     /// let builder = mtls::Server::builder().idle_timeout(std::time::Duration::from_secs(60));
     /// ```
     pub fn idle_timeout(mut self, timeout: Duration) -> Self {
-        self.limits.idle_timeout = timeout;
+        self.side.limits.idle_timeout = timeout;
         self
     }
 
@@ -473,7 +233,7 @@ impl ServerBuilder {
     /// let builder = mtls::Server::builder().max_header_size(16 * 1024);
     /// ```
     pub fn max_header_size(mut self, bytes: usize) -> Self {
-        self.limits.max_header_size = bytes;
+        self.side.limits.max_header_size = bytes;
         self
     }
 
@@ -485,7 +245,7 @@ impl ServerBuilder {
     /// let builder = mtls::Server::builder().http2_max_concurrent_streams(100);
     /// ```
     pub fn http2_max_concurrent_streams(mut self, max: u32) -> Self {
-        self.limits.http2_max_concurrent_streams = max;
+        self.side.limits.http2_max_concurrent_streams = max;
         self
     }
 
@@ -498,7 +258,7 @@ impl ServerBuilder {
     /// let builder = mtls::Server::builder().shutdown_timeout(std::time::Duration::from_secs(10));
     /// ```
     pub fn shutdown_timeout(mut self, timeout: Duration) -> Self {
-        self.limits.shutdown_timeout = timeout;
+        self.side.limits.shutdown_timeout = timeout;
         self
     }
 
@@ -586,8 +346,8 @@ impl ServerBuilder {
     fn shared(self) -> Result<Unwatched, Error> {
         let interval = self.material.reload_interval;
         let (live, files) = self.material.resolve()?;
-        let policy = self.policy.ok_or(Error::MissingPolicy)?;
-        if self.client_auth == ClientAuth::Optional && !policy.admits_anonymous() {
+        let policy = self.side.policy.ok_or(Error::MissingPolicy)?;
+        if self.side.client_auth == ClientAuth::Optional && !policy.admits_anonymous() {
             // Fails closed, but say so: the caller asked for optional and will not get it.
             tracing::warn!(
                 %policy,
@@ -599,7 +359,7 @@ impl ServerBuilder {
         let material = Material {
             live,
             policy,
-            client_auth: self.client_auth,
+            client_auth: self.side.client_auth,
             tls: self.tls,
         };
         let provider = crypto_provider();
@@ -615,7 +375,7 @@ impl ServerBuilder {
             provider,
             stats,
             reload: ReloadState::default(),
-            limits: self.limits.clone(),
+            limits: self.side.limits.clone(),
         });
         Ok(Unwatched {
             shared,
@@ -1020,7 +780,7 @@ impl Server {
     /// assert!(matches!(builder.build_rustls_config(), Err(mtls::Error::MissingIdentity)));
     /// ```
     pub fn builder() -> ServerBuilder {
-        ServerBuilder::new()
+        Builder::new()
     }
 
     /// The address the server listens on (with the real port when bound to port 0).
