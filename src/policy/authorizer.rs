@@ -4,6 +4,12 @@
 //! workload holds a valid certificate from the same CA. An `Authorizer` says which of them may
 //! call us (on a [`Server`](crate::Server)) or which one we expect to reach (on a
 //! [`Client`](crate::Client)).
+//!
+//! The policy value, its constructors and its checks live here; the identity-pattern syntax
+//! in `pattern`, DNS name matching in `dns`.
+
+mod dns;
+mod pattern;
 
 use std::collections::BTreeSet;
 use std::fmt;
@@ -11,13 +17,12 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use http::Request;
-use rustls::server::ParsedCertificate;
-use rustls_pki_types::ServerName;
 
 use crate::error::{Denied, PolicyError};
 use crate::peer::PeerIdentity;
 use crate::peer::request::peer_of;
 use crate::spiffe::{SpiffeId, is_trust_domain};
+use dns::DnsPattern;
 
 /// A policy over a peer's verified identity.
 ///
@@ -64,12 +69,6 @@ enum Rule {
     AnyOf(Vec<Authorizer>),
     AllOf(Vec<Authorizer>),
     Not(Authorizer),
-}
-
-enum DnsPattern {
-    Exact(String),
-    /// `*.rest`: exactly one label in front of `rest`.
-    Wildcard(String),
 }
 
 impl Authorizer {
@@ -166,58 +165,6 @@ impl Authorizer {
         Ok(Self::new(Rule::SpiffeIds(set)))
     }
 
-    /// One identity pattern, in the syntax shared by configuration files and command lines:
-    ///
-    /// | pattern | policy |
-    /// |---|---|
-    /// | `spiffe://example.org/ns/prod/sa/orders` | [`Authorizer::spiffe_id`] |
-    /// | `spiffe://example.org/ns/prod/*` | [`Authorizer::spiffe_path_prefix`] of `/ns/prod` |
-    /// | `spiffe://example.org`, `spiffe://example.org/*` | [`Authorizer::trust_domain`] |
-    /// | `dns:db.internal`, `dns:*.internal` | [`Authorizer::dns_name`] |
-    /// | `cn:legacy-client` | [`Authorizer::common_name`] |
-    ///
-    /// # Errors
-    ///
-    /// [`PolicyError::Pattern`] for a pattern in none of these forms, and the errors of the
-    /// constructor it maps to.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use mtls::Authorizer;
-    ///
-    /// let ops = Authorizer::pattern("spiffe://example.org/ns/ops/*")?;
-    /// assert_eq!(ops.to_string(), "spiffe_path_prefix(spiffe://example.org/ns/ops)");
-    /// let domain = Authorizer::pattern("spiffe://example.org/*")?;
-    /// assert_eq!(domain.to_string(), Authorizer::trust_domain("example.org")?.to_string());
-    /// assert!(Authorizer::pattern("example.org/orders").is_err());
-    /// # Ok::<(), mtls::PolicyError>(())
-    /// ```
-    pub fn pattern(pattern: &str) -> Result<Self, PolicyError> {
-        if let Some(name) = pattern.strip_prefix("dns:") {
-            return Self::dns_name(name);
-        }
-        if let Some(name) = pattern.strip_prefix("cn:") {
-            return Self::common_name(name);
-        }
-        if !pattern.starts_with("spiffe://") {
-            return Err(PolicyError::Pattern(pattern.to_owned()));
-        }
-        if let Some(prefix) = pattern.strip_suffix("/*") {
-            // `spiffe://example.org/*` is how people write "any workload of the domain".
-            return match SpiffeId::parse(prefix)? {
-                id if id.path().is_empty() => Self::trust_domain(id.trust_domain()),
-                _ => Self::spiffe_path_prefix(prefix),
-            };
-        }
-        let id = SpiffeId::parse(pattern)?;
-        if id.path().is_empty() {
-            Self::trust_domain(id.trust_domain())
-        } else {
-            Ok(Self::new(Rule::SpiffeId(id)))
-        }
-    }
-
     /// Any workload of a SPIFFE trust domain, e.g. `example.org`.
     ///
     /// # Errors
@@ -262,50 +209,6 @@ impl Authorizer {
     /// ```
     pub fn spiffe_path_prefix(prefix: &str) -> Result<Self, PolicyError> {
         Ok(Self::new(Rule::PathPrefix(workload_id(prefix)?)))
-    }
-
-    /// A DNS SAN: exactly `name`, or with `*.example.org` any name with exactly one label in
-    /// front of `example.org`. Matching is case-insensitive; an exact name also matches a
-    /// wildcard certificate the way TLS server name checks do.
-    ///
-    /// # Errors
-    ///
-    /// [`PolicyError::DnsName`] for a malformed name or a wildcard anywhere but a whole leftmost
-    /// label.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// # let ca = mtls::dev::DevCa::new("test CA")?;
-    /// let cert = ca.issue(&mtls::dev::LeafSpec::server("inventory.example.org"))?;
-    /// let peer = mtls::PeerIdentity::from_chain(cert.identity()?.chain())?;
-    /// assert!(mtls::Authorizer::dns_name("inventory.example.org")?.allows(Some(&peer)));
-    /// assert!(mtls::Authorizer::dns_name("*.example.org")?.allows(Some(&peer)));
-    /// assert!(mtls::Authorizer::dns_name("inventory.*.org").is_err());
-    /// # Ok::<(), Box<dyn std::error::Error>>(())
-    /// ```
-    pub fn dns_name(name: &str) -> Result<Self, PolicyError> {
-        let invalid = || PolicyError::DnsName(name.to_owned());
-        let lower = name.to_ascii_lowercase();
-        let pattern = match lower.strip_prefix("*.") {
-            Some(rest) => {
-                if rest.split('.').count() < 2 {
-                    return Err(invalid());
-                }
-                DnsPattern::Wildcard(rest.to_owned())
-            }
-            None => DnsPattern::Exact(lower.clone()),
-        };
-        let base = match &pattern {
-            DnsPattern::Exact(n) | DnsPattern::Wildcard(n) => n,
-        };
-        if base.contains('*')
-            || ServerName::try_from(base.as_str()).is_err()
-            || base.parse::<IpAddr>().is_ok()
-        {
-            return Err(invalid());
-        }
-        Ok(Self::new(Rule::DnsName(pattern)))
     }
 
     /// An IP address SAN.
@@ -538,12 +441,7 @@ impl Authorizer {
                         .strip_prefix(prefix.path())
                         .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
             }),
-            Rule::DnsName(DnsPattern::Exact(name)) => name_matches(peer, name),
-            Rule::DnsName(DnsPattern::Wildcard(rest)) => peer.dns_names().iter().any(|san| {
-                san.split_once('.').is_some_and(|(label, tail)| {
-                    !label.is_empty() && !label.contains('*') && tail.eq_ignore_ascii_case(rest)
-                })
-            }),
+            Rule::DnsName(pattern) => pattern.matches(peer),
             Rule::IpAddress(ip) => peer.ip_addresses().contains(ip),
             Rule::CommonName(cn) => peer.common_name() == Some(cn.as_str()),
             Rule::Predicate(_, f) => f(peer),
@@ -552,20 +450,6 @@ impl Authorizer {
             Rule::Not(inner) => !inner.matches(peer),
         }
     }
-}
-
-/// A DNS SAN check with exactly the name-matching rules rustls applies to server names
-/// (including wildcard certificates), so a policy is never looser than a hostname check.
-fn name_matches(peer: &PeerIdentity, name: &str) -> bool {
-    // A bound bundle vouched for the SPIFFE ID alone, not for the names in the leaf.
-    if peer.bound_trust_domain().is_some() {
-        return false;
-    }
-    let Ok(server_name) = ServerName::try_from(name) else {
-        return false;
-    };
-    ParsedCertificate::try_from(peer.leaf())
-        .is_ok_and(|cert| rustls::client::verify_server_name(&cert, &server_name).is_ok())
 }
 
 /// A SPIFFE ID naming a workload: valid and with a path.

@@ -1,7 +1,12 @@
 //! Who may connect and what they may do: [`Authorizer`](crate::Authorizer) decides inside the
-//! handshake; [`Roles`](crate::Roles) and [`Access`](crate::Access) map identities to roles and
-//! requests to rules; [`RequireIdentity`](crate::RequireIdentity) narrows one route; the refusal
-//! responses (403, gRPC status) live beside them, apart from the rule types.
+//! handshake (`authorizer`, with its pattern syntax and DNS name matching beneath it);
+//! [`Roles`](crate::Roles) and [`Access`](crate::Access) map identities to roles and requests to
+//! rules (`roles`, with the rules and their tower service beneath it);
+//! [`RequireIdentity`](crate::RequireIdentity) narrows one route; request paths are made
+//! canonical in `path`; the refusal responses (403, gRPC status) live beside them, apart from
+//! the rule types.
+//!
+//! It may import the modules below it: `util`, `spiffe`, `error`, `material` and `peer`.
 
 pub(crate) mod authorizer;
 #[cfg(feature = "axum")]
