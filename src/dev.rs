@@ -619,7 +619,7 @@ fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
 /// use mtls::dev::{LeafSpec, Usage};
 /// # let ca = mtls::dev::DevCa::new("test CA")?;
 /// # let verifier = mtls::verify::ClientIdentityVerifier::new(
-/// #     mtls::crypto_provider(), &[ca.trust()?], mtls::Authorizer::any_verified(), false, Default::default())?;
+/// #     mtls::crypto_provider(), &[ca.trust()?], mtls::Authorizer::any_verified(), mtls::ClientAuth::Required, Default::default())?;
 /// let mesh = ca.issue(&LeafSpec::new("orders").usage(Usage::Both))?;
 /// let leaf = mtls::CertificateDer::from(mesh.der().to_vec());
 /// let now = rustls::pki_types::UnixTime::now();
@@ -863,7 +863,7 @@ impl LeafSpec {
     /// use mtls::dev::{LeafSpec, Usage};
     /// # let ca = mtls::dev::DevCa::new("test CA")?;
     /// # let verifier = mtls::verify::ClientIdentityVerifier::new(
-    /// #     mtls::crypto_provider(), &[ca.trust()?], mtls::Authorizer::any_verified(), false, Default::default())?;
+    /// #     mtls::crypto_provider(), &[ca.trust()?], mtls::Authorizer::any_verified(), mtls::ClientAuth::Required, Default::default())?;
     /// let web = ca.issue(&LeafSpec::new("web").usage(Usage::Server))?;
     /// let leaf = mtls::CertificateDer::from(web.der().to_vec());
     /// let now = rustls::pki_types::UnixTime::now();

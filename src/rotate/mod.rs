@@ -20,7 +20,7 @@ use crate::policy::authorizer::Authorizer;
 use crate::rotate::status::CertificateStatus;
 use crate::util::provider::{crypto_provider, sha256};
 use crate::util::time::{ExpiryLevel, expiry_level, humantime};
-use crate::verify::{ClientIdentityVerifier, RevocationPolicy, ServerIdentityVerifier};
+use crate::verify::{ClientAuth, ClientIdentityVerifier, RevocationPolicy, ServerIdentityVerifier};
 
 /// Default interval at which certificate, key and CA files are checked for changes.
 ///
@@ -427,10 +427,14 @@ fn chains(identity: &Identity, trust: &[TrustBundle], role: Role) -> bool {
                         .is_ok()
                 })
         }
-        Role::Client => {
-            ClientIdentityVerifier::new(provider, trust, Authorizer::any_verified(), false, ours)
-                .is_ok_and(|v| v.verify_client_cert(leaf, intermediates, now).is_ok())
-        }
+        Role::Client => ClientIdentityVerifier::new(
+            provider,
+            trust,
+            Authorizer::any_verified(),
+            ClientAuth::Required,
+            ours,
+        )
+        .is_ok_and(|v| v.verify_client_cert(leaf, intermediates, now).is_ok()),
     })
 }
 
