@@ -117,7 +117,7 @@ impl ClientIdentityVerifier {
     ) -> Result<Self, Error> {
         let anchors = Anchors::new(trust)?;
         // The chain's signatures (the CA's on the client's certificate, and on CRLs) are
-        // checked through algorithms that remember the ones that verified (see `sigcache`):
+        // checked through algorithms that remember the ones that verified (see `signatures`):
         // a client that comes back with the same certificate costs one ECDSA verification
         // less. The handshake's own signatures are checked with the plain provider
         // (`handshake_signatures_from_provider!` below).

@@ -87,7 +87,7 @@ impl ServerIdentityVerifier {
         revocation: RevocationPolicy,
     ) -> Result<Self, Error> {
         let anchors = Anchors::new(trust)?;
-        // Chain signatures that verified are remembered (see `sigcache`); the handshake's own
+        // Chain signatures that verified are remembered (see `signatures`); the handshake's own
         // signatures are checked with the plain provider.
         let chains = crate::verify::signatures::chain_provider(&provider);
         let by_name = match (&policy, anchors.plain.is_empty()) {
