@@ -27,7 +27,7 @@ pub(super) type Grouped<T> = (Vec<T>, HashMap<String, Vec<T>>);
 /// Trust bundles sorted by use: the plain stores, and the stores of each SPIFFE trust domain.
 pub(super) struct Anchors {
     pub(super) plain: Vec<Store>,
-    pub(super) domains: HashMap<String, Vec<Store>>,
+    domains: HashMap<String, Vec<Store>>,
 }
 
 impl Anchors {
