@@ -89,7 +89,6 @@ pub use config::{
     AccessSection, Bundle, ClientSection, Config, ConfigError, OneOrMany, ServerSection,
 };
 pub use error::{Denied, Error, HandshakeFailure, LoadError, Origin, PolicyError, alert_name};
-pub use live::tls::ClientAuth;
 pub use material::crl_info::CrlInfo;
 #[cfg(feature = "pkcs12")]
 pub use material::pkcs12::Password;
@@ -115,6 +114,8 @@ pub use server::stats::{RECENT_WINDOW, ServerStats};
 pub use server::{ConnectionInfo, Server, ServerBuilder, ServerHandle};
 pub use spiffe::{SpiffeId, SpiffeIdError};
 pub use util::provider::{CRYPTO_PROVIDER, crypto_provider};
+#[doc(inline)]
+pub use verify::ClientAuth;
 
 /// Re-exported so that users name the same versions this crate was built with.
 pub use rustls_pki_types::{CertificateDer, PrivateKeyDer};

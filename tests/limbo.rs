@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use mtls::verify::{ClientIdentityVerifier, RevocationPolicy, ServerIdentityVerifier};
-use mtls::{Authorizer, TrustBundle, crypto_provider};
+use mtls::{Authorizer, ClientAuth, TrustBundle, crypto_provider};
 use rustls::RootCertStore;
 use rustls::client::WebPkiServerVerifier;
 use rustls::client::danger::ServerCertVerifier;
@@ -139,7 +139,7 @@ fn verifiers_agree_with_rustls_on_x509_limbo() {
                         Arc::clone(&provider),
                         &[bundle],
                         Authorizer::any_verified(),
-                        false,
+                        ClientAuth::Required,
                         RevocationPolicy::default(),
                     )
                     .is_ok_and(|v| v.verify_client_cert(&leaf, &intermediates, now).is_ok())

@@ -16,6 +16,8 @@ use crate::live::{
 };
 use crate::material::{Identity, TrustBundle};
 use crate::policy::authorizer::Authorizer;
+/// Where a server's TLS settings are named, so is whether it demands a client certificate.
+use crate::verify::ClientAuth;
 use crate::verify::{ClientIdentityVerifier, RevocationPolicy, ServerIdentityVerifier};
 
 /// TLS 1.3 and 1.2; nothing older is ever negotiated.
@@ -58,33 +60,6 @@ impl TlsOptions {
     }
 }
 
-/// Whether the server demands a client certificate.
-///
-/// # Examples
-///
-/// ```
-/// use mtls::{Authorizer, ClientAuth};
-///
-/// assert_eq!(ClientAuth::default(), ClientAuth::Required);
-/// let builder = mtls::Server::builder()
-///     .client_auth(ClientAuth::Optional)
-///     .authorize(Authorizer::any_of([Authorizer::anonymous(), Authorizer::any_verified()])?);
-/// # Ok::<(), mtls::PolicyError>(())
-/// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-#[non_exhaustive]
-pub enum ClientAuth {
-    /// Every client must present a certificate that chains to the trust bundle (the default).
-    #[default]
-    Required,
-    /// A client may connect without a certificate; its requests then carry no
-    /// [`PeerIdentity`](crate::PeerIdentity). A certificate that *is* presented must still verify.
-    ///
-    /// The server's policy still decides: an anonymous client is only let in when the policy
-    /// admits [`Authorizer::anonymous`](crate::Authorizer::anonymous).
-    Optional,
-}
-
 /// The server material one handshake reads: our certificate, the verifier over `trust` that
 /// applies `policy`, and a fresh session cache.
 pub(crate) fn server_generation(
@@ -99,7 +74,7 @@ pub(crate) fn server_generation(
         Arc::clone(provider),
         trust,
         policy.clone(),
-        client_auth == ClientAuth::Optional,
+        client_auth,
         options.revocation,
     )?;
     let verifier = if options.ca_hints {

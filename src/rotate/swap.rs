@@ -16,7 +16,7 @@ use crate::peer::PeerIdentity;
 use crate::policy::authorizer::Authorizer;
 use crate::rotate::status::CertificateStatus;
 use crate::util::provider::crypto_provider;
-use crate::verify::{ClientIdentityVerifier, RevocationPolicy, ServerIdentityVerifier};
+use crate::verify::{ClientAuth, ClientIdentityVerifier, RevocationPolicy, ServerIdentityVerifier};
 
 /// Swaps new material into a running [`ServerHandle`](crate::ServerHandle) or
 /// [`Client`](crate::Client), with the same validation the file watcher applies.
@@ -345,9 +345,13 @@ fn chains(identity: &Identity, trust: &[TrustBundle], role: Role) -> bool {
                         .is_ok()
                 })
         }
-        Role::Client => {
-            ClientIdentityVerifier::new(provider, trust, Authorizer::any_verified(), false, ours)
-                .is_ok_and(|v| v.verify_client_cert(leaf, intermediates, now).is_ok())
-        }
+        Role::Client => ClientIdentityVerifier::new(
+            provider,
+            trust,
+            Authorizer::any_verified(),
+            ClientAuth::Required,
+            ours,
+        )
+        .is_ok_and(|v| v.verify_client_cert(leaf, intermediates, now).is_ok()),
     })
 }

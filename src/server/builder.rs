@@ -9,13 +9,14 @@ use tokio::net::{TcpListener, ToSocketAddrs};
 
 use crate::error::Error;
 use crate::live::LiveServer;
-use crate::live::tls::{ClientAuth, Runner, live_server_config};
+use crate::live::tls::{Runner, live_server_config};
 use crate::policy::authorizer::Authorizer;
 use crate::rotate::builder::{Builder, Side};
 use crate::rotate::{MaterialSpec, ReloadState};
 use crate::server::limits::Limits;
 use crate::server::stats::ServerStats;
 use crate::util::provider::crypto_provider;
+use crate::verify::ClientAuth;
 
 use crate::server::state::{Material, Shared};
 use crate::server::{Server, ServerHandle};

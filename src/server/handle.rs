@@ -16,7 +16,7 @@ use crate::server::stats::ServerStats;
 
 use crate::server::state::Shared;
 
-/// Changes a running [`Server`]: get one with [`Server::handle`] before serving.
+/// Changes a running [`Server`](crate::Server): get one with [`Server::handle`](crate::Server::handle) before serving.
 ///
 /// Each change builds and validates a complete new TLS configuration first; on error nothing
 /// changes. New handshakes use the new configuration; established connections keep theirs.
@@ -233,7 +233,7 @@ impl ServerHandle {
     /// accept loop issued: rustls would not verify a resumed client again, and nothing there
     /// re-checks it against the current trust, CRLs and policy.
     ///
-    /// What only [`Server`] adds: the [`PeerIdentity`](crate::PeerIdentity) in each request,
+    /// What only [`Server`](crate::Server) adds: the [`PeerIdentity`](crate::PeerIdentity) in each request,
     /// session resumption (sessions stored only under the material they were verified with,
     /// and every resumed session checked again against the current trust and policy), the
     /// same re-check for a handshake that straddled a swap, counters for every outcome,

@@ -6,12 +6,13 @@ use rustls::ServerConfig;
 use rustls::crypto::CryptoProvider;
 
 use crate::error::Error;
-use crate::live::tls::{ClientAuth, TlsOptions, server_generation};
+use crate::live::tls::{TlsOptions, server_generation};
 use crate::live::{LiveServer, ServerGeneration};
 use crate::policy::authorizer::Authorizer;
 use crate::rotate::{Live, ReloadState, Role, Target};
 use crate::server::limits::Limits;
 use crate::server::stats::ServerStats;
+use crate::verify::ClientAuth;
 
 /// What every connection task reads.
 pub(crate) struct Shared {

@@ -13,7 +13,7 @@
 //! and the signature, stored only after that exact verification succeeded. A hit therefore
 //! means the same bytes verified before, which is a fact that no change of trust or policy
 //! undoes; forging a hit means finding a SHA-256 collision. Failures are never stored, so
-//! bad signatures cost a full verification each time, as before. The memory is bounded
+//! bad signatures cost a full verification each time. The memory is bounded
 //! (two generations of at most [`GENERATION`] entries: 32-byte keys, about 400 KiB at most).
 //!
 //! Only certificate and CRL signatures go through it (webpki's chain verification, in both
@@ -363,7 +363,7 @@ mod verifier_tests {
             provider,
             &[ca.trust().unwrap()],
             crate::Authorizer::any_verified(),
-            false,
+            crate::ClientAuth::Required,
             Default::default(),
         )
         .unwrap();
