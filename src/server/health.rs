@@ -6,6 +6,7 @@ use std::time::{Duration, SystemTime};
 
 use crate::error::HandshakeFailure;
 use crate::rotate::status::{CertificateInfo, CertificateStatus};
+use crate::server::accept::{Gate, accept_loop};
 use crate::server::stats::ServerStats;
 use crate::util::time::humantime;
 
@@ -569,12 +570,9 @@ pub(crate) async fn serve_health(
     })?;
     let task = tokio::spawn(async move {
         let mut slots = Slots::default();
-        loop {
-            let Ok((tcp, _)) = listener.accept().await else {
-                // Out of file descriptors, say: do not spin.
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                continue;
-            };
+        // No slot limits here: `Slots` makes room by closing the oldest idle connection.
+        let gate = Gate::new(usize::MAX, usize::MAX);
+        accept_loop(&listener, &gate, std::future::pending(), |(tcp, ..)| {
             slots.make_room();
             let answering = std::sync::Arc::default();
             let task = tokio::spawn(serve_probe(
@@ -586,7 +584,8 @@ pub(crate) async fn serve_health(
                 task: task.abort_handle(),
                 answering,
             });
-        }
+        })
+        .await;
     });
     Ok(HealthListener { addr: local, task })
 }

@@ -10,17 +10,18 @@ use std::task::{Context, Poll};
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
+use tokio::sync::{OwnedSemaphorePermit, mpsc};
 use tracing::Instrument;
 
 use crate::handshake::Handshake;
 use crate::peer::PeerIdentity;
 #[cfg(feature = "tonic")]
 use crate::peer::request::VerifiedConnectInfo;
+use crate::server::Shared;
+use crate::server::accept::{Gate, accept_loop, connection_span};
 use crate::server::connection::Connection;
 use crate::server::drain::Drain;
 use crate::server::stats::ActiveGuard;
-use crate::server::{Shared, accept, accept_error};
 
 /// The streams of a [`Server`](crate::Server) turned into a listener with
 /// [`Server::incoming`](crate::Server::incoming): each one has completed the TLS handshake
@@ -160,61 +161,50 @@ async fn accept_streams(
     shared: Arc<Shared>,
     tx: mpsc::Sender<VerifiedStream>,
 ) {
-    let permits = |n: usize| n.clamp(1, Semaphore::MAX_PERMITS);
-    let connections = Arc::new(Semaphore::new(permits(shared.limits.max_connections)));
-    let handshakes = Arc::new(Semaphore::new(permits(shared.limits.max_handshakes)));
+    let gate = Gate::new(shared.limits.max_connections, shared.limits.max_handshakes);
     // Handshakes in progress end when this loop ends (the listener was dropped).
     let drain = Drain::new();
-    loop {
-        if tx.is_closed() {
-            return;
-        }
-        let (tcp, addr, connection_permit, handshake_permit) =
-            match accept(&listener, &connections, &handshakes).await {
-                Ok(accepted) => accepted,
-                Err(e) => {
-                    accept_error(e).await;
-                    continue;
-                }
-            };
-        let connection = Connection {
-            shared: Arc::clone(&shared),
-            addr,
-        };
-        let active = shared.stats.connection_opened();
-        let span = tracing::info_span!(
-            "mtls.connection",
-            peer.addr = %addr,
-            peer.identity = tracing::field::Empty,
-            peer.serial = tracing::field::Empty,
-            tls.version = tracing::field::Empty,
-            tls.resumed = tracing::field::Empty,
-        );
+    let stop = {
         let tx = tx.clone();
-        let member = drain.join();
-        tokio::spawn(
-            Handshake::scope(addr, async move {
-                let handshake = connection.handshake(tcp, &member).await;
-                drop(member);
-                drop(handshake_permit);
-                // Queued only once verified: peers that never finish a handshake cannot
-                // fill the queue. A stream waiting here still holds its connection slot,
-                // so nobody taking streams stops accepting at `max_connections`.
-                if let Some((tls, peer)) = handshake {
-                    let _ = tx
-                        .send(VerifiedStream {
-                            tls,
-                            peer,
-                            remote_addr: addr,
-                            _permit: connection_permit,
-                            _active: active,
-                        })
-                        .await;
-                }
-            })
-            .instrument(span),
-        );
-    }
+        async move { tx.closed().await }
+    };
+    accept_loop(
+        &listener,
+        &gate,
+        stop,
+        |(tcp, addr, connection_permit, handshake_permit)| {
+            let connection = Connection {
+                shared: Arc::clone(&shared),
+                addr,
+            };
+            let active = shared.stats.connection_opened();
+            let tx = tx.clone();
+            let member = drain.join();
+            tokio::spawn(
+                Handshake::scope(addr, async move {
+                    let handshake = connection.handshake(tcp, &member).await;
+                    drop(member);
+                    drop(handshake_permit);
+                    // Queued only once verified: peers that never finish a handshake cannot
+                    // fill the queue. A stream waiting here still holds its connection slot,
+                    // so nobody taking streams stops accepting at `max_connections`.
+                    if let Some((tls, peer)) = handshake {
+                        let _ = tx
+                            .send(VerifiedStream {
+                                tls,
+                                peer,
+                                remote_addr: addr,
+                                _permit: connection_permit,
+                                _active: active,
+                            })
+                            .await;
+                    }
+                })
+                .instrument(connection_span(addr)),
+            );
+        },
+    )
+    .await;
 }
 
 /// A TLS stream from [`TlsIncoming`]: handshake done, client verified and authorized.

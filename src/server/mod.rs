@@ -13,7 +13,6 @@ pub(crate) mod service;
 pub(crate) mod state;
 pub(crate) mod stats;
 
-pub(crate) use accept::{accept, accept_error};
 pub use builder::ServerBuilder;
 pub use handle::ServerHandle;
 pub(crate) use state::Shared;
