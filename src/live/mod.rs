@@ -128,9 +128,9 @@ impl ResolvesServerCert for ServerResolver {
 /// The current client-certificate verifier. Inside our own connection tasks the connection
 /// counts failures; elsewhere (a config handed to another acceptor) this counts them.
 #[derive(Debug)]
-pub(crate) struct ServerVerifier(pub(crate) Arc<LiveServer>);
+pub(crate) struct CurrentClientCertVerifier(pub(crate) Arc<LiveServer>);
 
-impl ServerVerifier {
+impl CurrentClientCertVerifier {
     fn count<T>(&self, result: Result<T, rustls::Error>) -> Result<T, rustls::Error> {
         if let Err(e) = &result
             && !crate::handshake::in_connection_task()
@@ -143,7 +143,7 @@ impl ServerVerifier {
     }
 }
 
-impl ClientCertVerifier for ServerVerifier {
+impl ClientCertVerifier for CurrentClientCertVerifier {
     fn offer_client_auth(&self) -> bool {
         self.0.current.load().verifier.offer_client_auth()
     }
@@ -279,9 +279,9 @@ impl ResolvesClientCert for ClientResolver {
 
 /// The current server-certificate verifier.
 #[derive(Debug)]
-pub(crate) struct ClientVerifier(pub(crate) Arc<LiveClient>);
+pub(crate) struct CurrentServerCertVerifier(pub(crate) Arc<LiveClient>);
 
-impl ServerCertVerifier for ClientVerifier {
+impl ServerCertVerifier for CurrentServerCertVerifier {
     fn verify_server_cert(
         &self,
         end_entity: &CertificateDer<'_>,

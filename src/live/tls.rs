@@ -11,8 +11,9 @@ use rustls::{ClientConfig, ServerConfig, SupportedProtocolVersion};
 
 use crate::error::Error;
 use crate::live::{
-    ClientGeneration, ClientResolver, ClientSessions, ClientVerifier, KeyShareHints, LiveClient,
-    LiveServer, ServerGeneration, ServerResolver, ServerSessions, ServerVerifier,
+    ClientGeneration, ClientResolver, ClientSessions, CurrentClientCertVerifier,
+    CurrentServerCertVerifier, KeyShareHints, LiveClient, LiveServer, ServerGeneration,
+    ServerResolver, ServerSessions,
 };
 use crate::material::{Identity, TrustBundle};
 use crate::policy::authorizer::Authorizer;
@@ -109,7 +110,7 @@ pub(crate) fn live_server_config(
 ) -> Result<ServerConfig, Error> {
     let mut config = ServerConfig::builder_with_provider(Arc::clone(provider))
         .with_protocol_versions(options.versions())?
-        .with_client_cert_verifier(Arc::new(ServerVerifier(Arc::clone(live))))
+        .with_client_cert_verifier(Arc::new(CurrentClientCertVerifier(Arc::clone(live))))
         .with_cert_resolver(Arc::new(ServerResolver(Arc::clone(live))));
     config.alpn_protocols = alpn_protocols();
     // Our order (AES-128-GCM first, see `crypto_provider`), not the client's: OpenSSL, Java
@@ -158,7 +159,7 @@ pub(crate) fn live_client_config(
     let mut config = ClientConfig::builder_with_provider(Arc::clone(provider))
         .with_protocol_versions(options.versions())?
         .dangerous()
-        .with_custom_certificate_verifier(Arc::new(ClientVerifier(Arc::clone(live))))
+        .with_custom_certificate_verifier(Arc::new(CurrentServerCertVerifier(Arc::clone(live))))
         // The resolver always answers with our certificate, whatever CA names the server
         // hints in its CertificateRequest: a hint mismatch must not silently drop client auth.
         .with_client_cert_resolver(Arc::new(ClientResolver(Arc::clone(live))));

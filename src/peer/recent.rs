@@ -7,7 +7,7 @@
 //! of the leaf and a hit is taken only when the whole chain is byte for byte the one
 //! remembered. Only chains of established connections are remembered (after rustls verified
 //! them), so a peer cannot fill the memory with certificates that never verify. It is bounded
-//! by two generations of [`GENERATION`] chains, like the signature memory.
+//! by two parts of [`PART`] chains, like the signature memory.
 
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
@@ -16,19 +16,19 @@ use rustls_pki_types::CertificateDer;
 use super::certificate::Certificate;
 use super::fingerprint::Fingerprint;
 use crate::error::LoadError;
-use crate::util::cache::Generations;
+use crate::util::cache::TwoPartCache;
 use crate::util::provider::sha256;
 
-/// Chains per generation: when the current one is full it becomes the previous one, and
-/// the previous one is forgotten. A chain used from the previous generation moves back.
-pub(super) const GENERATION: usize = 512;
+/// Chains per part: when the current one is full it becomes the previous one, and
+/// the previous one is forgotten. A chain used from the previous part moves back.
+pub(super) const PART: usize = 512;
 
 /// The parsed chains, by their leaf's SHA-256.
-pub(super) struct Memory(Generations<Arc<Certificate>>);
+pub(super) struct Memory(TwoPartCache<Arc<Certificate>>);
 
 impl Default for Memory {
     fn default() -> Self {
-        Memory(Generations::new(GENERATION))
+        Memory(TwoPartCache::new(PART))
     }
 }
 
@@ -145,10 +145,10 @@ mod tests {
         let mut memory = Memory::default();
         let kept = parse(key, &leaf, &[]).unwrap();
         memory.remember(&kept);
-        // Fill the rest of the first generation and all of a second one (same bytes under
+        // Fill the rest of the first part and all of a second one (same bytes under
         // other keys: the memory only counts entries).
         let fill = |memory: &mut Memory, from: usize| {
-            for i in from..from + GENERATION {
+            for i in from..from + PART {
                 let mut other = [0u8; 32];
                 other[..8].copy_from_slice(&(i as u64).to_be_bytes());
                 other[31] = 1;
@@ -156,18 +156,18 @@ mod tests {
             }
         };
         fill(&mut memory, 0);
-        // Now in the previous generation: still found, and moved back to the current one.
+        // Now in the previous part: still found, and moved back to the current one.
         assert!(Arc::ptr_eq(&memory.get(&key, &leaf, &[]).unwrap(), &kept));
-        fill(&mut memory, GENERATION);
+        fill(&mut memory, PART);
         assert!(
             memory.get(&key, &leaf, &[]).is_some(),
             "moved back, so it survived"
         );
-        fill(&mut memory, 2 * GENERATION);
-        fill(&mut memory, 3 * GENERATION);
+        fill(&mut memory, 2 * PART);
+        fill(&mut memory, 3 * PART);
         assert!(
             memory.get(&key, &leaf, &[]).is_none(),
-            "forgotten after two generations"
+            "forgotten after two parts"
         );
     }
 }

@@ -14,7 +14,7 @@
 //! means the same bytes verified before, which is a fact that no change of trust or policy
 //! undoes; forging a hit means finding a SHA-256 collision. Failures are never stored, so
 //! bad signatures cost a full verification each time. The memory is bounded
-//! (two generations of at most [`GENERATION`] entries: 32-byte keys, about 400 KiB at most).
+//! (two parts of at most [`PART`] entries: 32-byte keys, about 400 KiB at most).
 //!
 //! Only certificate and CRL signatures go through it (webpki's chain verification, in both
 //! our client-certificate and server-certificate verifiers); the handshake's own signatures
@@ -26,17 +26,17 @@ use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use rustls::crypto::{CryptoProvider, WebPkiSupportedAlgorithms};
 use rustls_pki_types::{AlgorithmIdentifier, InvalidSignature, SignatureVerificationAlgorithm};
 
-/// Entries per generation: when the current one is full it becomes the previous one, and
-/// the previous one is forgotten. An entry used from the previous generation moves back.
-const GENERATION: usize = 4096;
+/// Entries per part: when the current one is full it becomes the previous one, and
+/// the previous one is forgotten. An entry used from the previous part moves back.
+const PART: usize = 4096;
 
-type Memory = crate::util::cache::Generations<()>;
+type Memory = crate::util::cache::TwoPartCache<()>;
 
 static MEMORY: OnceLock<Mutex<Memory>> = OnceLock::new();
 
 fn memory() -> std::sync::MutexGuard<'static, Memory> {
     MEMORY
-        .get_or_init(|| Mutex::new(Memory::new(GENERATION)))
+        .get_or_init(|| Mutex::new(Memory::new(PART)))
         .lock()
         .unwrap_or_else(PoisonError::into_inner)
 }
@@ -288,21 +288,18 @@ mod tests {
 
     #[test]
     fn memory_is_bounded() {
-        let mut memory = Memory::new(GENERATION);
-        for i in 0..(3 * GENERATION as u32) {
+        let mut memory = Memory::new(PART);
+        for i in 0..(3 * PART as u32) {
             let mut key = [0u8; 32];
             key[..4].copy_from_slice(&i.to_be_bytes());
             memory.insert(key, ());
         }
-        assert!(memory.len() <= 2 * GENERATION);
-        assert!(
-            memory.len() > GENERATION,
-            "a full generation is kept, not cleared"
-        );
+        assert!(memory.len() <= 2 * PART);
+        assert!(memory.len() > PART, "a full part is kept, not cleared");
     }
 
     #[test]
-    fn an_entry_used_from_the_previous_generation_moves_back() {
+    fn an_entry_used_from_the_previous_part_moves_back() {
         let key = |i: u32| {
             let mut key = [0xa5u8; 32];
             key[..4].copy_from_slice(&i.to_be_bytes());
@@ -310,9 +307,9 @@ mod tests {
         };
         let kept = key(u32::MAX);
         remember(kept);
-        // A whole generation after it: it is in the previous one now (other tests' entries
+        // A whole part after it: it is in the previous one now (other tests' entries
         // only push it further).
-        for i in 0..GENERATION as u32 {
+        for i in 0..PART as u32 {
             remember(key(i));
         }
         assert!(memory().current(&kept).is_none());
