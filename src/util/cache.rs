@@ -1,5 +1,5 @@
 //! A bounded memory in two generations, keyed by a SHA-256: what the signature memory
-//! (`sigcache`) and the shared certificate parses (`identity::recent`) both keep.
+//! (`verify::signatures`) and the shared certificate parses (`peer::recent`) both keep.
 //!
 //! When the current generation is full it becomes the previous one and the previous one is
 //! forgotten, so at most two generations are held; an entry found in the previous generation
