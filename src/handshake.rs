@@ -123,7 +123,7 @@ pub(crate) fn within_generation<R>(id: u64, f: impl FnOnce() -> R) -> R {
 /// Whether a session may be stored in generation `current` from the running poll: only from
 /// one of our own connections that started under that generation, since its peer can time
 /// when the session is stored (hold back its Finished, or its ticket, across a swap). Configs
-/// handed to other libraries do not reach these stores at all (`tls::Runner`).
+/// handed to other libraries do not reach these stores at all (`live::tls::Runner`).
 pub(crate) fn may_store(current: u64) -> bool {
     CONNECTION_GENERATION.with(|g| g.get().is_some_and(|started| started == current))
 }

@@ -291,15 +291,14 @@ impl Connection {
         };
         // The TLS stream stays in its own box: moved into the HTTP connection's, it would be
         // counted twice there (hyper's connection is an enum of its HTTP/1 and HTTP/2
-        // states, each holding the I/O), 1.3 KiB more per connection.
+        // states, each holding the I/O); the cost per connection is in docs/PERFORMANCE.md.
         let io = TokioIo::new(Tracked { io: tls, signal });
         // Without upgrades: an upgraded stream would leave the connection task, and with it
         // the connection limit, the idle timeout and graceful shutdown.
         // In the task itself, which tokio keeps on cache lines of its own: the handshake's
         // state is boxed (and freed when it ends), so the task's future is about as large
-        // as this, and one allocation fewer is touched at every wake than when this was
-        // boxed too (in pairs, 2.5 to 6 % less server CPU per HTTP/1.1 request, and 0.3 KiB
-        // less per idle connection).
+        // as this, and a box of its own would only add an allocation to touch at every wake
+        // (docs/PERFORMANCE.md, "The HTTP connection in the connection's task").
         let conn = builder.serve_connection(io, service).into_owned();
         tokio::pin!(conn);
         let mut draining = false;

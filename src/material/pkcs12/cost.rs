@@ -16,7 +16,8 @@ use crate::error::{LoadError, Origin};
 
 /// Rounds one derivation may run: a MAC or PBKDF2 iteration count, or scrypt's `N·r·p`. One
 /// round is one or two SHA-256 compressions (one scrypt unit is four Salsa20/8 cores, about as
-/// much), so 10,000,000 rounds take one to a few seconds of one current server core.
+/// much), so one derivation is at most 20,000,000 compressions: seconds of one core, never
+/// hours (the time measured is in `docs/PERFORMANCE.md`, "PKCS#12 key derivation").
 pub(crate) const MAX_ROUNDS: u64 = 10_000_000;
 
 /// Rounds a whole store may run: its MAC, its encrypted certificates and one key at
