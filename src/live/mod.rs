@@ -12,6 +12,11 @@
 //! verifier on resumption). Only our own accept loop and connector read those caches: the
 //! config handed to another library is a second config over the same generations, with no
 //! session store of its own, since nothing re-checks a session resumed there.
+//!
+//! Here: the generations and the rustls adapters over them (`mod.rs`), the bounded CA-hint
+//! lists (`hints`), and the two configs each side builds (`tls`). `live` may import `util` up
+//! to `verify`; it counts failures through [`FailureCounter`], which the server's statistics
+//! implement, so it never imports `server`.
 
 pub(crate) mod hints;
 pub(crate) mod tls;

@@ -102,8 +102,9 @@ async fn reload_files(
     changed: bool,
     report: Report,
 ) -> Result<(), Refused> {
-    // Loading runs password-based key derivations (PKCS#12, bounded but up to seconds) and
-    // file reads: never on an async worker.
+    // Loading runs password-based key derivations (PKCS#12, bounded by
+    // `material::pkcs12::cost`; timings in docs/PERFORMANCE.md) and file reads: never on an
+    // async worker.
     let loading = Arc::clone(files);
     let (update, unreadable) = match tokio::task::spawn_blocking(move || loading.load(dirty)).await
     {

@@ -1,5 +1,14 @@
 //! [`Server`]: the accept loop, a handshake task per connection, HTTP/1.1 and HTTP/2 by ALPN,
 //! the peer's identity in every request, and graceful shutdown.
+//!
+//! Here: `builder` (the server's side of the shared builder, `bind`), `state` (what every
+//! connection task reads), `handle` ([`ServerHandle`]: changes to a running server), `accept`
+//! (the one accept loop of every listener), `connection` (one connection: handshake, then
+//! HTTP), `drain` (graceful shutdown), `incoming` ([`TlsIncoming`](crate::TlsIncoming)),
+//! `limits`, `service` (hyper and tower services alike), `stats`, `health`.
+//!
+//! `server` may import every module below it (`util` up to `rotate`); only `config` and `dev`
+//! sit above it.
 
 pub(crate) mod accept;
 pub(crate) mod builder;
