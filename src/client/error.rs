@@ -92,16 +92,6 @@ pub enum ClientError {
     Http(#[source] Box<dyn std::error::Error + Send + Sync>),
 }
 
-/// "received fatal alert: UnknownCA" → `AlertDescription::UnknownCA` (the alert's `Debug`
-/// name, as rustls writes it).
-fn alert_in_text(text: &str) -> Option<rustls::AlertDescription> {
-    let name = text.split("received fatal alert: ").nth(1)?;
-    let name = name.split(|c: char| !c.is_ascii_alphanumeric()).next()?;
-    (0..=u8::MAX)
-        .map(rustls::AlertDescription::from)
-        .find(|a| format!("{a:?}") == name)
-}
-
 /// A rustls error seen by the client, during or right after the handshake.
 pub(crate) fn from_tls(error: &rustls::Error) -> ClientError {
     match error {
@@ -145,8 +135,10 @@ impl ClientError {
 
     /// Finds the TLS failure in any error's chain of sources, for errors from libraries that
     /// run on [`Client::rustls_config`] (reqwest, tonic, tokio-postgres) and so report our
-    /// verifier's and the server's verdicts wrapped in their own types. `None` when the chain
-    /// holds no rustls error.
+    /// verifier's and the server's verdicts wrapped in their own types. A `ClientError` in the
+    /// chain (our [`Connector`]'s, wrapped by hyper-util or tonic) is taken as it is; otherwise
+    /// the rustls error is the one [`HandshakeFailure::tls_error_in`] finds, including an alert
+    /// known only by its text. `None` when the chain holds neither.
     ///
     /// # Examples
     ///
@@ -163,31 +155,14 @@ impl ClientError {
     /// ```
     ///
     /// [`Client::rustls_config`]: crate::Client::rustls_config
+    /// [`Connector`]: crate::Connector
     pub fn find_in(error: &(dyn std::error::Error + 'static)) -> Option<ClientError> {
-        let mut cause = Some(error);
-        while let Some(e) = cause {
-            if let Some(ours) = e.downcast_ref::<ClientError>() {
-                return Some(ours.duplicate());
-            }
-            if let Some(tls) = e.downcast_ref::<rustls::Error>() {
-                return Some(from_tls(tls));
-            }
-            // io::Error::source skips the error it wraps, so look inside explicitly.
-            if let Some(tls) = e
-                .downcast_ref::<io::Error>()
-                .and_then(io::Error::get_ref)
-                .and_then(|inner| inner.downcast_ref::<rustls::Error>())
-            {
-                return Some(from_tls(tls));
-            }
-            // rustls reports an alert that arrives after the handshake as text once it has
-            // been read ("received fatal alert: UnknownCA"), and HTTP/2 keeps only the text.
-            if let Some(alert) = alert_in_text(&e.to_string()) {
-                return Some(from_tls(&rustls::Error::AlertReceived(alert)));
-            }
-            cause = e.source();
+        let ours = std::iter::successors(Some(error), |e| e.source())
+            .find_map(|e| e.downcast_ref::<ClientError>());
+        if let Some(ours) = ours {
+            return Some(ours.duplicate());
         }
-        None
+        HandshakeFailure::tls_error_in(error).map(|tls| from_tls(&tls))
     }
 
     /// The named reason of a TLS failure (for a rejection by the server,
@@ -270,8 +245,5 @@ mod tests {
             matches!(&found, ClientError::ServerRejectedCertificate { alert } if alert == "access_denied"),
             "{found}"
         );
-        assert!(alert_in_text("received fatal alert: NoSuchAlert").is_none());
-        assert!(alert_in_text("received fatal alert: BadCertificate, then more").is_some());
-        assert!(alert_in_text("connection reset").is_none());
     }
 }
