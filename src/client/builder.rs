@@ -8,14 +8,14 @@ use hyper_util::rt::TokioExecutor;
 use tokio_rustls::TlsConnector;
 
 use crate::client::connector::{Connector, ConnectorInner};
-use crate::client::state::{ClientMaterial, ClientShared};
+use crate::client::state::{ClientShared, Recipe};
 use crate::client::{Client, ClientInner};
 use crate::error::Error;
 use crate::live::LiveClient;
 use crate::live::tls::{Runner, client_generation, live_client_config};
 use crate::policy::authorizer::Authorizer;
 use crate::rotate::builder::{Builder, Side};
-use crate::rotate::{MaterialSpec, ReloadState};
+use crate::rotate::{ReloadState, Sources};
 use crate::util::provider::crypto_provider;
 
 /// Default limit on TCP connect plus TLS handshake.
@@ -61,6 +61,8 @@ impl Default for ClientSettings {
         }
     }
 }
+
+impl crate::rotate::builder::sealed::Sealed for Client {}
 
 impl Side for Client {
     type Settings = ClientSettings;
@@ -150,13 +152,13 @@ impl Builder<Client> {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn build(self) -> Result<Client, Error> {
-        let interval = self.material.reload_interval;
-        let (live, files) = self.material.resolve()?;
+        let interval = self.sources.reload_interval;
+        let (material, files) = self.sources.resolve()?;
         let provider = crypto_provider();
         let generation = client_generation(
             &provider,
-            &live.identity,
-            &live.effective_trust(),
+            &material.identity,
+            &material.effective_trust(),
             self.side.expect_server.clone(),
             self.tls,
         )?;
@@ -167,15 +169,15 @@ impl Builder<Client> {
         let shared = Arc::new(ClientShared {
             live: current,
             handed_out: Arc::new(handed_out),
-            material: Mutex::new(ClientMaterial {
-                live,
+            recipe: Mutex::new(Recipe {
+                material,
                 expect_server: self.side.expect_server,
                 tls: self.tls,
             }),
             provider,
             reload: ReloadState::default(),
         });
-        MaterialSpec::watch(&shared, files, interval);
+        Sources::watch(&shared, files, interval);
         let connector = Connector(Arc::new(ConnectorInner {
             tls: TlsConnector::from(config),
             live: Arc::clone(&shared.live),

@@ -12,7 +12,7 @@ use crate::live::tls::{TlsOptions, client_generation};
 use crate::material::{Identity, TrustBundle};
 use crate::policy::authorizer::Authorizer;
 use crate::rotate::status::{CertificateStatus, status};
-use crate::rotate::{Live, ReloadState, Role, Rotate, Target, Update, rotate};
+use crate::rotate::{Material, ReloadState, Role, Rotate, Target, Update, rotate};
 
 /// The client's live TLS configuration and what it was built from.
 pub(crate) struct ClientShared {
@@ -21,13 +21,13 @@ pub(crate) struct ClientShared {
     /// The config `rustls_config()` hands out: over the same `live` as the connector's, with
     /// no session store.
     pub(crate) handed_out: Arc<ClientConfig>,
-    pub(crate) material: Mutex<ClientMaterial>,
+    pub(crate) recipe: Mutex<Recipe>,
     pub(crate) provider: Arc<rustls::crypto::CryptoProvider>,
     pub(crate) reload: ReloadState,
 }
 
-pub(crate) struct ClientMaterial {
-    pub(crate) live: Live,
+pub(crate) struct Recipe {
+    pub(crate) material: Material,
     pub(crate) expect_server: Option<Authorizer>,
     pub(crate) tls: TlsOptions,
 }
@@ -37,23 +37,23 @@ impl Target for ClientShared {
         Role::Client
     }
 
-    fn current(&self) -> Live {
-        let m = self.material.lock().unwrap_or_else(PoisonError::into_inner);
-        m.live.clone()
+    fn current(&self) -> Material {
+        let m = self.recipe.lock().unwrap_or_else(PoisonError::into_inner);
+        m.material.clone()
     }
 
-    fn install(&self, live: Live) -> Result<(), Error> {
-        let mut m = self.material.lock().unwrap_or_else(PoisonError::into_inner);
+    fn install(&self, material: Material) -> Result<(), Error> {
+        let mut m = self.recipe.lock().unwrap_or_else(PoisonError::into_inner);
         // The server check (`expect_server` or the host name) is kept as it was.
         let generation = client_generation(
             &self.provider,
-            &live.identity,
-            &live.effective_trust(),
+            &material.identity,
+            &material.effective_trust(),
             m.expect_server.clone(),
             m.tls,
         )?;
         self.live.install(generation);
-        m.live = live;
+        m.material = material;
         Ok(())
     }
 
@@ -62,7 +62,7 @@ impl Target for ClientShared {
     }
 
     fn tolerates_expired_crls(&self) -> bool {
-        let m = self.material.lock().unwrap_or_else(PoisonError::into_inner);
+        let m = self.recipe.lock().unwrap_or_else(PoisonError::into_inner);
         m.tls.revocation.allow_expired_crls
     }
 }

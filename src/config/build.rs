@@ -261,7 +261,7 @@ fn apply_profile<S: Side>(
             key: format!("bundle.{name}"),
             message: format!("is not defined; define [bundle.{name}]"),
         })?;
-        apply_bundle(found, name, with_identity, &mut builder.material)?;
+        apply_bundle(found, name, with_identity, &mut builder.sources)?;
     }
     Ok(())
 }
@@ -273,7 +273,7 @@ fn apply_bundle(
     bundle: &Bundle,
     name: &str,
     with_identity: bool,
-    material: &mut crate::rotate::MaterialSpec,
+    material: &mut crate::rotate::Sources,
 ) -> Result<(), ConfigError> {
     if let (true, Some(cert), Some(key)) = (with_identity, &bundle.certificate, &bundle.private_key)
     {

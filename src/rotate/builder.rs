@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use crate::live::tls::TlsOptions;
 use crate::material::{Crls, Identity, TrustBundle};
-use crate::rotate::MaterialSpec;
+use crate::rotate::Sources;
 
 /// The side a [`Builder`] configures: [`Server`](crate::Server) or [`Client`](crate::Client).
 /// Sealed: only this crate implements it.
@@ -22,10 +22,10 @@ pub trait Side: sealed::Sealed {
     const BUILDER: &'static str;
 }
 
+/// Implemented beside each side (`server/builder.rs`, `client/builder.rs`), so this module
+/// names neither.
 pub(crate) mod sealed {
     pub trait Sealed {}
-    impl Sealed for crate::Server {}
-    impl Sealed for crate::Client {}
 }
 
 /// Configures a [`Server`](crate::Server) ([`ServerBuilder`](crate::ServerBuilder), from
@@ -48,7 +48,7 @@ pub(crate) mod sealed {
 /// ```
 #[must_use = "a builder does nothing until a server binds it or a client is built from it"]
 pub struct Builder<S: Side> {
-    pub(crate) material: MaterialSpec,
+    pub(crate) sources: Sources,
     pub(crate) tls: TlsOptions,
     pub(crate) side: S::Settings,
 }
@@ -56,7 +56,7 @@ pub struct Builder<S: Side> {
 impl<S: Side> fmt::Debug for Builder<S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct(S::BUILDER)
-            .field("material", &self.material)
+            .field("sources", &self.sources)
             .field("tls", &self.tls)
             .field("side", &self.side)
             .finish()
@@ -66,7 +66,7 @@ impl<S: Side> fmt::Debug for Builder<S> {
 impl<S: Side> Builder<S> {
     pub(crate) fn new() -> Self {
         Builder {
-            material: MaterialSpec::default(),
+            sources: Sources::default(),
             tls: TlsOptions::default(),
             side: S::Settings::default(),
         }
@@ -87,7 +87,7 @@ impl<S: Side> Builder<S> {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn identity(mut self, identity: Identity) -> Self {
-        self.material.identity(identity);
+        self.sources.identity(identity);
         self
     }
 
@@ -109,7 +109,7 @@ impl<S: Side> Builder<S> {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn identity_files(mut self, cert: impl AsRef<Path>, key: impl AsRef<Path>) -> Self {
-        self.material.identity_files(cert.as_ref(), key.as_ref());
+        self.sources.identity_files(cert.as_ref(), key.as_ref());
         self
     }
 
@@ -134,8 +134,7 @@ impl<S: Side> Builder<S> {
         password: crate::Password,
         alias: Option<&str>,
     ) -> Self {
-        self.material
-            .identity_pkcs12(path.as_ref(), password, alias);
+        self.sources.identity_pkcs12(path.as_ref(), password, alias);
         self
     }
 
@@ -153,7 +152,7 @@ impl<S: Side> Builder<S> {
     /// ```
     #[cfg(feature = "pkcs12")]
     pub fn trust_pkcs12_file(mut self, path: impl AsRef<Path>, password: crate::Password) -> Self {
-        self.material
+        self.sources
             .trust_pkcs12(path.as_ref(), password, None, &[]);
         self
     }
@@ -174,7 +173,7 @@ impl<S: Side> Builder<S> {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn trust(mut self, trust: TrustBundle) -> Self {
-        self.material.trust(trust);
+        self.sources.trust(trust);
         self
     }
 
@@ -195,7 +194,7 @@ impl<S: Side> Builder<S> {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn trust_file(mut self, path: impl AsRef<Path>) -> Self {
-        self.material.trust_file(path.as_ref(), None, &[]);
+        self.sources.trust_file(path.as_ref(), None, &[]);
         self
     }
 
@@ -217,7 +216,7 @@ impl<S: Side> Builder<S> {
     ///     .trust_file_for_domain("certs/partner-bundle.pem", "partner.example");
     /// ```
     pub fn trust_file_for_domain(mut self, path: impl AsRef<Path>, trust_domain: &str) -> Self {
-        self.material
+        self.sources
             .trust_file(path.as_ref(), Some(trust_domain), &[]);
         self
     }
@@ -241,7 +240,7 @@ impl<S: Side> Builder<S> {
     /// let never = mtls::Client::builder().reload_interval(None);
     /// ```
     pub fn reload_interval(mut self, interval: Option<Duration>) -> Self {
-        self.material.reload_interval = interval;
+        self.sources.reload_interval = interval;
         self
     }
 
@@ -266,7 +265,7 @@ impl<S: Side> Builder<S> {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn crl_file(mut self, path: impl AsRef<Path>) -> Self {
-        self.material.crl_file(path.as_ref());
+        self.sources.crl_file(path.as_ref());
         self
     }
 
@@ -281,7 +280,7 @@ impl<S: Side> Builder<S> {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn crls(mut self, crls: Crls) -> Self {
-        self.material.crls(crls);
+        self.sources.crls(crls);
         self
     }
 

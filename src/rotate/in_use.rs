@@ -1,4 +1,4 @@
-//! [`Live`]: the material in use, with trust in a fixed part and a part per watched file.
+//! [`Material`]: the material in use, with trust in a fixed part and a part per watched file.
 
 use crate::error::LoadError;
 use crate::material::{Crls, Identity, TrustBundle};
@@ -12,14 +12,14 @@ use crate::material::{Crls, Identity, TrustBundle};
 /// rewrites of that file are never trusted again. So what code removes stays removed, and a
 /// file's rotation replaces that file's bundle only.
 #[derive(Clone)]
-pub(crate) struct Live {
+pub(crate) struct Material {
     pub(crate) identity: Identity,
     pub(crate) fixed: Vec<TrustBundle>,
     pub(crate) watched: Vec<Option<TrustBundle>>,
     pub(crate) crls: Vec<Crls>,
 }
 
-impl Live {
+impl Material {
     /// Every bundle trusted now: the fixed part, then the watched files'.
     pub(crate) fn trust(&self) -> Vec<TrustBundle> {
         self.fixed

@@ -21,9 +21,9 @@ mod swap;
 mod watch;
 
 pub(crate) use files::Files;
-pub(crate) use in_use::Live;
+pub(crate) use in_use::Material;
 pub(crate) use reload_state::{Observer, ReloadState, pem_directory};
 pub use spec::DEFAULT_RELOAD_INTERVAL;
-pub(crate) use spec::MaterialSpec;
+pub(crate) use spec::Sources;
 pub use swap::Rotate;
 pub(crate) use swap::{Role, Target, Update, rotate};

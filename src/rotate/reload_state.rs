@@ -93,9 +93,12 @@ pub(crate) fn pem_directory(
         .rotating
         .lock()
         .unwrap_or_else(PoisonError::into_inner);
-    let live = target.current();
-    let directory =
-        crate::rotate::pem_dir::PemDirectory::create(dir, &live.identity, &live.effective_trust())?;
+    let material = target.current();
+    let directory = crate::rotate::pem_dir::PemDirectory::create(
+        dir,
+        &material.identity,
+        &material.effective_trust(),
+    )?;
     state.observe(directory.observer());
     Ok(directory)
 }

@@ -1,4 +1,4 @@
-//! [`MaterialSpec`]: what a builder collects, resolved into the material in use and the files
+//! [`Sources`]: what a builder collects, resolved into the material in use and the files
 //! to watch.
 
 use std::path::PathBuf;
@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use super::files::{IdentityFiles, TrustFile, TrustSource};
 use super::watch::spawn_watcher;
-use super::{Files, Live, Target};
+use super::{Files, Material, Target};
 use crate::error::{Error, LoadError};
 use crate::material::{Crls, Identity, TrustBundle};
 use crate::policy::authorizer::Authorizer;
@@ -24,7 +24,7 @@ pub const DEFAULT_RELOAD_INTERVAL: Duration = Duration::from_secs(5);
 /// What a builder was given: material (loaded eagerly, errors kept for `bind`/`build`) and the
 /// files it came from.
 #[derive(Debug)]
-pub(crate) struct MaterialSpec {
+pub(crate) struct Sources {
     identity: Option<Result<Identity, LoadError>>,
     /// Bundles given as values.
     trust: Vec<Result<TrustBundle, LoadError>>,
@@ -35,9 +35,9 @@ pub(crate) struct MaterialSpec {
     pub(crate) reload_interval: Option<Duration>,
 }
 
-impl Default for MaterialSpec {
+impl Default for Sources {
     fn default() -> Self {
-        MaterialSpec {
+        Sources {
             identity: None,
             trust: Vec::new(),
             trust_files: Vec::new(),
@@ -48,7 +48,7 @@ impl Default for MaterialSpec {
     }
 }
 
-impl MaterialSpec {
+impl Sources {
     pub(crate) fn identity(&mut self, identity: Identity) {
         self.identity = Some(Ok(identity));
         self.files.identity = None;
@@ -140,7 +140,7 @@ impl MaterialSpec {
     }
 
     /// The loaded material and the files to watch (none when reloading is off).
-    pub(crate) fn resolve(self) -> Result<(Live, Files), Error> {
+    pub(crate) fn resolve(self) -> Result<(Material, Files), Error> {
         let identity = self.identity.ok_or(Error::MissingIdentity)??;
         let fixed = self.trust.into_iter().collect::<Result<Vec<_>, _>>()?;
         let watched = self
@@ -162,7 +162,7 @@ impl MaterialSpec {
         // a change made since then is picked up on the first tick.
         files.loaded = files.paths().map(|p| files.first_seen(p)).collect();
         Ok((
-            Live {
+            Material {
                 identity,
                 fixed,
                 watched,

@@ -124,8 +124,8 @@ impl CertificateStatus {
 
 pub(crate) fn status(target: &dyn Target) -> CertificateStatus {
     let now = SystemTime::now();
-    let live = target.current();
-    let (identity, trust) = (&live.identity, live.trust());
+    let material = target.current();
+    let (identity, trust) = (&material.identity, material.trust());
     let info = |chain: &[rustls_pki_types::CertificateDer<'static>]| {
         PeerIdentity::from_chain(chain)
             .ok()
@@ -155,7 +155,7 @@ pub(crate) fn status(target: &dyn Target) -> CertificateStatus {
             trust
                 .iter()
                 .flat_map(TrustBundle::crls)
-                .chain(live.crls.iter().flat_map(Crls::as_slice)),
+                .chain(material.crls.iter().flat_map(Crls::as_slice)),
             now,
             !target.tolerates_expired_crls(),
         ),

@@ -8,7 +8,7 @@ use rustls::client::danger::ServerCertVerifier;
 use rustls::server::danger::ClientCertVerifier;
 use rustls_pki_types::{ServerName, UnixTime};
 
-use super::Live;
+use super::Material;
 use super::reload_state::ReloadState;
 use crate::error::{Error, LoadError};
 use crate::material::{Crls, Identity, TrustBundle};
@@ -151,9 +151,9 @@ pub(crate) enum Role {
 #[derive(Default)]
 pub(crate) struct Update {
     pub(crate) identity: Option<Identity>,
-    /// A whole set pushed from code ([`Live::pushed`]).
+    /// A whole set pushed from code ([`Material::pushed`]).
     pub(crate) trust: Option<Vec<TrustBundle>>,
-    /// The watched trust files read again, one result per file ([`Live::reread`]).
+    /// The watched trust files read again, one result per file ([`Material::reread`]).
     pub(crate) trust_files: Option<Vec<Result<TrustBundle, LoadError>>>,
     pub(crate) crls: Option<Vec<Crls>>,
 }
@@ -185,9 +185,9 @@ impl Update {
 /// What the server and client expose to the rotation machinery.
 pub(crate) trait Target: Send + Sync + 'static {
     fn role(&self) -> Role;
-    fn current(&self) -> Live;
+    fn current(&self) -> Material;
     /// Builds the TLS configuration from this material and swaps it in.
-    fn install(&self, live: Live) -> Result<(), Error>;
+    fn install(&self, material: Material) -> Result<(), Error>;
     fn reload_state(&self) -> &ReloadState;
     /// Whether a CRL past its `nextUpdate` is used anyway (`allow_expired_crls`).
     fn tolerates_expired_crls(&self) -> bool;
@@ -238,7 +238,7 @@ pub(super) fn rotate_logged(
             (None, Some(files)) => (current.fixed.clone(), current.reread(files)?),
             (None, None) => (current.fixed.clone(), current.watched.clone()),
         };
-        let candidate = Live {
+        let candidate = Material {
             identity: update.identity.unwrap_or_else(|| current.identity.clone()),
             fixed,
             watched,

@@ -12,13 +12,13 @@ use crate::live::LiveServer;
 use crate::live::tls::{Runner, live_server_config};
 use crate::policy::authorizer::Authorizer;
 use crate::rotate::builder::{Builder, Side};
-use crate::rotate::{MaterialSpec, ReloadState};
+use crate::rotate::{ReloadState, Sources};
 use crate::server::limits::Limits;
 use crate::server::stats::ServerStats;
 use crate::util::provider::crypto_provider;
 use crate::verify::ClientAuth;
 
-use crate::server::state::{Material, Shared};
+use crate::server::state::{Recipe, Shared};
 use crate::server::{Server, ServerHandle};
 
 /// Configures and binds a [`Server`]: the shared material setters of [`Builder`], and the
@@ -58,6 +58,8 @@ impl Default for ServerSettings {
         }
     }
 }
+
+impl crate::rotate::builder::sealed::Sealed for Server {}
 
 impl Side for Server {
     type Settings = ServerSettings;
@@ -324,8 +326,8 @@ impl Builder<Server> {
     /// Everything but the socket; the watcher starts once the caller says so (after a bind
     /// that may still fail).
     fn shared(self) -> Result<Unwatched, Error> {
-        let interval = self.material.reload_interval;
-        let (live, files) = self.material.resolve()?;
+        let interval = self.sources.reload_interval;
+        let (material, files) = self.sources.resolve()?;
         let policy = self.side.policy.ok_or(Error::MissingPolicy)?;
         if self.side.client_auth == ClientAuth::Optional && !policy.admits_anonymous() {
             // Fails closed, but say so: the caller asked for optional and will not get it.
@@ -336,22 +338,22 @@ impl Builder<Server> {
                  let clients without one in"
             );
         }
-        let material = Material {
-            live,
+        let recipe = Recipe {
+            material,
             policy,
             client_auth: self.side.client_auth,
             tls: self.tls,
         };
         let provider = crypto_provider();
         let stats = Arc::<ServerStats>::default();
-        let live = LiveServer::new(material.generation(&provider)?, Arc::clone(&stats) as _);
-        let build = |runner| live_server_config(&provider, &live, material.tls, runner);
+        let live = LiveServer::new(recipe.generation(&provider)?, Arc::clone(&stats) as _);
+        let build = |runner| live_server_config(&provider, &live, recipe.tls, runner);
         let (ours, handed_out) = (build(Runner::Ours)?, build(Runner::OtherLibrary)?);
         let shared = Arc::new(Shared {
             live,
             config: Arc::new(ours),
             handed_out: Arc::new(handed_out),
-            material: Mutex::new(material),
+            recipe: Mutex::new(recipe),
             provider,
             stats,
             reload: ReloadState::default(),
@@ -374,7 +376,7 @@ pub(crate) struct Unwatched {
 
 impl Unwatched {
     fn watch(self) -> Arc<Shared> {
-        MaterialSpec::watch(&self.shared, self.files, self.interval);
+        Sources::watch(&self.shared, self.files, self.interval);
         self.shared
     }
 }

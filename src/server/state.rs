@@ -9,7 +9,7 @@ use crate::error::Error;
 use crate::live::tls::{TlsOptions, server_generation};
 use crate::live::{LiveServer, ServerGeneration};
 use crate::policy::authorizer::Authorizer;
-use crate::rotate::{Live, ReloadState, Role, Target};
+use crate::rotate::{Material, ReloadState, Role, Target};
 use crate::server::limits::Limits;
 use crate::server::stats::ServerStats;
 use crate::verify::ClientAuth;
@@ -23,7 +23,7 @@ pub(crate) struct Shared {
     /// The config `rustls_config()` hands out: over the same `live`, with no session cache.
     pub(crate) handed_out: Arc<ServerConfig>,
     /// What the current generation was built from, to rebuild it when one part changes.
-    pub(crate) material: Mutex<Material>,
+    pub(crate) recipe: Mutex<Recipe>,
     pub(crate) provider: Arc<CryptoProvider>,
     pub(crate) stats: Arc<ServerStats>,
     pub(crate) reload: ReloadState,
@@ -31,20 +31,20 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
-    fn material(&self) -> std::sync::MutexGuard<'_, Material> {
-        self.material
+    fn recipe(&self) -> std::sync::MutexGuard<'_, Recipe> {
+        self.recipe
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Builds a generation from the changed material and swaps it in; on error nothing
     /// changes.
-    pub(crate) fn update(&self, change: impl FnOnce(&mut Material)) -> Result<(), Error> {
-        let mut material = self.material();
-        let mut candidate = material.clone();
+    pub(crate) fn update(&self, change: impl FnOnce(&mut Recipe)) -> Result<(), Error> {
+        let mut recipe = self.recipe();
+        let mut candidate = recipe.clone();
         change(&mut candidate);
         self.live.install(candidate.generation(&self.provider)?);
-        *material = candidate;
+        *recipe = candidate;
         Ok(())
     }
 }
@@ -54,15 +54,14 @@ impl Target for Shared {
         Role::Server
     }
 
-    fn current(&self) -> Live {
-        let material = self.material();
-        material.live.clone()
+    fn current(&self) -> Material {
+        self.recipe().material.clone()
     }
 
-    fn install(&self, live: Live) -> Result<(), Error> {
+    fn install(&self, material: Material) -> Result<(), Error> {
         // Only identity, trust and CRLs change: the policy and client-auth mode are kept, so
         // a reload can never turn client authentication off.
-        self.update(|m| m.live = live)
+        self.update(|m| m.material = material)
     }
 
     fn reload_state(&self) -> &ReloadState {
@@ -70,27 +69,27 @@ impl Target for Shared {
     }
 
     fn tolerates_expired_crls(&self) -> bool {
-        self.material().tls.revocation.allow_expired_crls
+        self.recipe().tls.revocation.allow_expired_crls
     }
 }
 
 #[derive(Clone)]
-pub(crate) struct Material {
-    pub(crate) live: Live,
+pub(crate) struct Recipe {
+    pub(crate) material: Material,
     pub(crate) policy: Authorizer,
     pub(crate) client_auth: ClientAuth,
     pub(crate) tls: TlsOptions,
 }
 
-impl Material {
+impl Recipe {
     pub(crate) fn generation(
         &self,
         provider: &Arc<CryptoProvider>,
     ) -> Result<ServerGeneration, Error> {
         server_generation(
             provider,
-            &self.live.identity,
-            &self.live.effective_trust(),
+            &self.material.identity,
+            &self.material.effective_trust(),
             self.client_auth,
             &self.policy,
             self.tls,
