@@ -173,7 +173,7 @@ impl ServerHandle {
         &self,
         addr: impl ToSocketAddrs + fmt::Debug,
     ) -> Result<crate::HealthListener, Error> {
-        crate::server::health::serve_health(self.clone(), addr).await
+        crate::server::probes::serve_health(self.clone(), addr).await
     }
 
     /// The server's counters.

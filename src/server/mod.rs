@@ -18,6 +18,7 @@ pub(crate) mod handle;
 pub(crate) mod health;
 pub(crate) mod incoming;
 pub(crate) mod limits;
+pub(crate) mod probes;
 pub(crate) mod service;
 pub(crate) mod state;
 pub(crate) mod stats;
