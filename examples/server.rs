@@ -75,7 +75,7 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let reload = (!args.no_reload).then_some(mtls::DEFAULT_RELOAD_INTERVAL);
+    let reload = (!args.no_reload).then_some(mtls::rotate::DEFAULT_RELOAD_INTERVAL);
     let (mut builder, listen, access) = match &args.config {
         Some(path) => {
             let from_file = mtls::Config::from_file(path).and_then(|cfg| {

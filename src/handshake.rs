@@ -3,7 +3,7 @@
 //! the connection they run for is set here around the code that drives rustls, and read here:
 //!
 //! - [`Handshake`]: a task-local scoped around a server connection's handshake (or its whole
-//!   task, for [`TlsIncoming`](crate::TlsIncoming)): the peer's address for events, the identity
+//!   task, for [`TlsIncoming`](crate::server::TlsIncoming)): the peer's address for events, the identity
 //!   the verifier accepted (so it is parsed once), and whether a failure was already logged or
 //!   a resumed session is being re-checked.
 //! - [`within_generation`]: a thread-local set around each poll of one of our own connections,

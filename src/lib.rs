@@ -3,28 +3,36 @@
 //! A server that demands and verifies client certificates, a client that presents one, and the
 //! verified peer's identity in every handler — on rustls, tokio-rustls and hyper 1.
 //!
-//! **Concepts**
+//! **The nouns** (at the root)
 //! - [`Identity`]: our certificate chain and private key (checked against each other on load).
 //! - [`TrustBundle`]: the CAs peers must chain to, optionally bound to a SPIFFE trust domain,
 //!   with their [`Crls`].
-//! - [`Server`]: binds, requires a verified client certificate by default ([`ClientAuth`]),
-//!   serves any hyper `Service` over HTTP/1.1 or HTTP/2 (by ALPN), within [`Limits`], and
-//!   shuts down gracefully.
-//! - [`Client`]: pooled HTTPS client presenting our identity and verifying the server by name
-//!   or, with `expect_server`, by identity.
-//! - [`PeerIdentity`]: the verified peer — subject, SANs, [`SpiffeId`], serial, validity,
-//!   fingerprint, chain — in each request's (and response's) extensions, or once per
-//!   connection with [`Server::serve_connections`] ([`ConnectionInfo`]).
-//! - [`Authorizer`]: which verified peers are allowed — SPIFFE IDs, trust domains, path
-//!   prefixes, DNS SANs, closures — enforced inside the handshake, failing closed.
-//! - [`HandshakeFailure`]: why a handshake failed, in `tracing` events and [`ServerStats`].
-//! - [`RequireIdentity`]: a tower layer that narrows the policy for one route (403 with the
-//!   reason, or a gRPC status to a gRPC caller); [`Server::serve`] takes hyper and tower
-//!   services alike ([`HttpService`]).
+//! - [`Server`] (built by a [`ServerBuilder`]): requires a verified client certificate by
+//!   default ([`ClientAuth`]), serves any hyper or tower service over HTTP/1.1 or HTTP/2 (by
+//!   ALPN) within [`Limits`], and shuts down gracefully; [`ServerHandle`] changes it while it
+//!   runs.
+//! - [`Client`] (built by a [`ClientBuilder`]): a pooled HTTPS client presenting our identity
+//!   and verifying the server by name or, with `expect_server`, by identity. Both builders are
+//!   one [`Builder`], whose material setters they share.
+//! - [`PeerIdentity`]: the verified peer (subject, SANs, [`SpiffeId`], serial, validity,
+//!   fingerprint, chain) in each request's and response's extensions.
+//! - [`Authorizer`]: which verified peers are allowed, enforced inside the handshake, failing
+//!   closed; [`Roles`] and [`Access`] name identities and rules; [`RequireIdentity`] narrows one
+//!   route.
 //! - [`Rotate`]: new certificates, keys, bundles and CRLs swapped in without a restart, from
 //!   watched files or from code, validated first; [`CertificateStatus`] shows expiry coming.
-//! - [`Health`]: our certificate's expiry, reload errors and recent rejections in one value,
-//!   as JSON for a `/healthz` route.
+//! - [`HandshakeFailure`]: why a handshake failed, in errors, `tracing` events and counters;
+//!   [`Health`] puts expiry, reload errors and recent rejections in one value.
+//! - [`Config`]: one TOML file with named bundles, a server, clients, roles and access rules.
+//!
+//! **The modules**, in the order data flows through them; each holds its concept's full set
+//! of types:
+//! [`material`] (identities, bundles, CRLs, PKCS#12) → [`rotate`] (rotation, status, the shared
+//! builder) → [`verify`] (the rustls verifiers) and [`policy`] (authorizers, roles, access
+//! rules, refusals) → [`peer`] (the verified identity) and [`spiffe`] (SPIFFE IDs) →
+//! [`server`] (the server, its listeners, limits, statistics and health) and [`client`] (the
+//! client and its connector) → your handler. [`error`] holds the errors, [`config`] the TOML
+//! configuration, [`dev`] a throwaway CA. `docs/ARCHITECTURE.md` draws the house.
 //!
 //! **Features**
 //!
@@ -65,55 +73,35 @@
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
-mod client;
+pub mod client;
 #[cfg(feature = "config")]
-mod config;
+pub mod config;
 #[cfg(feature = "dev")]
 pub mod dev;
-mod error;
+pub mod error;
 mod handshake;
 mod live;
-mod material;
-mod peer;
-mod policy;
-mod rotate;
-mod server;
-mod spiffe;
+pub mod material;
+pub mod peer;
+pub mod policy;
+pub mod rotate;
+pub mod server;
+pub mod spiffe;
 mod util;
 pub mod verify;
 
-pub use client::error::ClientError;
-pub use client::{Client, ClientBuilder, Connector, DEFAULT_CONNECT_TIMEOUT, TlsConnection};
+pub use client::{Client, ClientBuilder, ClientError};
 #[cfg(feature = "config")]
-pub use config::{
-    AccessSection, Bundle, ClientSection, Config, ConfigError, OneOrMany, ServerSection,
-};
-pub use error::{Denied, Error, HandshakeFailure, LoadError, Origin, PolicyError, alert_name};
-pub use material::crl_info::CrlInfo;
+pub use config::{Config, ConfigError};
+pub use error::{Denied, Error, HandshakeFailure, LoadError, PolicyError};
 #[cfg(feature = "pkcs12")]
-pub use material::pkcs12::Password;
+pub use material::Password;
 pub use material::{Crls, Identity, TrustBundle};
-#[cfg(feature = "tonic")]
-pub use peer::request::VerifiedConnectInfo;
-pub use peer::{Fingerprint, PeerIdentity, TlsVersion};
-pub use policy::authorizer::Authorizer;
-#[cfg(feature = "axum")]
-pub use policy::axum::MissingIdentity;
-pub use policy::path::{PathError, canonical_path};
-pub use policy::require::{RequireIdentity, RequireIdentityFuture, RequireIdentityService};
-pub use policy::roles::{Access, AccessError, AccessRule, AccessService, Decision, Roles};
-pub use rotate::builder::{Builder, Side};
-pub use rotate::pem_dir::PemDirectory;
-pub use rotate::status::{CertificateInfo, CertificateStatus};
-pub use rotate::{DEFAULT_RELOAD_INTERVAL, Rotate};
-pub use server::health::Health;
-pub use server::probes::HealthListener;
-pub use server::incoming::{TlsIncoming, VerifiedStream};
-pub use server::limits::{DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_SHUTDOWN_TIMEOUT, Limits};
-pub use server::service::{HttpService, Hyper, Tower};
-pub use server::stats::{RECENT_WINDOW, ServerStats};
-pub use server::{ConnectionInfo, Server, ServerBuilder, ServerHandle};
-pub use spiffe::{SpiffeId, SpiffeIdError};
+pub use peer::PeerIdentity;
+pub use policy::{Access, Authorizer, RequireIdentity, Roles};
+pub use rotate::{Builder, CertificateStatus, Rotate};
+pub use server::{Health, Limits, Server, ServerBuilder, ServerHandle};
+pub use spiffe::SpiffeId;
 pub use util::provider::{CRYPTO_PROVIDER, crypto_provider};
 #[doc(inline)]
 pub use verify::ClientAuth;

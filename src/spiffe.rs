@@ -14,7 +14,7 @@ use std::str::FromStr;
 /// assert_eq!(id.trust_domain(), "example.org");
 /// assert_eq!(id.path(), "/ns/prod/sa/orders");
 /// assert!("spiffe://Example.org/x".parse::<mtls::SpiffeId>().is_err());
-/// # Ok::<(), mtls::SpiffeIdError>(())
+/// # Ok::<(), mtls::spiffe::SpiffeIdError>(())
 /// ```
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct SpiffeId {
@@ -28,7 +28,7 @@ pub struct SpiffeId {
 ///
 /// ```
 /// let err = "spiffe://example.org/a?x=1".parse::<mtls::SpiffeId>().unwrap_err();
-/// assert!(matches!(err, mtls::SpiffeIdError::BadPathChar { ch: '?', .. }));
+/// assert!(matches!(err, mtls::spiffe::SpiffeIdError::BadPathChar { ch: '?', .. }));
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -83,7 +83,7 @@ impl SpiffeId {
     /// let id = mtls::SpiffeId::parse("spiffe://example.org/ns/prod/sa/orders")?;
     /// assert_eq!(id.path(), "/ns/prod/sa/orders");
     /// assert!(mtls::SpiffeId::parse("https://example.org/orders").is_err());
-    /// # Ok::<(), mtls::SpiffeIdError>(())
+    /// # Ok::<(), mtls::spiffe::SpiffeIdError>(())
     /// ```
     pub fn parse(input: &str) -> Result<Self, SpiffeIdError> {
         const SCHEME: &str = "spiffe://";
@@ -139,7 +139,7 @@ impl SpiffeId {
     /// ```
     /// let id = mtls::SpiffeId::parse("spiffe://example.org/orders")?;
     /// assert_eq!(id.trust_domain(), "example.org");
-    /// # Ok::<(), mtls::SpiffeIdError>(())
+    /// # Ok::<(), mtls::spiffe::SpiffeIdError>(())
     /// ```
     pub fn trust_domain(&self) -> &str {
         &self.id["spiffe://".len()..self.path_start]
@@ -153,7 +153,7 @@ impl SpiffeId {
     /// let id = mtls::SpiffeId::parse("spiffe://example.org/orders")?;
     /// assert_eq!(id.path(), "/orders");
     /// assert_eq!(mtls::SpiffeId::parse("spiffe://example.org")?.path(), "");
-    /// # Ok::<(), mtls::SpiffeIdError>(())
+    /// # Ok::<(), mtls::spiffe::SpiffeIdError>(())
     /// ```
     pub fn path(&self) -> &str {
         &self.id[self.path_start..]
@@ -166,7 +166,7 @@ impl SpiffeId {
     /// ```
     /// let id = mtls::SpiffeId::parse("spiffe://example.org/orders")?;
     /// assert_eq!(id.as_str(), "spiffe://example.org/orders");
-    /// # Ok::<(), mtls::SpiffeIdError>(())
+    /// # Ok::<(), mtls::spiffe::SpiffeIdError>(())
     /// ```
     pub fn as_str(&self) -> &str {
         &self.id

@@ -420,7 +420,7 @@ async fn reload_false_turns_watching_off() {
     files.write("certs/inventory.key", &next.key_pem);
     // A watcher on the default tick takes the new files; the unwatched bundle never does.
     assert!(
-        eventually_for(mtls::DEFAULT_RELOAD_INTERVAL * 6, || witness_handle
+        eventually_for(mtls::rotate::DEFAULT_RELOAD_INTERVAL * 6, || witness_handle
             .certificate_status()
             .reloads
             == 1)
@@ -465,7 +465,7 @@ async fn the_files_handshake_timeout_and_max_connections_take_effect() {
     let closed = tokio::time::timeout(refusal::SETTLE, stalled.read(&mut buf)).await;
     assert!(matches!(closed, Ok(Ok(0)) | Ok(Err(_))), "{closed:?}");
     assert!(
-        opened.elapsed() < mtls::DEFAULT_HANDSHAKE_TIMEOUT,
+        opened.elapsed() < mtls::server::DEFAULT_HANDSHAKE_TIMEOUT,
         "closed after {:?}",
         opened.elapsed()
     );

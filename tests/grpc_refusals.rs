@@ -15,8 +15,8 @@ use common::*;
 use grpc::{IdentityService, PATH, ask, ask_on};
 use hyper::body::Bytes;
 use mtls::{
-    Access, AccessRule, Authorizer, Client, ClientAuth, PeerIdentity, RequireIdentity, Roles,
-    Server,
+    Access, Authorizer, Client, ClientAuth, PeerIdentity, RequireIdentity, Roles, Server,
+    policy::AccessRule,
 };
 use tonic::Code;
 use tonic::service::Routes;

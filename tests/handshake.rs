@@ -6,7 +6,7 @@ mod common;
 use std::time::Duration;
 
 use common::*;
-use mtls::{HandshakeFailure, TlsVersion};
+use mtls::{HandshakeFailure, peer::TlsVersion};
 use rcgen::ExtendedKeyUsagePurpose;
 
 /// `leaf` is refused by a server of `ca` with `alert` and `reason`, and a good client of `ca`

@@ -6,7 +6,7 @@ use std::net::IpAddr;
 use std::time::{Duration, SystemTime};
 
 use common::*;
-use mtls::{PeerIdentity, TlsVersion};
+use mtls::{PeerIdentity, peer::TlsVersion};
 use sha2::Digest;
 
 fn close(a: SystemTime, b: SystemTime) -> bool {

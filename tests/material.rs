@@ -6,7 +6,7 @@ mod common;
 use std::path::PathBuf;
 
 use common::*;
-use mtls::{Identity, LoadError, Origin, TrustBundle};
+use mtls::{Identity, LoadError, TrustBundle, error::Origin};
 
 #[test]
 fn identity_loads_from_files() {

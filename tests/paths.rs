@@ -6,7 +6,7 @@ mod common;
 use axum::Router;
 use axum::http::Uri;
 use common::*;
-use mtls::{Access, AccessRule, Authorizer, Roles, Server};
+use mtls::{Access, Authorizer, Roles, Server, policy::AccessRule};
 use tower_layer::Layer;
 
 const READER: &str = "spiffe://example.org/reader";

@@ -15,8 +15,8 @@ use hyper::body::{Bytes, Incoming};
 use hyper::service::service_fn;
 use hyper::{Request, Response};
 use mtls::{
-    Authorizer, ClientAuth, ConnectionInfo, HandshakeFailure, PeerIdentity, ServerBuilder,
-    ServerStats,
+    Authorizer, ClientAuth, HandshakeFailure, PeerIdentity, ServerBuilder, server::ConnectionInfo,
+    server::ServerStats,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::oneshot;

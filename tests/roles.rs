@@ -6,7 +6,10 @@ mod common;
 use axum::Router;
 use axum::routing::get;
 use common::*;
-use mtls::{Access, AccessError, AccessRule, Authorizer, Decision, PeerIdentity, Roles, Server};
+use mtls::{
+    Access, Authorizer, PeerIdentity, Roles, Server, policy::AccessError, policy::AccessRule,
+    policy::Decision,
+};
 
 const ORDERS: &str = "spiffe://example.org/ns/prod/sa/orders";
 const BILLING: &str = "spiffe://example.org/ns/prod/sa/billing";

@@ -84,7 +84,7 @@ pub fn serve_mtls_per_connection(dir: &Path) {
     server_runtime().block_on(async {
         let server = bind_mtls(dir).await;
         let _ = server
-            .serve_connections(|conn: &mtls::ConnectionInfo| {
+            .serve_connections(|conn: &mtls::server::ConnectionInfo| {
                 let name: Arc<str> = match conn.peer_identity() {
                     Some(peer) => peer.to_string().into(),
                     None => "anonymous".into(),

@@ -6,7 +6,7 @@ use std::sync::OnceLock;
 
 use http::Method;
 use libfuzzer_sys::fuzz_target;
-use mtls::{Access, AccessRule, Decision, PeerIdentity, Roles, canonical_path};
+use mtls::{Access, policy::AccessRule, policy::Decision, PeerIdentity, Roles, policy::canonical_path};
 
 /// A reader's identity, made once.
 fn reader() -> &'static PeerIdentity {

@@ -23,7 +23,7 @@ use crate::util::provider::crypto_provider;
 /// # Examples
 ///
 /// ```
-/// assert_eq!(mtls::DEFAULT_CONNECT_TIMEOUT, std::time::Duration::from_secs(10));
+/// assert_eq!(mtls::client::DEFAULT_CONNECT_TIMEOUT, std::time::Duration::from_secs(10));
 /// ```
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 

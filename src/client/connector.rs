@@ -104,7 +104,7 @@ impl Connector {
     /// #     .trust(ca.trust()?)
     /// #     .build()?;
     /// let connection = client.connector().connect(url).await?;
-    /// assert_eq!(connection.peer_identity().tls_version(), Some(mtls::TlsVersion::Tls13));
+    /// assert_eq!(connection.peer_identity().tls_version(), Some(mtls::peer::TlsVersion::Tls13));
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// # })?;
     /// # Ok::<(), Box<dyn std::error::Error>>(())
@@ -216,7 +216,7 @@ impl tower_service::Service<Uri> for Connector {
 /// #     .identity(ca.client("spiffe://example.org/orders")?.identity()?)
 /// #     .trust(ca.trust()?)
 /// #     .build()?;
-/// let connection: mtls::TlsConnection = client.connector().connect(url).await?;
+/// let connection: mtls::client::TlsConnection = client.connector().connect(url).await?;
 /// assert_eq!(connection.peer_identity().alpn_protocol(), Some(&b"h2"[..]));
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// # })?;

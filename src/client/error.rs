@@ -155,7 +155,7 @@ impl ClientError {
     /// ```
     ///
     /// [`Client::rustls_config`]: crate::Client::rustls_config
-    /// [`Connector`]: crate::Connector
+    /// [`Connector`]: crate::client::Connector
     pub fn find_in(error: &(dyn std::error::Error + 'static)) -> Option<ClientError> {
         let ours = std::iter::successors(Some(error), |e| e.source())
             .find_map(|e| e.downcast_ref::<ClientError>());

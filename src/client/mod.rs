@@ -4,7 +4,7 @@
 //! Layout: this file (`Client` and its requests), `builder` (the client's side of the shared
 //! builder, and `build`), `state` (what its connections read, and what rotation replaces),
 //! `connector` ([`Connector`] and [`TlsConnection`]: TCP, then TLS with the current
-//! generation), `authority` (where a call goes), `error` ([`ClientError`](error::ClientError)
+//! generation), `authority` (where a call goes), `error` ([`ClientError`]
 //! and how a rustls error or alert is named), `classify` (naming a failed request, from what
 //! its connection recorded). It may import any module below it (`util` up to `server`);
 //! `config` imports it.
@@ -18,6 +18,7 @@ pub(crate) mod state;
 
 pub use builder::{ClientBuilder, DEFAULT_CONNECT_TIMEOUT};
 pub use connector::{Connector, TlsConnection};
+pub use error::ClientError;
 
 use std::fmt;
 use std::path::Path;
@@ -31,7 +32,6 @@ use rustls::ClientConfig;
 
 use crate::client::authority::{authority_key, check_uri};
 use crate::client::classify::{classify, closed_early};
-use crate::client::error::ClientError;
 use crate::client::error::from_tls;
 use crate::client::state::ClientShared;
 use crate::error::Error;
@@ -160,7 +160,7 @@ impl Client {
 
     /// Writes our current identity and trust as PEM files into `dir` and rewrites them
     /// atomically on every rotation, for libraries that only take file paths. See
-    /// [`PemDirectory`](crate::PemDirectory) for the layout.
+    /// [`PemDirectory`](crate::rotate::PemDirectory) for the layout.
     ///
     /// # Errors
     ///
@@ -180,7 +180,10 @@ impl Client {
     /// # std::fs::remove_dir_all(&dir)?;
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
-    pub fn pem_directory(&self, dir: impl AsRef<Path>) -> Result<crate::PemDirectory, Error> {
+    pub fn pem_directory(
+        &self,
+        dir: impl AsRef<Path>,
+    ) -> Result<crate::rotate::PemDirectory, Error> {
         crate::rotate::pem_directory(&*self.0.shared, dir.as_ref())
     }
 

@@ -14,7 +14,7 @@ impl Config {
     /// # Examples
     ///
     /// ```
-    /// use mtls::Decision;
+    /// use mtls::policy::Decision;
     ///
     /// let cfg = mtls::Config::from_toml_str(r#"
     ///     [roles]

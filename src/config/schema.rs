@@ -109,7 +109,7 @@ pub struct Bundle {
 /// # Examples
 ///
 /// ```
-/// use mtls::OneOrMany;
+/// use mtls::config::OneOrMany;
 /// use std::path::Path;
 ///
 /// let one = OneOrMany::One("ca.pem".into()); // `ca = "ca.pem"`
@@ -135,7 +135,7 @@ impl OneOrMany {
     /// # Examples
     ///
     /// ```
-    /// use mtls::OneOrMany;
+    /// use mtls::config::OneOrMany;
     /// use std::path::Path;
     ///
     /// assert!(OneOrMany::None.paths().is_empty());

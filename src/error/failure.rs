@@ -10,7 +10,7 @@ use super::ServerNotAllowed;
 
 /// Why a TLS handshake with a peer failed.
 ///
-/// The server reports it in a `tracing` event and counts it in [`ServerStats`](crate::ServerStats);
+/// The server reports it in a `tracing` event and counts it in [`ServerStats`](crate::server::ServerStats);
 /// the client reports it in [`ClientError::ServerCertificate`](crate::ClientError::ServerCertificate).
 ///
 /// # Examples
@@ -389,8 +389,8 @@ pub(crate) fn rejection_hint(alert: &str) -> &'static str {
 /// ```
 /// use rustls::AlertDescription;
 ///
-/// assert_eq!(mtls::alert_name(AlertDescription::UnknownCA), "unknown_ca");
-/// assert_eq!(mtls::alert_name(AlertDescription::UnknownPSKIdentity), "unknown_psk_identity");
+/// assert_eq!(mtls::error::alert_name(AlertDescription::UnknownCA), "unknown_ca");
+/// assert_eq!(mtls::error::alert_name(AlertDescription::UnknownPSKIdentity), "unknown_psk_identity");
 /// ```
 pub fn alert_name(alert: AlertDescription) -> String {
     // From rustls' `Debug` name: a word starts at an upper-case letter after a lower-case

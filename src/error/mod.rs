@@ -24,7 +24,7 @@ use crate::spiffe::SpiffeIdError;
 /// # Examples
 ///
 /// ```
-/// use mtls::{LoadError, Origin};
+/// use mtls::{LoadError, error::Origin};
 ///
 /// assert_eq!(Origin::File("certs/ca.pem".into()).to_string(), "`certs/ca.pem`");
 /// let err = mtls::TrustBundle::from_pem(b"").unwrap_err();

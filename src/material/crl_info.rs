@@ -19,7 +19,7 @@ use x509_parser::revocation_list::CertificateRevocationList;
 /// #     .trust(ca.trust()?.with_crls(ca.crl(&[])?))
 /// #     .authorize(mtls::Authorizer::any_verified())
 /// #     .build_rustls_config()?;
-/// let crl: &mtls::CrlInfo = &handle.certificate_status().crls[0];
+/// let crl: &mtls::material::CrlInfo = &handle.certificate_status().crls[0];
 /// assert_eq!(crl.issuer, "CN=test CA");
 /// assert!(!crl.expired && crl.next_update.is_some());
 /// # Ok::<(), Box<dyn std::error::Error>>(())

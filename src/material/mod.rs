@@ -16,6 +16,9 @@ mod pem;
 pub(crate) mod pkcs12;
 mod trust;
 
+pub use crl_info::CrlInfo;
 pub use crls::Crls;
 pub use identity::Identity;
+#[cfg(feature = "pkcs12")]
+pub use pkcs12::Password;
 pub use trust::TrustBundle;

@@ -9,7 +9,7 @@ use std::fmt;
 /// ```
 /// # let ca = mtls::dev::DevCa::new("test CA")?;
 /// # let peer = mtls::PeerIdentity::from_chain(ca.client("spiffe://example.org/orders")?.identity()?.chain())?;
-/// let fingerprint: &mtls::Fingerprint = peer.fingerprint();
+/// let fingerprint: &mtls::peer::Fingerprint = peer.fingerprint();
 /// let again = mtls::PeerIdentity::from_chain(peer.chain())?;
 /// assert_eq!(fingerprint, again.fingerprint());
 /// # Ok::<(), Box<dyn std::error::Error>>(())

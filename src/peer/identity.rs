@@ -476,7 +476,7 @@ impl PeerIdentity {
     /// #     .build()?;
     /// let connection = client.connector().connect(url).await?;
     /// let server = connection.peer_identity();
-    /// assert_eq!(server.tls_version(), Some(mtls::TlsVersion::Tls13));
+    /// assert_eq!(server.tls_version(), Some(mtls::peer::TlsVersion::Tls13));
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// # })?;
     /// # Ok::<(), Box<dyn std::error::Error>>(())

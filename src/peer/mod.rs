@@ -14,6 +14,8 @@ pub use fingerprint::Fingerprint;
 #[cfg(test)]
 pub(crate) use identity::INNER_ALIGN;
 pub use identity::PeerIdentity;
+#[cfg(feature = "tonic")]
+pub use request::VerifiedConnectInfo;
 pub use version::TlsVersion;
 
 /// A self-signed certificate for `name.example` with the common name `name`, for the tests of

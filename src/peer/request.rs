@@ -6,14 +6,14 @@ use std::net::SocketAddr;
 
 use crate::peer::PeerIdentity;
 
-/// What tonic puts into each request's extensions for a [`VerifiedStream`](crate::VerifiedStream) served with
+/// What tonic puts into each request's extensions for a [`VerifiedStream`](crate::server::VerifiedStream) served with
 /// `tonic::transport::Server::serve_with_incoming(server.incoming())` (feature `tonic`).
 ///
 /// ```
 /// fn caller<T>(request: &tonic::Request<T>) -> Option<String> {
 ///     request
 ///         .extensions()
-///         .get::<mtls::VerifiedConnectInfo>()
+///         .get::<mtls::peer::VerifiedConnectInfo>()
 ///         .and_then(|info| info.peer_identity())
 ///         .map(|peer| peer.to_string())
 /// }

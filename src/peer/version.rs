@@ -7,8 +7,8 @@ use std::fmt;
 /// # Examples
 ///
 /// ```
-/// assert_eq!(mtls::TlsVersion::Tls13.to_string(), "TLSv1.3");
-/// assert_eq!(mtls::TlsVersion::Tls12.to_string(), "TLSv1.2");
+/// assert_eq!(mtls::peer::TlsVersion::Tls13.to_string(), "TLSv1.3");
+/// assert_eq!(mtls::peer::TlsVersion::Tls12.to_string(), "TLSv1.2");
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]

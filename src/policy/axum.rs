@@ -34,7 +34,7 @@ use crate::policy::refusal::{self, Refusal};
 /// ```
 /// use axum::response::IntoResponse;
 ///
-/// let resp = mtls::MissingIdentity.into_response();
+/// let resp = mtls::policy::MissingIdentity.into_response();
 /// assert_eq!(resp.status(), 401);
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]

@@ -15,7 +15,7 @@ use std::borrow::Cow;
 /// # Examples
 ///
 /// ```
-/// use mtls::{PathError, canonical_path};
+/// use mtls::{policy::PathError, policy::canonical_path};
 ///
 /// assert_eq!(canonical_path("/stock%2Freserved"), Err(PathError::EncodedSeparator));
 /// assert_eq!(canonical_path("/../etc"), Err(PathError::AboveRoot));
@@ -48,14 +48,14 @@ pub enum PathError {
 /// # Examples
 ///
 /// ```
-/// use mtls::canonical_path;
+/// use mtls::policy::canonical_path;
 ///
 /// for spelling in ["/stock/reserved", "/stock//reserved", "/stock/./reserved",
 ///                  "/stock/x/../reserved", "/stock/%72eserved", "/%73tock/reserved"] {
 ///     assert_eq!(canonical_path(spelling).unwrap(), "/stock/reserved");
 /// }
 /// assert_eq!(canonical_path("/a%2a/").unwrap(), "/a%2A/"); // not unreserved: kept, upper-case
-/// # Ok::<(), mtls::PathError>(())
+/// # Ok::<(), mtls::policy::PathError>(())
 /// ```
 pub fn canonical_path(path: &str) -> Result<Cow<'_, str>, PathError> {
     if !path.starts_with('/') {

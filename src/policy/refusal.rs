@@ -39,7 +39,7 @@ pub(crate) enum Refusal {
     /// The caller presented no identity, and the handler needs one (the axum extractor).
     #[cfg_attr(not(feature = "axum"), allow(dead_code))]
     MissingIdentity,
-    /// The request path has no canonical form ([`canonical_path`](crate::canonical_path)).
+    /// The request path has no canonical form ([`canonical_path`](crate::policy::canonical_path)).
     /// A gRPC method path (`/package.Service/Method`) is always canonical, so only a hand-made
     /// request gets here: it is malformed, and retrying it cannot succeed.
     BadPath,

@@ -143,7 +143,7 @@ impl<S> tower_layer::Layer<S> for RequireIdentity {
 /// #     Ok::<_, std::convert::Infallible>(http::Response::new(http_body_util::Full::new(hyper::body::Bytes::from("ok"))))
 /// # });
 /// let layer = mtls::RequireIdentity::new(mtls::Authorizer::trust_domain("example.org")?);
-/// let service: mtls::RequireIdentityService<_> = layer.layer(inner);
+/// let service: mtls::policy::RequireIdentityService<_> = layer.layer(inner);
 /// let mut req = http::Request::new(());
 /// req.extensions_mut().insert(peer); // as Server does: spiffe://example.org/orders
 /// assert_eq!(service.oneshot(req).await?.status(), 200);
@@ -194,7 +194,7 @@ where
 }
 
 pin_project_lite::pin_project! {
-    /// The future of [`RequireIdentityService`] and [`AccessService`](crate::AccessService):
+    /// The future of [`RequireIdentityService`] and [`AccessService`](crate::policy::AccessService):
     /// the inner service's answer, or the 403.
     ///
     /// # Examples
@@ -206,7 +206,7 @@ pin_project_lite::pin_project! {
     /// #     Ok::<_, std::convert::Infallible>(http::Response::new(http_body_util::Full::new(hyper::body::Bytes::from("ok"))))
     /// # });
     /// let mut service = mtls::RequireIdentity::new(mtls::Authorizer::any_verified()).layer(inner);
-    /// let future: mtls::RequireIdentityFuture<_> = service.ready().await?.call(http::Request::new(()));
+    /// let future: mtls::policy::RequireIdentityFuture<_> = service.ready().await?.call(http::Request::new(()));
     /// assert_eq!(future.await?.status(), 403);
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// # })?;

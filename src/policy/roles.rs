@@ -12,7 +12,7 @@
 //! presented no identity, and `INVALID_ARGUMENT` (3) for a path with no canonical form, with
 //! the reason in `grpc-message` (see [`RequireIdentity`](crate::RequireIdentity)).
 //!
-//! Rules match the request's canonical path ([`canonical_path`](crate::canonical_path)), never
+//! Rules match the request's canonical path ([`canonical_path`](crate::policy::canonical_path)), never
 //! a spelling of it: `/stock//reserved`, `/stock/./reserved` and `/stock/%72eserved` are
 //! `/stock/reserved`, and a path with no safe canonical form (an escaped `/`, a `..` above the
 //! root) is answered 400. [`AccessService`] hands the inner service the canonical path, so the
@@ -40,7 +40,7 @@ pub use service::AccessService;
 /// # Examples
 ///
 /// ```
-/// use mtls::{Access, AccessError, AccessRule, Roles};
+/// use mtls::{Access, policy::AccessError, policy::AccessRule, Roles};
 ///
 /// let roles = Roles::new().role("reader", ["spiffe://example.org/ns/prod/*"])?;
 /// let err = Access::new(roles).rule(AccessRule::path("/stock").roles(["writer"])).unwrap_err();
@@ -77,7 +77,7 @@ pub enum AccessError {
         defined: String,
     },
     /// A rule's path does not start with `/`, or has no canonical form
-    /// ([`canonical_path`](crate::canonical_path)).
+    /// ([`canonical_path`](crate::policy::canonical_path)).
     #[error(
         "access rule path `{0}` must start with `/` and have a canonical form \
          (no escaped `/` or `\\`, no `..` above the root)"
@@ -105,7 +105,7 @@ pub enum AccessError {
 ///     .role("reader", ["spiffe://example.org/ns/prod/sa/orders", "spiffe://example.org/ns/prod/sa/billing"])?
 ///     .role("admin", ["spiffe://example.org/ns/ops/*"])?;
 /// assert_eq!(roles.names().collect::<Vec<_>>(), ["admin", "reader"]);
-/// # Ok::<(), mtls::AccessError>(())
+/// # Ok::<(), mtls::policy::AccessError>(())
 /// ```
 #[derive(Clone, Default)]
 pub struct Roles {
@@ -157,7 +157,7 @@ impl Roles {
     /// # Examples
     ///
     /// ```
-    /// use mtls::{AccessError, Roles};
+    /// use mtls::{policy::AccessError, Roles};
     ///
     /// let roles = Roles::new()
     ///     .role("admin", ["spiffe://example.org/ns/ops/*"])?
@@ -202,7 +202,7 @@ impl Roles {
     ///     .role("writer", ["spiffe://example.org/ns/prod/sa/orders"])?
     ///     .role("admin", ["spiffe://example.org/ns/ops/*"])?;
     /// assert_eq!(roles.names().collect::<Vec<_>>(), ["admin", "writer"]);
-    /// # Ok::<(), mtls::AccessError>(())
+    /// # Ok::<(), mtls::policy::AccessError>(())
     /// ```
     pub fn names(&self) -> impl Iterator<Item = &str> {
         self.roles.keys().map(String::as_str)

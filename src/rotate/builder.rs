@@ -201,7 +201,7 @@ impl<S: Side> Builder<S> {
     /// Adds the CAs of a PEM file bound to a SPIFFE trust domain (federation), re-read when
     /// the file changes as [`trust_file`](Self::trust_file) is: the file a federation agent
     /// such as spiffe-helper writes for a partner domain, or a
-    /// [`PemDirectory`](crate::PemDirectory)'s `ca-<trust domain>.crt`. Every version read
+    /// [`PemDirectory`](crate::rotate::PemDirectory)'s `ca-<trust domain>.crt`. Every version read
     /// is bound as [`TrustBundle::for_trust_domain`] binds, so the partner's CAs vouch for
     /// that domain's SPIFFE IDs and nothing else, however often they rotate. An invalid
     /// trust domain name is a load error, returned when the server binds or the client is

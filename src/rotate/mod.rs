@@ -1,6 +1,6 @@
 //! Rotation: new certificates, keys and trust bundles swapped into a running server or client,
 //! validated first, from files that are polled for changes or from code ([`Rotate`]); and the
-//! expiry status of what is in use ([`CertificateStatus`](status::CertificateStatus)).
+//! expiry status of what is in use ([`CertificateStatus`]).
 //!
 //! Layout: `swap` ([`Rotate`], the `Target` a server or client exposes, and the checks made
 //! before a swap), `in_use` (the material in use), `spec` (what a builder collects), `files`
@@ -20,10 +20,13 @@ pub(crate) mod status;
 mod swap;
 mod watch;
 
+pub use builder::{Builder, Side};
 pub(crate) use files::Files;
 pub(crate) use in_use::Material;
+pub use pem_dir::PemDirectory;
 pub(crate) use reload_state::{Observer, ReloadState, pem_directory};
 pub use spec::DEFAULT_RELOAD_INTERVAL;
 pub(crate) use spec::Sources;
+pub use status::{CertificateInfo, CertificateStatus};
 pub use swap::Rotate;
 pub(crate) use swap::{Role, Target, Update, rotate};

@@ -48,7 +48,7 @@ use crate::util::base64::base64;
 /// #     .authorize(mtls::Authorizer::any_verified())
 /// #     .build_rustls_config()?;
 /// # let dir = std::env::temp_dir().join(format!("mtls-doc-pem-directory-{}", std::process::id()));
-/// let pem: mtls::PemDirectory = handle.pem_directory(&dir)?;
+/// let pem: mtls::rotate::PemDirectory = handle.pem_directory(&dir)?;
 /// let identity = mtls::Identity::from_pem_files(pem.cert_path(), pem.key_path())?;
 /// # std::fs::remove_dir_all(&dir)?;
 /// # Ok::<(), Box<dyn std::error::Error>>(())

@@ -17,7 +17,7 @@ use crate::policy::authorizer::Authorizer;
 /// # Examples
 ///
 /// ```
-/// assert_eq!(mtls::DEFAULT_RELOAD_INTERVAL, std::time::Duration::from_secs(5));
+/// assert_eq!(mtls::rotate::DEFAULT_RELOAD_INTERVAL, std::time::Duration::from_secs(5));
 /// ```
 pub const DEFAULT_RELOAD_INTERVAL: Duration = Duration::from_secs(5);
 

@@ -20,7 +20,7 @@ use crate::util::time::{ExpiryLevel, expiry_level};
 /// #     .trust(ca.trust()?)
 /// #     .authorize(mtls::Authorizer::any_verified())
 /// #     .build_rustls_config()?;
-/// let info: mtls::CertificateInfo = handle.certificate_status().identity;
+/// let info: mtls::rotate::CertificateInfo = handle.certificate_status().identity;
 /// assert!(!info.expired && !info.renewal_due);
 /// assert!(info.remaining > std::time::Duration::from_secs(24 * 3600));
 /// # Ok::<(), Box<dyn std::error::Error>>(())
@@ -92,7 +92,7 @@ pub struct CertificateStatus {
     /// Rejected reload candidates since start.
     pub reload_failures: u64,
     /// Each CRL in use (the bundles' and those given apart), with its `nextUpdate`.
-    pub crls: Vec<crate::CrlInfo>,
+    pub crls: Vec<crate::material::CrlInfo>,
 }
 
 impl CertificateStatus {

@@ -164,7 +164,7 @@ impl Gate {
     }
 }
 
-/// The one accept loop of every listener (a server's, [`TlsIncoming`](crate::TlsIncoming)'s,
+/// The one accept loop of every listener (a server's, [`TlsIncoming`](crate::server::TlsIncoming)'s,
 /// the health listener's): slots first, then accept, then `admit` (which spawns the
 /// connection's task), until `stop` completes. Errors accepting never stop it.
 pub(crate) async fn accept_loop(

@@ -139,7 +139,7 @@ impl ServerHandle {
 
     /// Serves `/healthz`, `/readyz`, `/livez` and `/metrics` over plain HTTP on `addr`, for
     /// probes and scrapers that cannot present a client certificate: see
-    /// [`HealthListener`](crate::HealthListener) for the routes and what to bind it to. It
+    /// [`HealthListener`](crate::server::HealthListener) for the routes and what to bind it to. It
     /// runs until the returned listener is dropped.
     ///
     /// # Errors
@@ -172,7 +172,7 @@ impl ServerHandle {
     pub async fn serve_health(
         &self,
         addr: impl ToSocketAddrs + fmt::Debug,
-    ) -> Result<crate::HealthListener, Error> {
+    ) -> Result<crate::server::HealthListener, Error> {
         crate::server::probes::serve_health(self.clone(), addr).await
     }
 
@@ -196,7 +196,7 @@ impl ServerHandle {
     }
 
     /// Writes our current identity and trust as PEM files into `dir` and rewrites them
-    /// atomically on every rotation. See [`PemDirectory`](crate::PemDirectory).
+    /// atomically on every rotation. See [`PemDirectory`](crate::rotate::PemDirectory).
     ///
     /// # Errors
     ///
@@ -217,7 +217,10 @@ impl ServerHandle {
     /// # std::fs::remove_dir_all(&dir)?;
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
-    pub fn pem_directory(&self, dir: impl AsRef<Path>) -> Result<crate::PemDirectory, Error> {
+    pub fn pem_directory(
+        &self,
+        dir: impl AsRef<Path>,
+    ) -> Result<crate::rotate::PemDirectory, Error> {
         crate::rotate::pem_directory(&*self.shared, dir.as_ref())
     }
 

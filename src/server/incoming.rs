@@ -231,7 +231,7 @@ async fn accept_streams(
 /// use tokio::io::AsyncWriteExt;
 ///
 /// let mut incoming = server.incoming();
-/// let mut stream: mtls::VerifiedStream = incoming.next().await.expect("a verified stream");
+/// let mut stream: mtls::server::VerifiedStream = incoming.next().await.expect("a verified stream");
 /// stream.write_all(b"hello\n").await?;
 /// # let _connection = connecting.await??;
 /// # Ok::<(), Box<dyn std::error::Error>>(())

@@ -44,7 +44,7 @@ pub struct Limits {
 /// # Examples
 ///
 /// ```
-/// assert_eq!(mtls::Limits::default().handshake_timeout, mtls::DEFAULT_HANDSHAKE_TIMEOUT);
+/// assert_eq!(mtls::Limits::default().handshake_timeout, mtls::server::DEFAULT_HANDSHAKE_TIMEOUT);
 /// ```
 pub const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Default time in-flight requests get to finish after shutdown begins.
@@ -52,7 +52,7 @@ pub const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// # Examples
 ///
 /// ```
-/// assert_eq!(mtls::Limits::default().shutdown_timeout, mtls::DEFAULT_SHUTDOWN_TIMEOUT);
+/// assert_eq!(mtls::Limits::default().shutdown_timeout, mtls::server::DEFAULT_SHUTDOWN_TIMEOUT);
 /// ```
 pub const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(30);
 

@@ -4,7 +4,7 @@
 //! Here: `builder` (the server's side of the shared builder, `bind`), `state` (what every
 //! connection task reads), `handle` ([`ServerHandle`]: changes to a running server), `accept`
 //! (the one accept loop of every listener), `connection` (one connection: handshake, then
-//! HTTP), `drain` (graceful shutdown), `incoming` ([`TlsIncoming`](crate::TlsIncoming)),
+//! HTTP), `drain` (graceful shutdown), `incoming` ([`TlsIncoming`]),
 //! `limits`, `service` (hyper and tower services alike), `stats`, `health`.
 //!
 //! `server` may import every module below it (`util` up to `rotate`); only `config` and `dev`
@@ -25,7 +25,13 @@ pub(crate) mod stats;
 
 pub use builder::ServerBuilder;
 pub use handle::ServerHandle;
+pub use health::Health;
+pub use incoming::{TlsIncoming, VerifiedStream};
+pub use limits::{DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_SHUTDOWN_TIMEOUT, Limits};
+pub use probes::HealthListener;
+pub use service::{HttpService, Hyper, Tower};
 pub(crate) use state::Shared;
+pub use stats::{RECENT_WINDOW, ServerStats};
 
 use std::fmt;
 use std::future::{Future, pending};
@@ -39,15 +45,13 @@ use crate::error::Error;
 use crate::peer::PeerIdentity;
 use crate::rotate::builder::Builder;
 use crate::rotate::status::{CertificateStatus, status};
-use crate::server::service::HttpService;
-use crate::server::stats::ServerStats;
 
 /// An mTLS server bound to a socket. Start it with [`Server::serve`] or
 /// [`Server::serve_with_shutdown`].
 ///
 /// Every connection is handled in its own task: the TLS handshake (with a timeout), then
 /// HTTP/1.1 or HTTP/2 as negotiated by ALPN. Each request's extensions carry the client's
-/// [`PeerIdentity`](crate::PeerIdentity), parsed once per connection.
+/// [`PeerIdentity`], parsed once per connection.
 ///
 /// # Examples
 ///
@@ -227,7 +231,7 @@ impl Server {
     }
 
     /// Turns the server into a listener of verified TLS streams, for protocols other than
-    /// HTTP: see [`TlsIncoming`](crate::TlsIncoming). Timeouts, limits, the policy and the
+    /// HTTP: see [`TlsIncoming`]. Timeouts, limits, the policy and the
     /// failure counters apply as they do to [`Server::serve`].
     ///
     /// # Examples
@@ -256,8 +260,8 @@ impl Server {
     /// # })?;
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
-    pub fn incoming(self) -> crate::TlsIncoming {
-        crate::TlsIncoming::start(self.listener, self.local_addr, self.shared)
+    pub fn incoming(self) -> crate::server::TlsIncoming {
+        crate::server::TlsIncoming::start(self.listener, self.local_addr, self.shared)
     }
 
     /// A handle to change the running server (policy, certificates, trust) after
@@ -430,7 +434,7 @@ impl Server {
     /// use hyper::{Request, Response, body::{Bytes, Incoming}};
     ///
     /// let url: http::Uri = format!("https://{}/", server.local_addr()).parse()?;
-    /// tokio::spawn(server.serve_connections(|conn: &mtls::ConnectionInfo| {
+    /// tokio::spawn(server.serve_connections(|conn: &mtls::server::ConnectionInfo| {
     ///     // Once per connection: the greeting is made here, not per request.
     ///     let name = conn.peer_identity().map_or("anonymous".to_owned(), |p| p.to_string());
     ///     let greeting = Bytes::from(format!("hello {name}"));
@@ -478,7 +482,7 @@ impl Server {
     /// #     .await?;
     /// let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     /// let serving = tokio::spawn(server.serve_connections_with_shutdown(
-    ///     |_conn: &mtls::ConnectionInfo| {
+    ///     |_conn: &mtls::server::ConnectionInfo| {
     ///         hyper::service::service_fn(|_req: http::Request<hyper::body::Incoming>| async {
     ///             Ok::<_, std::convert::Infallible>(http::Response::new(String::from("hello")))
     ///         })
@@ -518,7 +522,7 @@ impl Server {
 /// # Examples
 ///
 /// ```
-/// fn greeting(conn: &mtls::ConnectionInfo) -> String {
+/// fn greeting(conn: &mtls::server::ConnectionInfo) -> String {
 ///     match conn.peer_identity() {
 ///         Some(peer) => format!("hello {peer} from {}", conn.remote_addr().ip()),
 ///         None => "hello anonymous".to_owned(),
@@ -538,7 +542,7 @@ impl ConnectionInfo {
     /// # Examples
     ///
     /// ```
-    /// fn caller(conn: &mtls::ConnectionInfo) -> Option<String> {
+    /// fn caller(conn: &mtls::server::ConnectionInfo) -> Option<String> {
     ///     conn.peer_identity().and_then(|peer| peer.spiffe_id()).map(|id| id.to_string())
     /// }
     /// ```
@@ -551,7 +555,7 @@ impl ConnectionInfo {
     /// # Examples
     ///
     /// ```
-    /// fn from_loopback(conn: &mtls::ConnectionInfo) -> bool {
+    /// fn from_loopback(conn: &mtls::server::ConnectionInfo) -> bool {
     ///     conn.remote_addr().ip().is_loopback()
     /// }
     /// ```

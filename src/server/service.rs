@@ -68,7 +68,7 @@ pub trait HttpService<Marker> {
     /// # Examples
     ///
     /// ```
-    /// use mtls::HttpService;
+    /// use mtls::server::HttpService;
     ///
     /// let tower_service = tower::service_fn(|_req: http::Request<hyper::body::Incoming>| async {
     ///     Ok::<_, std::convert::Infallible>(http::Response::new(http_body_util::Full::new(hyper::body::Bytes::from("hi"))))
@@ -85,7 +85,7 @@ pub trait HttpService<Marker> {
 /// # Examples
 ///
 /// ```
-/// fn runs_as_hyper<S: mtls::HttpService<mtls::Hyper<B>>, B>(_: &S) {}
+/// fn runs_as_hyper<S: mtls::server::HttpService<mtls::server::Hyper<B>>, B>(_: &S) {}
 ///
 /// let service = hyper::service::service_fn(|_req: http::Request<hyper::body::Incoming>| async {
 ///     Ok::<_, std::convert::Infallible>(http::Response::new(http_body_util::Full::new(hyper::body::Bytes::from("hi"))))
@@ -100,7 +100,7 @@ pub struct Hyper<B>(PhantomData<fn() -> B>);
 /// # Examples
 ///
 /// ```
-/// fn runs_as_tower<S: mtls::HttpService<mtls::Tower<B>>, B>(_: &S) {}
+/// fn runs_as_tower<S: mtls::server::HttpService<mtls::server::Tower<B>>, B>(_: &S) {}
 ///
 /// let service = tower::service_fn(|_req: http::Request<hyper::body::Incoming>| async {
 ///     Ok::<_, std::convert::Infallible>(http::Response::new(http_body_util::Full::new(hyper::body::Bytes::from("hi"))))

@@ -22,7 +22,7 @@ use crate::error::HandshakeFailure;
 /// #     .authorize(mtls::Authorizer::any_verified())
 /// #     .bind("127.0.0.1:0")
 /// #     .await?;
-/// let stats: std::sync::Arc<mtls::ServerStats> = server.stats();
+/// let stats: std::sync::Arc<mtls::server::ServerStats> = server.stats();
 /// # let url: http::Uri = format!("https://{}/", server.local_addr()).parse()?;
 /// # tokio::spawn(server.serve(hyper::service::service_fn(|_req: http::Request<hyper::body::Incoming>| async {
 /// #     Ok::<_, std::convert::Infallible>(http::Response::new(http_body_util::Full::new(hyper::body::Bytes::from("hello"))))
@@ -131,7 +131,7 @@ impl ServerStats {
     /// # Examples
     ///
     /// ```
-    /// let stats = mtls::ServerStats::default(); // or server.stats()
+    /// let stats = mtls::server::ServerStats::default(); // or server.stats()
     /// assert_eq!(stats.handshakes_accepted(), 0);
     /// ```
     pub fn handshakes_accepted(&self) -> u64 {
@@ -143,7 +143,7 @@ impl ServerStats {
     /// # Examples
     ///
     /// ```
-    /// let stats = mtls::ServerStats::default(); // or server.stats()
+    /// let stats = mtls::server::ServerStats::default(); // or server.stats()
     /// assert_eq!(stats.handshakes_resumed(), 0);
     /// ```
     pub fn handshakes_resumed(&self) -> u64 {
@@ -155,7 +155,7 @@ impl ServerStats {
     /// # Examples
     ///
     /// ```
-    /// let stats = mtls::ServerStats::default(); // or server.stats()
+    /// let stats = mtls::server::ServerStats::default(); // or server.stats()
     /// assert_eq!(stats.active_connections(), 0);
     /// ```
     pub fn active_connections(&self) -> u64 {
@@ -167,7 +167,7 @@ impl ServerStats {
     /// # Examples
     ///
     /// ```
-    /// let stats = mtls::ServerStats::default(); // or server.stats()
+    /// let stats = mtls::server::ServerStats::default(); // or server.stats()
     /// assert_eq!(stats.handshake_failures(mtls::HandshakeFailure::UnknownIssuer), 0);
     /// ```
     pub fn handshake_failures(&self, reason: HandshakeFailure) -> u64 {
@@ -179,7 +179,7 @@ impl ServerStats {
     /// # Examples
     ///
     /// ```
-    /// let stats = mtls::ServerStats::default(); // or server.stats()
+    /// let stats = mtls::server::ServerStats::default(); // or server.stats()
     /// for (reason, count) in stats.failures() {
     ///     println!("{}: {count}", reason.as_str());
     /// }
@@ -200,7 +200,7 @@ impl ServerStats {
     /// # Examples
     ///
     /// ```
-    /// let stats = mtls::ServerStats::default(); // or server.stats()
+    /// let stats = mtls::server::ServerStats::default(); // or server.stats()
     /// assert!(stats.recent_failures().is_empty());
     /// ```
     pub fn recent_failures(&self) -> Vec<(HandshakeFailure, u64)> {
@@ -220,7 +220,7 @@ impl ServerStats {
     /// # Examples
     ///
     /// ```
-    /// let stats = mtls::ServerStats::default(); // or server.stats()
+    /// let stats = mtls::server::ServerStats::default(); // or server.stats()
     /// assert_eq!(stats.handshake_failures_total(), 0);
     /// ```
     pub fn handshake_failures_total(&self) -> u64 {
@@ -241,7 +241,7 @@ impl ServerStats {
     /// # Examples
     ///
     /// ```
-    /// let stats = mtls::ServerStats::default();
+    /// let stats = mtls::server::ServerStats::default();
     /// let text = stats.prometheus_text();
     /// assert!(text.contains("mtls_handshakes_accepted_total 0"));
     /// assert!(text.contains("mtls_handshake_failures_total{reason=\"unknown_issuer\"} 0"));

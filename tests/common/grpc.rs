@@ -7,7 +7,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use mtls::{Client, PeerIdentity, VerifiedConnectInfo};
+use mtls::{Client, PeerIdentity, peer::VerifiedConnectInfo};
 use tonic::codegen::http;
 use tonic::server::NamedService;
 use tonic::{Request, Response, Status};

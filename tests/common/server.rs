@@ -9,7 +9,7 @@ use http_body_util::Full;
 use hyper::body::{Bytes, Incoming};
 use hyper::service::service_fn;
 use hyper::{Request, Response};
-use mtls::{Client, ClientBuilder, PeerIdentity, Server, ServerBuilder, ServerStats};
+use mtls::{Client, ClientBuilder, PeerIdentity, Server, ServerBuilder, server::ServerStats};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 

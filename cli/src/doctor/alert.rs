@@ -1,7 +1,7 @@
 //! The server's TLS alerts, in words: whether one is its verdict on our certificate, and
 //! what it means for our material.
 
-use mtls::{HandshakeFailure, alert_name};
+use mtls::{HandshakeFailure, error::alert_name};
 use rustls::AlertDescription;
 
 use super::{Context, Diagnosis, diagnosis};

@@ -2,7 +2,7 @@
 
 use std::io;
 
-use mtls::{ClientError, HandshakeFailure, alert_name};
+use mtls::{ClientError, HandshakeFailure, error::alert_name};
 use rustls::AlertDescription;
 
 use super::own_material::Ours;

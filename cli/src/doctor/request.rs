@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use http_body_util::{BodyExt, Empty};
 use hyper::body::Bytes;
 use hyper_util::rt::TokioIo;
-use mtls::{HandshakeFailure, alert_name};
+use mtls::{HandshakeFailure, error::alert_name};
 use tokio::net::TcpStream;
 
 use super::handshake::Established;

@@ -289,7 +289,7 @@ pub fn exists(path: &str) -> bool {
 /// any handler ran.
 pub struct Counted {
     pub addr: SocketAddr,
-    pub stats: Arc<mtls::ServerStats>,
+    pub stats: Arc<mtls::server::ServerStats>,
     pub handled: Arc<std::sync::atomic::AtomicUsize>,
 }
 

@@ -15,13 +15,13 @@ use crate::policy::path::{PathError, canonical_path};
 /// # Examples
 ///
 /// ```
-/// use mtls::{Access, AccessRule, Decision, Roles};
+/// use mtls::{Access, policy::AccessRule, policy::Decision, Roles};
 ///
 /// let roles = Roles::new().role("reader", ["spiffe://example.org/ns/prod/*"])?;
 /// let rule = AccessRule::path("/stock").methods(["GET", "HEAD"]).roles(["reader"]);
 /// let access = Access::new(roles).rule(rule)?;
 /// assert_eq!(access.decide(&http::Method::POST, "/stock", None), Decision::NoRule);
-/// # Ok::<(), mtls::AccessError>(())
+/// # Ok::<(), mtls::policy::AccessError>(())
 /// ```
 #[derive(Debug, Clone)]
 pub struct AccessRule {
@@ -38,14 +38,14 @@ impl AccessRule {
     /// # Examples
     ///
     /// ```
-    /// use mtls::{Access, AccessRule, Decision, Roles};
+    /// use mtls::{Access, policy::AccessRule, policy::Decision, Roles};
     /// use http::Method;
     ///
     /// let roles = Roles::new().role("reader", ["spiffe://example.org/ns/prod/*"])?;
     /// let access = Access::new(roles).rule(AccessRule::path("/stock").roles(["reader"]))?;
     /// assert!(matches!(access.decide(&Method::GET, "/stock/42", None), Decision::Denied(_)));
     /// assert_eq!(access.decide(&Method::GET, "/stockpile", None), Decision::NoRule);
-    /// # Ok::<(), mtls::AccessError>(())
+    /// # Ok::<(), mtls::policy::AccessError>(())
     /// ```
     pub fn path(path: &str) -> Self {
         AccessRule {
@@ -60,7 +60,7 @@ impl AccessRule {
     /// # Examples
     ///
     /// ```
-    /// use mtls::{Access, AccessRule, Decision, Roles};
+    /// use mtls::{Access, policy::AccessRule, policy::Decision, Roles};
     /// use http::Method;
     ///
     /// let roles = Roles::new().role("reader", ["spiffe://example.org/ns/prod/*"])?;
@@ -68,7 +68,7 @@ impl AccessRule {
     /// let access = Access::new(roles).rule(rule)?;
     /// assert!(matches!(access.decide(&Method::GET, "/stock", None), Decision::Denied(_)));
     /// assert_eq!(access.decide(&Method::DELETE, "/stock", None), Decision::NoRule);
-    /// # Ok::<(), mtls::AccessError>(())
+    /// # Ok::<(), mtls::policy::AccessError>(())
     /// ```
     pub fn methods<I, S>(mut self, methods: I) -> Self
     where
@@ -84,7 +84,7 @@ impl AccessRule {
     /// # Examples
     ///
     /// ```
-    /// use mtls::{Access, AccessRule, Decision, PeerIdentity, Roles};
+    /// use mtls::{Access, policy::AccessRule, policy::Decision, PeerIdentity, Roles};
     ///
     /// # let ca = mtls::dev::DevCa::new("test CA")?;
     /// let orders = ca.client("spiffe://example.org/ns/prod/sa/orders")?.identity()?;
@@ -153,7 +153,7 @@ impl Compiled {
 /// # Examples
 ///
 /// ```
-/// use mtls::{Access, AccessRule, Roles};
+/// use mtls::{Access, policy::AccessRule, Roles};
 ///
 /// let roles = Roles::new()
 ///     .role("reader", ["spiffe://example.org/ns/prod/sa/orders"])?
@@ -164,7 +164,7 @@ impl Compiled {
 /// // `access` is a tower Layer: `Router::new()...layer(access)` with axum, or before gRPC
 /// // services: `tonic::transport::Server::builder().layer(access)`.
 /// # drop(access);
-/// # Ok::<(), mtls::AccessError>(())
+/// # Ok::<(), mtls::policy::AccessError>(())
 /// ```
 #[derive(Clone)]
 pub struct Access {
@@ -193,7 +193,7 @@ impl fmt::Debug for Access {
 /// # Examples
 ///
 /// ```
-/// use mtls::{Access, AccessRule, Decision, PeerIdentity, Roles};
+/// use mtls::{Access, policy::AccessRule, policy::Decision, PeerIdentity, Roles};
 /// use http::Method;
 ///
 /// # let ca = mtls::dev::DevCa::new("test CA")?;
@@ -229,7 +229,7 @@ impl Decision {
     ///
     /// ```
     /// use http::Method;
-    /// use mtls::Decision;
+    /// use mtls::policy::Decision;
     ///
     /// assert_eq!(
     ///     Decision::NoRule.refusal(&Method::GET, "/metrics").as_deref(),
@@ -253,12 +253,12 @@ impl Access {
     /// # Examples
     ///
     /// ```
-    /// use mtls::{Access, Decision, Roles};
+    /// use mtls::{Access, policy::Decision, Roles};
     ///
     /// let roles = Roles::new().role("admin", ["spiffe://example.org/ns/ops/*"])?;
     /// let access = Access::new(roles);
     /// assert_eq!(access.decide(&http::Method::GET, "/", None), Decision::NoRule);
-    /// # Ok::<(), mtls::AccessError>(())
+    /// # Ok::<(), mtls::policy::AccessError>(())
     /// ```
     pub fn new(roles: Roles) -> Self {
         Access {
@@ -277,7 +277,7 @@ impl Access {
     /// # Examples
     ///
     /// ```
-    /// use mtls::{Access, AccessError, AccessRule, Decision, Roles};
+    /// use mtls::{Access, policy::AccessError, policy::AccessRule, policy::Decision, Roles};
     ///
     /// let roles = Roles::new()
     ///     .role("reader", ["spiffe://example.org/ns/prod/*"])?
@@ -344,7 +344,7 @@ impl Access {
     /// # Examples
     ///
     /// ```
-    /// use mtls::{Access, AccessRule, Decision, PeerIdentity, Roles};
+    /// use mtls::{Access, policy::AccessRule, policy::Decision, PeerIdentity, Roles};
     /// use http::Method;
     ///
     /// # let ca = mtls::dev::DevCa::new("test CA")?;

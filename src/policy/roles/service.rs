@@ -30,7 +30,7 @@ impl<S> tower_layer::Layer<S> for Access {
 ///
 /// ```
 /// # #[tokio::main] async fn main() -> Result<(), Box<dyn std::error::Error>> {
-/// use mtls::{Access, AccessRule, AccessService, Roles};
+/// use mtls::{Access, policy::AccessRule, policy::AccessService, Roles};
 /// use tower::{Layer, ServiceExt, service_fn};
 ///
 /// let roles = Roles::new().role("admin", ["spiffe://example.org/ns/ops/*"])?;
