@@ -48,8 +48,9 @@ impl Status {
 /// One line of the checklist.
 #[derive(Debug, Serialize)]
 struct Step {
-    /// A stable name for monitoring: `identity`, `validity`, `usage`, `chain`, `resolve`,
-    /// `connect`, `handshake`, `server_certificate`, `client_auth`, `accepted`, `http`.
+    /// A stable name for monitoring: `identity`, `trust`, `config`, `validity`, `usage`,
+    /// `chain`, `resolve`, `connect`, `handshake`, `server_certificate`, `client_auth`,
+    /// `accepted`, `http`, `resumption` (docs/TROUBLESHOOTING.md lists them).
     step: &'static str,
     status: Status,
     detail: String,
