@@ -128,7 +128,8 @@ impl Identity {
         )
     }
 
-    /// [`Identity::from_der`] with the origins to name in errors.
+    /// [`Identity::from_der`] with the origins to name in errors (a keystore's entries).
+    #[cfg(feature = "pkcs12")]
     pub(crate) fn from_der_with_origin(
         chain: Vec<CertificateDer<'static>>,
         key: PrivateKeyDer<'static>,

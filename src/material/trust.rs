@@ -198,6 +198,7 @@ impl TrustBundle {
     }
 
     /// A bundle of store entries: a non-CA entry is named by its alias.
+    #[cfg(feature = "pkcs12")]
     pub(crate) fn from_der_named(
         entries: Vec<(CertificateDer<'static>, Option<String>)>,
         origin: Origin,
